@@ -25,8 +25,12 @@ Messages never contain secrets (passwords, private keys, tokens of an authentica
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 
 @dataclass(frozen=True)
@@ -102,4 +106,23 @@ class CaPort(Protocol):
         ...
 
 
-__all__ = ["CaError", "CaMisconfigured", "CaPort", "CaRejected", "CaUnreachable", "Issued", "Pending"]
+def csr_sha256(csr_pem: str) -> str:
+    """The CSR's identity: SHA-256 (lowercase hex) of its DER encoding, so line endings and PEM
+    wrapping do not change it. The manual CA's token and the local CA's index use it.
+
+    Raises ``ValueError`` when ``csr_pem`` is not a PEM certificate request.
+    """
+    der = x509.load_pem_x509_csr(csr_pem.encode("ascii", "replace")).public_bytes(Encoding.DER)
+    return hashlib.sha256(der).hexdigest()
+
+
+__all__ = [
+    "CaError",
+    "CaMisconfigured",
+    "CaPort",
+    "CaRejected",
+    "CaUnreachable",
+    "Issued",
+    "Pending",
+    "csr_sha256",
+]
