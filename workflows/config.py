@@ -86,6 +86,12 @@ class ClusterConfig:
     ca_per_type: Mapping[str, str]
     renew_before_days: float
     types: tuple[str, ...]
+    version: str = "14.0"
+    """CUCM's version: 14 and later use the certmgr REST API, older ones the SSH CLI."""
+
+    @property
+    def rest(self) -> bool:
+        return int(self.version.split(".")[0]) >= 14
 
     @property
     def publisher(self) -> NodeConfig:
@@ -98,7 +104,6 @@ class ClusterConfig:
 @dataclass(frozen=True)
 class Config:
     path: Path
-    state_dir: Path
     renew_before_days: float
     types: tuple[str, ...]
     risport_per_minute: float
@@ -236,14 +241,10 @@ class _Reader:
 
 def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
     r = _Reader(path)
-    r.only(raw, "", {"state_dir", "renew_before_days", "types", "time_scale", "risport", "ca", "clusters"})
+    r.only(raw, "", {"renew_before_days", "types", "time_scale", "risport", "ca", "clusters"})
     renew = r.number(raw, "renew_before_days", "", 30, minimum=0)
     types = r.types(raw, "types", "", CERT_TYPES)
     time_scale = r.number(raw, "time_scale", "", 1.0, minimum=1.0)
-    state_raw = raw.get("state_dir", "state")
-    if not isinstance(state_raw, str) or not state_raw:
-        raise r.fail("state_dir", "must be a folder path", 'set state_dir = "state"')
-    state_dir = Path(state_raw) if Path(state_raw).is_absolute() else r.base / state_raw
     risport = r.table(raw, "risport", "risport", {"requests_per_minute"})
     per_minute = r.number(risport, "requests_per_minute", "risport", 15, minimum=0.1)
 
@@ -262,7 +263,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         folder = None
         argv: tuple[str, ...] = ()
         if kind == "local":
-            rel = Path(r.string(table, "folder", where, default=str(state_dir / "ca" / name)))
+            rel = Path(r.string(table, "folder", where))
             folder = rel if rel.is_absolute() else r.base / rel
         if kind == "command":
             value = table.get("argv")
@@ -281,7 +282,10 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         if not isinstance(table, Mapping):
             raise r.fail(where, "must be a table", f"write [{where}]")
         r.only(table, where, {"ca_bundle", "known_hosts", "platform", "axl", "ca", "ca_per_type",
-                              "renew_before_days", "types", "nodes"})
+                              "renew_before_days", "types", "nodes", "version"})
+        version = r.string(table, "version", where, default="14.0")
+        if not version.split(".")[0].isdigit():
+            raise r.fail(f"{where}.version", f"not a CUCM version: {version!r}", 'e.g. version = "14.0"')
         nodes_raw = table.get("nodes")
         if not isinstance(nodes_raw, list) or not nodes_raw:
             raise r.fail(f"{where}.nodes", "no nodes", f"add [[{where}.nodes]] tables, the publisher first")
@@ -332,5 +336,6 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             ca_per_type=per_type,
             renew_before_days=r.number(table, "renew_before_days", where, renew, minimum=0),
             types=r.types(table, "types", where, types),
+            version=version,
         )
-    return Config(path, state_dir, renew, types, per_minute, time_scale, clusters, cas)
+    return Config(path, renew, types, per_minute, time_scale, clusters, cas)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from workflows import preflight
@@ -24,13 +24,16 @@ def check_signed(
 
     Raises :class:`workflows.preflight.PreflightError` (its message names CUCM's error and the fix).
     """
-    validated = preflight.validate(
-        leaf_pem,
-        list(chain_pems),
-        csr_pem=csr_pem,
-        cert_type=cert_type,
-        trusted=list(trusted_pems),
-        now=now,
+    roots = []
+    for pem in trusted_pems:
+        try:
+            roots.extend(preflight.parse_bundle(pem.encode(), source="the node's trust store"))
+        except preflight.PreflightError:
+            continue  # an unreadable entry in CUCM's store cannot anchor a chain anyway
+    files = [("the signed certificate", leaf_pem.encode())]
+    files += [(f"chain certificate {i + 1}", pem.encode()) for i, pem in enumerate(chain_pems)]
+    validated = preflight.preflight(
+        cert_type, csr_pem, files, trusted_roots=roots, now=now or datetime.now(UTC)
     )
     leaf = validated.leaf_pem
     # Issuers from the root down: CUCM wants the root in the trust store first, then intermediates.
