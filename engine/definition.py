@@ -281,9 +281,18 @@ class _Ctx:
 
 
 _TOP_KEYS = (
-    "name", "extends", "abstract", "initial", "final", "params", "skip",
-    "states", "transitions", "exclusion", "retry",
-)  # fmt: skip
+    "name",
+    "extends",
+    "abstract",
+    "initial",
+    "final",
+    "params",
+    "skip",
+    "states",
+    "transitions",
+    "exclusion",
+    "retry",
+)
 _STATE_KEYS = ("step", "retry", "wait", "gate", "submit")
 _RETRY_KEYS = ("attempts", "initial", "backoff", "cap", "jitter")
 
