@@ -264,13 +264,17 @@ class Runner:
         if any(kind != "lease" for _id, _defn, _scope, kind in active):
             return False
         holders = self.store.lease_holders()
-        for _id, definition, scope, _kind in active:
+        for run_id, definition, scope, _kind in active:
             defn = self.definitions.get(definition)
+            held_elsewhere = False
             for excl in defn.exclusion if defn else ():
                 holder = holders.get((excl.group, scope))
-                other = self.store.get_run(holder) if holder else None
+                other = self.store.get_run(holder) if holder and holder != run_id else None
                 if other is not None and other.status == "active":
                     return False
+                held_elsewhere = held_elsewhere or other is not None
+            if not held_elsewhere:
+                return False
         return True
 
     def _tick(self, run_id: str) -> None:

@@ -67,6 +67,9 @@ def check(ctx: StepContext) -> Outcome:
 def act(ctx: StepContext) -> Outcome:
     if ctx.attempt <= int(ctx.context.get("fail_times", 0)):
         raise TransientError(f"simulated outage {ctx.attempt} password=hunter2-secret")
+    fail_file = ctx.context.get("fail_file")
+    if fail_file and Path(fail_file).exists():
+        raise TransientError(f"outage while {fail_file} exists")
     if ctx.context.get("permanent"):
         raise PermanentError("the toy refuses for good: remove 'permanent' from the context")
     for node in ctx.params["nodes"]:
