@@ -71,9 +71,7 @@ class Outcome:
         return cls("advance", trigger, dict(output or {}), dict(evidence or {}), reason)
 
     @classmethod
-    def wait(
-        cls, seconds: float | None, reason: str, *, output: Mapping[str, JSON] | None = None
-    ) -> Outcome:
+    def wait(cls, seconds: float | None, reason: str, *, output: Mapping[str, JSON] | None = None) -> Outcome:
         """``seconds=None`` uses the state's declared poll interval."""
         return cls("wait", None, dict(output or {}), {}, reason, wake_in=seconds)
 

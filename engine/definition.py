@@ -281,9 +281,18 @@ class _Ctx:
 
 
 _TOP_KEYS = (
-    "name", "extends", "abstract", "initial", "final", "params", "skip",
-    "states", "transitions", "exclusion", "retry",
-)  # fmt: skip
+    "name",
+    "extends",
+    "abstract",
+    "initial",
+    "final",
+    "params",
+    "skip",
+    "states",
+    "transitions",
+    "exclusion",
+    "retry",
+)
 _STATE_KEYS = ("step", "retry", "wait", "gate", "submit")
 _RETRY_KEYS = ("attempts", "initial", "backoff", "cap", "jitter")
 
@@ -508,12 +517,6 @@ def _check_graph(ctx: _Ctx, raw: _LDict, raw_states: _LDict, defn: Definition) -
         if s.wait and s.wait.on_timeout not in HELD_STATES:
             edges[s.name].add(s.wait.on_timeout)
 
-    for s in defn.states.values():
-        if not s.final and not edges[s.name]:
-            raise ctx.fail(
-                raw_states, s.name, f"state {s.name!r} is not final and has no way out: add a transition"
-            )
-
     reached = {defn.initial}
     todo = [defn.initial]
     while todo:
@@ -527,6 +530,12 @@ def _check_graph(ctx: _Ctx, raw: _LDict, raw_states: _LDict, defn: Definition) -
                 raw_states,
                 sname,
                 f"state {sname!r} is unreachable from {defn.initial!r}: add a transition into it",
+            )
+
+    for s in defn.states.values():
+        if not s.final and not edges[s.name]:
+            raise ctx.fail(
+                raw_states, s.name, f"state {s.name!r} is not final and has no way out: add a transition"
             )
 
     for component in _cycles(edges):

@@ -728,22 +728,23 @@ def _build_path(
     path = [leaf]
     current = leaf
     for _ in range(MAX_CHAIN_DEPTH):
-        if current is not leaf:
-            if _fingerprint(current) in trusted_by_fp:
-                break
-            if _self_issued(current):
-                if not _signed_by(current, current):
-                    raise ChainSignatureInvalid(
-                        f"the root {_describe(current)} has an invalid self-signature (damaged or forged)",
-                        "get the root certificate again from the CA, by a channel you trust",
-                    )
-                break
+        if current is not leaf and _self_issued(current):
+            if not _signed_by(current, current):
+                raise ChainSignatureInvalid(
+                    f"the root {_describe(current)} has an invalid self-signature (damaged or forged)",
+                    "get the root certificate again from the CA, by a channel you trust",
+                )
+            break
         parent = next((p for p in unused if _may_have_issued(p, current)), None)
         if parent is not None:
             unused.remove(parent)
         else:
-            parent = next((p for p in trusted_by_fp.values() if _may_have_issued(p, current)), None)
+            parent = next(
+                (p for p in trusted_by_fp.values() if p not in path and _may_have_issued(p, current)), None
+            )
         if parent is None:
+            if current is not leaf and _fingerprint(current) in trusted_by_fp:
+                break  # an intermediate the node already trusts, whose own issuer we do not have
             raise MissingIntermediate(
                 f"the chain is incomplete: {_describe(current)} was issued by "
                 f"'{current.issuer.rfc4514_string()}', which is neither in the files nor in the "

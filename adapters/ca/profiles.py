@@ -92,8 +92,8 @@ def profile_for(cert_type: str) -> CertProfile | None:
 
 
 def describe_key_usage(names: frozenset[str] | set[str]) -> str:
-    return "+".join(sorted(KU_NAMES.get(n, n) for n in names)) or "(none)"
+    return ", ".join(sorted(KU_NAMES.get(n, n) for n in names)) or "(none)"
 
 
 def describe_eku(oids: tuple[ObjectIdentifier, ...] | set[ObjectIdentifier]) -> str:
-    return "+".join(sorted(EKU_NAMES.get(o, o.dotted_string) for o in oids)) or "(none)"
+    return ", ".join(sorted(EKU_NAMES.get(o, o.dotted_string) for o in oids)) or "(none)"

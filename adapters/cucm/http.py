@@ -60,7 +60,13 @@ def _is_verification_failure(error: requests.exceptions.SSLError) -> bool:
     text = str(error)
     return any(
         marker in text
-        for marker in ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "Hostname mismatch")
+        for marker in (
+            "CERTIFICATE_VERIFY_FAILED",
+            "certificate verify failed",
+            "Hostname mismatch",
+            "CertificateError",
+            "doesn't match",
+        )
     )
 
 

@@ -7,6 +7,7 @@ repeating a refused upload could only make CUCM's state harder to reason about.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import deque
@@ -16,7 +17,6 @@ from typing import TypeVar
 
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
-from tenacity.wait import wait_exponential_jitter
 
 from adapters.cucm.port import CucmThrottled, CucmUnreachable
 
@@ -51,13 +51,14 @@ class RetryPolicy:
 
 def call_with_retry(policy: RetryPolicy, operation: str, node: str | None, fn: Callable[[], T]) -> T:
     """Run ``fn``, retrying :class:`CucmUnreachable` per ``policy``; re-raise the last error."""
-    exponential = wait_exponential_jitter(initial=policy.initial, max=policy.cap, jitter=policy.jitter)
 
     def wait(state: RetryCallState) -> float:
         outcome = state.outcome
         if outcome is not None and isinstance(outcome.exception(), CucmThrottled):
             return policy.throttle_backoff
-        return float(exponential(state))
+        # Exponential with full-range jitter, computed here so tenacity 8 and 9 behave alike.
+        base = policy.initial * 2 ** (state.attempt_number - 1)
+        return min(policy.cap, base + random.uniform(0, policy.jitter))
 
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None

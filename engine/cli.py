@@ -1,0 +1,313 @@
+"""The generic command line an application extends with its own subcommands.
+
+``main(App(...))`` gives every application the operator surface: ``status``, ``approve``,
+``advance``, ``retry``, ``abort``, ``submit``, ``audit export|verify``, ``graph`` and ``daemon``.
+Exit codes: 0 ok, 1 failed, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from engine.api import JSON, Registry
+from engine.audit import AuditError
+from engine.daemon import Engine, EngineError
+from engine.definition import Definition, DefinitionError, load_definitions, to_mermaid
+from engine.logging import configure_logging
+from engine.runner import RunView, iso
+from engine.store import StoreFatal
+
+STATE_ENV = "CUCM_RENEW_STATE"
+
+
+@dataclass
+class Command:
+    """An extra subcommand supplied by the application."""
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    handler: Callable[[argparse.Namespace, CliEnv], int]
+
+
+@dataclass
+class App:
+    prog: str
+    definitions_dir: Path
+    registry: Registry
+    deps_factory: Callable[[argparse.Namespace], Callable[[RunView], Any]]
+    """Builds the per-run dependencies from the command line and configuration."""
+    commands: list[Command] = field(default_factory=list)
+    time_scale: Callable[[argparse.Namespace], float] = lambda args: 1.0
+    description: str = ""
+
+
+class UsageError(Exception):
+    """Bad arguments that argparse could not catch; exit code 2."""
+
+
+class CliEnv:
+    """What a subcommand handler gets: the state folder, definitions, a lazily built engine and
+    output helpers that honour ``--json``."""
+
+    def __init__(self, app: App, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> None:
+        self.app = app
+        self.args = args
+        self.state_dir = Path(args.state_dir)
+        self.json = bool(getattr(args, "json", False))
+        self.stdout = stdout
+        self.stderr = stderr
+        self._definitions: dict[str, Definition] | None = None
+        self._engine: Engine | None = None
+
+    @property
+    def definitions(self) -> dict[str, Definition]:
+        if self._definitions is None:
+            self._definitions = load_definitions(self.app.definitions_dir, self.app.registry)
+        return self._definitions
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = Engine(
+                self.state_dir,
+                self.definitions,
+                self.app.registry,
+                self.app.deps_factory(self.args),
+                time_scale=self.app.time_scale(self.args),
+            )
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+
+    def out(self, data: JSON, text: str | None = None) -> None:
+        """Print ``data`` as JSON with ``--json``, else ``text`` (or ``data`` as it is)."""
+        if self.json or text is None:
+            self.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        else:
+            self.stdout.write(text if text.endswith("\n") else text + "\n")
+        self.stdout.flush()
+
+    def err(self, message: str) -> None:
+        self.stderr.write(f"{self.app.prog}: error: {message}\n")
+        self.stderr.flush()
+
+
+def format_status(runs: Sequence[RunView], *, detail: bool = False) -> str:
+    """Operator-readable status: one line per run, or a block per run with ``detail``."""
+    if not runs:
+        return "no runs"
+    lines = []
+    for r in runs:
+        state = f"{r.state} (from {r.held_from})" if r.held_from else r.state
+        wake = f", next {iso(r.next_wake_at)}" if r.next_wake_at and r.status == "active" else ""
+        why = f" - {r.waiting_reason}" if r.waiting_reason else ""
+        lines.append(f"{r.id}  {r.definition}/{r.scope}  {state}{why}{wake}")
+        if detail:
+            lines.append(f"  status: {r.status}, attempt {r.attempt}")
+            if r.last_error:
+                lines.append(f"  last error: {r.last_error}")
+            for node, text in r.progress.items():
+                lines.append(f"  {node}: {text}")
+    return "\n".join(lines)
+
+
+def _read_submission(path: str) -> JSON:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read --file {path}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _cmd_status(args: argparse.Namespace, env: CliEnv) -> int:
+    runs = env.engine.status(args.run)
+    env.out([r.as_dict() for r in runs], format_status(runs, detail=args.run is not None))
+    return 0
+
+
+def _cmd_approve(args: argparse.Namespace, env: CliEnv) -> int:
+    run = env.engine.approve(args.run, reason=args.reason)
+    env.out(run.as_dict(), f"approved {run.id}: now {run.state}")
+    return 0
+
+
+def _cmd_advance(args: argparse.Namespace, env: CliEnv) -> int:
+    run = env.engine.advance(args.run, args.to, args.reason)
+    env.out(run.as_dict(), f"advanced {run.id}: now {run.state}")
+    return 0
+
+
+def _cmd_retry(args: argparse.Namespace, env: CliEnv) -> int:
+    run = env.engine.retry(args.run)
+    env.out(run.as_dict(), f"retrying {run.id} in {run.state}")
+    return 0
+
+
+def _cmd_abort(args: argparse.Namespace, env: CliEnv) -> int:
+    run = env.engine.abort(args.run, args.reason)
+    env.out(run.as_dict(), f"aborted {run.id}")
+    return 0
+
+
+def _cmd_submit(args: argparse.Namespace, env: CliEnv) -> int:
+    run = env.engine.submit(args.run, args.key, _read_submission(args.file))
+    env.out(run.as_dict(), f"submitted {args.key} to {run.id}")
+    return 0
+
+
+def _cmd_audit(args: argparse.Namespace, env: CliEnv) -> int:
+    if args.audit_command == "verify":
+        result = env.engine.verify_audit()
+        env.out(
+            {
+                "ok": result.ok,
+                "events": result.events,
+                "first_broken_seq": result.first_broken_seq,
+                "problem": result.problem,
+            },
+            str(result),
+        )
+        return 0 if result.ok else 1
+    with contextlib.ExitStack() as stack:
+        out: TextIO = env.stdout
+        if args.output:
+            out = stack.enter_context(open(args.output, "w", encoding="utf-8", newline=""))
+        count = env.engine.export_audit(out, args.format, run=args.run, scope=args.scope, since=args.since)
+    if args.output:
+        env.stderr.write(f"{count} events written to {args.output}\n")
+    return 0
+
+
+def _cmd_graph(args: argparse.Namespace, env: CliEnv) -> int:
+    defn = env.definitions.get(args.definition)
+    if defn is None:
+        raise UsageError(
+            f"unknown definition {args.definition!r}: use one of {', '.join(sorted(env.definitions))}"
+        )
+    env.stdout.write(to_mermaid(defn))
+    return 0
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGTERM or SIGINT, so the engine stops cleanly between steps."""
+    stop = threading.Event()
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+def _cmd_daemon(args: argparse.Namespace, env: CliEnv) -> int:
+    with stop_on_signals() as stop:
+        env.engine.serve(stop)
+    return 0
+
+
+def build_parser(app: App) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=app.prog, description=app.description or None)
+    parser.add_argument(
+        "--state-dir",
+        default=os.environ.get(STATE_ENV, "./state"),
+        help=f"state folder (default: ${STATE_ENV} or ./state)",
+    )
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str, help_text: str, handler: Callable[[argparse.Namespace, CliEnv], int]
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("status", "show runs: state, what each waits for and why, next wake", _cmd_status)
+    p.add_argument("run", nargs="?")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = add("approve", "release a run paused at a gate", _cmd_approve)
+    p.add_argument("run")
+    p.add_argument("--reason", default="")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = add("advance", "move a run by hand to a state the definition allows from where it is", _cmd_advance)
+    p.add_argument("run")
+    p.add_argument("--to", required=True, metavar="STATE")
+    p.add_argument("--reason", required=True, metavar="TEXT")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = add("retry", "retry a failed run in the state it failed in", _cmd_retry)
+    p.add_argument("run")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = add("abort", "stop a run for good", _cmd_abort)
+    p.add_argument("run")
+    p.add_argument("--reason", required=True, metavar="TEXT")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = add("submit", "attach data (a JSON or text file) to a run waiting for it", _cmd_submit)
+    p.add_argument("run")
+    p.add_argument("--key", required=True)
+    p.add_argument("--file", required=True)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = add("audit", "export or verify the audit trail", _cmd_audit)
+    audit = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    exp = audit.add_parser("export", help="write events as JSON Lines or CSV")
+    exp.add_argument("--format", default="jsonl", choices=["jsonl", "csv"])
+    exp.add_argument("--run")
+    exp.add_argument("--scope", "--cluster", dest="scope")
+    exp.add_argument("--since", help="ISO date or timestamp (UTC)")
+    exp.add_argument("--output", help="file to write (default: standard output)")
+    ver = audit.add_parser("verify", help="check the hash chain; exit 1 at the first broken event")
+    ver.add_argument("--json", action="store_true", help="print JSON")
+    p = add("graph", "print a definition as a Mermaid state diagram", _cmd_graph)
+    p.add_argument("definition")
+    add("daemon", "resume every run and drive them until SIGTERM", _cmd_daemon)
+    for command in app.commands:
+        p = add(command.name, command.help, command.handler)
+        command.configure(p)
+    return parser
+
+
+def main(
+    app: App, argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    parser = build_parser(app)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else 2
+    configure_logging(args.log_level)
+    env = CliEnv(app, args, out, err)
+    try:
+        return int(args.handler(args, env))
+    except UsageError as exc:
+        env.err(str(exc))
+        return 2
+    except (EngineError, DefinitionError, AuditError, StoreFatal) as exc:
+        env.err(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        env.err("interrupted")
+        return 1
+    finally:
+        env.close()

@@ -1,0 +1,631 @@
+"""The durable store: one SQLite database in the state folder.
+
+WAL journal, ``synchronous=FULL`` and ``BEGIN IMMEDIATE`` transactions: a transition, its audit
+event and the step output behind it commit together or not at all. Events form a SHA-256 hash
+chain so that any edit or deletion is detectable. Any SQLite error (including a failed fsync,
+which SQLite reports as a disk I/O error) raises :class:`StoreFatal`: the process must stop and the
+next start recovers from what is on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.api import JSON
+
+DB_NAME = "engine.db"
+GENESIS = "0" * 64
+
+_MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        definition TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        state TEXT NOT NULL,
+        held_from TEXT,
+        status TEXT NOT NULL,
+        waiting_reason TEXT NOT NULL DEFAULT '',
+        waiting_kind TEXT NOT NULL DEFAULT '',
+        next_wake_at REAL,
+        wait_started_at REAL,
+        attempt INTEGER NOT NULL DEFAULT 1,
+        last_error TEXT NOT NULL DEFAULT '',
+        on_approve TEXT,
+        context TEXT NOT NULL,
+        visits TEXT NOT NULL,
+        submitted TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        rev INTEGER NOT NULL
+    );
+    CREATE INDEX runs_status ON runs (status);
+    CREATE INDEX runs_rev ON runs (rev);
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        run TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        node TEXT,
+        from_state TEXT,
+        to_state TEXT,
+        trigger TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX events_run ON events (run);
+    CREATE TABLE effects (
+        run TEXT NOT NULL,
+        state TEXT NOT NULL,
+        visit INTEGER NOT NULL,
+        node TEXT NOT NULL,
+        name TEXT NOT NULL,
+        intent TEXT NOT NULL,
+        output TEXT,
+        recorded_at REAL NOT NULL,
+        completed_at REAL,
+        PRIMARY KEY (run, state, visit, node, name)
+    );
+    CREATE TABLE leases (
+        grp TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        run TEXT NOT NULL,
+        acquired_at REAL NOT NULL,
+        PRIMARY KEY (grp, scope)
+    );
+    CREATE TABLE commands (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        run TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        args TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        status TEXT NOT NULL,
+        result TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE progress (
+        run TEXT NOT NULL,
+        node TEXT NOT NULL,
+        text TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (run, node)
+    );
+    """,
+]
+
+
+class StoreFatal(Exception):
+    """The database or the disk under it failed. Stop the process; restart recovers from disk."""
+
+
+class Conflict(Exception):
+    """A run changed under a writer (an operator command landed while its step ran)."""
+
+
+@dataclass
+class RunRow:
+    id: str
+    definition: str
+    scope: str
+    state: str
+    status: str
+    """``active`` (being driven or waiting on a timer), ``paused``, ``failed`` or ``final``."""
+    context: dict[str, JSON]
+    visits: dict[str, int]
+    created_at: float
+    updated_at: float
+    held_from: str | None = None
+    waiting_reason: str = ""
+    waiting_kind: str = ""
+    next_wake_at: float | None = None
+    wait_started_at: float | None = None
+    attempt: int = 1
+    last_error: str = ""
+    on_approve: str | None = None
+    submitted: dict[str, JSON] = field(default_factory=dict)
+    rev: int = 0
+
+
+@dataclass(frozen=True)
+class EventRow:
+    seq: int
+    ts: str
+    run: str
+    scope: str
+    definition: str
+    node: str | None
+    from_state: str | None
+    to_state: str | None
+    trigger: str
+    actor: str
+    reason: str
+    evidence: Mapping[str, JSON]
+    prev_hash: str
+    hash: str
+
+    def as_dict(self) -> dict[str, JSON]:
+        return {
+            "seq": self.seq,
+            "ts": self.ts,
+            "run": self.run,
+            "scope": self.scope,
+            "definition": self.definition,
+            "node": self.node,
+            "from": self.from_state,
+            "to": self.to_state,
+            "trigger": self.trigger,
+            "actor": self.actor,
+            "reason": self.reason,
+            "evidence": dict(self.evidence),
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True)
+class EffectRow:
+    node: str
+    name: str
+    intent: Mapping[str, JSON]
+    output: JSON
+    recorded_at: float
+    completed_at: float | None
+
+
+_RUN_COLS = (
+    "id, definition, scope, state, held_from, status, waiting_reason, waiting_kind, next_wake_at, "
+    "wait_started_at, attempt, last_error, on_approve, context, visits, submitted, created_at, updated_at, "
+    "rev"
+)
+_EVENT_COLS = (
+    "seq, ts, run, scope, definition, node, from_state, to_state, trigger, actor, reason, evidence, "
+    "prev_hash, hash"
+)
+
+
+def _dumps(value: JSON) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_hash(fields: Mapping[str, JSON]) -> str:
+    """SHA-256 over the canonical JSON of an event's fields (everything but ``hash``)."""
+    body = {k: v for k, v in fields.items() if k != "hash"}
+    return hashlib.sha256(_dumps(body).encode("utf-8")).hexdigest()
+
+
+def _run_from(row: tuple[Any, ...]) -> RunRow:
+    return RunRow(
+        id=row[0],
+        definition=row[1],
+        scope=row[2],
+        state=row[3],
+        held_from=row[4],
+        status=row[5],
+        waiting_reason=row[6],
+        waiting_kind=row[7],
+        next_wake_at=row[8],
+        wait_started_at=row[9],
+        attempt=row[10],
+        last_error=row[11],
+        on_approve=row[12],
+        context=json.loads(row[13]),
+        visits=json.loads(row[14]),
+        submitted=json.loads(row[15]),
+        created_at=row[16],
+        updated_at=row[17],
+        rev=row[18],
+    )
+
+
+def _event_from(row: tuple[Any, ...]) -> EventRow:
+    return EventRow(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        json.loads(row[11]),
+        row[12],
+        row[13],
+    )
+
+
+class Tx:
+    """One open ``BEGIN IMMEDIATE`` transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._rev: int | None = None
+        self.events: list[EventRow] = []
+
+    def execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        return self._conn.execute(sql, args)
+
+    def next_rev(self) -> int:
+        if self._rev is None:
+            row = self.execute("SELECT value FROM meta WHERE key = 'rev'").fetchone()
+            self._rev = (int(row[0]) if row else 0) + 1
+            self.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rev', ?)", (str(self._rev),))
+        return self._rev
+
+    def get_run(self, run_id: str) -> RunRow | None:
+        row = self.execute(f"SELECT {_RUN_COLS} FROM runs WHERE id = ?", (run_id,)).fetchone()  # noqa: S608
+        return _run_from(row) if row else None
+
+    def insert_run(self, run: RunRow) -> None:
+        run.rev = self.next_rev()
+        self.execute(f"INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join('?' * 19)})", self._run_args(run))  # noqa: S608
+
+    def update_run(self, run: RunRow, *, expect_rev: int | None = None) -> None:
+        """Write ``run`` back; with ``expect_rev``, refuse (:class:`Conflict`) if it changed since."""
+        if expect_rev is not None:
+            row = self.execute("SELECT rev FROM runs WHERE id = ?", (run.id,)).fetchone()
+            if row is None or row[0] != expect_rev:
+                raise Conflict(run.id)
+        run.rev = self.next_rev()
+        args = self._run_args(run)
+        self.execute(
+            "UPDATE runs SET definition=?, scope=?, state=?, held_from=?, status=?, waiting_reason=?, "
+            "waiting_kind=?, next_wake_at=?, wait_started_at=?, attempt=?, last_error=?, on_approve=?, "
+            "context=?, visits=?, submitted=?, created_at=?, updated_at=?, rev=? WHERE id=?",
+            (*args[1:], args[0]),
+        )
+
+    @staticmethod
+    def _run_args(r: RunRow) -> tuple[Any, ...]:
+        return (
+            r.id,
+            r.definition,
+            r.scope,
+            r.state,
+            r.held_from,
+            r.status,
+            r.waiting_reason,
+            r.waiting_kind,
+            r.next_wake_at,
+            r.wait_started_at,
+            r.attempt,
+            r.last_error,
+            r.on_approve,
+            _dumps(r.context),
+            _dumps(r.visits),
+            _dumps(r.submitted),
+            r.created_at,
+            r.updated_at,
+            r.rev,
+        )
+
+    def append_event(
+        self,
+        *,
+        ts: str,
+        run: RunRow,
+        from_state: str | None,
+        to_state: str | None,
+        trigger: str,
+        actor: str,
+        reason: str = "",
+        evidence: Mapping[str, JSON] | None = None,
+        node: str | None = None,
+    ) -> EventRow:
+        head = self.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+        fields: dict[str, JSON] = {
+            "seq": seq,
+            "ts": ts,
+            "run": run.id,
+            "scope": run.scope,
+            "definition": run.definition,
+            "node": node,
+            "from": from_state,
+            "to": to_state,
+            "trigger": trigger,
+            "actor": actor,
+            "reason": reason,
+            "evidence": json.loads(_dumps(dict(evidence or {}))),
+            "prev_hash": prev,
+        }
+        digest = event_hash(fields)
+        self.execute(
+            f"INSERT INTO events ({_EVENT_COLS}) VALUES ({', '.join('?' * 14)})",  # noqa: S608
+            (
+                seq,
+                ts,
+                run.id,
+                run.scope,
+                run.definition,
+                node,
+                from_state,
+                to_state,
+                trigger,
+                actor,
+                reason,
+                _dumps(fields["evidence"]),
+                prev,
+                digest,
+            ),
+        )
+        self.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('head', ?)", (f"{seq}:{digest}",))
+        event = EventRow(
+            seq,
+            ts,
+            run.id,
+            run.scope,
+            run.definition,
+            node,
+            from_state,
+            to_state,
+            trigger,
+            actor,
+            reason,
+            fields["evidence"],
+            prev,
+            digest,
+        )
+        self.events.append(event)
+        return event
+
+    def lease_holder(self, group: str, scope: str) -> str | None:
+        row = self.execute("SELECT run FROM leases WHERE grp = ? AND scope = ?", (group, scope)).fetchone()
+        return str(row[0]) if row else None
+
+    def take_lease(self, group: str, scope: str, run_id: str, now: float) -> None:
+        self.execute(
+            "INSERT INTO leases (grp, scope, run, acquired_at) VALUES (?, ?, ?, ?)",
+            (group, scope, run_id, now),
+        )
+
+    def release_lease(self, group: str, scope: str, run_id: str) -> None:
+        self.execute("DELETE FROM leases WHERE grp = ? AND scope = ? AND run = ?", (group, scope, run_id))
+
+    def peers(self, scope: str, exclude: str) -> list[tuple[str, str, str]]:
+        rows = self.execute(
+            "SELECT id, definition, CASE WHEN held_from IS NOT NULL THEN held_from ELSE state END "
+            "FROM runs WHERE scope = ? AND status != 'final' AND id != ? ORDER BY created_at, id",
+            (scope, exclude),
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def record_command(self, ts: float, run: str, kind: str, args: Mapping[str, JSON], actor: str) -> None:
+        self.execute(
+            "INSERT INTO commands (ts, run, kind, args, actor, status) VALUES (?, ?, ?, ?, ?, 'applied')",
+            (ts, run, kind, _dumps(dict(args)), actor),
+        )
+
+
+class Store:
+    """Thread-safe access to the state folder's database (one connection, serialised)."""
+
+    def __init__(self, state_dir: Path, *, busy_timeout: float = 30.0) -> None:
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / DB_NAME
+        self._lock = threading.RLock()
+        try:
+            self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(self.state_dir, 0o700)
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+            os.close(fd)
+            os.chmod(self.path, 0o600)
+        except OSError as exc:
+            raise StoreFatal(
+                f"cannot create the state database {self.path}: {exc.strerror}; check the folder"
+            ) from exc
+        try:
+            self._conn = sqlite3.connect(
+                str(self.path), isolation_level=None, check_same_thread=False, timeout=busy_timeout
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreFatal(f"state database {self.path} failed: {exc}") from exc
+
+    def _migrate(self) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > len(_MIGRATIONS):
+                    raise StoreFatal(
+                        f"{self.path} has schema version {version}, newer than this program "
+                        f"({len(_MIGRATIONS)}): upgrade cucm-renew"
+                    )
+                for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            self._conn.execute(statement)
+                    self._conn.execute(f"PRAGMA user_version = {number}")
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[Tx]:
+        """A ``BEGIN IMMEDIATE`` transaction. Exceptions from the body roll back and propagate;
+        SQLite errors become :class:`StoreFatal`."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreFatal(f"state database {self.path}: cannot begin a transaction: {exc}") from exc
+            tx = Tx(self._conn)
+            try:
+                yield tx
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise StoreFatal(f"state database {self.path} failed: {exc}") from exc
+            except BaseException:
+                self._rollback()
+                raise
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise StoreFatal(f"state database {self.path}: commit failed: {exc}") from exc
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("ROLLBACK")
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreFatal(f"state database {self.path} failed: {exc}") from exc
+
+    # ------------------------------------------------------------------ reads
+
+    def data_version(self) -> int:
+        """Changes when another connection (another process) commits."""
+        return int(self._query("PRAGMA data_version")[0][0])
+
+    def get_run(self, run_id: str) -> RunRow | None:
+        rows = self._query(f"SELECT {_RUN_COLS} FROM runs WHERE id = ?", (run_id,))  # noqa: S608
+        return _run_from(rows[0]) if rows else None
+
+    def runs(self, *, include_final: bool = True) -> list[RunRow]:
+        where = "" if include_final else "WHERE status != 'final'"
+        return [
+            _run_from(r)
+            for r in self._query(f"SELECT {_RUN_COLS} FROM runs {where} ORDER BY created_at, id")  # noqa: S608
+        ]
+
+    def wake_list(self) -> list[tuple[float, str]]:
+        """``(next_wake_at, run_id)`` of every active run (a run due now has its creation time)."""
+        rows = self._query("SELECT COALESCE(next_wake_at, 0), id FROM runs WHERE status = 'active'")
+        return [(float(r[0]), str(r[1])) for r in rows]
+
+    def active_summary(self) -> list[tuple[str, str, str, str]]:
+        """``(id, definition, scope, waiting_kind)`` of every active run."""
+        rows = self._query("SELECT id, definition, scope, waiting_kind FROM runs WHERE status = 'active'")
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def changed_since(self, rev: int) -> list[tuple[str, int, str, float | None]]:
+        """``(id, rev, status, next_wake_at)`` of runs written after ``rev``."""
+        rows = self._query("SELECT id, rev, status, next_wake_at FROM runs WHERE rev > ?", (rev,))
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def max_rev(self) -> int:
+        rows = self._query("SELECT value FROM meta WHERE key = 'rev'")
+        return int(rows[0][0]) if rows else 0
+
+    def events(
+        self,
+        *,
+        run: str | None = None,
+        scope: str | None = None,
+        since: str | None = None,
+        after_seq: int = 0,
+    ) -> list[EventRow]:
+        sql = f"SELECT {_EVENT_COLS} FROM events WHERE seq > ?"  # noqa: S608
+        args: list[Any] = [after_seq]
+        if run:
+            sql += " AND run = ?"
+            args.append(run)
+        if scope:
+            sql += " AND scope = ?"
+            args.append(scope)
+        if since:
+            sql += " AND ts >= ?"
+            args.append(since)
+        return [_event_from(r) for r in self._query(sql + " ORDER BY seq", tuple(args))]
+
+    def raw_events(self) -> list[dict[str, Any]]:
+        """Every event row as stored, for verification (no parsing that could hide tampering)."""
+        rows = self._query(f"SELECT {_EVENT_COLS} FROM events ORDER BY seq")  # noqa: S608
+        keys = _EVENT_COLS.split(", ")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def chain_head(self) -> tuple[int, str] | None:
+        rows = self._query("SELECT value FROM meta WHERE key = 'head'")
+        if not rows:
+            return None
+        seq, _, digest = str(rows[0][0]).partition(":")
+        return int(seq), digest
+
+    def get_effect(self, run: str, state: str, visit: int, node: str, name: str) -> EffectRow | None:
+        rows = self._query(
+            "SELECT node, name, intent, output, recorded_at, completed_at FROM effects "
+            "WHERE run = ? AND state = ? AND visit = ? AND node = ? AND name = ?",
+            (run, state, visit, node, name),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return EffectRow(
+            r[0], r[1], json.loads(r[2]), json.loads(r[3]) if r[3] is not None else None, r[4], r[5]
+        )
+
+    def effects(self, run: str) -> list[dict[str, Any]]:
+        rows = self._query(
+            "SELECT state, visit, node, name, intent, output, recorded_at, completed_at FROM effects "
+            "WHERE run = ? ORDER BY recorded_at",
+            (run,),
+        )
+        keys = ("state", "visit", "node", "name", "intent", "output", "recorded_at", "completed_at")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def progress(self, run: str) -> dict[str, str]:
+        return {
+            r[0]: r[1]
+            for r in self._query("SELECT node, text FROM progress WHERE run = ? ORDER BY node", (run,))
+        }
+
+    def lease_holders(self) -> dict[tuple[str, str], str]:
+        return {(r[0], r[1]): r[2] for r in self._query("SELECT grp, scope, run FROM leases")}
+
+    # ------------------------------------------------------------------ small writes
+
+    def record_intent(
+        self, run: str, state: str, visit: int, node: str, name: str, intent: Mapping[str, JSON], now: float
+    ) -> None:
+        with self.tx() as tx:
+            tx.execute(
+                "INSERT OR REPLACE INTO effects (run, state, visit, node, name, intent, output, recorded_at, "
+                "completed_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?, NULL)",
+                (run, state, visit, node, name, _dumps(dict(intent)), now),
+            )
+
+    def record_output(
+        self, run: str, state: str, visit: int, node: str, name: str, output: JSON, now: float
+    ) -> None:
+        with self.tx() as tx:
+            tx.execute(
+                "UPDATE effects SET output = ?, completed_at = ? "
+                "WHERE run = ? AND state = ? AND visit = ? AND node = ? AND name = ?",
+                (_dumps(output), now, run, state, visit, node, name),
+            )
+
+    def set_progress(self, run: str, node: str, text: str, now: float) -> None:
+        with self.tx() as tx:
+            tx.execute(
+                "INSERT OR REPLACE INTO progress (run, node, text, updated_at) VALUES (?, ?, ?, ?)",
+                (run, node, text, now),
+            )
