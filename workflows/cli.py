@@ -375,13 +375,12 @@ def _cmd_submit_cert(args: argparse.Namespace, env: CliEnv) -> int:
 def _configure_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phones", type=int, default=2000)
     p.add_argument("--time-scale", type=float, default=600.0)
-    p.add_argument("--keep", action="store_true", help="keep the temporary state folder")
 
 
 def _cmd_demo(args: argparse.Namespace, env: CliEnv) -> int:
     from workflows.demo import run_demo
 
-    return run_demo(phones=args.phones, time_scale=args.time_scale, keep=args.keep, out=env.stdout)
+    return run_demo(phones=args.phones, time_scale=args.time_scale, out=env.stdout)
 
 
 def _configure_simulate(p: argparse.ArgumentParser) -> None:

@@ -20,6 +20,9 @@ from adapters.cucm.port import CucmPort, NodeRef
 from workflows.config import CaConfig, ClusterConfig, Config, ConfigError
 from workflows.deps import RunDeps
 
+PHONE_RESETS_PER_SECOND = 10
+"""AXL doDeviceReset pace: the TFTP servers must serve every reset phone its configuration."""
+
 
 def cucm_config(config: Config, cluster: ClusterConfig) -> CucmClusterConfig:
     nodes = tuple(
@@ -35,7 +38,9 @@ def cucm_config(config: Config, cluster: ClusterConfig) -> CucmClusterConfig:
         ca_bundle=str(cluster.ca_bundle),
         known_hosts=str(cluster.known_hosts),
         use_rest=cluster.rest,
-        ris_requests_per_minute=max(1, int(config.risport_per_minute)),
+        # The limits are CUCM's, in CUCM's time; a time-scaled lab runs that much faster.
+        ris_requests_per_minute=max(1, int(config.risport_per_minute * config.time_scale)),
+        resets_per_second=max(1, int(PHONE_RESETS_PER_SECOND * config.time_scale)),
         port_map={n.name: dict(n.ports) for n in cluster.nodes if n.ports},
     )
 

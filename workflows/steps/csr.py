@@ -7,6 +7,7 @@ from typing import Any
 from engine.api import Effect, Outcome, Registry, StepContext
 
 from .common import deps, node_map, sha256_text, targets, unit
+from .errors import classified
 
 
 def generate_csrs(ctx: StepContext) -> Outcome:
@@ -47,4 +48,4 @@ def generate_csrs(ctx: StepContext) -> Outcome:
 
 
 def register(registry: Registry) -> None:
-    registry.step("generate_csrs")(generate_csrs)
+    registry.step("generate_csrs")(classified(generate_csrs))

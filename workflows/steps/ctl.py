@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.api import Outcome, Registry, StepContext
 
 from .common import deps
+from .errors import classified
 
 
 def update_ctl(ctx: StepContext) -> Outcome:
@@ -33,4 +34,4 @@ def update_ctl(ctx: StepContext) -> Outcome:
 
 
 def register(registry: Registry) -> None:
-    registry.step("update_ctl")(update_ctl)
+    registry.step("update_ctl")(classified(update_ctl))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.api import Outcome, Registry, StepContext
 
 from .common import deps
+from .errors import classified
 
 
 def check_backup(ctx: StepContext) -> Outcome:
@@ -15,4 +16,4 @@ def check_backup(ctx: StepContext) -> Outcome:
 
 
 def register(registry: Registry) -> None:
-    registry.step("check_backup")(check_backup)
+    registry.step("check_backup")(classified(check_backup))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.api import Outcome, Registry, StepContext
 
 from .common import cert_summary, deps, load_cert, order_nodes, unit
+from .errors import classified
 
 
 def check_expiry(ctx: StepContext) -> Outcome:
@@ -51,4 +52,4 @@ def check_expiry(ctx: StepContext) -> Outcome:
 
 
 def register(registry: Registry) -> None:
-    registry.step("check_expiry")(check_expiry)
+    registry.step("check_expiry")(classified(check_expiry))

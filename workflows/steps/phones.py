@@ -12,6 +12,7 @@ from typing import Any
 from engine.api import Outcome, Registry, StepContext
 
 from .common import deps, iso, names
+from .errors import classified
 
 REGISTERED = "Registered"
 
@@ -97,5 +98,5 @@ def report_missing_phones(ctx: StepContext) -> Outcome:
 
 
 def register(registry: Registry) -> None:
-    registry.step("watch_phones")(watch_phones)
-    registry.step("report_missing_phones")(report_missing_phones)
+    registry.step("watch_phones")(classified(watch_phones))
+    registry.step("report_missing_phones")(classified(report_missing_phones))

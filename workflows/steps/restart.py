@@ -9,6 +9,7 @@ from typing import Any
 from engine.api import Effect, Outcome, Registry, StepContext
 
 from .common import deps, iso, role_of, targets
+from .errors import classified
 
 RUNNING = "Started"
 
@@ -86,4 +87,4 @@ def restart_services(ctx: StepContext) -> Outcome:
 
 
 def register(registry: Registry) -> None:
-    registry.step("restart_services")(restart_services)
+    registry.step("restart_services")(classified(restart_services))

@@ -16,6 +16,7 @@ from workflows.preflight import PreflightError
 
 from .certificate import check_signed, is_ca, pem_list, summary_for_audit
 from .common import deps, names, node_map, targets, unit
+from .errors import classified
 
 
 def _answer(result: Issued | Pending) -> dict[str, Any]:
@@ -132,5 +133,5 @@ def signed_certificate(run_context: Mapping[str, Any], key: str, data: Any) -> A
 
 
 def register(registry: Registry) -> None:
-    registry.step("request_signature")(request_signature)
+    registry.step("request_signature")(classified(request_signature))
     registry.validator("signed_certificate")(signed_certificate)

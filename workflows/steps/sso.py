@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.api import Outcome, Registry, StepContext
 
 from .common import deps, targets
+from .errors import classified
 
 
 def check_sso(ctx: StepContext) -> Outcome:
@@ -35,5 +36,5 @@ def remind_sso(ctx: StepContext) -> Outcome:
 
 
 def register(registry: Registry) -> None:
-    registry.step("check_sso")(check_sso)
-    registry.step("remind_sso")(remind_sso)
+    registry.step("check_sso")(classified(check_sso))
+    registry.step("remind_sso")(classified(remind_sso))

@@ -10,6 +10,7 @@ from workflows.preflight import PreflightError
 
 from .certificate import check_signed
 from .common import deps, fingerprint, node_map, sha256_text, targets, unit
+from .errors import classified
 
 
 def _trusted_fingerprints(pems: list[str]) -> set[str]:
@@ -121,5 +122,5 @@ class CsrReplaced(Exception):
 
 
 def register(registry: Registry) -> None:
-    registry.step("upload_trust")(upload_trust)
-    registry.step("upload_leaf")(upload_leaf)
+    registry.step("upload_trust")(classified(upload_trust))
+    registry.step("upload_leaf")(classified(upload_leaf))

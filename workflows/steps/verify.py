@@ -8,6 +8,7 @@ from adapters.cucm.port import TlsVerificationError
 from engine.api import Outcome, Registry, StepContext
 
 from .common import cert_summary, deps, node_map, targets
+from .errors import classified
 
 
 def verify_presented(ctx: StepContext) -> Outcome:
@@ -47,4 +48,4 @@ def verify_presented(ctx: StepContext) -> Outcome:
 
 
 def register(registry: Registry) -> None:
-    registry.step("verify_presented")(verify_presented)
+    registry.step("verify_presented")(classified(verify_presented))
