@@ -61,7 +61,8 @@ def _time_scale(args: argparse.Namespace) -> float:
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", metavar="FILE",
+        "--config",
+        metavar="FILE",
         help="configuration file (default: $CUCM_RENEW_CONFIG, else ./cucm-renew.toml)",
     )
 
@@ -98,26 +99,48 @@ def summary_rows(runs: Sequence[RunView]) -> list[dict[str, Any]]:
         issued = ctx.get("issued") or {}
         verified = ctx.get("verified") or {}
         for node in ctx.get("targets") or []:
-            rows.append({
-                "cluster": run.scope,
-                "type": run.definition,
-                "node": node,
-                "old_expiry": str((old.get(node) or {}).get("not_after", ""))[:10],
-                "new_expiry": str((issued.get(node) or {}).get("not_after", ""))[:10],
-                "serial": str((issued.get(node) or {}).get("serial", ""))[:16],
-                "verified": bool((verified.get(node) or {}).get("ok")),
-                "state": run.state,
-            })
+            rows.append(
+                {
+                    "cluster": run.scope,
+                    "type": run.definition,
+                    "node": node,
+                    "old_expiry": str((old.get(node) or {}).get("not_after", ""))[:10],
+                    "new_expiry": str((issued.get(node) or {}).get("not_after", ""))[:10],
+                    "serial": str((issued.get(node) or {}).get("serial", ""))[:16],
+                    "verified": bool((verified.get(node) or {}).get("ok")),
+                    "state": run.state,
+                }
+            )
         if not ctx.get("targets"):
-            rows.append({"cluster": run.scope, "type": run.definition, "node": "-", "old_expiry": "",
-                         "new_expiry": "", "serial": "", "verified": False, "state": run.state})
+            rows.append(
+                {
+                    "cluster": run.scope,
+                    "type": run.definition,
+                    "node": "-",
+                    "old_expiry": "",
+                    "new_expiry": "",
+                    "serial": "",
+                    "verified": False,
+                    "state": run.state,
+                }
+            )
     return rows
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     headers = ["type", "node", "old expiry", "new expiry", "serial", "verified", "state"]
-    body = [[r["type"], r["node"], r["old_expiry"], r["new_expiry"], r["serial"],
-             "yes" if r["verified"] else "no", r["state"]] for r in rows]
+    body = [
+        [
+            r["type"],
+            r["node"],
+            r["old_expiry"],
+            r["new_expiry"],
+            r["serial"],
+            "yes" if r["verified"] else "no",
+            r["state"],
+        ]
+        for r in rows
+    ]
     widths = [max(len(h), *(len(str(b[i])) for b in body)) if body else len(h) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
@@ -130,8 +153,11 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def _configure_init(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--from-simulator", metavar="SIMULATOR_JSON",
-                   help="write a configuration for a running simulator (its DIR/simulator.json)")
+    p.add_argument(
+        "--from-simulator",
+        metavar="SIMULATOR_JSON",
+        help="write a configuration for a running simulator (its DIR/simulator.json)",
+    )
     p.add_argument("--output", default="cucm-renew.toml", metavar="FILE", help="where to write it")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
 
@@ -140,14 +166,13 @@ def _cmd_init(args: argparse.Namespace, env: CliEnv) -> int:
     out = Path(args.output)
     if out.exists() and not args.force:
         raise UsageError(f"{out} already exists: pass --force to overwrite it, or --output another file")
-    if args.from_simulator:
-        text = simulator_config(Path(args.from_simulator), out)
-    else:
-        text = example_config()
+    text = simulator_config(Path(args.from_simulator), out) if args.from_simulator else example_config()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
-    env.out({"written": str(out)}, f"wrote {out}" + ("" if args.from_simulator else
-                                                     ": edit it, then try `cucm-renew check`"))
+    env.out(
+        {"written": str(out)},
+        f"wrote {out}" + ("" if args.from_simulator else ": edit it, then try `cucm-renew check`"),
+    )
     return 0
 
 
@@ -200,7 +225,9 @@ def _cmd_check(args: argparse.Namespace, env: CliEnv) -> int:
                 report.append({"cluster": cluster, "error": str(exc)})
                 lines.append(f"{cluster}: cannot reach the publisher: {exc}")
                 continue
-            lines.append(f"cluster {cluster}: CUCM {version}, {mode} mode, renew before {cc.renew_before_days:g} days")
+            lines.append(
+                f"cluster {cluster}: CUCM {version}, {mode} mode, renew before {cc.renew_before_days:g} days"
+            )
             for t in types:
                 roles = set(defs[t].params.get("roles") or [])
                 for node in port.nodes():
@@ -208,12 +235,19 @@ def _cmd_check(args: argparse.Namespace, env: CliEnv) -> int:
                         continue
                     entry: dict[str, Any] = {"cluster": cluster, "type": t, "node": node.name}
                     try:
-                        cert = x509.load_pem_x509_certificate(port.identity_certificate(node.name, t).encode())
+                        cert = x509.load_pem_x509_certificate(
+                            port.identity_certificate(node.name, t).encode()
+                        )
                         left = (cert.not_valid_after_utc - now).total_seconds() / 86400
-                        entry.update(not_after=cert.not_valid_after_utc.isoformat(), days_left=round(left, 1),
-                                     due=left < cc.renew_before_days)
-                        lines.append(f"  {t:<12} {node.name:<28} expires {cert.not_valid_after_utc:%Y-%m-%d} "
-                                     f"({left:.0f} days){'  DUE' if entry['due'] else ''}")
+                        entry.update(
+                            not_after=cert.not_valid_after_utc.isoformat(),
+                            days_left=round(left, 1),
+                            due=left < cc.renew_before_days,
+                        )
+                        lines.append(
+                            f"  {t:<12} {node.name:<28} expires {cert.not_valid_after_utc:%Y-%m-%d} "
+                            f"({left:.0f} days){'  DUE' if entry['due'] else ''}"
+                        )
                     except CucmError as exc:
                         failed = True
                         entry["error"] = str(exc)
@@ -260,13 +294,21 @@ def _cmd_plan(args: argparse.Namespace, env: CliEnv) -> int:
                 cl = config.cluster(cname)
                 if t in cl.types:
                     nodes[cname] = [n.name for n in cl.nodes if n.role in roles]
-        entry = {"type": t, "steps": steps, "skipped": list(d.skip), "services": d.params.get("services"),
-                 "tls_port": d.params.get("tls_port"), "roles": d.params.get("roles"),
-                 "exclusion": [{"group": e.group, "from": e.start, "until": e.until}
-                               for e in d.exclusion], "nodes": nodes}
+        entry = {
+            "type": t,
+            "steps": steps,
+            "skipped": list(d.skip),
+            "services": d.params.get("services"),
+            "tls_port": d.params.get("tls_port"),
+            "roles": d.params.get("roles"),
+            "exclusion": [{"group": e.group, "from": e.start, "until": e.until} for e in d.exclusion],
+            "nodes": nodes,
+        }
         plan.append(entry)
-        lines.append(f"{t}: on {', '.join(d.params.get('roles') or [])} nodes; restart "
-                     f"{', '.join(d.params.get('services') or [])}; verify on port {d.params.get('tls_port')}")
+        lines.append(
+            f"{t}: on {', '.join(d.params.get('roles') or [])} nodes; restart "
+            f"{', '.join(d.params.get('services') or [])}; verify on port {d.params.get('tls_port')}"
+        )
         for cname, ns in nodes.items():
             lines.append(f"  cluster {cname}: {', '.join(ns)}")
         for s in steps:
@@ -282,21 +324,37 @@ def _cmd_plan(args: argparse.Namespace, env: CliEnv) -> int:
 
 
 def start_campaign(
-    engine: Any, config: Config, selection: Sequence[tuple[str, Sequence[str]]], *, force: bool,
+    engine: Any,
+    config: Config,
+    selection: Sequence[tuple[str, Sequence[str]]],
+    *,
+    force: bool,
     definitions: dict[str, Any],
 ) -> list[str]:
     """Start one run per cluster and type in campaign order, unless one is already in progress."""
     started = []
     for cluster, types in selection:
         cc = config.cluster(cluster)
-        for t in sorted(types, key=lambda x: cc.types.index(x) if x in cc.types
-                        else definitions[x].params.get("campaign_position", 99)):
+        for t in sorted(
+            types,
+            key=lambda x: (
+                cc.types.index(x) if x in cc.types else definitions[x].params.get("campaign_position", 99)
+            ),
+        ):
             if engine.find_runs(definition=t, scope=cluster):
                 continue  # resume the run in progress rather than start a second one
-            started.append(engine.start_run(t, cluster, {
-                "cluster": cluster, "cert_type": t, "force": force,
-                "renew_before_days": cc.renew_before_days,
-            }))
+            started.append(
+                engine.start_run(
+                    t,
+                    cluster,
+                    {
+                        "cluster": cluster,
+                        "cert_type": t,
+                        "force": force,
+                        "renew_before_days": cc.renew_before_days,
+                    },
+                )
+            )
     return started
 
 
@@ -307,8 +365,10 @@ def _cmd_run(args: argparse.Namespace, env: CliEnv) -> int:
     start_campaign(engine, config, selection, force=args.force, definitions=env.definitions)
     wanted = {(c, t) for c, ts in selection for t in ts}
     if not env.json:
-        env.stdout.write(f"renewing {sum(len(t) for _, t in selection)} type(s) on "
-                         f"{len(selection)} cluster(s); Ctrl-C stops, `cucm-renew run` resumes\n")
+        env.stdout.write(
+            f"renewing {sum(len(t) for _, t in selection)} type(s) on "
+            f"{len(selection)} cluster(s); Ctrl-C stops, `cucm-renew run` resumes\n"
+        )
     engine.run_until_quiet(on_event=None if env.json else printer(env.stdout))
     runs = [r for r in engine.find_runs(include_final=True) if (r.scope, r.definition) in wanted]
     latest: dict[tuple[str, str], RunView] = {}
@@ -335,9 +395,16 @@ def _held_text(views: Sequence[RunView]) -> str:
 def _configure_submit_cert(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="the run waiting at awaiting_ca (see `cucm-renew status`)")
     p.add_argument("--node", required=True, help="the node the certificate was issued for")
-    p.add_argument("--cert", required=True, metavar="LEAF", help="the signed certificate (PEM, DER or PKCS#7)")
-    p.add_argument("--chain", action="append", default=[], metavar="FILE",
-                   help="CA certificate(s) of its chain (repeatable; any order)")
+    p.add_argument(
+        "--cert", required=True, metavar="LEAF", help="the signed certificate (PEM, DER or PKCS#7)"
+    )
+    p.add_argument(
+        "--chain",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="CA certificate(s) of its chain (repeatable; any order)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -364,8 +431,10 @@ def _cmd_submit_cert(args: argparse.Namespace, env: CliEnv) -> int:
         env.err(f"refused, nothing recorded: {exc}")
         return 1
     view = env.engine.submit(args.run, args.node, data)
-    env.out(view.as_dict(), f"certificate for {args.node} accepted for run {args.run}; "
-                            "the run uploads it on its next step")
+    env.out(
+        view.as_dict(),
+        f"certificate for {args.node} accepted for run {args.run}; the run uploads it on its next step",
+    )
     return 0
 
 
@@ -418,16 +487,32 @@ def build_app() -> App:
         time_scale=_time_scale,
         description="Renew CA-signed certificates on CUCM clusters, end to end.",
         commands=[
-            Command("demo", "renew all five types on an embedded simulated cluster", _configure_demo, _cmd_demo),
+            Command(
+                "demo", "renew all five types on an embedded simulated cluster", _configure_demo, _cmd_demo
+            ),
             Command("init", "write a commented configuration file", _configure_init, _cmd_init),
-            Command("check", "read-only: reach each cluster and report every certificate's expiry",
-                    configure_check, _cmd_check),
+            Command(
+                "check",
+                "read-only: reach each cluster and report every certificate's expiry",
+                configure_check,
+                _cmd_check,
+            ),
             Command("plan", "show each type's steps, guards, services and nodes", configure_plan, _cmd_plan),
-            Command("run", "start the due renewals in campaign order and drive them in the foreground",
-                    configure_run, _cmd_run),
-            Command("simulate", "run a simulated CUCM cluster on 127.0.0.1", _configure_simulate, _cmd_simulate),
-            Command("submit-cert", "give a waiting run the certificate a manual CA signed (pre-flight first)",
-                    _configure_submit_cert, _cmd_submit_cert),
+            Command(
+                "run",
+                "start the due renewals in campaign order and drive them in the foreground",
+                configure_run,
+                _cmd_run,
+            ),
+            Command(
+                "simulate", "run a simulated CUCM cluster on 127.0.0.1", _configure_simulate, _cmd_simulate
+            ),
+            Command(
+                "submit-cert",
+                "give a waiting run the certificate a manual CA signed (pre-flight first)",
+                _configure_submit_cert,
+                _cmd_submit_cert,
+            ),
         ],
     )
 
@@ -442,4 +527,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -114,7 +114,9 @@ class Config:
     def cluster(self, name: str) -> ClusterConfig:
         if name not in self.clusters:
             raise ConfigError(
-                self.path, "clusters", f"no cluster named {name!r}",
+                self.path,
+                "clusters",
+                f"no cluster named {name!r}",
                 f"use one of: {', '.join(self.clusters) or '(none configured)'}, or add [clusters.{name}]",
             )
         return self.clusters[name]
@@ -141,7 +143,9 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     path = find_config(explicit)
     if not path.is_file():
         raise ConfigError(
-            path, "", "configuration file not found",
+            path,
+            "",
+            "configuration file not found",
             "pass --config FILE, set CUCM_RENEW_CONFIG, or write one with `cucm-renew init`",
         )
     try:
@@ -172,22 +176,29 @@ class _Reader:
         unknown = sorted(set(value) - allowed)
         if unknown:
             raise self.fail(
-                f"{where}.{unknown[0]}" if where else unknown[0], "unknown key",
+                f"{where}.{unknown[0]}" if where else unknown[0],
+                "unknown key",
                 f"remove it or use one of: {', '.join(sorted(allowed))}",
             )
 
     def string(self, raw: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
         value = raw.get(key, default)
         if not isinstance(value, str) or not value:
-            raise self.fail(f"{where}.{key}" if where else key, "missing or not a string",
-                            f'set {key} = "..."')
+            raise self.fail(
+                f"{where}.{key}" if where else key, "missing or not a string", f'set {key} = "..."'
+            )
         return value
 
-    def number(self, raw: Mapping[str, Any], key: str, where: str, default: float, *, minimum: float) -> float:
+    def number(
+        self, raw: Mapping[str, Any], key: str, where: str, default: float, *, minimum: float
+    ) -> float:
         value = raw.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-            raise self.fail(f"{where}.{key}" if where else key, f"must be a number >= {minimum:g}",
-                            f"set {key} = {default:g}")
+            raise self.fail(
+                f"{where}.{key}" if where else key,
+                f"must be a number >= {minimum:g}",
+                f"set {key} = {default:g}",
+            )
         return float(value)
 
     def port(self, raw: Mapping[str, Any], key: str, where: str, default: int) -> int:
@@ -203,13 +214,17 @@ class _Reader:
             raise self.fail(f"{where}.{key}", f"file {path} does not exist", "point it at an existing file")
         return path
 
-    def types(self, raw: Mapping[str, Any], key: str, where: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    def types(
+        self, raw: Mapping[str, Any], key: str, where: str, default: tuple[str, ...]
+    ) -> tuple[str, ...]:
         value = raw.get(key)
         if value is None:
             return default
         full = f"{where}.{key}" if where else key
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-            raise self.fail(full, "must be a non-empty list of type names", f'e.g. {key} = ["tomcat", "ipsec"]')
+            raise self.fail(
+                full, "must be a non-empty list of type names", f'e.g. {key} = ["tomcat", "ipsec"]'
+            )
         return tuple(canonical_type(v, file=self.path, key=full) for v in value)
 
     def credential(self, raw: Mapping[str, Any], key: str, where: str) -> Credential:
@@ -217,18 +232,22 @@ class _Reader:
         table = self.table(raw, key, full, {"username", "password_env", "password_file", "password"})
         if "password" in table:
             raise self.fail(
-                f"{full}.password", "passwords are not accepted in the file",
+                f"{full}.password",
+                "passwords are not accepted in the file",
                 f'put it in an environment variable and write password_env = "NAME" under [{full}]',
             )
         if not table:
-            raise self.fail(full, "missing", f'add [{full}] with username and password_env or password_file')
+            raise self.fail(full, "missing", f"add [{full}] with username and password_env or password_file")
         username = self.string(table, "username", full)
         if "password_env" in table:
             var = self.string(table, "password_env", full)
             value = os.environ.get(var)
             if not value:
-                raise self.fail(f"{full}.password_env", f"environment variable {var} is not set",
-                                f"export {var}=... before running cucm-renew")
+                raise self.fail(
+                    f"{full}.password_env",
+                    f"environment variable {var} is not set",
+                    f"export {var}=... before running cucm-renew",
+                )
             return Credential(username, Secret(value, f"${var}"))
         if "password_file" in table:
             pfile = self.path_(table, "password_file", full, must_exist=True)
@@ -268,21 +287,40 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         if kind == "command":
             value = table.get("argv")
             if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-                raise r.fail(f"{where}.argv", "must be a non-empty list of strings",
-                             'e.g. argv = ["/usr/local/bin/sign-csr", "--profile", "cucm"]')
+                raise r.fail(
+                    f"{where}.argv",
+                    "must be a non-empty list of strings",
+                    'e.g. argv = ["/usr/local/bin/sign-csr", "--profile", "cucm"]',
+                )
             argv = tuple(value)
         cas[name] = CaConfig(name, kind, folder, argv, r.number(table, "timeout", where, 60, minimum=1))
 
     clusters: dict[str, ClusterConfig] = {}
     clusters_raw = raw.get("clusters", {})
     if not isinstance(clusters_raw, Mapping) or not clusters_raw:
-        raise r.fail("clusters", "no cluster configured", "add a [clusters.NAME] table (see `cucm-renew init`)")
+        raise r.fail(
+            "clusters", "no cluster configured", "add a [clusters.NAME] table (see `cucm-renew init`)"
+        )
     for name, table in clusters_raw.items():
         where = f"clusters.{name}"
         if not isinstance(table, Mapping):
             raise r.fail(where, "must be a table", f"write [{where}]")
-        r.only(table, where, {"ca_bundle", "known_hosts", "platform", "axl", "ca", "ca_per_type",
-                              "renew_before_days", "types", "nodes", "version"})
+        r.only(
+            table,
+            where,
+            {
+                "ca_bundle",
+                "known_hosts",
+                "platform",
+                "axl",
+                "ca",
+                "ca_per_type",
+                "renew_before_days",
+                "types",
+                "nodes",
+                "version",
+            },
+        )
         version = r.string(table, "version", where, default="14.0")
         if not version.split(".")[0].isdigit():
             raise r.fail(f"{where}.version", f"not a CUCM version: {version!r}", 'e.g. version = "14.0"')
@@ -305,26 +343,42 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             ports: dict[int, int] = {}
             for k, v in ports_raw.items():
                 if not str(k).isdigit() or isinstance(v, bool) or not isinstance(v, int):
-                    raise r.fail(f"{nwhere}.ports.{k}", "must map a CUCM port to a port number",
-                                 'e.g. ports = { "5061" = 45061 }')
+                    raise r.fail(
+                        f"{nwhere}.ports.{k}",
+                        "must map a CUCM port to a port number",
+                        'e.g. ports = { "5061" = 45061 }',
+                    )
                 ports[int(k)] = v
-            nodes.append(NodeConfig(
-                nname, role, r.string(node, "address", nwhere, default=nname),
-                r.port(node, "https_port", nwhere, 8443), r.port(node, "ssh_port", nwhere, 22), ports,
-            ))
+            nodes.append(
+                NodeConfig(
+                    nname,
+                    role,
+                    r.string(node, "address", nwhere, default=nname),
+                    r.port(node, "https_port", nwhere, 8443),
+                    r.port(node, "ssh_port", nwhere, 22),
+                    ports,
+                )
+            )
         if sum(n.role == "publisher" for n in nodes) != 1:
-            raise r.fail(f"{where}.nodes", "exactly one node must have role = \"publisher\"",
-                         "mark the publisher, and only it, with role = \"publisher\"")
+            raise r.fail(
+                f"{where}.nodes",
+                'exactly one node must have role = "publisher"',
+                'mark the publisher, and only it, with role = "publisher"',
+            )
         ca_default = r.string(table, "ca", where)
         per_type_raw = table.get("ca_per_type", {})
         if not isinstance(per_type_raw, Mapping):
             raise r.fail(f"{where}.ca_per_type", "must be a table", 'e.g. ca_per_type = { tomcat = "desk" }')
-        per_type = {canonical_type(k, file=path, key=f"{where}.ca_per_type.{k}"): v
-                    for k, v in per_type_raw.items()}
+        per_type = {
+            canonical_type(k, file=path, key=f"{where}.ca_per_type.{k}"): v for k, v in per_type_raw.items()
+        }
         for key, ca_name in [("ca", ca_default), *((f"ca_per_type.{k}", v) for k, v in per_type.items())]:
             if ca_name not in cas:
-                raise r.fail(f"{where}.{key}", f"unknown CA {ca_name!r}",
-                             f"define [ca.{ca_name}] or use one of: {', '.join(cas) or '(none defined)'}")
+                raise r.fail(
+                    f"{where}.{key}",
+                    f"unknown CA {ca_name!r}",
+                    f"define [ca.{ca_name}] or use one of: {', '.join(cas) or '(none defined)'}",
+                )
         clusters[name] = ClusterConfig(
             name=name,
             nodes=tuple(sorted(nodes, key=lambda n: ROLES.index(n.role))),

@@ -26,9 +26,7 @@ from workflows.registry import DEFINITIONS_DIR, build_registry
 from workflows.wiring import Adapters
 
 
-def run_demo(
-    *, phones: int = 2000, time_scale: float = 600.0, out: TextIO | None = None
-) -> int:
+def run_demo(*, phones: int = 2000, time_scale: float = 600.0, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     folder = Path(tempfile.mkdtemp(prefix="cucm-renew-demo-"))
     started = time.monotonic()
@@ -43,8 +41,9 @@ def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started:
         f"mixed mode, time x{time_scale:g}\n"
     )
     out.flush()
-    with SimulatedCluster(folder / "simulator", nodes=3, imp=1, phones=phones, mixed_mode=True,
-                          time_scale=time_scale) as sim:
+    with SimulatedCluster(
+        folder / "simulator", nodes=3, imp=1, phones=phones, mixed_mode=True, time_scale=time_scale
+    ) as sim:
         config_path = folder / "cucm-renew.toml"
         config_path.write_text(simulator_config(sim.json_path, config_path), encoding="utf-8")
         config = load_config(config_path)
@@ -61,7 +60,9 @@ def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started:
         engine = Engine(state, definitions, registry, adapters.deps, time_scale=config.time_scale)
         try:
             cluster = next(iter(config.clusters))
-            start_campaign(engine, config, [(cluster, list(CERT_TYPES))], force=False, definitions=definitions)
+            start_campaign(
+                engine, config, [(cluster, list(CERT_TYPES))], force=False, definitions=definitions
+            )
             engine.run_until_quiet(on_event=printer(out))
             views = [engine.status(r.id)[0] for r in engine.find_runs(include_final=True)]
             views.sort(key=lambda v: CERT_TYPES.index(v.definition))
@@ -89,5 +90,3 @@ def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started:
 
 def main() -> int:
     return run_demo()
-
-

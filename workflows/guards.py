@@ -18,8 +18,17 @@ from engine.api import GuardInput, GuardResult, Registry
 
 # States in which a run's CUCM changes are live and not yet finished.
 IN_FLIGHT = frozenset(
-    {"trust_uploaded", "backup_idle", "leaf_uploaded", "ctl_updated", "restarted",
-     "phones_reregistered", "phones_missing", "verified", "sso_reenabled"}
+    {
+        "trust_uploaded",
+        "backup_idle",
+        "leaf_uploaded",
+        "ctl_updated",
+        "restarted",
+        "phones_reregistered",
+        "phones_missing",
+        "verified",
+        "sso_reenabled",
+    }
 )
 # States between the CTL rebuild and the phones' re-registration: phones are being disturbed.
 PHONE_IMPACT = frozenset({"ctl_updated", "restarted", "phones_reregistered", "phones_missing"})
@@ -93,8 +102,8 @@ def itl_signers_exclusive(g: GuardInput) -> GuardResult:
             continue
         if peer.definition in first:
             return False, (
-                f"waiting for {peer.definition} run {peer.run_id} (now {peer.state}) to finish with its phones "
-                f"re-registered: {peer.definition} and {g.definition} must never be in flight together "
+                f"waiting for {peer.definition} run {peer.run_id} (now {peer.state}) to finish with its "
+                f"phones re-registered: {peer.definition} and {g.definition} must never be in flight together "
                 "on a cluster (ITL mismatch leaves every phone unregistered)"
             )
         if peer.definition in beside and (peer.state in IN_FLIGHT or peer.state in HELD):

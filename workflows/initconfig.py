@@ -8,7 +8,7 @@ from pathlib import Path
 
 from workflows.config import ConfigError
 
-EXAMPLE = '''\
+EXAMPLE = """\
 # cucm-renew configuration. Paths are relative to this file.
 # Passwords never go in this file: name an environment variable (password_env) or a file
 # readable only by you (password_file).
@@ -67,7 +67,7 @@ role = "subscriber"
 [[clusters.prod.nodes]]
 name = "imp1.example.com"
 role = "imp"
-'''
+"""
 
 
 def example_config() -> str:
@@ -89,8 +89,12 @@ def simulator_config(simulator_json: Path, output: Path) -> str:
         creds = info["credentials"]
         nodes = info["nodes"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(simulator_json, "", f"not a simulator.json ({exc})",
-                          "pass the simulator.json that `cucm-renew simulate --dir DIR` wrote") from exc
+        raise ConfigError(
+            simulator_json,
+            "",
+            f"not a simulator.json ({exc})",
+            "pass the simulator.json that `cucm-renew simulate --dir DIR` wrote",
+        ) from exc
     folder = output.resolve().parent
     folder.mkdir(parents=True, exist_ok=True)
     secrets: dict[str, str] = {}
@@ -104,7 +108,7 @@ def simulator_config(simulator_json: Path, output: Path) -> str:
     lines = [
         f"# cucm-renew configuration for the simulator in {simulator_json.resolve().parent}",
         "renew_before_days = 30",
-        '# The simulator runs its clock faster; every wait of the engine is divided by this.',
+        "# The simulator runs its clock faster; every wait of the engine is divided by this.",
         f"time_scale = {float(info.get('time_scale', 1.0))}",
         "",
         "[risport]",

@@ -26,8 +26,7 @@ PHONE_RESETS_PER_SECOND = 10
 
 def cucm_config(config: Config, cluster: ClusterConfig) -> CucmClusterConfig:
     nodes = tuple(
-        NodeRef(name=n.name, address=n.address, https_port=n.https_port, ssh_port=n.ssh_port,
-                role=n.role)  # type: ignore[arg-type]
+        NodeRef(name=n.name, address=n.address, https_port=n.https_port, ssh_port=n.ssh_port, role=n.role)  # type: ignore[arg-type]
         for n in cluster.nodes
     )
     return CucmClusterConfig(
@@ -65,7 +64,9 @@ class Adapters:
     """One CUCM port per cluster and one CA adapter per configured CA, built on first use and
     shared by every run (they hold connection pools)."""
 
-    def __init__(self, config: Config, *, ca_override: Callable[[str, str], CaPort | None] | None = None) -> None:
+    def __init__(
+        self, config: Config, *, ca_override: Callable[[str, str], CaPort | None] | None = None
+    ) -> None:
         self.config = config
         self._lock = threading.Lock()
         self._cucm: dict[str, CucmPort] = {}

@@ -128,17 +128,29 @@ def test_inline_password_refused_without_echoing_it(folder: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "key", "words"),
     [
-        ('types = ["tomcat", "callmanager", "TVS"]', 'types = ["tomcat", "cup-xmpp"]', "types",
-         ["unknown certificate type 'cup-xmpp'", "CallManager"]),
+        (
+            'types = ["tomcat", "callmanager", "TVS"]',
+            'types = ["tomcat", "cup-xmpp"]',
+            "types",
+            ["unknown certificate type 'cup-xmpp'", "CallManager"],
+        ),
         ('ca = "lab"', 'ca = "corp"', "clusters.lab.ca", ["unknown CA 'corp'", "[ca.corp]"]),
         ('kind = "local"', 'kind = "acme"', "ca.lab.kind", ["unknown CA kind", "command"]),
         ('role = "publisher"', 'role = "subscriber"', "clusters.lab.nodes", ["exactly one"]),
-        ('https_port = 40443', 'https_port = 70000', "clusters.lab.nodes[0].https_port", ["TCP port"]),
-        ('renew_before_days = 40', 'renew_before_dayz = 40', "renew_before_dayz", ["unknown key"]),
-        ('known_hosts = "known_hosts"', 'known_hosts = "missing"', "clusters.lab.known_hosts",
-         ["does not exist"]),
-        ('ca_per_type = { Tomcat = "desk" }', 'ca_per_type = { tomcat = "nope" }',
-         "clusters.lab.ca_per_type.tomcat", ["unknown CA 'nope'"]),
+        ("https_port = 40443", "https_port = 70000", "clusters.lab.nodes[0].https_port", ["TCP port"]),
+        ("renew_before_days = 40", "renew_before_dayz = 40", "renew_before_dayz", ["unknown key"]),
+        (
+            'known_hosts = "known_hosts"',
+            'known_hosts = "missing"',
+            "clusters.lab.known_hosts",
+            ["does not exist"],
+        ),
+        (
+            'ca_per_type = { Tomcat = "desk" }',
+            'ca_per_type = { tomcat = "nope" }',
+            "clusters.lab.ca_per_type.tomcat",
+            ["unknown CA 'nope'"],
+        ),
     ],
 )
 def test_each_mistake_names_key_and_fix(folder: Path, old: str, new: str, key: str, words: list[str]) -> None:

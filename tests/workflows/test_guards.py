@@ -16,20 +16,45 @@ ROLES = {"pub": "publisher", "sub1": "subscriber", "sub2": "subscriber", "imp": 
 PARAMS = {
     "tomcat": {"unit": "tomcat", "roles": ["publisher", "subscriber", "imp"], "requires_sso_off": True},
     "ipsec": {"unit": "ipsec", "roles": ["publisher", "subscriber", "imp"], "requires_drs_idle": True},
-    "CAPF": {"unit": "CAPF", "roles": ["publisher"], "ctl_update": True, "phone_reset": True,
-             "phone_impact_peers": ["CallManager", "TVS"]},
-    "CallManager": {"unit": "CallManager", "roles": ["publisher", "subscriber"], "ctl_update": True,
-                    "phone_reset": True, "itl_signers": {"not_beside": ["TVS"]},
-                    "phone_impact_peers": ["CAPF", "TVS"]},
-    "TVS": {"unit": "TVS", "roles": ["publisher", "subscriber"], "phone_reset": True,
-            "itl_signers": {"finish_first": ["CallManager"]}, "phone_impact_peers": ["CAPF", "CallManager"]},
+    "CAPF": {
+        "unit": "CAPF",
+        "roles": ["publisher"],
+        "ctl_update": True,
+        "phone_reset": True,
+        "phone_impact_peers": ["CallManager", "TVS"],
+    },
+    "CallManager": {
+        "unit": "CallManager",
+        "roles": ["publisher", "subscriber"],
+        "ctl_update": True,
+        "phone_reset": True,
+        "itl_signers": {"not_beside": ["TVS"]},
+        "phone_impact_peers": ["CAPF", "TVS"],
+    },
+    "TVS": {
+        "unit": "TVS",
+        "roles": ["publisher", "subscriber"],
+        "phone_reset": True,
+        "itl_signers": {"finish_first": ["CallManager"]},
+        "phone_impact_peers": ["CAPF", "CallManager"],
+    },
 }
 
 
-def gi(definition: str, context: Mapping[str, Any] | None = None, peers: list[PeerRun] | None = None) -> GuardInput:
+def gi(
+    definition: str, context: Mapping[str, Any] | None = None, peers: list[PeerRun] | None = None
+) -> GuardInput:
     return GuardInput(
-        run_id=f"{definition}-1", definition=definition, scope="lab", source="s", dest="d", trigger="next",
-        params=PARAMS[definition], context={"node_roles": ROLES, **(context or {})}, peers=peers or [], now=NOW,
+        run_id=f"{definition}-1",
+        definition=definition,
+        scope="lab",
+        source="s",
+        dest="d",
+        trigger="next",
+        params=PARAMS[definition],
+        context={"node_roles": ROLES, **(context or {})},
+        peers=peers or [],
+        now=NOW,
     )
 
 
@@ -64,7 +89,9 @@ def test_no_backup_for_ipsec() -> None:
 
 def test_tvs_waits_for_any_callmanager_run() -> None:
     peers = [PeerRun("cm-7", "CallManager", "awaiting_ca")]
-    assert_refused(guards.itl_signers_exclusive(gi("TVS", peers=peers)), "CallManager run cm-7", "never be in flight")
+    assert_refused(
+        guards.itl_signers_exclusive(gi("TVS", peers=peers)), "CallManager run cm-7", "never be in flight"
+    )
     assert guards.itl_signers_exclusive(gi("TVS", peers=[PeerRun("c-1", "CAPF", "restarted")]))[0]
     assert guards.itl_signers_exclusive(gi("TVS"))[0]
 
@@ -74,7 +101,9 @@ def test_callmanager_waits_only_for_tvs_in_flight() -> None:
     assert guards.itl_signers_exclusive(gi("CallManager", peers=early))[0]
     for state in ("trust_uploaded", "restarted", "phones_reregistered", "paused", "failed"):
         assert_refused(
-            guards.itl_signers_exclusive(gi("CallManager", peers=[PeerRun("tvs-2", "TVS", state)])), "tvs-2", state
+            guards.itl_signers_exclusive(gi("CallManager", peers=[PeerRun("tvs-2", "TVS", state)])),
+            "tvs-2",
+            state,
         )
     allowed, reason = guards.itl_signers_exclusive(gi("CAPF", peers=early))
     assert allowed and "does not sign" in reason
@@ -91,29 +120,44 @@ def test_phone_impact_one_type_at_a_time() -> None:
 
 
 def test_ctl_before_restart_in_mixed_mode() -> None:
-    assert_refused(guards.ctl_before_restart(gi("CallManager", {"security_mode": "mixed"})), "mixed mode", "CTL")
+    assert_refused(
+        guards.ctl_before_restart(gi("CallManager", {"security_mode": "mixed"})), "mixed mode", "CTL"
+    )
     assert guards.ctl_before_restart(gi("CallManager", {"security_mode": "mixed", "ctl_updated": True}))[0]
     assert guards.ctl_before_restart(gi("CallManager", {"security_mode": "non-secure"}))[0]
     assert guards.ctl_before_restart(gi("TVS", {"security_mode": "mixed"}))[0]
 
 
 def test_chain_trusted_before_leaf() -> None:
-    ctx = {"targets": ["pub", "sub1"],
-           "issued": {"pub": {"chain_sha256": ["root", "int"]}, "sub1": {"chain_sha256": ["root", "int"]}}}
-    assert_refused(guards.chain_trusted_before_leaf(gi("tomcat", {**ctx, "trusted": {"pub": ["root", "int"],
-                                                                                      "sub1": ["root"]}})),
-                   "sub1", "1 CA certificate", "tomcat-trust")
-    assert guards.chain_trusted_before_leaf(gi("tomcat", {**ctx, "trusted": {"pub": ["root", "int"],
-                                                                             "sub1": ["int", "root"]}}))[0]
+    ctx = {
+        "targets": ["pub", "sub1"],
+        "issued": {"pub": {"chain_sha256": ["root", "int"]}, "sub1": {"chain_sha256": ["root", "int"]}},
+    }
+    assert_refused(
+        guards.chain_trusted_before_leaf(
+            gi("tomcat", {**ctx, "trusted": {"pub": ["root", "int"], "sub1": ["root"]}})
+        ),
+        "sub1",
+        "1 CA certificate",
+        "tomcat-trust",
+    )
+    assert guards.chain_trusted_before_leaf(
+        gi("tomcat", {**ctx, "trusted": {"pub": ["root", "int"], "sub1": ["int", "root"]}})
+    )[0]
 
 
 def test_preflight_and_key_usage_recorded_per_node() -> None:
     ok = {"preflight_ok": True, "checked_for": "ipsec"}
-    assert_refused(guards.preflight_passed(gi("ipsec", {"targets": ["pub", "imp"], "issued": {"pub": ok}})), "imp")
-    assert guards.preflight_passed(gi("ipsec", {"targets": ["pub", "imp"], "issued": {"pub": ok, "imp": ok}}))[0]
+    assert_refused(
+        guards.preflight_passed(gi("ipsec", {"targets": ["pub", "imp"], "issued": {"pub": ok}})), "imp"
+    )
+    assert guards.preflight_passed(
+        gi("ipsec", {"targets": ["pub", "imp"], "issued": {"pub": ok, "imp": ok}})
+    )[0]
     wrong = {"preflight_ok": True, "checked_for": "tomcat"}
-    assert_refused(guards.key_usage_for_type(gi("ipsec", {"targets": ["pub"], "issued": {"pub": wrong}})),
-                   "pub", "ipsec")
+    assert_refused(
+        guards.key_usage_for_type(gi("ipsec", {"targets": ["pub"], "issued": {"pub": wrong}})), "pub", "ipsec"
+    )
     assert guards.key_usage_for_type(gi("ipsec", {"targets": ["pub"], "issued": {"pub": ok}}))[0]
 
 
@@ -122,13 +166,19 @@ def r(node: str, role: str, service: str, req: str, run: str | None) -> dict[str
 
 
 def test_restart_order_publisher_first_one_at_a_time() -> None:
-    good = [r("pub", "publisher", "A", "t01", "t02"), r("pub", "publisher", "B", "t03", "t04"),
-            {"node": "sub1", "role": "subscriber", "service": "A", "skipped": True},
-            r("sub1", "subscriber", "B", "t05", "t06"), r("imp", "imp", "B", "t07", "t08")]
+    good = [
+        r("pub", "publisher", "A", "t01", "t02"),
+        r("pub", "publisher", "B", "t03", "t04"),
+        {"node": "sub1", "role": "subscriber", "service": "A", "skipped": True},
+        r("sub1", "subscriber", "B", "t05", "t06"),
+        r("imp", "imp", "B", "t07", "t08"),
+    ]
     allowed, reason = guards.restart_order(gi("tomcat", {"restarts": good}))
     assert allowed and "4 restart(s)" in reason
     late_pub = [r("sub1", "subscriber", "A", "t01", "t02"), r("pub", "publisher", "A", "t03", "t04")]
-    assert_refused(guards.restart_order(gi("tomcat", {"restarts": late_pub})), "publisher", "after a subscriber")
+    assert_refused(
+        guards.restart_order(gi("tomcat", {"restarts": late_pub})), "publisher", "after a subscriber"
+    )
     overlap = [r("pub", "publisher", "A", "t01", "t05"), r("sub1", "subscriber", "A", "t03", "t06")]
     assert_refused(guards.restart_order(gi("tomcat", {"restarts": overlap})), "sub1", "before the previous")
     unfinished = [r("pub", "publisher", "A", "t01", None)]

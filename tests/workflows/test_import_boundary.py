@@ -42,8 +42,10 @@ def test_workflow_modules_import_only_ports() -> None:
             top = name.split(".")[0]
             if top == "simulator":
                 offenders.append(f"{path.relative_to(ROOT)} imports {name}")
-            if top == "adapters" and name.count(".") >= 2 and not any(
-                name == a or name.startswith(a + ".") for a in ALLOWED
+            if (
+                top == "adapters"
+                and name.count(".") >= 2
+                and not any(name == a or name.startswith(a + ".") for a in ALLOWED)
             ):
                 offenders.append(f"{path.relative_to(ROOT)} imports {name}")
     assert offenders == []

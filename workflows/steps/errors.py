@@ -21,8 +21,9 @@ def classified(step: Callable[[StepContext], Outcome]) -> Callable[[StepContext]
         except (CucmUnreachable, CaUnreachable) as exc:
             raise TransientError(str(exc)) from exc
         except CucmRejected as exc:
-            raise PermanentError(f"{exc} (CUCM said: {exc.cucm_message})" if exc.cucm_message not in str(exc)
-                                 else str(exc)) from exc
+            raise PermanentError(
+                f"{exc} (CUCM said: {exc.cucm_message})" if exc.cucm_message not in str(exc) else str(exc)
+            ) from exc
         except (CucmError, CaRejected, CaMisconfigured) as exc:
             raise PermanentError(str(exc)) from exc
 

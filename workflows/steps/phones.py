@@ -79,8 +79,12 @@ def watch_phones(ctx: StepContext) -> Outcome:
         )
     return Outcome.advance(
         output={"phones": state},
-        evidence={"phones_baseline": len(expected), "phones_reset": reset["accepted"],
-                  "phones_registered": state["registered"], "risport_sweeps": state["sweeps"]},
+        evidence={
+            "phones_baseline": len(expected),
+            "phones_reset": reset["accepted"],
+            "phones_registered": state["registered"],
+            "risport_sweeps": state["sweeps"],
+        },
         reason=f"all {len(expected)} phones registered again",
     )
 

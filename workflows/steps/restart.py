@@ -80,8 +80,12 @@ def restart_services(ctx: StepContext) -> Outcome:
     restarted = [r for r in done if not r.get("skipped")]
     return Outcome.advance(
         output={"restarts": done},
-        evidence={"restarts": [{"node": r["node"], "service": r["service"], "start_time": r.get("start_time")}
-                               for r in restarted]},
+        evidence={
+            "restarts": [
+                {"node": r["node"], "service": r["service"], "start_time": r.get("start_time")}
+                for r in restarted
+            ]
+        },
         reason=f"{len(restarted)} service restart(s), publisher first",
     )
 

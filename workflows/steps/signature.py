@@ -22,7 +22,12 @@ from .errors import classified
 def _answer(result: Issued | Pending) -> dict[str, Any]:
     if isinstance(result, Issued):
         return {"issued": True, "leaf_pem": result.leaf_pem, "chain_pems": list(result.chain_pems)}
-    return {"issued": False, "token": result.token, "retry_after": result.retry_after, "reason": result.reason}
+    return {
+        "issued": False,
+        "token": result.token,
+        "retry_after": result.retry_after,
+        "reason": result.reason,
+    }
 
 
 def request_signature(ctx: StepContext) -> Outcome:
@@ -52,7 +57,9 @@ def request_signature(ctx: StepContext) -> Outcome:
                 answer = ctx.effect(
                     node,
                     "ca_submit",
-                    lambda node=node, csr_pem=csr_pem: _answer(d.ca.submit(csr_pem, cert_type=kind, node=node)),
+                    lambda node=node, csr_pem=csr_pem: _answer(
+                        d.ca.submit(csr_pem, cert_type=kind, node=node)
+                    ),
                     intent={"ca": d.ca.name, "csr_sha256": csrs[node]["sha256"]},
                 )
         except (CaRejected, CaMisconfigured) as exc:
@@ -71,7 +78,8 @@ def request_signature(ctx: StepContext) -> Outcome:
                 )
             except PreflightError as exc:
                 return Outcome.fail(
-                    f"the certificate the CA returned for {node} fails pre-flight, nothing was uploaded: {exc}",
+                    f"the certificate the CA returned for {node} fails pre-flight, "
+                    f"nothing was uploaded: {exc}",
                     retryable=False,
                 )
             sent[node] = {"ca": d.ca.name, "issued": True}

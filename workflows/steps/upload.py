@@ -40,7 +40,11 @@ def upload_trust(ctx: StepContext) -> Outcome:
                 continue
 
             def reconcile(_e: Effect, node: str = node, fp: str = fp) -> Any:
-                return {"uploaded": fp} if fp in _trusted_fingerprints(cucm.trust_certificates(node, kind)) else None
+                return (
+                    {"uploaded": fp}
+                    if fp in _trusted_fingerprints(cucm.trust_certificates(node, kind))
+                    else None
+                )
 
             ctx.effect(
                 node,
@@ -102,13 +106,16 @@ def upload_leaf(ctx: StepContext) -> Outcome:
         except (PreflightError, CsrReplaced) as exc:
             return Outcome.fail(f"{node}: {exc}; nothing was uploaded to {node}", retryable=False)
         except CucmRejected as exc:
-            return Outcome.fail(f"CUCM refused the {kind} certificate on {node}: {exc.cucm_message}",
-                                retryable=False)
+            return Outcome.fail(
+                f"CUCM refused the {kind} certificate on {node}: {exc.cucm_message}", retryable=False
+            )
         uploaded[node] = expected
         ctx.progress(node, f"{kind} certificate uploaded (serial {info['serial']})")
     return Outcome.advance(
         output={"uploaded": uploaded},
-        evidence={"uploaded": {n: {"serial": issued[n]["serial"], "sha256": uploaded[n]} for n in targets(ctx)}},
+        evidence={
+            "uploaded": {n: {"serial": issued[n]["serial"], "sha256": uploaded[n]} for n in targets(ctx)}
+        },
         reason=f"{kind} certificate installed on {len(targets(ctx))} node(s)",
     )
 

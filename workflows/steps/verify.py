@@ -25,13 +25,18 @@ def verify_presented(ctx: StepContext) -> Outcome:
             wrong.append(f"{node}:{port} presents a certificate that does not verify ({exc})")
             continue
         ok = presented["sha256"] == want["sha256"]
-        results[node] = {"ok": ok, "serial": presented["serial"], "not_after": presented["not_after"],
-                         "sha256": presented["sha256"]}
+        results[node] = {
+            "ok": ok,
+            "serial": presented["serial"],
+            "not_after": presented["not_after"],
+            "sha256": presented["sha256"],
+        }
         if ok:
             ctx.progress(node, f"presents serial {presented['serial']} on {port}")
         else:
             wrong.append(
-                f"{node}:{port} still presents serial {presented['serial']} (valid to {presented['not_after']}), "
+                f"{node}:{port} still presents serial {presented['serial']} "
+                f"(valid to {presented['not_after']}), "
                 f"not the uploaded serial {want['serial']}"
             )
     if wrong:
