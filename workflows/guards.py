@@ -103,8 +103,8 @@ def itl_signers_exclusive(g: GuardInput) -> GuardResult:
         if peer.definition in first:
             return False, (
                 f"waiting for {peer.definition} run {peer.run_id} (now {peer.state}) to finish with its "
-                f"phones re-registered: {peer.definition} and {g.definition} must never be in flight together "
-                "on a cluster (ITL mismatch leaves every phone unregistered)"
+                f"phones re-registered: {peer.definition} and {g.definition} must never be in flight "
+                "together on a cluster (ITL mismatch leaves every phone unregistered)"
             )
         if peer.definition in beside and (peer.state in IN_FLIGHT or peer.state in HELD):
             return False, (
