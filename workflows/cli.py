@@ -362,7 +362,10 @@ def _cmd_run(args: argparse.Namespace, env: CliEnv) -> int:
     config = _config(args)
     selection = _selection(config, args)
     engine = env.engine
-    start_campaign(engine, config, selection, force=args.force, definitions=env.definitions)
+    started = start_campaign(engine, config, selection, force=args.force, definitions=env.definitions)
+    if args.detach:
+        env.out(started, "\n".join(f"started {r}" for r in started) or "nothing to start: runs are in progress")
+        return 0
     wanted = {(c, t) for c, ts in selection for t in ts}
     if not env.json:
         env.stdout.write(
@@ -478,6 +481,9 @@ def build_app() -> App:
 
     def configure_run(p: argparse.ArgumentParser) -> None:
         _configure_filters(p, force=True)
+        p.add_argument(
+            "--detach", action="store_true", help="only start the runs; a running `cucm-renew daemon` drives them"
+        )
 
     return App(
         prog=PROG,
