@@ -127,24 +127,29 @@ class RisPort:
         self, names: Iterable[str] | None = None, *, device_class: str = "Phone"
     ) -> dict[str, PhoneState]:
         found: dict[str, PhoneState] = {}
-        if names is not None:
-            wanted = list(dict.fromkeys(names))
-            for start in range(0, len(wanted), self.page):
-                chunk = wanted[start : start + self.page]
-                merge(found, self._select(chunk, "", device_class).devices)
+        if names is None:
+            self._collect(None, device_class, found)
             return found
+        wanted = list(dict.fromkeys(names))
+        for start in range(0, len(wanted), self.page):
+            self._collect(wanted[start : start + self.page], device_class, found)
+        return found
+
+    def _collect(self, names: list[str] | None, device_class: str, found: dict[str, PhoneState]) -> None:
+        """Follow StateInfo until the selection is exhausted (a device on two nodes takes two entries)."""
         state_info = ""
         while True:
-            page = self._select(None, state_info, device_class)
+            page = self._select(names, state_info, device_class)
             new = merge(found, page.devices)
             # A short page is the last; so is a page that brought nothing new or no way forward.
             if page.entries < self.page or new == 0 or not page.state_info or page.state_info == state_info:
-                break
+                return
+            if names is not None and all(name in found for name in names):
+                return
             if (
                 page.total_found is not None
                 and page.total_found > self.page
                 and len(found) >= page.total_found
             ):
-                break
+                return
             state_info = page.state_info
-        return found
