@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from workflows.config import ConfigError
@@ -78,10 +79,13 @@ def _q(value: str) -> str:
     return json.dumps(value)
 
 
-def simulator_config(simulator_json: Path, output: Path) -> str:
+def simulator_config(
+    simulator_json: Path, output: Path, *, ports: Mapping[str, Mapping[int, int]] | None = None
+) -> str:
     """A configuration for the simulator described by ``simulator_json``.
 
     Its passwords go to files beside ``output`` (mode 0600), never into the configuration itself.
+    ``ports`` adds, per node name, CUCM ports reached elsewhere (e.g. ``{5061: 40561}``).
     """
     try:
         info = json.loads(simulator_json.read_text(encoding="utf-8"))
@@ -145,8 +149,9 @@ def simulator_config(simulator_json: Path, output: Path) -> str:
             f"https_port = {int(node['https_port'])}",
             f"ssh_port = {int(node['ssh_port'])}",
         ]
-        ports = node.get("port_map") or {}
-        if ports:
-            inner = ", ".join(f'"{k}" = {int(v)}' for k, v in sorted(ports.items()))
+        extra = (ports or {}).get(node["name"], {})
+        node_ports = {**(node.get("port_map") or {}), **{str(k): v for k, v in extra.items()}}
+        if node_ports:
+            inner = ", ".join(f'"{k}" = {int(v)}' for k, v in sorted(node_ports.items()))
             lines.append(f"ports = {{ {inner} }}")
     return "\n".join(lines) + "\n"
