@@ -220,14 +220,15 @@ class CliSession:
         """Run one CLI command and return its output (without the echo and the final prompt).
 
         ``answers`` reply to interactive questions; ``paste`` is sent at the paste prompt, followed by
-        Enter. Transport failures reconnect and retry per the policy.
+        an empty line. Transport failures reconnect and retry per the policy.
         """
 
         def attempt() -> str:
             with self._lock:
                 try:
                     return self._run_once(command, answers, paste, timeout or self.command_timeout)
-                except CucmUnreachable:
+                except CucmError:
+                    # The shell may be mid-command: never reuse it.
                     self._drop()
                     raise
 
@@ -290,7 +291,8 @@ class CliSession:
             pending = buffer[handled:]
             if not pasted and PASTE_PROMPT.search(pending):
                 assert paste is not None
-                channel.sendall((paste.strip() + "\n").encode())
+                # The certificate, then Enter on an empty line: that is what ends the paste.
+                channel.sendall((paste.strip() + "\n\n").encode())
                 pasted = True
                 handled = len(buffer)
                 continue

@@ -335,8 +335,11 @@ class SshServer:
             transport.start_server(server=Interface())
         except (paramiko.SSHException, EOFError, OSError):
             return
+        channels = []  # held: a channel object that is garbage-collected closes itself
         while transport.is_active() and not self._stop.is_set():
-            transport.accept(timeout=0.5)
+            channel = transport.accept(timeout=0.5)
+            if channel is not None:
+                channels.append(channel)
 
     def _dispatch(self, io_: ShellIO, line: str) -> None:
         self.received.append(line)
@@ -366,8 +369,7 @@ class SshServer:
     def _exec(self, channel: paramiko.Channel, command: str) -> None:
         self.exec_commands.append(command)
         io_ = ShellIO(channel, echo=False)
-        try:
-            self._dispatch(io_, command)
-            channel.send_exit_status(0)
-        finally:
-            channel.close()
+        self._dispatch(io_, command)
+        channel.send_exit_status(0)
+        # EOF, not close: closing before the exec request's reply reaches the client would fail it.
+        channel.shutdown_write()
