@@ -1,0 +1,177 @@
+"""One SSH server per node (paramiko server mode): password auth with the platform account, the
+`admin:` CLI in an interactive shell, and single commands over exec channels."""
+
+from __future__ import annotations
+
+import hmac
+import socket
+import threading
+from typing import TYPE_CHECKING
+
+import paramiko
+
+from simulator.cli import BANNER, PROMPT, CliSession
+
+if TYPE_CHECKING:
+    from simulator.cluster import Node
+    from simulator.runtime import SimulatedCluster
+
+
+class _Interface(paramiko.ServerInterface):
+    def __init__(self, username: str, password: str) -> None:
+        self.username = username
+        self.password = password
+        self.kind: str | None = None
+        self.command = b""
+        self.ready = threading.Event()
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "password"
+
+    def check_auth_password(self, username: str, password: str) -> int:
+        if hmac.compare_digest(username, self.username) and hmac.compare_digest(password, self.password):
+            return paramiko.AUTH_SUCCESSFUL
+        return paramiko.AUTH_FAILED
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        return paramiko.OPEN_SUCCEEDED if kind == "session" else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def check_channel_pty_request(self, *args: object) -> bool:
+        return True
+
+    def check_channel_window_change_request(self, *args: object) -> bool:
+        return True
+
+    def check_channel_shell_request(self, channel: paramiko.Channel) -> bool:
+        self.kind = "shell"
+        self.ready.set()
+        return True
+
+    def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
+        self.kind = "exec"
+        self.command = command
+        self.ready.set()
+        return True
+
+
+class NodeSSHServer:
+    def __init__(self, sim: SimulatedCluster, node: Node, port: int, host_key: paramiko.Ed25519Key) -> None:
+        self.sim = sim
+        self.node = node
+        self.host_key = host_key
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._transports: set[paramiko.Transport] = set()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, name=f"sim-ssh-{node.short}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        with self._lock:
+            transports = list(self._transports)
+        for t in transports:
+            t.close()
+        self._thread.join(timeout=5)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.sim.faults.node_down(self.node.short):
+                client.close()
+                continue
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        transport = paramiko.Transport(client)
+        with self._lock:
+            self._transports.add(transport)
+        try:
+            transport.add_server_key(self.host_key)
+            creds = self.sim.credentials["platform"]
+            iface = _Interface(creds["username"], creds["password"])
+            try:
+                transport.start_server(server=iface)
+            except (paramiko.SSHException, EOFError, OSError):
+                return
+            while transport.is_active() and not self._stop.is_set():
+                channel = transport.accept(timeout=1)
+                if channel is None:
+                    continue
+                if not iface.ready.wait(timeout=30):
+                    channel.close()
+                    continue
+                iface.ready.clear()
+                threading.Thread(target=self._run_channel, args=(channel, iface.kind, iface.command), daemon=True).start()
+        finally:
+            with self._lock:
+                self._transports.discard(transport)
+
+    def _run_channel(self, channel: paramiko.Channel, kind: str | None, command: bytes) -> None:
+        session = CliSession(self.sim.cluster, self.node)
+        try:
+            if kind == "exec":
+                self._exec(channel, session, command.decode(errors="replace"))
+            else:
+                self._shell(channel, session)
+        except (OSError, EOFError, paramiko.SSHException):
+            pass
+        finally:
+            try:
+                channel.close()
+            except (OSError, EOFError):
+                pass
+
+    @staticmethod
+    def _lines(channel: paramiko.Channel, echo: bool) -> object:
+        buffer = b""
+        while True:
+            data = channel.recv(4096)
+            if not data:
+                if buffer:
+                    yield buffer.decode(errors="replace")
+                return
+            if echo:
+                channel.sendall(data.replace(b"\r", b"\r\n") if b"\n" not in data else data)
+            buffer += data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                yield line.decode(errors="replace")
+
+    def _exec(self, channel: paramiko.Channel, session: CliSession, command: str) -> None:
+        failed = False
+        for chunk in session.feed(command):
+            failed = failed or chunk.startswith("Executed command unsuccessfully")
+            channel.sendall(chunk.encode())
+        if session.prompt != PROMPT:
+            channel.sendall(session.prompt.encode() + (b"\n" if session.prompt else b""))
+            for line in self._lines(channel, echo=False):  # type: ignore[attr-defined]
+                for chunk in session.feed(line):
+                    failed = failed or chunk.startswith("Executed command unsuccessfully")
+                    channel.sendall(chunk.encode())
+                if session.prompt == PROMPT:
+                    break
+        channel.send_exit_status(1 if failed else 0)
+
+    def _shell(self, channel: paramiko.Channel, session: CliSession) -> None:
+        channel.sendall(BANNER.replace("\n", "\r\n").encode() + PROMPT.encode())
+        for line in self._lines(channel, echo=True):  # type: ignore[attr-defined]
+            for chunk in session.feed(line):
+                channel.sendall(chunk.replace("\n", "\r\n").encode())
+            if session.closed:
+                channel.send_exit_status(0)
+                return
+            channel.sendall(session.prompt.encode())
