@@ -57,8 +57,8 @@ def call_with_retry(policy: RetryPolicy, operation: str, node: str | None, fn: C
         if outcome is not None and isinstance(outcome.exception(), CucmThrottled):
             return policy.throttle_backoff
         # Exponential with full-range jitter, computed here so tenacity 8 and 9 behave alike.
-        base = policy.initial * 2 ** (state.attempt_number - 1)
-        return min(policy.cap, base + random.uniform(0, policy.jitter))
+        base = policy.initial * 2.0 ** (state.attempt_number - 1)
+        return float(min(policy.cap, base + random.uniform(0, policy.jitter)))
 
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
