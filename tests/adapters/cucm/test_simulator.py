@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from structlog.testing import capture_logs
 
-from adapters.cucm.cluster import Cluster, ClusterConfig, build_cluster
+from adapters.cucm.ccs import ControlCenter
+from adapters.cucm.cluster import Cluster, ClusterConfig, Credentials, build_cluster
 from adapters.cucm.http import NodeHttp
 from adapters.cucm.port import CucmAuthError, CucmRejected, CucmThrottled
 from adapters.cucm.retry import RetryPolicy, SlidingWindowLimiter
@@ -251,6 +252,11 @@ def test_restart_over_control_center_services(cluster: Cluster) -> None:
     with pytest.raises(CucmRejected, match=r"Not Activated|Not Found"):
         cluster.restart_service(IMP, "Cisco CallManager")
     assert cluster.service_status(SUB, "No Such Service").status in ("NotFound", "Unknown")
+    # Tomcat is not stoppable through ControlCenterServices: CUCM's refusal comes back verbatim,
+    # which is why the port restarts it over the CLI.
+    with pytest.raises(CucmRejected) as refused:
+        ControlCenter(cluster._node_http(cluster.node(SUB), "app")).control("Cisco Tomcat")
+    assert "cannot be controlled" in refused.value.cucm_message
 
 
 def test_sweep_reset_and_reregistration(cluster: Cluster) -> None:
@@ -299,8 +305,6 @@ def test_rate_limit_is_respected_and_the_simulator_would_notice(
 
 
 def test_wrong_credentials(sim: SimulatedCluster, tmp_path: Path) -> None:
-    from adapters.cucm.cluster import Credentials
-
     bad = build_cluster(
         config(sim, platform=Credentials("osadmin", "wrong"), axl=Credentials("axladmin", "wrong"))
     )
