@@ -8,7 +8,6 @@ import time
 import tracemalloc
 
 from adapters.cucm.cluster import ClusterConfig, build_cluster
-from adapters.cucm.retry import RetryPolicy
 from adapters.cucm.risport import build_request, parse_page
 from adapters.cucm.soap import parse
 
@@ -58,7 +57,6 @@ def bench_simulator(phones: int) -> None:
     ):
         config = ClusterConfig.from_simulator(
             sim.json_path,
-            retry=RetryPolicy(throttle_backoff=60 / SCALE),
             ris_window_seconds=60 / SCALE,
         )
         cluster = build_cluster(config)

@@ -14,6 +14,7 @@ AXL, ControlCenterServices and RisPort70. They are kept out of ``repr``, logs an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import ssl
@@ -208,7 +209,12 @@ class Cluster:
     # ----------------------------------------------------------------- clients
 
     def _node_http(self, node: NodeRef, api: str) -> NodeHttp:
+        """``api``: ``platform`` (REST), ``app`` (AXL, ControlCenterServices) or ``ris`` (RisPort70)."""
         creds = self.config.platform if api == "platform" else self.config.axl
+        policy = self.config.retry
+        if api == "ris" and policy.throttle_backoff is None:
+            # Back off half the window CUCM counts requests over (30 s for its minute).
+            policy = dataclasses.replace(policy, throttle_backoff=self.config.ris_window_seconds / 2)
         with self._lock:
             client = self._http.get((node.name, api))
             if client is None:
@@ -217,7 +223,7 @@ class Cluster:
                     ca_bundle=self.config.ca_bundle,
                     username=creds.username,
                     password=creds.password,
-                    policy=self.config.retry,
+                    policy=policy,
                     timeout=self.config.http_timeout,
                 )
                 self._http[(node.name, api)] = client
@@ -233,7 +239,7 @@ class Cluster:
         return Axl(self._node_http(self.config.publisher, "app"), version=self.config.axl_version)
 
     def _risport(self) -> RisPort:
-        http = self._node_http(self.config.publisher, "app")
+        http = self._node_http(self.config.publisher, "ris")
         with self._lock:
             if self._ris is None:
                 self._ris = RisPort(http, self.ris_limiter, page=self.config.ris_page_size)
