@@ -105,3 +105,16 @@ def test_configuration_errors_name_the_setting(https: HttpsServer, pki: Pki, tmp
         Credentials("osadmin", "")
     assert "platform-pass" not in repr(base) and "app-pass" not in repr(base)
     assert isinstance(build_cluster(base), Cluster)
+
+
+def test_port_module_imports_no_implementation() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, adapters.cucm.port\n"
+        "heavy = ('paramiko', 'requests', 'urllib3', 'adapters.cucm.cluster')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
