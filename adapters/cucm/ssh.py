@@ -38,6 +38,10 @@ class Answer:
     reply: str
 
 
+# The CLI pages long listings (e.g. `show cert list trust` on a big trust store) behind this prompt;
+# "n" shows the next page. Its wording comes from public tooling, not Cisco's documentation.
+PAGER = Answer(re.compile(r"options:\s*q=quit,\s*n=next.*:\s*$", re.IGNORECASE), "n")
+
 YES_NO = re.compile(r"\(\s*yes\s*\|\s*no\s*\)\s*\??\s*:?\s*$", re.IGNORECASE)
 
 
@@ -226,7 +230,7 @@ class CliSession:
         def attempt() -> str:
             with self._lock:
                 try:
-                    return self._run_once(command, answers, paste, timeout or self.command_timeout)
+                    return self._run_once(command, [*answers, PAGER], paste, timeout or self.command_timeout)
                 except CucmError:
                     # The shell may be mid-command: never reuse it.
                     self._drop()

@@ -25,6 +25,7 @@ class Cli:
         self.ou_answers: list[str] = []
         self.pasted: list[str] = []
         self.csr: str | None = None
+        self.pager_answers: list[str] = []
 
     def commands(self) -> dict[str, object]:
         return {
@@ -34,10 +35,17 @@ class Cli:
             "set cert import trust tomcat": self.import_cert,
             "set cert import own tomcat": self.import_cert,
             "utils service restart Cisco Tomcat": self.restart,
+            "show cert list trust": self.paged_list,
             "utils disaster_recovery status backup": lambda io, _: io.write(
                 "Status: Backup is in progress\nPercentage Complete: 40\n"
             ),
         }
+
+    def paged_list(self, io: ShellIO, _: str) -> None:
+        io.write("".join(f"tomcat-trust/ca{i}.pem: Trust Certificate\n" for i in range(3)))
+        io.write("options: q=quit, n=next, p=prev, b=begin, e=end (lines 1 - 3 of 6) : ")
+        self.pager_answers.append((io.readline() or "").strip())
+        io.write("\n" + "".join(f"tomcat-trust/ca{i}.pem: Trust Certificate\n" for i in range(3, 6)))
 
     def csr_gen(self, io: ShellIO, _: str) -> None:
         io.write("Include OU in CSR (yes|no)?")
@@ -201,3 +209,15 @@ def test_cli_import_failure_carries_the_cli_text(sshd: SshServer, cli: Cli, tmp_
         assert caught.value.cucm_message.endswith("CA Certificate is Not Available in the Trust-Store")
     finally:
         cluster.close()
+
+
+def test_paged_output_is_read_to_the_end(sshd: SshServer, cli: Cli, tmp_path: Path) -> None:
+    s = session(sshd, known_hosts(tmp_path, sshd))
+    try:
+        out = s.run("show cert list trust")
+    finally:
+        s.close()
+    assert cli.pager_answers == ["n"]
+    assert [line.split(":")[0] for line in out.splitlines() if line.startswith("tomcat-trust/")] == [
+        f"tomcat-trust/ca{i}.pem" for i in range(6)
+    ]
