@@ -361,15 +361,21 @@ class SshServer:
                 if line.strip():
                     self._dispatch(io_, line.strip())
                 io_.write("\nadmin:")
-        except OSError:
+        except (OSError, EOFError):
             return
         finally:
-            channel.close()
+            try:
+                channel.close()
+            except (OSError, EOFError):
+                pass  # the client already dropped the connection
 
     def _exec(self, channel: paramiko.Channel, command: str) -> None:
         self.exec_commands.append(command)
         io_ = ShellIO(channel, echo=False)
-        self._dispatch(io_, command)
-        channel.send_exit_status(0)
+        try:
+            self._dispatch(io_, command)
+            channel.send_exit_status(0)
+        except (OSError, EOFError):
+            return
         # EOF, not close: closing before the exec request's reply reaches the client would fail it.
         channel.shutdown_write()
