@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
@@ -364,10 +365,8 @@ class SshServer:
         except (OSError, EOFError):
             return
         finally:
-            try:
+            with contextlib.suppress(OSError, EOFError):  # the client already hung up
                 channel.close()
-            except (OSError, EOFError):
-                pass  # the client already dropped the connection
 
     def _exec(self, channel: paramiko.Channel, command: str) -> None:
         self.exec_commands.append(command)
