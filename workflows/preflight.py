@@ -50,6 +50,7 @@ import base64
 import binascii
 import hashlib
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -81,6 +82,8 @@ _DECODE_ERRORS = (
     UnsupportedAlgorithm,
     x509.DuplicateExtension,
     x509.UnsupportedGeneralNameType,
+    x509.InvalidVersion,  # not a ValueError
+    KeyError,  # cryptography 48 raises it for a name attribute with an unknown string tag
 )
 
 
@@ -319,7 +322,7 @@ def _unbase64(body: bytes, source: str, label: str) -> bytes:
 
 def _load_der_cert(der: bytes, source: str) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
+        return _load_der_x509(der)
     except _DECODE_ERRORS:
         raise UnreadableCertificate(
             f"{source}: a CERTIFICATE block does not decode as an X.509 certificate (damaged or cut short)",
@@ -329,7 +332,7 @@ def _load_der_cert(der: bytes, source: str) -> x509.Certificate:
 
 def _load_pkcs7(der: bytes, source: str) -> list[x509.Certificate]:
     try:
-        certs = pkcs7.load_der_pkcs7_certificates(der)
+        certs = _load_der_pkcs7(der)
     except _DECODE_ERRORS:
         raise UnreadableCertificate(
             f"{source}: the PKCS#7 bundle does not decode", "copy the file again from the CA"
@@ -341,13 +344,29 @@ def _load_pkcs7(der: bytes, source: str) -> list[x509.Certificate]:
     return list(certs)
 
 
+# cryptography warns about some malformed input (BER instead of DER, a serial number that is not
+# positive) instead of refusing it: the warnings are silenced and the faults reported as ours.
+
+
+def _load_der_pkcs7(der: bytes) -> list[x509.Certificate]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pkcs7.load_der_pkcs7_certificates(der)
+
+
+def _load_der_x509(der: bytes) -> x509.Certificate:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return x509.load_der_x509_certificate(der)
+
+
 def _parse_der(data: bytes, source: str) -> list[x509.Certificate]:
     try:
-        return [x509.load_der_x509_certificate(data)]
+        return [_load_der_x509(data)]
     except _DECODE_ERRORS:
         pass
     try:
-        certs = pkcs7.load_der_pkcs7_certificates(data)
+        certs = _load_der_pkcs7(data)
     except _DECODE_ERRORS:
         certs = None
     if certs:
@@ -385,16 +404,24 @@ def _is_der_private_key(data: bytes) -> bool:
 def _force_decode(cert: x509.Certificate, source: str) -> None:
     """cryptography decodes lazily: touch what the checks read, so damage shows up here."""
     try:
-        cert.subject.rfc4514_string()
-        cert.issuer.rfc4514_string()
-        _ = cert.extensions
-        cert.public_key()
-        _ = cert.not_valid_before_utc, cert.not_valid_after_utc, cert.serial_number
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cert.subject.rfc4514_string()
+            cert.issuer.rfc4514_string()
+            _ = cert.extensions
+            cert.public_key()
+            _ = cert.not_valid_before_utc, cert.not_valid_after_utc
+            serial = cert.serial_number
     except _DECODE_ERRORS as exc:
         raise UnreadableCertificate(
             f"{source} holds a malformed certificate ({type(exc).__name__})",
             "ask the CA to issue it again",
         ) from None
+    if serial <= 0:
+        raise UnreadableCertificate(
+            f"{source} holds a certificate whose serial number is not positive (RFC 5280 forbids it)",
+            "ask the CA to issue it again with a positive serial number",
+        )
 
 
 # --------------------------------------------------------------------------- ordering
@@ -464,7 +491,9 @@ def validate(
     Raises a :class:`PreflightError` subclass for the first problem found.
     """
     try:
-        return _validate(cert_type, csr_pem, leaf, chain, trusted_roots, _utc(now))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _validate(cert_type, csr_pem, leaf, chain, trusted_roots, _utc(now))
     except _DECODE_ERRORS as exc:
         # Only a certificate that did not come through parse_bundle can get here.
         raise UnreadableCertificate(
