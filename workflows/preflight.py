@@ -132,7 +132,7 @@ class InvalidCsr(PreflightError):
 
 
 class UnknownCertType(PreflightError):
-    prevents = "uploading to a certificate store that does not exist"
+    prevents = "an upload to a certificate store CUCM does not have"
 
 
 class KeyNotAllowed(PreflightError):
@@ -177,8 +177,8 @@ class WrongKeyUsage(PreflightError):
 
 class WrongExtendedKeyUsage(PreflightError):
     prevents = (
-        "mutual TLS failing after the restart (SIP trunks, ILS, intercluster and phone connections "
-        "need both serverAuth and clientAuth)"
+        "TLS or IPsec peers refusing the node after the restart (SIP trunks, ILS, intercluster and "
+        "phone connections use mutual TLS: serverAuth and clientAuth)"
     )
 
 
@@ -614,7 +614,7 @@ def _check_key(cert: x509.Certificate, what: str) -> None:
     if isinstance(key, rsa.RSAPublicKey):
         if not RSA_MIN_BITS <= key.key_size <= RSA_MAX_BITS:
             raise KeyNotAllowed(
-                f"{what} has a {key.key_size}-bit RSA key; "
+                f"{what} has an RSA key of {key.key_size} bits; "
                 f"CUCM accepts {RSA_MIN_BITS} to {RSA_MAX_BITS} bits",
                 f"generate the CSR with a {RSA_MIN_BITS}-bit key (phones may refuse larger ones), "
                 "and have the CA sign that CSR",
@@ -634,10 +634,9 @@ def _check_key(cert: x509.Certificate, what: str) -> None:
 
 
 def _check_wildcard(leaf: x509.Certificate, what: str) -> None:
-    names = [n for _, n in _sans(leaf) if "*" in n]
     cn = _cn(leaf.subject)
-    if cn and "*" in cn:
-        names.insert(0, cn)
+    names = list(dict.fromkeys([*([cn] if cn else []), *(n for _, n in _sans(leaf))]))
+    names = [n for n in names if "*" in n]
     if names:
         raise WildcardCertificate(
             f"{what} is a wildcard certificate ({', '.join(names)})",
@@ -651,7 +650,7 @@ def _check_node(leaf: x509.Certificate, csr: x509.CertificateSigningRequest, wha
         return  # nothing to compare; the SAN check decides
     if _host(leaf_cn) != _host(csr_cn):
         raise CertificateOfAnotherNode(
-            f"{what} belongs to another node: it is issued to '{leaf_cn}', but the CSR is '{csr_cn}''s",
+            f"{what} belongs to another node: it is issued to '{leaf_cn}', but the CSR is for '{csr_cn}'",
             f"give the certificate issued for {csr_cn} (check the file name and the --node option)",
         )
 
@@ -663,7 +662,7 @@ def _check_sans(leaf: x509.Certificate, csr: x509.CertificateSigningRequest, wha
         return
     parts = []
     if extra:
-        parts.append("names the CSR does not have: " + ", ".join(sorted(n for _, n in extra)))
+        parts.append("has names the CSR does not have: " + ", ".join(sorted(n for _, n in extra)))
     if missing:
         parts.append("lacks names the CSR has: " + ", ".join(sorted(n for _, n in missing)))
     raise SanMismatch(

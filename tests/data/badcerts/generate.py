@@ -437,13 +437,13 @@ def main() -> None:
         "8192-bit RSA",
         [put("certs/rsa-8192.pem", pem(leaf(rsa_key(8192)), inter, root))],
         "KeyNotAllowed",
-        "8192-bit RSA key",
+        "RSA key of 8192 bits",
     )
     case(
         "1024-bit RSA",
         [put("certs/rsa-1024.pem", pem(leaf(rsa_key(1024)), inter, root))],
         "KeyNotAllowed",
-        "1024-bit RSA key",
+        "RSA key of 1024 bits",
     )
 
     # ---------------------------------------------------------------- chain
