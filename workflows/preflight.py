@@ -37,6 +37,7 @@ Errors, as a tree (every message says what CUCM would answer and how to fix it):
         ├── ChainSignatureInvalid
         ├── NotACertificateAuthority
         ├── UnrelatedCertificate
+        ├── TrustNameConflict            a different CA certificate of the same CN is trusted
         └── ChainCertificateExpired
 
 Checks run in a fixed order, the leaf's own faults first, then its relation to the CSR, then the
@@ -204,6 +205,10 @@ class NotACertificateAuthority(ChainError):
 
 class UnrelatedCertificate(ChainError):
     prevents = "unrelated certificates uploaded into the node's trust store"
+
+
+class TrustNameConflict(ChainError):
+    pass
 
 
 class ChainCertificateExpired(ChainError):
@@ -579,6 +584,7 @@ def _validate(
     path = _build_path(leaf, chain, trusted_roots, now)
     trusted_fps = {_fingerprint(c) for c in trusted_roots}
     to_upload = [c for c in reversed(path[1:]) if _fingerprint(c) not in trusted_fps]
+    _check_same_name_in_trust(to_upload, trusted_roots, profile.cert_type)
     return ValidatedCertificate(
         cert_type=profile.cert_type,
         leaf_pem=_pem(leaf),
@@ -740,6 +746,31 @@ def _check_usages(leaf: x509.Certificate, cert_type: str, what: str) -> None:
             f"{template}: extended key usage {describe_eku(profile.extended_key_usage)} "
             "(public ACME CAs no longer issue clientAuth: use an enterprise CA for this type)",
         )
+
+
+def _check_same_name_in_trust(
+    to_upload: Sequence[x509.Certificate], trusted: Sequence[x509.Certificate], cert_type: str
+) -> None:
+    """CUCM keeps one trust certificate per CN, and a certificate that does not start later than
+    the one in place does not replace it: the upload "succeeds", the old CA stays, and the leaf
+    upload then fails."""
+    by_cn: dict[str, x509.Certificate] = {}
+    for cert in trusted:
+        cn = _cn(cert.subject)
+        if cn is not None:
+            by_cn.setdefault(cn.casefold(), cert)
+    for cert in to_upload:
+        cn = _cn(cert.subject)
+        existing = by_cn.get(cn.casefold()) if cn is not None else None
+        if existing is not None and cert.not_valid_before_utc <= existing.not_valid_before_utc:
+            raise TrustNameConflict(
+                f"the node's {cert_type}-trust store already holds a different certificate named "
+                f"'{cn}' (valid from {existing.not_valid_before_utc:%Y-%m-%d}); CUCM keeps one per "
+                f"name and would not replace it with this one (valid from "
+                f"{cert.not_valid_before_utc:%Y-%m-%d})",
+                f"delete the old '{cn}' from {cert_type}-trust first (after checking nothing else "
+                "still needs it), or have the CA give its new certificate a distinct name",
+            )
 
 
 def _build_path(

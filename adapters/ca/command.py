@@ -123,6 +123,7 @@ class CommandCA:
                 env=env,
                 start_new_session=True,  # so a timeout kills the program's children too
                 text=True,
+                errors="replace",  # a program printing binary junk still gets a readable error
             )
         except OSError as exc:
             raise CaMisconfigured(

@@ -105,6 +105,12 @@ def test_exit_2_rejected_with_the_ca_text(tmp_path: Path, make_csr: MakeCsr) -> 
     assert "CA 'corp-pki' rejected" in str(caught.value)
 
 
+def test_binary_junk_from_the_program_still_gives_a_readable_error(tmp_path: Path, make_csr: MakeCsr) -> None:
+    ca = CommandCA(script(tmp_path, "printf 'refused \\377\\376\\n' >&2; printf '\\377'; exit 2\n"))
+    with pytest.raises(CaRejected, match="refused \ufffd\ufffd"):
+        ca.submit(make_csr(0), cert_type="tomcat", node="n")
+
+
 def test_exit_3_unreachable(tmp_path: Path, make_csr: MakeCsr) -> None:
     ca = CommandCA(script(tmp_path, "echo 'connection refused' >&2; exit 3\n"))
     with pytest.raises(CaUnreachable, match="connection refused"):

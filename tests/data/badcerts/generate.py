@@ -524,6 +524,17 @@ def main() -> None:
         "not a CA certificate",
     )
 
+    stale_key = rsa_key()
+    stale = ca_cert("Example Issuing CA", stale_key, (root, root_key), start=datetime(2024, 6, 1, tzinfo=UTC))
+    put("ca/intermediate-same-name.pem", pem(stale))
+    case(
+        "another CA certificate of the same name is trusted",
+        ["certs/ok-full-chain.pem"],
+        "TrustNameConflict",
+        "already holds a different certificate named 'Example Issuing CA'",
+        trusted=["ca/root.pem", "ca/intermediate-same-name.pem"],
+    )
+
     # ---------------------------------------------------------------- not certificates
     rng = random.Random(4)
     case(
