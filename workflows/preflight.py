@@ -22,6 +22,7 @@ Errors, as a tree (every message says what CUCM would answer and how to fix it):
     ├── InvalidCsr                       the recorded CSR itself is unreadable or badly signed
     ├── UnknownCertType
     ├── KeyNotAllowed                    RSA outside 2048..4096 bits, or not RSA/ECDSA
+    ├── NodeCertificateMissing           only CA certificates were given
     ├── SelfSignedLeaf
     ├── WildcardCertificate
     ├── CertificateOfAnotherNode
@@ -138,6 +139,10 @@ class UnknownCertType(PreflightError):
 
 class KeyNotAllowed(PreflightError):
     prevents = "CUCM refusing the certificate (RSA keys must be 2048 to 4096 bits)"
+
+
+class NodeCertificateMissing(PreflightError):
+    prevents = f'CUCM refusing the upload with "{KEY_MISMATCH_ERROR}"'
 
 
 class SelfSignedLeaf(PreflightError):
@@ -561,6 +566,15 @@ def _validate(
     csr = _load_csr(csr_pem)
     what = f"the {profile.cert_type} certificate {_describe(leaf)}"
 
+    leaf_key = leaf.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    csr_key = csr.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    if _is_ca(leaf) and leaf_key != csr_key:
+        # Only CA certificates were given (a CAPF leaf is a CA too, but carries the CSR's key).
+        raise NodeCertificateMissing(
+            f"the files hold only CA certificates ({_describe(leaf)} is a CA): the node's own "
+            "certificate is not among them",
+            "give the certificate the CA issued for the node (--cert), and its CA certificates with --chain",
+        )
     _check_key(leaf, what)
     if _self_issued(leaf) and _signed_by(leaf, leaf):
         raise SelfSignedLeaf(
@@ -569,8 +583,6 @@ def _validate(
         )
     _check_wildcard(leaf, what)
     _check_node(leaf, csr, what)
-    leaf_key = leaf.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    csr_key = csr.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     if leaf_key != csr_key:
         raise PublicKeyMismatch(
             f"{what} was not signed from the node's current CSR: its public key differs from the CSR's",

@@ -630,6 +630,19 @@ def main() -> None:
         csr_file="csr/garbage.csr",
     )
 
+    case(
+        "only the chain, no node certificate",
+        ["certs/ok-chain.pem"],
+        "NodeCertificateMissing",
+        "'Example Issuing CA' is a CA",
+    )
+    case(
+        "only the root",
+        ["ca/root.pem"],
+        "NodeCertificateMissing",
+        "the node's own certificate is not among them",
+    )
+
     for path, data in files.items():
         (HERE / path).write_bytes(data)
     manifest = {"now": NOW.isoformat(), "cases": cases}
