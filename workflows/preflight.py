@@ -65,7 +65,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, pkcs7
 from cryptography.x509.oid import NameOID
 
-from adapters.ca.port import Issued
+from adapters.ca.port import DECODE_ERRORS, Issued
 from adapters.ca.profiles import KU_NAMES, PROFILES, describe_eku, describe_key_usage, profile_for
 
 TRUST_STORE_ERROR = "CA Certificate is Not Available in the Trust-Store"
@@ -78,15 +78,7 @@ EC_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 MAX_CHAIN_DEPTH = 8
 
 # What a damaged certificate can raise from cryptography's lazy parsing.
-_DECODE_ERRORS = (
-    ValueError,
-    TypeError,
-    UnsupportedAlgorithm,
-    x509.DuplicateExtension,
-    x509.UnsupportedGeneralNameType,
-    x509.InvalidVersion,  # not a ValueError
-    KeyError,  # cryptography 48 raises it for a name attribute with an unknown string tag
-)
+_DECODE_ERRORS = DECODE_ERRORS
 
 
 # --------------------------------------------------------------------------- errors
@@ -913,7 +905,9 @@ def _may_have_issued(parent: x509.Certificate, child: x509.Certificate) -> bool:
 def _signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
     try:
         child.verify_directly_issued_by(parent)
-    except (InvalidSignature, *_DECODE_ERRORS):
+    except InvalidSignature:
+        return False
+    except _DECODE_ERRORS:
         return False
     return True
 
