@@ -1,4 +1,4 @@
-"""CSRs for the CA adapter tests: real keys, made once per session (key generation is slow)."""
+"""CSRs for the CA adapter tests: real keys, made once per test run (key generation is slow)."""
 
 from __future__ import annotations
 
