@@ -306,14 +306,21 @@ def describe(cert: object) -> str:
         "  Version: V3\n"
         f"  Serial Number: {format(cert.serial_number, 'X')}\n"
         "  SignatureAlgorithm: SHA256withRSA (1.2.840.113549.1.1.11)\n"
-        f"  Issuer Name: {cert.issuer.rfc4514_string()}\n"
+        f"  Issuer Name: {_dn(cert.issuer)}\n"
         f"  Validity From: {cert.not_valid_before_utc.strftime(fmt)}\n"
         f"           To:   {cert.not_valid_after_utc.strftime(fmt)}\n"
-        f"  Subject Name: {cert.subject.rfc4514_string()}\n"
+        f"  Subject Name: {_dn(cert.subject)}\n"
         f"  Key: RSA ({pki.key_bits(cert)} bits)\n"
         f"  SubjectAltNames: {', '.join(pki.dns_sans(cert))}\n"
         "]\n" + pki.pem(cert)
     )
+
+
+def _dn(name: object) -> str:
+    from cryptography import x509
+
+    assert isinstance(name, x509.Name)
+    return ", ".join(f"{a.rfc4514_attribute_name}={a.value}" for a in name)
 
 
 def run_command(cluster: Cluster, node: Node, line: str, answers: list[str] | None = None) -> str:

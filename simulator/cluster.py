@@ -362,8 +362,14 @@ class Cluster:
     def bundle_certificates(self) -> list[x509.Certificate]:
         """Everything a client needs to verify any node's tomcat certificate."""
         with self.lock:
-            certs = [n.identities["tomcat"].installed for n in self.nodes]
-            certs += [n.identities["tomcat"].presented for n in self.nodes]
+            # Self-signed certificates that are presented, plus the CAs we were told of. A CA-signed
+            # leaf must not be in the bundle: it shares its subject with the self-signed one, and
+            # OpenSSL would then pick it as that certificate's issuer.
+            certs = [
+                n.identities["tomcat"].presented
+                for n in self.nodes
+                if n.identities["tomcat"].presented.issuer == n.identities["tomcat"].presented.subject
+            ]
             certs += self.ca_bundle_extra
             seen: dict[str, x509.Certificate] = {}
             for c in certs:
@@ -497,8 +503,6 @@ class Cluster:
                     "time": _iso(time.time()),
                 }
             )
-            if self.mixed_mode is False or cert_type not in ("CallManager", "CAPF"):
-                pass
             return leaf
 
     def upload_trust(self, node: Node, cert_types: Sequence[str], texts: Sequence[str | bytes]) -> list[str]:

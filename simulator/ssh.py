@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import socket
 import threading
@@ -74,10 +75,11 @@ class NodeSSHServer:
 
     def stop(self) -> None:
         self._stop.set()
-        try:
+        # shutdown() wakes a thread blocked in accept(); close() alone does not on Linux.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
         with self._lock:
             transports = list(self._transports)
         for t in transports:
@@ -130,10 +132,8 @@ class NodeSSHServer:
         except (OSError, EOFError, paramiko.SSHException):
             pass
         finally:
-            try:
+            with contextlib.suppress(OSError, EOFError):
                 channel.close()
-            except (OSError, EOFError):
-                pass
 
     @staticmethod
     def _lines(channel: paramiko.Channel, echo: bool) -> object:
