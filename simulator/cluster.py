@@ -76,6 +76,8 @@ _NOT_ACTIVATED = ("Cisco CAR Scheduler",)
 REGISTERED, UNREGISTERED = "Registered", "UnRegistered"
 BLOCK_NONE, BLOCK_ITL, BLOCK_CTL = 0, 1, 2
 
+DUPLICATE_EVERY = 100
+
 PHONE_MODELS = (621, 622, 623, 36670, 36217)  # RIS model enums of a few 78xx/88xx phones
 
 
@@ -199,11 +201,11 @@ class PhoneTable:
         self.count = count
         self.names = [f"SEP{0x001A2B000000 + i:012X}" for i in range(count)]
         self.node = [homes[i % len(homes)].index if homes else 0 for i in range(count)]
-        # A device also listed (stale, UnRegistered) under a second CallManager node, as RIS does.
-        self.also = [
-            (cm_nodes[(cm_nodes.index(nodes[self.node[i]]) + 1) % len(cm_nodes)].index if len(cm_nodes) > 1 and i % 10 == 0 else -1)
-            for i in range(count)
-        ]
+        # Every DUPLICATE_EVERY-th device is also listed (stale, UnRegistered) under a second
+        # CallManager node, as RIS does for a phone that moved; selectCmDeviceExt omits those.
+        nxt = {n.index: cm_nodes[(k + 1) % len(cm_nodes)].index for k, n in enumerate(cm_nodes)}
+        dup = len(cm_nodes) > 1 and DUPLICATE_EVERY > 0
+        self.also = [nxt[self.node[i]] if dup and i % DUPLICATE_EVERY == 0 else -1 for i in range(count)]
         self.model = [PHONE_MODELS[i % len(PHONE_MODELS)] for i in range(count)]
         self.secure = [i % 4 == 0 for i in range(count)]
         self.dirnum = [str(100000 + i) for i in range(count)]

@@ -318,27 +318,32 @@ def ris(sim: Any, node: Node, op: ET.Element) -> str:
         attr = {"Name": p.names, "DirNumber": p.dirnum, "IPV4Address": p.ip, "Description": p.dirnum}.get(
             select_by, p.names
         )
+        match_all = patterns == ["*"]
         exact = None if any(any(ch in pt for ch in "*?[") for pt in patterns) else {pt.upper() for pt in patterns}
-        matched: list[tuple[int, int, str]] = []
+        node_idx = {n.index for n in cm_nodes if not node_filter or node_filter in (n.name, n.short)}
+        matched: list[tuple[int, int, bool]] = []
         if class_ok:
             for i, n_idx, primary in _entries(cluster, name == "selectCmDeviceExt"):
-                if node_filter and node_filter not in (cluster.nodes[n_idx].name, cluster.nodes[n_idx].short):
+                if n_idx not in node_idx:
                     continue
                 if not model_ok and p.model[i] != model_num:
                     continue
-                value = attr[i]
-                if exact is not None:
-                    if value.upper() not in exact:
+                if not match_all:
+                    value = attr[i]
+                    if exact is not None:
+                        if value.upper() not in exact:
+                            continue
+                    elif not any(fnmatch.fnmatchcase(value.upper(), pt.upper()) for pt in patterns):
                         continue
-                elif not any(fnmatch.fnmatchcase(value.upper(), pt.upper()) for pt in patterns):
-                    continue
-                status = cluster.phone_status(i, now) if primary else "UnRegistered"
-                if status_filter != "Any" and status != status_filter:
-                    continue
-                matched.append((i, n_idx, status))
+                if status_filter != "Any":
+                    status = cluster.phone_status(i, now) if primary else "UnRegistered"
+                    if status != status_filter:
+                        continue
+                matched.append((i, n_idx, primary))
         page = matched[offset : offset + max_devices]
         by_node: dict[int, list[str]] = {}
-        for i, n_idx, status in page:
+        for i, n_idx, primary in page:
+            status = cluster.phone_status(i, now) if primary else "UnRegistered"
             by_node.setdefault(n_idx, []).append(_device_xml(cluster, i, status))
         node_items = []
         for n in cm_nodes:
