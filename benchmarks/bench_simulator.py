@@ -47,8 +47,11 @@ def sweep(session: requests.Session, url: str, op: str, status: str) -> tuple[in
     state, pages, devices, total_bytes = "", [], 0, 0
     while True:
         started = time.perf_counter()
-        r = session.post(url, data=ENVELOPE.format(op=op, state=_escape(state), status=status),
-                         headers={"SOAPAction": op, "Content-Type": "text/xml; charset=utf-8"})
+        r = session.post(
+            url,
+            data=ENVELOPE.format(op=op, state=_escape(state), status=status),
+            headers={"SOAPAction": op, "Content-Type": "text/xml; charset=utf-8"},
+        )
         pages.append(time.perf_counter() - started)
         r.raise_for_status()
         total_bytes += len(r.content)
@@ -57,7 +60,13 @@ def sweep(session: requests.Session, url: str, op: str, status: str) -> tuple[in
         devices += count
         total = int(re.search(r"<TotalDevicesFound>(\d+)</TotalDevicesFound>", text).group(1))  # type: ignore[union-attr]
         raw_state = re.search(r"<StateInfo>(.*?)</StateInfo>\s*</selectCmDeviceReturn>", text, re.S)
-        state = (raw_state.group(1) if raw_state else "").replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&amp;", "&")
+        state = (
+            (raw_state.group(1) if raw_state else "")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", '"')
+            .replace("&amp;", "&")
+        )
         if count == 0 or devices >= total:
             return len(pages), devices, pages, total_bytes
 
@@ -77,14 +86,19 @@ def main() -> None:
             creds = sim.info["credentials"]["axl"]
             s.auth = (creds["username"], creds["password"])
             s.mount(base, _NameAdapter(pub["name"]))
-            for op, status in (("selectCmDevice", "Any"), ("selectCmDeviceExt", "Any"), ("selectCmDevice", "Registered")):
+            for op, status in (
+                ("selectCmDevice", "Any"),
+                ("selectCmDeviceExt", "Any"),
+                ("selectCmDevice", "Registered"),
+            ):
                 t0 = time.perf_counter()
                 n, devices, pages, size = sweep(s, base + RIS, op, status)
                 elapsed = time.perf_counter() - t0
                 print(
                     f"   {op}(Status={status}): {n} requests for {devices} entries "
                     f"(ceil(phones/1000) = {math.ceil(PHONES / 1000)}), sweep {elapsed:.2f} s, "
-                    f"per page median {statistics.median(pages) * 1000:.0f} ms / max {max(pages) * 1000:.0f} ms, "
+                    f"per page median {statistics.median(pages) * 1000:.0f} ms"
+                    f" / max {max(pages) * 1000:.0f} ms, "
                     f"{size / n / 1e6:.2f} MB per page"
                 )
             t0 = time.perf_counter()
@@ -92,7 +106,10 @@ def main() -> None:
             print(f"   phone_counts over {PHONES} phones: {(time.perf_counter() - t0) * 1000:.1f} ms")
             t0 = time.perf_counter()
             sim.cluster.control(sim.cluster.node("cucm-sub1"), "Cisco CallManager", "Restart")
-            print(f"   CallManager restart unregistering {PHONES // 3} phones: {(time.perf_counter() - t0) * 1000:.1f} ms")
+            print(
+                f"   CallManager restart unregistering {PHONES // 3} phones: "
+                f"{(time.perf_counter() - t0) * 1000:.1f} ms"
+            )
         finally:
             sim.stop()
 

@@ -102,7 +102,9 @@ BAD_FORMAT = "Invalid certificate format. Only PEM or DER encoded X.509 certific
 WILDCARD = "Wildcard certificates are not supported"
 KEY_TOO_LARGE = "Certificates with RSA keys larger than 4096 bits are not supported"
 EXPIRED = "Certificate has expired"
-OLDER_SAME_CN = "A certificate with the same Common Name and a later start date already exists in the Trust-Store"
+OLDER_SAME_CN = (
+    "A certificate with the same Common Name and a later start date already exists in the Trust-Store"
+)
 
 
 @dataclass
@@ -141,7 +143,11 @@ class Node:
         self.ssh_port = 0
         self.identities: dict[str, Identity] = {}
         self.trust: dict[str, dict[str, x509.Certificate]] = {}
-        names = _IMP_SERVICES if role == "imp" else _CUCM_COMMON + (_PUBLISHER_ONLY if role == "publisher" else ())
+        names = (
+            _IMP_SERVICES
+            if role == "imp"
+            else _CUCM_COMMON + (_PUBLISHER_ONLY if role == "publisher" else ())
+        )
         self.services: dict[str, Service] = {n: Service(n) for n in names}
         for n in _NOT_ACTIVATED:
             self.services[n] = Service(n, activated=False, state="Stopped")
@@ -262,7 +268,7 @@ class Cluster:
         self.subject = subject or pki.Subject()
         self.workdir = workdir or tempfile.mkdtemp(prefix="cucm-sim-")
         self.slow_restarts: dict[tuple[str, str], float] = {}  # (node short or '*', service) -> factor
-        self._events: list[tuple[float, int, Callable[[], None]]] = []
+        self._events: list[tuple[float, int, Callable[[], object]]] = []
         self._seq = itertools.count()
         self.ca_bundle_extra: list[x509.Certificate] = []
         self.bundle_listeners: list[Callable[[], None]] = []
@@ -319,7 +325,7 @@ class Cluster:
                 _, _, action = heapq.heappop(self._events)
                 action()
 
-    def _at(self, delay: float, action: Callable[[], None]) -> None:
+    def _at(self, delay: float, action: Callable[[], object]) -> None:
         heapq.heappush(self._events, (time.monotonic() + delay, next(self._seq), action))
 
     def scaled(self, seconds: float) -> float:
@@ -346,7 +352,12 @@ class Cluster:
                 key_index += 1
                 days = expiry_days.get(f"{node.short}:{t}", expiry_days.get(t, 1825.0))
                 cert = pki.self_signed(
-                    key, node.name, t, self.subject, now - dt.timedelta(days=365), now + dt.timedelta(days=days)
+                    key,
+                    node.name,
+                    t,
+                    self.subject,
+                    now - dt.timedelta(days=365),
+                    now + dt.timedelta(days=days),
                 )
                 node.identities[t] = Identity(cert, key, cert, key)
                 node.trust[f"{t}-trust"] = {}
@@ -663,7 +674,10 @@ class Cluster:
         if not self.mixed_mode:
             return True
         for n in self.nodes:
-            if n.runs_callmanager and pki.fingerprint(n.identities["CallManager"].presented) not in self.ctl_entries:
+            if (
+                n.runs_callmanager
+                and pki.fingerprint(n.identities["CallManager"].presented) not in self.ctl_entries
+            ):
                 return False
         return pki.fingerprint(self.publisher.identities["CAPF"].presented) in self.ctl_entries
 
@@ -792,23 +806,34 @@ class Cluster:
                 "ctl_updates": self.ctl_updates,
                 "itl_resets": self.itl_resets,
                 "services": {
-                    n.name: {s.name: {"status": s.status(), "start_time": _iso(s.started_at)} for s in n.services.values()}
+                    n.name: {
+                        s.name: {"status": s.status(), "start_time": _iso(s.started_at)}
+                        for s in n.services.values()
+                    }
                     for n in self.nodes
                 },
                 "presented": {
-                    n.name: {t: pki.fingerprint(i.presented) for t, i in n.identities.items()} for n in self.nodes
+                    n.name: {t: pki.fingerprint(i.presented) for t, i in n.identities.items()}
+                    for n in self.nodes
                 },
                 "installed": {
-                    n.name: {t: pki.fingerprint(i.installed) for t, i in n.identities.items()} for n in self.nodes
+                    n.name: {t: pki.fingerprint(i.installed) for t, i in n.identities.items()}
+                    for n in self.nodes
                 },
             }
+
+    def state_id(self) -> int:
+        """Bumps whenever what phones see changes (RIS StateInfo's StateId)."""
+        return len(self._epochs)
 
     def new_tracking_id(self) -> str:
         return uuid.UUID(int=self.rng.getrandbits(128)).hex[:12].upper()
 
 
 CTL_NOT_PUBLISHER = "This command can be executed only on the publisher node"  # modelled
-CTL_NOT_MIXED = "The cluster is in non-secure mode. The CTL file can be updated only in mixed mode"  # modelled
+CTL_NOT_MIXED = (
+    "The cluster is in non-secure mode. The CTL file can be updated only in mixed mode"  # modelled
+)
 
 
 def default_expiry_days() -> dict[str, float]:

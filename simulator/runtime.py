@@ -221,9 +221,15 @@ class SimulatedCluster:
         if session.closed:
             with self._cli_lock:
                 self._cli_sessions.pop(session_id or "", None)
-        return {"session": session_id, "output": output, "prompt": session.prompt, "closed": session.closed,
-                "failed": output.startswith("Executed command unsuccessfully") or
-                "\nExecuted command unsuccessfully" in output, "ready": session.prompt == PROMPT}
+        return {
+            "session": session_id,
+            "output": output,
+            "prompt": session.prompt,
+            "closed": session.closed,
+            "failed": output.startswith("Executed command unsuccessfully")
+            or "\nExecuted command unsuccessfully" in output,
+            "ready": session.prompt == PROMPT,
+        }
 
 
 def _write_ed25519(path: Path) -> None:

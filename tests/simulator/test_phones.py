@@ -18,7 +18,9 @@ PHONES = 40
 
 def make(**kwargs) -> Cluster:
     # Restarts take 0.2 s; phones re-register 1.0-1.2 s after CallManager is back.
-    c = Cluster(nodes=2, phones=PHONES, time_scale=50, restart_seconds=(10, 10), reregister_seconds=(50, 60), **kwargs)
+    c = Cluster(
+        nodes=2, phones=PHONES, time_scale=50, restart_seconds=(10, 10), reregister_seconds=(50, 60), **kwargs
+    )
     c.start_clock()
     return c
 

@@ -50,7 +50,11 @@ def ris(sim, schema_dir):
 @pytest.fixture(scope="module")
 def ccs(sim, schema_dir):
     return service(
-        sim, schema_dir, "serviceability/ControlCenterServices.wsdl", f"{AST}ControlCenterServicesBinding", CCS_PATH,
+        sim,
+        schema_dir,
+        "serviceability/ControlCenterServices.wsdl",
+        f"{AST}ControlCenterServicesBinding",
+        CCS_PATH,
         node="cucm-sub1",
     )
 
@@ -106,7 +110,11 @@ def test_ris_throttle_and_page_cap(tmp_path, schema_dir):
     with SimulatedCluster(tmp_path, nodes=2, phones=1200, time_scale=1, ris_rate_limit=3) as small:
         ris = service(small, schema_dir, "serviceability/RISService70.wsdl", f"{AST}RisBinding", RIS_PATH)
         first = ris.selectCmDevice(StateInfo="", CmSelectionCriteria=criteria(max_devices=5000))
-        counts = sum(len(n["CmDevices"]["item"]) for n in first["SelectCmDeviceResult"]["CmNodes"]["item"] if n["CmDevices"])
+        counts = sum(
+            len(n["CmDevices"]["item"])
+            for n in first["SelectCmDeviceResult"]["CmNodes"]["item"]
+            if n["CmDevices"]
+        )
         assert counts == 1000
         ris.selectCmDevice(StateInfo=first["StateInfo"], CmSelectionCriteria=criteria())
         ris.selectCmDevice(StateInfo="", CmSelectionCriteria=criteria())
@@ -132,8 +140,11 @@ def test_ccs_service_status(sim, ccs):
 def test_ccs_restart_and_tomcat_refused(sim, ccs):
     before = ccs.soapGetServiceStatus(ServiceStatus=["Cisco Tftp"])["ServiceInfoList"]["item"][0]
     ret = ccs.soapDoControlServices(
-        ControlServiceRequest={"NodeName": "cucm-sub1.example.com", "ControlType": "Restart",
-                               "ServiceList": {"item": ["Cisco Tftp"]}}
+        ControlServiceRequest={
+            "NodeName": "cucm-sub1.example.com",
+            "ControlType": "Restart",
+            "ServiceList": {"item": ["Cisco Tftp"]},
+        }
     )
     assert ret["ServiceInfoList"]["item"][0]["ServiceStatus"] in ("Stopping", "Starting")
 
@@ -143,15 +154,21 @@ def test_ccs_restart_and_tomcat_refused(sim, ccs):
 
     wait_for(started, what="Cisco Tftp started again")
     ret = ccs.soapDoControlServices(
-        ControlServiceRequest={"NodeName": "cucm-sub1.example.com", "ControlType": "Restart",
-                               "ServiceList": {"item": ["Cisco Tomcat"]}}
+        ControlServiceRequest={
+            "NodeName": "cucm-sub1.example.com",
+            "ControlType": "Restart",
+            "ServiceList": {"item": ["Cisco Tomcat"]},
+        }
     )
     assert ret["ReturnCode"]["_value_1"] == "Rejected"
     assert ret["ServiceInfoList"]["item"][0]["ServiceStatus"] == "Started"
     with pytest.raises(zeep.exceptions.Fault, match="local node"):
         ccs.soapDoControlServices(
-            ControlServiceRequest={"NodeName": "cucm-pub.example.com", "ControlType": "Restart",
-                                   "ServiceList": {"item": ["Cisco Tftp"]}}
+            ControlServiceRequest={
+                "NodeName": "cucm-pub.example.com",
+                "ControlType": "Restart",
+                "ServiceList": {"item": ["Cisco Tftp"]},
+            }
         )
 
 
@@ -174,7 +191,11 @@ def test_wsdl_404_without_schema_dir(tmp_path):
 def axl_client(sim, schema_dir, version):
     history = HistoryPlugin()
     svc = service(
-        sim, schema_dir, f"axl-{version}/AXLAPI.wsdl", "{http://www.cisco.com/AXLAPIService/}AXLAPIBinding", "/axl/",
+        sim,
+        schema_dir,
+        f"axl-{version}/AXLAPI.wsdl",
+        "{http://www.cisco.com/AXLAPIService/}AXLAPIBinding",
+        "/axl/",
         plugins=[history],
     )
     return svc, history
@@ -182,7 +203,10 @@ def axl_client(sim, schema_dir, version):
 
 @pytest.fixture(scope="module")
 def axl_schemas(schema_dir):
-    return {v: etree.XMLSchema(etree.parse(str(schema_dir / f"axl-{v}" / "AXLSoap.xsd"))) for v in ("14.0", "15.0")}
+    return {
+        v: etree.XMLSchema(etree.parse(str(schema_dir / f"axl-{v}" / "AXLSoap.xsd")))
+        for v in ("14.0", "15.0")
+    }
 
 
 def assert_valid(schema, envelope):
@@ -199,7 +223,9 @@ def check_bodies(schema, history):
 def test_axl_operations_valid_against_14(sim, schema_dir, axl_schemas):
     axl, history = axl_client(sim, schema_dir, "14.0")
     schema = axl_schemas["14.0"]
-    rows = axl.executeSQLQuery(sql="select name from processnode where name != 'EnterpriseWideData'")["return"]["row"]
+    rows = axl.executeSQLQuery(sql="select name from processnode where name != 'EnterpriseWideData'")[
+        "return"
+    ]["row"]
     check_bodies(schema, history)
     assert sorted(r[0].text for r in rows) == sorted(n["name"] for n in sim.info["nodes"])
     rows = axl.executeSQLQuery(
@@ -208,7 +234,8 @@ def test_axl_operations_valid_against_14(sim, schema_dir, axl_schemas):
     check_bodies(schema, history)
     assert [(r[0].tag, r[0].text, r[1].text) for r in rows] == [("paramname", "ClusterSecurityMode", "0")]
     rows = axl.executeSQLQuery(
-        sql="select c.servername, c.subjectname, t.name from certificate c, certificateservicecertificatemap m, "
+        sql="select c.servername, c.subjectname, t.name from certificate c, "
+        "certificateservicecertificatemap m, "
         "typecertificateservice t where c.pkid = m.fkcertificate and m.tkcertificateservice = t.enum "
         "and c.servername = 'cucm-pub.example.com'"
     )["return"]["row"]
@@ -252,9 +279,13 @@ def test_axl_soapaction_must_match_namespace(sim):
         "</soapenv:Envelope>"
     )
     url = base_url(sim, "cucm-pub") + "/axl/"
-    ok = s.post(url, data=body, headers={"SOAPAction": '"CUCM:DB ver=14.0 getCCMVersion"', "Content-Type": "text/xml"})
+    ok = s.post(
+        url, data=body, headers={"SOAPAction": '"CUCM:DB ver=14.0 getCCMVersion"', "Content-Type": "text/xml"}
+    )
     assert ok.status_code == 200
-    bad = s.post(url, data=body, headers={"SOAPAction": '"CUCM:DB ver=12.5 getCCMVersion"', "Content-Type": "text/xml"})
+    bad = s.post(
+        url, data=body, headers={"SOAPAction": '"CUCM:DB ver=12.5 getCCMVersion"', "Content-Type": "text/xml"}
+    )
     assert bad.status_code == 500
     fault = etree.fromstring(bad.content).find(".//{http://schemas.xmlsoap.org/soap/envelope/}Fault")
     assert fault is not None and "does not match" in fault.findtext("faultstring")
@@ -271,5 +302,5 @@ def test_axl_15_against_a_15_cluster(tmp_path, schema_dir, axl_schemas):
         check_bodies(axl_schemas["15.0"], history)
     with SimulatedCluster(tmp_path / "v14", nodes=1) as v14:
         axl, _ = axl_client(v14, schema_dir, "15.0")
-        with pytest.raises(zeep.exceptions.Fault, match="Unsupported AXL version 15.0"):
+        with pytest.raises(zeep.exceptions.Fault, match=r"Unsupported AXL version 15\.0"):
             axl.getCCMVersion()
