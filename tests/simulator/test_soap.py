@@ -220,8 +220,13 @@ def check_bodies(schema, history):
     assert_valid(schema, history.last_received["envelope"])
 
 
-def test_axl_operations_valid_against_14(sim, schema_dir, axl_schemas):
-    axl, history = axl_client(sim, schema_dir, "14.0")
+@pytest.fixture(scope="module")
+def axl14(sim, schema_dir):
+    return axl_client(sim, schema_dir, "14.0")
+
+
+def test_axl_operations_valid_against_14(sim, axl14, axl_schemas):
+    axl, history = axl14
     schema = axl_schemas["14.0"]
     rows = axl.executeSQLQuery(sql="select name from processnode where name != 'EnterpriseWideData'")[
         "return"
@@ -252,8 +257,8 @@ def test_axl_operations_valid_against_14(sim, schema_dir, axl_schemas):
     assert version.startswith("14.0.1")
 
 
-def test_axl_device_reset_and_faults(sim, schema_dir, axl_schemas):
-    axl, history = axl_client(sim, schema_dir, "14.0")
+def test_axl_device_reset_and_faults(sim, axl14, axl_schemas):
+    axl, history = axl14
     resets = sim.state()["phone_resets"]
     before = time.monotonic()
     uid = axl.doDeviceReset(deviceName="SEP001A2B000003", isHardReset="true")["return"]
