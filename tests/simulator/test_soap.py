@@ -59,6 +59,55 @@ def ccs(sim, schema_dir):
     )
 
 
+def wsdl_schema(path) -> etree.XMLSchema:
+    """The schema embedded in a WSDL, with the definitions' namespace map copied onto it."""
+    root = etree.parse(str(path)).getroot()
+    embedded = root.find(".//{http://www.w3.org/2001/XMLSchema}schema")
+    schema = etree.Element(embedded.tag, nsmap={**root.nsmap, **embedded.nsmap}, attrib=dict(embedded.attrib))
+    for child in embedded:
+        schema.append(copy.deepcopy(child))
+    return etree.XMLSchema(schema)
+
+
+def test_ris_and_ccs_bodies_valid_against_the_wsdl_schemas(sim, schema_dir):
+    for wsdl, binding, path, call in (
+        (
+            "serviceability/RISService70.wsdl",
+            f"{AST}RisBinding",
+            RIS_PATH,
+            lambda svc: svc.selectCmDevice(StateInfo="", CmSelectionCriteria=criteria(max_devices=50)),
+        ),
+        (
+            "serviceability/RISService70.wsdl",
+            f"{AST}RisBinding",
+            RIS_PATH,
+            lambda svc: svc.selectCmDeviceExt(StateInfo="", CmSelectionCriteria=criteria(node="nosuch")),
+        ),
+        (
+            "serviceability/ControlCenterServices.wsdl",
+            f"{AST}ControlCenterServicesBinding",
+            CCS_PATH,
+            lambda svc: svc.soapGetServiceStatus(ServiceStatus=["", "No Such Service"]),
+        ),
+        (
+            "serviceability/ControlCenterServices.wsdl",
+            f"{AST}ControlCenterServicesBinding",
+            CCS_PATH,
+            lambda svc: svc.soapDoControlServices(
+                ControlServiceRequest={
+                    "NodeName": "cucm-pub.example.com",
+                    "ControlType": "Restart",
+                    "ServiceList": {"item": ["Cisco Tomcat", "Cisco CTIManager"]},
+                }
+            ),
+        ),
+    ):
+        history = HistoryPlugin()
+        call(service(sim, schema_dir, wsdl, binding, path, plugins=[history]))
+        schema = wsdl_schema(schema_dir / wsdl)
+        check_bodies(schema, history)
+
+
 def sweep(ris, crit, ext=False):
     """Every (device, node, status) entry, page by page; returns entries and page sizes."""
     state, entries, pages = "", [], []
