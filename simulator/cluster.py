@@ -151,7 +151,7 @@ class Node:
         self.services: dict[str, Service] = {n: Service(n) for n in names}
         for n in _NOT_ACTIVATED:
             self.services[n] = Service(n, activated=False, state="Stopped")
-        self._ctx_cache: tuple[str, ssl.SSLContext] | None = None
+        self._ctx_cache: dict[str, tuple[str, ssl.SSLContext]] = {}
 
     @property
     def short(self) -> str:
@@ -167,17 +167,22 @@ class Node:
 
     def tomcat_context(self) -> ssl.SSLContext:
         """The TLS context for new HTTPS connections: the *presented* tomcat certificate."""
+        return self.tls_context("tomcat")
+
+    def tls_context(self, cert_type: str) -> ssl.SSLContext:
+        """A server context presenting this node's *presented* certificate of ``cert_type``."""
         with self.cluster.lock:
             self.cluster.advance()
-            ident = self.identities["tomcat"]
+            ident = self.identities[cert_type]
             fp = pki.fingerprint(ident.presented)
-            if self._ctx_cache and self._ctx_cache[0] == fp:
-                return self._ctx_cache[1]
-            chain = [ident.presented, *self.cluster.chain_for(self, "tomcat", ident.presented)]
+            cached = self._ctx_cache.get(cert_type)
+            if cached and cached[0] == fp:
+                return cached[1]
+            chain = [ident.presented, *self.cluster.chain_for(self, cert_type, ident.presented)]
             key = ident.presented_key
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        fd, path = tempfile.mkstemp(prefix="sim-tomcat-", dir=self.cluster.workdir)
+        fd, path = tempfile.mkstemp(prefix=f"sim-{cert_type}-", dir=self.cluster.workdir)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(
@@ -193,7 +198,7 @@ class Node:
         finally:
             os.unlink(path)
         with self.cluster.lock:
-            self._ctx_cache = (fp, ctx)
+            self._ctx_cache[cert_type] = (fp, ctx)
         return ctx
 
 
