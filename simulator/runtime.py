@@ -51,10 +51,12 @@ class SimulatedCluster:
         credentials: dict[str, dict[str, str]] | None = None,
         restart_seconds: tuple[float, float] = (60.0, 180.0),
         reregister_seconds: tuple[float, float] = (30.0, 120.0),
+        pager: bool = True,
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.faults = faults if isinstance(faults, Faults) else Faults.parse(faults)
+        self.pager = pager
         self.schema_dir = Path(schema_dir) if schema_dir else None
         self.cluster = Cluster(
             nodes=nodes,
