@@ -16,6 +16,7 @@ import itertools
 import math
 import os
 import random
+import shutil
 import ssl
 import tempfile
 import threading
@@ -271,6 +272,7 @@ class Cluster:
         self.restart_seconds = restart_seconds
         self.reregister_seconds = reregister_seconds
         self.subject = subject or pki.Subject()
+        self._own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="cucm-sim-")
         self.slow_restarts: dict[tuple[str, str], float] = {}  # (node short or '*', service) -> factor
         self._events: list[tuple[float, int, Callable[[], object]]] = []
@@ -315,6 +317,8 @@ class Cluster:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _run_clock(self) -> None:
         while not self._stop.is_set():

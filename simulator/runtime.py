@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,7 @@ class SimulatedCluster:
             self.stop()
             raise
         self.cluster.start_clock()
+        self.faults.started = time.monotonic()  # `down=` windows count from here
         self.write_bundle()
         self._write_known_hosts()
         self.info = self._info()
