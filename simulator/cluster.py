@@ -391,8 +391,10 @@ class Cluster:
                         other.trust[f"{t}-trust"][_trust_filename(ident.installed)] = ident.installed
         for node in self.nodes:
             if "CAPF-trust" in node.trust:
-                # CAPF-trust is copied into CallManager-trust (reference section 4).
-                node.trust["CallManager-trust"].update(node.trust["CAPF-trust"])
+                # CAPF-trust is copied into CallManager-trust (reference section 4), under a prefixed
+                # name so it does not replace the CallManager certificate of the same CN.
+                for name, cert in node.trust["CAPF-trust"].items():
+                    node.trust["CallManager-trust"][f"CAPF-{name}"] = cert
 
     def bundle_certificates(self) -> list[x509.Certificate]:
         """Everything a client needs to verify any node's tomcat certificate."""
@@ -581,7 +583,7 @@ class Cluster:
                             }
                         target.trust[store][_trust_filename(cert)] = cert
                         if store == "CAPF-trust" and "CallManager-trust" in target.trust:
-                            target.trust["CallManager-trust"][_trust_filename(cert)] = cert
+                            target.trust["CallManager-trust"][f"CAPF-{_trust_filename(cert)}"] = cert
                 for cert in certs:
                     names.append(f"{store}/{_trust_filename(cert)}")
                     self.uploads_accepted.append(
