@@ -18,8 +18,12 @@ from simulator.cluster import Cluster, CucmError, Node
 PROMPT = "admin:"
 OU_PROMPT = "Include OU in CSR (yes|no)?"
 PASTE_PROMPT = "Paste the Certificate and Hit Enter"
+REGEN_PROMPT = "Proceed with regeneration (yes|no)?"
 FAILED = "Executed command unsuccessfully"
-BANNER = "\nCommand Line Interface is starting up, please wait ...\n\n   Welcome to the Platform Command Line Interface\n\n"
+BANNER = (
+    "\nCommand Line Interface is starting up, please wait ...\n\n"
+    "   Welcome to the Platform Command Line Interface\n\n"
+)
 
 
 class CliSession:
@@ -61,6 +65,7 @@ class CliSession:
             (("show", "cert", "trust"), self._show_cert_trust),
             (("set", "csr", "gen"), self._set_csr_gen),
             (("set", "cert", "import"), self._set_cert_import),
+            (("set", "cert", "regen"), self._set_cert_regen),
             (("utils", "service", "list"), self._service_list),
             (("utils", "service"), self._service_control),
             (("utils", "ctl", "update", "ctlfile"), self._ctl_update),
@@ -107,7 +112,11 @@ class CliSession:
             if kind == "own":
                 lines = [f"{t}/{t}.pem: {i.description}" for t, i in self.node.identities.items()]
             elif kind == "trust":
-                lines = [f"{store}/{f}: Trust Certificate" for store, certs in self.node.trust.items() for f in certs]
+                lines = [
+                    f"{store}/{f}: Trust Certificate"
+                    for store, certs in self.node.trust.items()
+                    for f in certs
+                ]
             else:
                 yield f"{FAILED}\nInvalid command\n"
                 return
@@ -150,7 +159,6 @@ class CliSession:
             yield f"Successfully Generated CSR for {unit}.\n"
 
         self._ask(OU_PROMPT, answer)
-        return iter(())
 
     def _set_cert_import(self, args: list[str]) -> Iterator[str]:
         if len(args) < 2 or args[0].lower() not in ("own", "trust"):
@@ -184,6 +192,29 @@ class CliSession:
 
         yield f"{PASTE_PROMPT}\n"
         self._ask("", collect)
+
+    def _set_cert_regen(self, args: list[str]) -> Iterator[str]:
+        unit = self._unit(args[0], self.node.cert_types) if args else None
+        if unit is None:
+            yield f"{FAILED}\nInvalid unit: {' '.join(args)}\n"
+            return
+
+        def answer(text: str) -> Iterator[str]:
+            if text.strip().lower() != "yes":
+                yield "Certificate regeneration cancelled.\n"
+                return
+            self.cluster.regenerate(self.node, unit)
+            yield (
+                f"Successfully Regenerated Certificate for {unit}.\n"
+                f"You must restart services related to {unit} for the regenerated certificates to become "
+                "active.\n"
+            )
+
+        yield (
+            "WARNING: This operation will overwrite any CA signed certificate previously imported for "
+            f"{unit}\n"
+        )
+        self._ask(REGEN_PROMPT, answer)
 
     def _service_list(self, args: list[str]) -> Iterator[str]:
         with self.cluster.lock:
@@ -320,7 +351,7 @@ def _dn(name: object) -> str:
     from cryptography import x509
 
     assert isinstance(name, x509.Name)
-    return ", ".join(f"{a.rfc4514_attribute_name}={a.value}" for a in name)
+    return ", ".join(f"{a.rfc4514_attribute_name}={a.value!s}" for a in name)
 
 
 def run_command(cluster: Cluster, node: Node, line: str, answers: list[str] | None = None) -> str:

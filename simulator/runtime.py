@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from simulator.cluster import Cluster, Node
 from simulator.faults import Faults
 from simulator.https import NodeHTTPSServer
 from simulator.ssh import NodeSSHServer
+from simulator.tls import CUCM_PORTS, TypeListener, listened_types
 
 
 class SimulatedCluster:
@@ -50,10 +52,12 @@ class SimulatedCluster:
         credentials: dict[str, dict[str, str]] | None = None,
         restart_seconds: tuple[float, float] = (60.0, 180.0),
         reregister_seconds: tuple[float, float] = (30.0, 120.0),
+        pager: bool = True,
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.faults = faults if isinstance(faults, Faults) else Faults.parse(faults)
+        self.pager = pager
         self.schema_dir = Path(schema_dir) if schema_dir else None
         self.cluster = Cluster(
             nodes=nodes,
@@ -80,6 +84,8 @@ class SimulatedCluster:
         self._ssh_ports = ssh_ports or {}
         self._https: list[NodeHTTPSServer] = []
         self._ssh: list[NodeSSHServer] = []
+        self._tls: list[TypeListener] = []
+        self.tls_ports: dict[str, dict[str, int]] = {}
         self._threads: list[threading.Thread] = []
         self._cli_sessions: dict[str, CliSession] = {}
         self._cli_lock = threading.Lock()
@@ -89,6 +95,8 @@ class SimulatedCluster:
         self.known_hosts = self.directory / "known_hosts"
         self.json_path = self.directory / "simulator.json"
         self._bundle_lock = threading.Lock()
+        self._bundle_seq = 0
+        self._bundle_written = 0
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> SimulatedCluster:
@@ -111,10 +119,16 @@ class SimulatedCluster:
                 node.ssh_port = ssh.port
                 ssh.start()
                 self._ssh.append(ssh)
+                for cert_type in listened_types(node):
+                    listener = TypeListener(node, cert_type, self.faults)
+                    listener.start()
+                    self._tls.append(listener)
+                    self.tls_ports.setdefault(node.name, {})[str(CUCM_PORTS[cert_type])] = listener.port
         except BaseException:
             self.stop()
             raise
         self.cluster.start_clock()
+        self.faults.started = time.monotonic()  # `down=` windows count from here
         self.write_bundle()
         self._write_known_hosts()
         self.info = self._info()
@@ -129,6 +143,9 @@ class SimulatedCluster:
             server.close_all()
         for ssh in self._ssh:
             ssh.stop()
+        for listener in self._tls:
+            listener.stop()
+        self._tls.clear()
         self._https.clear()
         self._ssh.clear()
         self.cluster.stop_clock()
@@ -154,11 +171,20 @@ class SimulatedCluster:
         self.known_hosts.write_text("".join(lines))
 
     def write_bundle(self) -> None:
-        with self._bundle_lock:
+        # The content is taken under the cluster lock and written under the file lock, never the
+        # other way round (a restart finishing inside the cluster lock calls this too); the sequence
+        # number keeps a slower writer from replacing a newer bundle with an older one.
+        with self.cluster.lock:
             text = "".join(pki.pem(c) for c in self.cluster.bundle_certificates())
+            self._bundle_seq += 1
+            seq = self._bundle_seq
+        with self._bundle_lock:
+            if seq < self._bundle_written:
+                return
             tmp = self.ca_bundle.with_suffix(".tmp")
             tmp.write_text(text)
             tmp.replace(self.ca_bundle)
+            self._bundle_written = seq
 
     def _info(self) -> dict[str, Any]:
         return {
@@ -174,6 +200,7 @@ class SimulatedCluster:
                     "address": n.address,
                     "https_port": n.https_port,
                     "ssh_port": n.ssh_port,
+                    "tls_ports": self.tls_ports.get(n.name, {}),
                 }
                 for n in self.cluster.nodes
             ],
@@ -221,9 +248,15 @@ class SimulatedCluster:
         if session.closed:
             with self._cli_lock:
                 self._cli_sessions.pop(session_id or "", None)
-        return {"session": session_id, "output": output, "prompt": session.prompt, "closed": session.closed,
-                "failed": output.startswith("Executed command unsuccessfully") or
-                "\nExecuted command unsuccessfully" in output, "ready": session.prompt == PROMPT}
+        return {
+            "session": session_id,
+            "output": output,
+            "prompt": session.prompt,
+            "closed": session.closed,
+            "failed": output.startswith("Executed command unsuccessfully")
+            or "\nExecuted command unsuccessfully" in output,
+            "ready": session.prompt == PROMPT,
+        }
 
 
 def _write_ed25519(path: Path) -> None:

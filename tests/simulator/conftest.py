@@ -165,11 +165,19 @@ def renew(sim: SimulatedCluster, ca: TestCA, node: str, cert_type: str) -> x509.
     """Trust chain, CSR, signed leaf upload over REST: the leaf is installed (not yet presented)."""
     s = session(sim, node)
     base = base_url(sim, node) + CERTMGR
-    r = s.post(base + "trust/certificates", json={"service": [cert_type], "certificates": ca.chain_pems(),
-                                                  "description": "test CA"})
+    r = s.post(
+        base + "trust/certificates",
+        json={"service": [cert_type], "certificates": ca.chain_pems(), "description": "test CA"},
+    )
     assert r.status_code == 201, r.text
-    r = s.post(base + "csr", json={"service": cert_type, "distribution": "this-server",
-                                   "commonName": node_info(sim, node)["name"]})
+    r = s.post(
+        base + "csr",
+        json={
+            "service": cert_type,
+            "distribution": "this-server",
+            "commonName": node_info(sim, node)["name"],
+        },
+    )
     assert r.status_code == 200, r.text
     leaf = ca.sign(r.json()["csr"])
     r = s.post(base + "identity/certificates", json={"service": cert_type, "certificates": [pem(leaf)]})

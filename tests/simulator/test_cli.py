@@ -29,13 +29,19 @@ def cli(sim, node, line, answers=None):
 
 def test_show_version_and_unknown_commands(sim):
     assert "Active Master Version: 14.0.1.13900-155" in cli(sim, "cucm-pub", "show version active")
-    assert cli(sim, "cucm-pub", "utils frobnicate now") == "Executed command unsuccessfully\nInvalid command\n"
+    assert (
+        cli(sim, "cucm-pub", "utils frobnicate now") == "Executed command unsuccessfully\nInvalid command\n"
+    )
     assert cli(sim, "cucm-pub", "set csr gen nosuchunit").startswith("Executed command unsuccessfully")
     assert cli(sim, "imp1", "set csr gen CallManager").startswith("Executed command unsuccessfully")
 
 
 def test_run_sql_cluster_security_mode(sim):
-    out = cli(sim, "cucm-pub", "run sql select paramname,paramvalue from processconfig where paramname='ClusterSecurityMode'")
+    out = cli(
+        sim,
+        "cucm-pub",
+        "run sql select paramname,paramvalue from processconfig where paramname='ClusterSecurityMode'",
+    )
     lines = out.splitlines()
     assert lines[0].split() == ["paramname", "paramvalue"]
     assert set(lines[1].replace(" ", "")) == {"="}
@@ -153,13 +159,22 @@ def test_exec_channel_and_exit_status(sim):
 
 def test_ssh_rejects_wrong_password_and_axl_user(sim):
     info = node_info(sim, "cucm-pub")
-    for user, password in (("osadmin", "wrong"), (sim.info["credentials"]["axl"]["username"],
-                                                   sim.info["credentials"]["axl"]["password"])):
+    for user, password in (
+        ("osadmin", "wrong"),
+        (sim.info["credentials"]["axl"]["username"], sim.info["credentials"]["axl"]["password"]),
+    ):
         client = paramiko.SSHClient()
         client.load_host_keys(sim.info["known_hosts"])
         with pytest.raises(paramiko.AuthenticationException):
-            client.connect("127.0.0.1", port=info["ssh_port"], username=user, password=password,
-                           look_for_keys=False, allow_agent=False, timeout=30)
+            client.connect(
+                "127.0.0.1",
+                port=info["ssh_port"],
+                username=user,
+                password=password,
+                look_for_keys=False,
+                allow_agent=False,
+                timeout=30,
+            )
         client.close()
 
 
@@ -170,7 +185,11 @@ def test_restart_over_ssh_streams_states(sim):
         text = out.read().decode()
     finally:
         client.close()
-    assert text.index("Cisco Tftp[STOPPING]") < text.index("Cisco Tftp[STARTING]") < text.index("Cisco Tftp[RUNNING]")
+    assert (
+        text.index("Cisco Tftp[STOPPING]")
+        < text.index("Cisco Tftp[STARTING]")
+        < text.index("Cisco Tftp[RUNNING]")
+    )
     assert sim.node("cucm-sub2").services["Cisco Tftp"].state == "Started"
 
 
@@ -184,7 +203,9 @@ def _free_port() -> int:
 def _write_key(path: Path) -> ed25519.Ed25519PrivateKey:
     key = ed25519.Ed25519PrivateKey.generate()
     path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
     )
     path.chmod(0o600)
     return key
@@ -211,8 +232,11 @@ def test_openssh_forcecommand_hosts_the_cli(sim, tmp_path):
         "StrictModes no\nUsePAM no\n"
         f"ForceCommand {sys.executable} -m simulator.cli_shell --sim-json {json_path} --node cucm-pub\n"
     )
-    proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sshd, "-D", "-e", "-f", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
+
         def listening() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(f"sshd exited: {proc.stdout.read().decode() if proc.stdout else ''}")
@@ -221,12 +245,21 @@ def test_openssh_forcecommand_hosts_the_cli(sim, tmp_path):
 
         wait_for(listening, timeout=30, what="sshd to listen")
         client = paramiko.SSHClient()
-        pub = host.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        pub = host.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        )
         host_pub = paramiko.PKey.from_type_string("ssh-ed25519", base64.b64decode(pub.split()[1]))
         client.get_host_keys().add(f"[127.0.0.1]:{port}", "ssh-ed25519", host_pub)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect("127.0.0.1", port=port, username=user, pkey=client_key, look_for_keys=False,
-                       allow_agent=False, timeout=30)
+        client.connect(
+            "127.0.0.1",
+            port=port,
+            username=user,
+            pkey=client_key,
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=30,
+        )
         try:
             _, out, _ = client.exec_command("show version active", timeout=60)
             assert "Active Master Version: 14.0.1.13900-155" in out.read().decode()
@@ -251,3 +284,56 @@ def test_openssh_forcecommand_hosts_the_cli(sim, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_pager_in_interactive_shells(sim):
+    client = ssh_client(sim, "cucm-pub")
+    try:
+        chan = client.invoke_shell(height=10)
+        expect = Expect(chan)
+        expect("admin:")
+        chan.send("show cert own tomcat\n")
+        first = expect(") : ")
+        assert "options: q=quit, n=next, p=prev, b=begin, e=end (lines 1 - 9 of " in first
+        assert "-----END CERTIFICATE-----" not in first
+        chan.send("n\n")
+        expect("(lines 10 - 18 of ")
+        chan.send("e\n")
+        rest = expect("admin:")
+        assert "-----END CERTIFICATE-----" in rest and "options:" not in rest
+        chan.send("show cert own tomcat\n")
+        expect(") : ")
+        chan.send("q\n")
+        assert "-----END CERTIFICATE-----" not in expect("admin:")
+        chan.send("show version active\n")  # the "\n" after "q" was not taken for a command
+        out = expect("admin:")
+        assert "Active Master Version" in out and out.count("admin:") == 1
+        # Exec channels (no pty) are never paged.
+        _, out_exec, _ = client.exec_command("show cert own tomcat", timeout=30)
+        assert "options:" not in out_exec.read().decode()
+    finally:
+        client.close()
+
+
+def test_set_cert_regen(sim):
+    node = sim.node("cucm-sub2")
+    old = node.identities["TVS"].installed
+    session = CliSession(sim.cluster, node)
+    out = "".join(session.feed("set cert regen TVS"))
+    assert (
+        out
+        == "WARNING: This operation will overwrite any CA signed certificate previously imported for TVS\n"
+    )
+    assert session.prompt == "Proceed with regeneration (yes|no)?"
+    out = "".join(session.feed("yes"))
+    assert out.startswith(
+        "Successfully Regenerated Certificate for TVS.\nYou must restart services related to TVS"
+    )
+    new = node.identities["TVS"].installed
+    assert new != old and new.public_key().public_numbers() != old.public_key().public_numbers()
+    assert node.identities["TVS"].presented == old  # until Cisco Trust Verification Service restarts
+    assert new in sim.node("cucm-pub").trust["TVS-trust"].values()
+    assert old not in sim.node("cucm-pub").trust["TVS-trust"].values()
+    assert cli(sim, "cucm-sub2", "set cert regen TVS", ["no"]).endswith(
+        "Certificate regeneration cancelled.\n"
+    )

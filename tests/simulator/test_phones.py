@@ -18,7 +18,9 @@ PHONES = 40
 
 def make(**kwargs) -> Cluster:
     # Restarts take 0.2 s; phones re-register 1.0-1.2 s after CallManager is back.
-    c = Cluster(nodes=2, phones=PHONES, time_scale=50, restart_seconds=(10, 10), reregister_seconds=(50, 60), **kwargs)
+    c = Cluster(
+        nodes=2, phones=PHONES, time_scale=50, restart_seconds=(10, 10), reregister_seconds=(50, 60), **kwargs
+    )
     c.start_clock()
     return c
 
@@ -147,3 +149,37 @@ def test_ctl_update_rules(fresh):
     out = run_command(plain, plain.publisher, "utils ctl update CTLFile")
     assert out == f"Executed command unsuccessfully\n{model.CTL_NOT_MIXED}\n"
     assert plain.state()["ctl_updates"] == 0
+
+
+def test_type_listeners_present_each_type_after_its_restart(tmp_path, test_ca):
+    import hashlib
+    import socket
+    import ssl
+
+    from simulator.runtime import SimulatedCluster
+
+    with SimulatedCluster(tmp_path, nodes=2, imp=1, time_scale=1000) as sim:
+        ports = {n["name"]: n["tls_ports"] for n in sim.info["nodes"]}
+        assert set(ports["cucm-pub.example.com"]) == {"5061", "2445", "3804", "4040"}
+        assert set(ports["cucm-sub1.example.com"]) == {"5061", "2445", "4040"}  # CAPF runs on the publisher
+        assert set(ports["imp1.example.com"]) == {"4040"}
+
+        def presented(node: str, cucm_port: str) -> str:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE  # we compare fingerprints; trust is not the question here
+            with (
+                socket.create_connection(("127.0.0.1", ports[node][cucm_port]), timeout=30) as raw,
+                ctx.wrap_socket(raw) as tls,
+            ):
+                return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
+
+        c = sim.cluster
+        sub = "cucm-sub1.example.com"
+        before = presented(sub, "2445")
+        install(c, test_ca, sub, "TVS")
+        assert presented(sub, "2445") == before
+        restart(c, sub, "Cisco Trust Verification Service")
+        assert c.wait_started(c.node(sub), "Cisco Trust Verification Service", 30)
+        assert presented(sub, "2445") == sim.state()["presented"][sub]["TVS"] != before
+        assert presented(sub, "5061") == sim.state()["presented"][sub]["CallManager"]
