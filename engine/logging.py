@@ -82,4 +82,7 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
 
 
 def get_logger(**bound: Any) -> Any:
-    return structlog.get_logger("cucm_renew").bind(**bound)
+    """A logger with ``bound`` values. Without any, a lazy proxy that follows later
+    :func:`configure_logging` calls (binding would freeze the configuration of the moment)."""
+    logger = structlog.get_logger("cucm_renew")
+    return logger.bind(**bound) if bound else logger
