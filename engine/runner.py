@@ -220,6 +220,8 @@ class Runner:
         self._pending: list[_Pending] = []
         self._pending_lock = threading.Lock()
         self._commit_lock = threading.Lock()
+        # The row each worker committed last, reused by the same worker's next tick of that run.
+        self._last: dict[str, RunRow] = {}
         self._rng = random.Random()
 
     # ------------------------------------------------------------------ scheduling
@@ -318,12 +320,13 @@ class Runner:
             for _ in range(CHAIN_LIMIT):
                 if at is None or at > self.clock() or self._stopping.is_set():
                     break
-                at = self.work(run_id)
+                at = self.work(run_id, self._last.pop(run_id, None))
         except BaseException as exc:
             get_logger(run=run_id).error("engine failure", error=redact_text(repr(exc)))
             with self._cond:
                 self._fatal = exc if isinstance(exc, StoreFatal) else StoreFatal(f"engine failure: {exc!r}")
         finally:
+            self._last.pop(run_id, None)
             with self._cond:
                 self._inflight.discard(run_id)
                 if at is not None and self._fatal is None:
@@ -333,9 +336,11 @@ class Runner:
 
     # ------------------------------------------------------------------ one tick
 
-    def work(self, run_id: str) -> float | None:
-        """Work one run once; return when it should be worked again (``None``: not by a timer)."""
-        run = self.store.get_run(run_id)
+    def work(self, run_id: str, known: RunRow | None = None) -> float | None:
+        """Work one run once; return when it should be worked again (``None``: not by a timer).
+        ``known`` is the row this runner itself just committed; its revision is re-checked at
+        commit time like any other."""
+        run = known if known is not None else self.store.get_run(run_id)
         if run is None or run.status != "active":
             return None
         now = self.clock()
@@ -420,7 +425,10 @@ class Runner:
             return latest.next_wake_at or self.clock()
         self.emit(item.events)
         fresh = item.result
-        return fresh.next_wake_at if fresh.status == "active" else None
+        if fresh.status != "active":
+            return None
+        self._last[fresh.id] = fresh
+        return fresh.next_wake_at
 
     def _write_batch(self, batch: list[_Pending]) -> None:
         try:
