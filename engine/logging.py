@@ -79,6 +79,20 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
+    global _cached
+    _cached = None
+
+
+_cached: Any = None
+
+
+def log() -> Any:
+    """The engine's logger, bound once per configuration (a lazy proxy re-binds on every call,
+    which costs more than a transition's own bookkeeping)."""
+    global _cached
+    if _cached is None:
+        _cached = structlog.get_logger("cucm_renew").bind()
+    return _cached
 
 
 def get_logger(**bound: Any) -> Any:

@@ -24,6 +24,7 @@ from engine.api import JSON, Effect, Outcome, Registry, StepError
 from engine.crashpoints import crashpoint
 from engine.definition import ABORTED, Definition
 from engine.logging import get_logger, redact_text
+from engine.logging import log as logger
 from engine.runtime import Fired, NoTransition, Refused, Runtime
 from engine.store import EventRow, RunRow, Store, StoreFatal, Tx
 
@@ -32,7 +33,6 @@ Clock = Callable[[], float]
 
 EventView = EventRow
 _UNSET: Any = object()
-_LOG = get_logger()
 CHAIN_LIMIT = 100
 
 
@@ -347,7 +347,7 @@ class Runner:
         if run.next_wake_at is not None and run.next_wake_at > now:
             return run.next_wake_at
         defn = self.definitions.get(run.definition)
-        log = _LOG
+        log = logger()
         if defn is None:
             return self._commit(
                 run,
@@ -455,7 +455,7 @@ class Runner:
 
     def emit(self, events: list[EventRow]) -> None:
         for event in events:
-            _LOG.info(
+            logger().info(
                 "transition",
                 run=event.run,
                 seq=event.seq,

@@ -27,7 +27,7 @@ GENESIS = "0" * 64
 
 _MIGRATIONS: list[str] = [
     """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
     CREATE TABLE runs (
         id TEXT PRIMARY KEY,
         definition TEXT NOT NULL,
@@ -66,7 +66,6 @@ _MIGRATIONS: list[str] = [
         prev_hash TEXT NOT NULL,
         hash TEXT NOT NULL
     );
-    CREATE INDEX events_run ON events (run);
     CREATE TABLE effects (
         run TEXT NOT NULL,
         state TEXT NOT NULL,
@@ -347,6 +346,7 @@ class Tx:
         evidence: Mapping[str, JSON] | None = None,
         node: str | None = None,
     ) -> EventRow:
+        evidence_text = _dumps(dict(evidence)) if evidence else "{}"
         head = self._get_meta("head")
         seq, prev = 1, GENESIS
         if head:
@@ -364,7 +364,7 @@ class Tx:
             "trigger": trigger,
             "actor": actor,
             "reason": reason,
-            "evidence": json.loads(_dumps(dict(evidence or {}))),
+            "evidence": json.loads(evidence_text) if evidence else {},
             "prev_hash": prev,
         }
         digest = event_hash(fields)
@@ -382,7 +382,7 @@ class Tx:
                 trigger,
                 actor,
                 reason,
-                _dumps(fields["evidence"]),
+                evidence_text,
                 prev,
                 digest,
             ),
