@@ -233,6 +233,11 @@ class Runner:
             self._heap = [(at, run_id) for run_id, at in self._wake.items()]
             heapq.heapify(self._heap)
 
+    def scheduled(self) -> int:
+        """How many runs wait on the timer heap."""
+        with self._cond:
+            return len(self._wake)
+
     def schedule(self, run_id: str, at: float | None) -> None:
         with self._cond:
             if at is None:
