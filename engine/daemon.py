@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.api import JSON, Registry, SubmitRejected
+from engine.audit import VerifyResult, export, verify
 from engine.definition import Definition
 from engine.logging import get_logger
 from engine.runner import Clock, EventView, Runner, RunView, iso, view
@@ -268,13 +269,9 @@ class Engine:
         scope: str | None = None,
         since: str | None = None,
     ) -> int:
-        from engine.audit import export
-
         return export(self.store, out, fmt, run=run, scope=scope, since=since)
 
-    def verify_audit(self) -> Any:
-        from engine.audit import verify
-
+    def verify_audit(self) -> VerifyResult:
         return verify(self.store)
 
     # ------------------------------------------------------------------ operator commands
