@@ -50,9 +50,10 @@ def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started:
         f"mixed mode, time x{time_scale:g}\n"
     )
     out.flush()
-    with SimulatedCluster(
+    sim = SimulatedCluster(
         folder / "simulator", nodes=3, imp=1, phones=phones, mixed_mode=True, time_scale=time_scale
-    ) as sim:
+    ).start()
+    try:
         listeners = TypeListeners(sim)
         config_path = folder / "cucm-renew.toml"
         config_path.write_text(
@@ -86,6 +87,11 @@ def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started:
             engine.close()
             adapters.close()
             listeners.stop()
+    finally:
+        # The simulator's servers wind down on their own; the summary need not wait for them.
+        stopper = threading.Thread(target=sim.stop, daemon=True)
+        stopper.start()
+        stopper.join(timeout=1)
     elapsed = time.monotonic() - started
     out.write("\n" + format_table(summary_rows(views)) + "\n\n")
     phones_state = counters.get("phones") or {}

@@ -130,7 +130,8 @@ class Lab:
             if value:
                 return value
             time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}; runs: {[(v.id, v.state, v.waiting_reason) for v in self.views()]}")
+        runs = [(v.id, v.state, v.waiting_reason) for v in self.views()]
+        raise AssertionError(f"timed out waiting for {what}; runs: {runs}")
 
     def events_of(self, definition: str) -> list[EventView]:
         with self._events_lock:
@@ -147,13 +148,21 @@ class Lab:
     def cli(self, *args: str, timeout: float = DEADLINE) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "workflows.cli", *args],
-            capture_output=True, text=True, timeout=timeout, env=self.cli_env(), cwd=str(REPO),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.cli_env(),
+            cwd=str(REPO),
         )
 
     def daemon(self) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, "-m", "workflows.cli", "daemon"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.cli_env(), cwd=str(REPO),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.cli_env(),
+            cwd=str(REPO),
         )
 
 
