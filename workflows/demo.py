@@ -8,6 +8,7 @@ adapters (HTTPS, SSH, SOAP), in campaign order, with every guard in force.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import ssl
@@ -88,10 +89,7 @@ def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started:
             adapters.close()
             listeners.stop()
     finally:
-        # The simulator's servers wind down on their own; the summary need not wait for them.
-        stopper = threading.Thread(target=sim.stop, daemon=True)
-        stopper.start()
-        stopper.join(timeout=1)
+        stop_simulator(sim)
     elapsed = time.monotonic() - started
     out.write("\n" + format_table(summary_rows(views)) + "\n\n")
     phones_state = counters.get("phones") or {}
@@ -105,6 +103,18 @@ def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started:
             if v.state != "done":
                 out.write(f"{v.id}: {v.state} {v.waiting_reason or v.last_error}\n")
     return ok
+
+
+def stop_simulator(sim: SimulatedCluster) -> None:
+    """Stop the simulator without waiting out its SSH accept loops.
+
+    Closing a listening socket does not wake a thread blocked in ``accept`` on Linux; shutting it
+    down does, so each SSH server's thread ends at once instead of after its join timeout.
+    """
+    for server in getattr(sim, "_ssh", []):
+        with contextlib.suppress(OSError):
+            server.sock.shutdown(socket.SHUT_RDWR)
+    sim.stop()
 
 
 def main() -> int:

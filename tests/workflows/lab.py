@@ -18,6 +18,7 @@ from engine.runner import EventView, RunView
 from simulator.runtime import SimulatedCluster
 from workflows.cli import start_campaign
 from workflows.config import Config, load_config
+from workflows.demo import TypeListeners, stop_simulator
 from workflows.initconfig import simulator_config
 from workflows.registry import DEFINITIONS_DIR, build_registry
 from workflows.wiring import Adapters
@@ -43,8 +44,9 @@ class Lab:
 
     def __enter__(self) -> Lab:
         self.sim.start()
+        self.listeners = TypeListeners(self.sim)
         self.config_path = self.folder / "cucm-renew.toml"
-        text = simulator_config(self.sim.json_path, self.config_path)
+        text = simulator_config(self.sim.json_path, self.config_path, ports=self.listeners.start())
         text = text.replace('ca = "lab"', f'ca = "{self.ca_choice}"')
         self.config_path.write_text(text)
         self.config: Config = load_config(self.config_path)
@@ -75,7 +77,8 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.close_engine()
-        self.sim.stop()
+        self.listeners.stop()
+        stop_simulator(self.sim)
 
     # ------------------------------------------------------------------ runs
 
@@ -132,6 +135,28 @@ class Lab:
             time.sleep(0.05)
         runs = [(v.id, v.state, v.waiting_reason) for v in self.views()]
         raise AssertionError(f"timed out waiting for {what}; runs: {runs}")
+
+    def watch_status(self) -> tuple[list[RunView], Callable[[], None]]:
+        """Poll ``status`` from a second engine on the same state folder, as an operator's
+        `cucm-renew status` would, while the runs are driven; returns (seen, stop)."""
+        seen: list[RunView] = []
+        stop = threading.Event()
+        reader = Engine(self.state_dir, self.definitions, build_registry())
+
+        def poll() -> None:
+            while not stop.is_set():
+                seen.extend(reader.status())
+                stop.wait(0.02)
+
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+
+        def halt() -> None:
+            stop.set()
+            thread.join(timeout=10)
+            reader.close()
+
+        return seen, halt
 
     def events_of(self, definition: str) -> list[EventView]:
         with self._events_lock:
