@@ -31,12 +31,15 @@ class Lab:
     """``with Lab(tmp_path, nodes=3, imp=1, phones=100) as lab:`` then ``lab.start(...)``,
     ``lab.drive()``; ``lab.sim`` is the simulator, ``lab.events`` every audited transition."""
 
-    def __init__(self, folder: Path, *, ca: str = "lab", time_scale: float = 2000.0, **sim: Any) -> None:
+    def __init__(
+        self, folder: Path, *, ca: str = "lab", time_scale: float = 2000.0, extra_config: str = "", **sim: Any
+    ) -> None:
         self.folder = folder
         self.time_scale = time_scale
         sim.setdefault("nodes", 2)
         self.sim = SimulatedCluster(folder / "sim", time_scale=time_scale, **sim)
         self.ca_choice = ca
+        self.extra_config = extra_config
         self.events: list[EventView] = []
         self._events_lock = threading.Lock()
         self.engine: Engine | None = None
@@ -48,6 +51,7 @@ class Lab:
         self.config_path = self.folder / "cucm-renew.toml"
         text = simulator_config(self.sim.json_path, self.config_path, ports=self.listeners.start())
         text = text.replace('ca = "lab"', f'ca = "{self.ca_choice}"')
+        text = text.replace("[ca.lab]", self.extra_config + "\n[ca.lab]") if self.extra_config else text
         self.config_path.write_text(text)
         self.config: Config = load_config(self.config_path)
         lab_ca = self.config.cas["lab"]
@@ -157,6 +161,12 @@ class Lab:
             reader.close()
 
         return seen, halt
+
+    def until(self, run_id: str, check: Callable[[RunView], bool], what: str) -> RunView:
+        """Poll the run's status until ``check`` holds."""
+        assert self.engine is not None
+        engine = self.engine
+        return self.wait_for(what, lambda: next((v for v in engine.status(run_id) if check(v)), None))
 
     def events_of(self, definition: str) -> list[EventView]:
         with self._events_lock:
