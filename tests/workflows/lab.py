@@ -187,13 +187,13 @@ class Lab:
             cwd=str(REPO),
         )
 
-    def daemon(self) -> subprocess.Popen[str]:
+    def daemon(self, **env: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, "-m", "workflows.cli", "daemon"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=self.cli_env(),
+            env={**self.cli_env(), **env},
             cwd=str(REPO),
         )
 

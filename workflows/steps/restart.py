@@ -49,7 +49,9 @@ def restart_services(ctx: StepContext) -> Outcome:
             now = cucm.service_status(node, service)
             started = _ts(now.start_time)
             prior = effect.intent.get("previous_start")
-            if started is not None and (prior is None or started > prior):
+            # The plan only restarts services that were Started: one stopping or starting now, or
+            # started since the intent, is our restart under way or done.
+            if now.status != RUNNING or (started is not None and (prior is None or started > prior)):
                 return {"requested_at": effect.intent.get("requested_at"), "reconciled": True}
             return None
 
