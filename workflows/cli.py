@@ -301,7 +301,7 @@ def _cmd_plan(args: argparse.Namespace, env: CliEnv) -> int:
             "services": d.params.get("services"),
             "tls_port": d.params.get("tls_port"),
             "roles": d.params.get("roles"),
-            "exclusion": [{"group": e.group, "from": e.start, "until": e.until} for e in d.exclusion],
+            "exclusion": [{"group": e.group, "from": e.from_state, "until": e.until} for e in d.exclusion],
             "nodes": nodes,
         }
         plan.append(entry)

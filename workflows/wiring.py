@@ -6,8 +6,10 @@ adapter implementations; the steps see ports only, through :class:`workflows.dep
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from adapters.ca.command import CommandCA
@@ -24,6 +26,28 @@ PHONE_RESETS_PER_SECOND = 10
 """AXL doDeviceReset pace: the TFTP servers must serve every reset phone its configuration."""
 
 
+def tls_bundle(config: Config, cluster: ClusterConfig) -> Path:
+    """The CA bundle that verifies the cluster's nodes, now and after renewal.
+
+    After renewal the nodes present certificates from the cluster's CAs. A ``local`` CA is run by
+    this tool, so its root is known: it is added to the configured bundle (in a copy kept in the
+    CA's folder). Other CAs' roots must already be in ``ca_bundle``.
+    """
+    names = {cluster.ca, *(cluster.ca_for(t) for t in cluster.types)}
+    local = [config.cas[n] for n in sorted(names) if config.cas[n].kind == "local"]
+    if not local:
+        return cluster.ca_bundle
+    roots = [LocalCA(ca.folder, name=ca.name).root_pem for ca in local if ca.folder is not None]
+    base = cluster.ca_bundle.read_text(encoding="utf-8")
+    folder = local[0].folder
+    assert folder is not None
+    combined = folder / f"tls-bundle-{cluster.name}.pem"
+    tmp = combined.with_suffix(".tmp")
+    tmp.write_text(base.rstrip("\n") + "\n" + "".join(roots), encoding="utf-8")
+    os.replace(tmp, combined)
+    return combined
+
+
 def cucm_config(config: Config, cluster: ClusterConfig) -> CucmClusterConfig:
     nodes = tuple(
         NodeRef(name=n.name, address=n.address, https_port=n.https_port, ssh_port=n.ssh_port, role=n.role)  # type: ignore[arg-type]
@@ -34,7 +58,7 @@ def cucm_config(config: Config, cluster: ClusterConfig) -> CucmClusterConfig:
         nodes=nodes,
         platform=Credentials(cluster.platform.username, cluster.platform.password.value),
         axl=Credentials(cluster.axl.username, cluster.axl.password.value),
-        ca_bundle=str(cluster.ca_bundle),
+        ca_bundle=str(tls_bundle(config, cluster)),
         known_hosts=str(cluster.known_hosts),
         use_rest=cluster.rest,
         # The limits are CUCM's, in CUCM's time; a time-scaled lab runs that much faster.
