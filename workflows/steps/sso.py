@@ -10,8 +10,10 @@ from .errors import classified
 
 def check_sso(ctx: StepContext) -> Outcome:
     cucm = deps(ctx).cucm
-    publisher = targets(ctx)[0]
-    enabled = cucm.sso_enabled(publisher)
+    roles = ctx.context.get("node_roles") or {}
+    # SSO is cluster-wide; the publisher answers for it.
+    node = next((n for n, r in roles.items() if r == "publisher"), targets(ctx)[0])
+    enabled = cucm.sso_enabled(node)
     if not ctx.params.get("requires_sso_off"):
         return Outcome.advance(output={"sso_enabled": enabled})
     if enabled:
