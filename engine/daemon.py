@@ -201,6 +201,15 @@ class Engine:
         self.runner.schedule(run_id, run.next_wake_at)
         return run_id
 
+    def start_unless_running(
+        self, definition: str, scope: str, context: Mapping[str, JSON], *, run_id: str | None = None
+    ) -> tuple[str, bool]:
+        """The non-final run of ``definition`` on ``scope`` if there is one, else a new run.
+        Returns ``(run_id, started)``; lets ``run`` and a daemon's scheduler be re-run safely."""
+        for existing in self.find_runs(definition=definition, scope=scope):
+            return existing.id, False
+        return self.start_run(definition, scope, context, run_id=run_id), True
+
     def run_until_quiet(
         self, *, stop: threading.Event | None = None, on_event: Callable[[EventView], None] | None = None
     ) -> None:

@@ -41,6 +41,14 @@ class NoTransition:
     source: str
 
 
+class _LeanMachine(Machine):
+    """A machine that skips binding ``is_<state>`` helpers and model-named state callbacks on each
+    ``add_model``: runs never use them, and binding them costs more than the transition itself."""
+
+    def _add_model_to_state(self, state: Any, model: Any) -> None:
+        return None
+
+
 class _Model:
     """The stand-in a machine drives; ``transitions`` attaches trigger methods to it."""
 
@@ -78,7 +86,7 @@ class Runtime:
                 specs.append(
                     {"trigger": t.trigger, "source": t.source, "dest": t.dest, "conditions": [self._check]}
                 )
-            machine = Machine(
+            machine = _LeanMachine(
                 model=None,
                 states=list(defn.states),
                 transitions=specs,
@@ -121,10 +129,15 @@ class Runtime:
         run = attempt.run
         source, dest, trigger = event.transition.source, event.transition.dest, event.event.name
         _, _, guard_table = self._machines[run.definition]
-        blocked = self.lease_block(attempt.tx, run, dest)
+        blocked = (
+            self.lease_block(attempt.tx, run, dest) if self.definitions[run.definition].exclusion else None
+        )
         if blocked:
             attempt.refusals.append(Refused(blocked, "lease"))
             return False
+        names = guard_table.get((source, trigger, dest), ())
+        if not names:
+            return True
         peers = [PeerRun(p[0], p[1], p[2]) for p in attempt.tx.peers(run.scope, run.id)]
         defn = self.definitions[run.definition]
         data = GuardInput(
@@ -139,7 +152,7 @@ class Runtime:
             peers=peers,
             now=datetime.fromtimestamp(attempt.now, UTC),
         )
-        for name in guard_table.get((source, trigger, dest), ()):
+        for name in names:
             allowed, reason = self.registry.guards[name](data)
             if not allowed:
                 attempt.refusals.append(Refused(reason or f"guard {name} refused", "guard"))

@@ -27,7 +27,7 @@ GENESIS = "0" * 64
 
 _MIGRATIONS: list[str] = [
     """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
     CREATE TABLE runs (
         id TEXT PRIMARY KEY,
         definition TEXT NOT NULL,
@@ -50,7 +50,6 @@ _MIGRATIONS: list[str] = [
         rev INTEGER NOT NULL
     );
     CREATE INDEX runs_status ON runs (status);
-    CREATE INDEX runs_rev ON runs (rev);
     CREATE TABLE events (
         seq INTEGER PRIMARY KEY,
         ts TEXT NOT NULL,
@@ -67,7 +66,6 @@ _MIGRATIONS: list[str] = [
         prev_hash TEXT NOT NULL,
         hash TEXT NOT NULL
     );
-    CREATE INDEX events_run ON events (run);
     CREATE TABLE effects (
         run TEXT NOT NULL,
         state TEXT NOT NULL,
@@ -255,22 +253,42 @@ class Tx:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self._meta: dict[str, str] | None = None
+        self._dirty: dict[str, str] = {}
         self._rev: int | None = None
         self.events: list[EventRow] = []
 
     def execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         return self._conn.execute(sql, args)
 
+    def _get_meta(self, key: str) -> str | None:
+        if self._meta is None:
+            rows = self.execute("SELECT key, value FROM meta WHERE key IN ('rev', 'head')").fetchall()
+            self._meta = {str(k): str(v) for k, v in rows}
+        return self._dirty.get(key, self._meta.get(key))
+
+    def flush(self) -> None:
+        """Write the chain head and revision counter (once per transaction, before COMMIT)."""
+        if self._dirty:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", self._dirty.items()
+            )
+            self._dirty.clear()
+
     def next_rev(self) -> int:
+        """The revision number this transaction stamps on the runs it writes."""
         if self._rev is None:
-            row = self.execute("SELECT value FROM meta WHERE key = 'rev'").fetchone()
-            self._rev = (int(row[0]) if row else 0) + 1
-            self.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rev', ?)", (str(self._rev),))
+            self._rev = int(self._get_meta("rev") or 0) + 1
+            self._dirty["rev"] = str(self._rev)
         return self._rev
 
     def get_run(self, run_id: str) -> RunRow | None:
         row = self.execute(f"SELECT {_RUN_COLS} FROM runs WHERE id = ?", (run_id,)).fetchone()  # noqa: S608
         return _run_from(row) if row else None
+
+    def run_rev(self, run_id: str) -> int | None:
+        row = self.execute("SELECT rev FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return int(row[0]) if row else None
 
     def insert_run(self, run: RunRow) -> None:
         run.rev = self.next_rev()
@@ -328,8 +346,12 @@ class Tx:
         evidence: Mapping[str, JSON] | None = None,
         node: str | None = None,
     ) -> EventRow:
-        head = self.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+        evidence_text = _dumps(dict(evidence)) if evidence else "{}"
+        head = self._get_meta("head")
+        seq, prev = 1, GENESIS
+        if head:
+            last, _, prev = head.partition(":")
+            seq = int(last) + 1
         fields: dict[str, JSON] = {
             "seq": seq,
             "ts": ts,
@@ -342,7 +364,7 @@ class Tx:
             "trigger": trigger,
             "actor": actor,
             "reason": reason,
-            "evidence": json.loads(_dumps(dict(evidence or {}))),
+            "evidence": json.loads(evidence_text) if evidence else {},
             "prev_hash": prev,
         }
         digest = event_hash(fields)
@@ -360,12 +382,12 @@ class Tx:
                 trigger,
                 actor,
                 reason,
-                _dumps(fields["evidence"]),
+                evidence_text,
                 prev,
                 digest,
             ),
         )
-        self.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('head', ?)", (f"{seq}:{digest}",))
+        self._dirty["head"] = f"{seq}:{digest}"
         event = EventRow(
             seq,
             ts,
@@ -484,6 +506,7 @@ class Store:
                 self._rollback()
                 raise
             try:
+                tx.flush()
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()

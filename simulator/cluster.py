@@ -16,6 +16,7 @@ import itertools
 import math
 import os
 import random
+import shutil
 import ssl
 import tempfile
 import threading
@@ -271,9 +272,11 @@ class Cluster:
         self.restart_seconds = restart_seconds
         self.reregister_seconds = reregister_seconds
         self.subject = subject or pki.Subject()
+        self._own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="cucm-sim-")
         self.slow_restarts: dict[tuple[str, str], float] = {}  # (node short or '*', service) -> factor
         self._events: list[tuple[float, int, Callable[[], object]]] = []
+        self._event_time: float | None = None
         self._seq = itertools.count()
         self.ca_bundle_extra: list[x509.Certificate] = []
         self.bundle_listeners: list[Callable[[], None]] = []
@@ -314,6 +317,8 @@ class Cluster:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _run_clock(self) -> None:
         while not self._stop.is_set():
@@ -327,11 +332,23 @@ class Cluster:
         with self.lock:
             now = time.monotonic()
             while self._events and self._events[0][0] <= now:
-                _, _, action = heapq.heappop(self._events)
-                action()
+                due, _, action = heapq.heappop(self._events)
+                # Effects are stamped with the time they were due, not the time this thread got to
+                # them, so a busy machine does not change what phones see.
+                self._event_time = due
+                try:
+                    action()
+                finally:
+                    self._event_time = None
 
     def _at(self, delay: float, action: Callable[[], object]) -> None:
-        heapq.heappush(self._events, (time.monotonic() + delay, next(self._seq), action))
+        heapq.heappush(self._events, (self._now() + delay, next(self._seq), action))
+
+    def _now(self) -> float:
+        return self._event_time if self._event_time is not None else time.monotonic()
+
+    def _wall(self) -> float:
+        return time.time() - (time.monotonic() - self._now())
 
     def scaled(self, seconds: float) -> float:
         return seconds / self.time_scale
@@ -374,8 +391,10 @@ class Cluster:
                         other.trust[f"{t}-trust"][_trust_filename(ident.installed)] = ident.installed
         for node in self.nodes:
             if "CAPF-trust" in node.trust:
-                # CAPF-trust is copied into CallManager-trust (reference section 4).
-                node.trust["CallManager-trust"].update(node.trust["CAPF-trust"])
+                # CAPF-trust is copied into CallManager-trust (reference section 4), under a prefixed
+                # name so it does not replace the CallManager certificate of the same CN.
+                for name, cert in node.trust["CAPF-trust"].items():
+                    node.trust["CallManager-trust"][f"CAPF-{name}"] = cert
 
     def bundle_certificates(self) -> list[x509.Certificate]:
         """Everything a client needs to verify any node's tomcat certificate."""
@@ -564,7 +583,7 @@ class Cluster:
                             }
                         target.trust[store][_trust_filename(cert)] = cert
                         if store == "CAPF-trust" and "CallManager-trust" in target.trust:
-                            target.trust["CallManager-trust"][_trust_filename(cert)] = cert
+                            target.trust["CallManager-trust"][f"CAPF-{_trust_filename(cert)}"] = cert
                 for cert in certs:
                     names.append(f"{store}/{_trust_filename(cert)}")
                     self.uploads_accepted.append(
@@ -633,7 +652,7 @@ class Cluster:
 
     def _on_stop(self, node: Node, svc: Service) -> None:
         if svc.name == "Cisco CallManager":
-            now = time.monotonic()
+            now = self._now()
             for i in range(self.phones.count):
                 if self.phones.node[i] == node.index:
                     self._unregister(i, now, math.inf)
@@ -641,7 +660,7 @@ class Cluster:
     def _finish_start(self, node: Node, svc: Service, gen: int) -> None:
         if not self._set_state(node, svc, gen, "Started"):
             return
-        svc.started_at = time.time()
+        svc.started_at = self._wall()
         changed = []
         for t, services in PRESENTED_BY.items():
             if svc.name in services and t in node.identities:
@@ -659,7 +678,7 @@ class Cluster:
                 for listener in list(self.bundle_listeners):
                     listener()
         if svc.name == "Cisco CallManager":
-            now = time.monotonic()
+            now = self._now()
             for i in range(self.phones.count):
                 if self.phones.node[i] == node.index:
                     self._schedule_registration(i, now)
@@ -687,7 +706,7 @@ class Cluster:
         return pki.fingerprint(self.publisher.identities["CAPF"].presented) in self.ctl_entries
 
     def _record_epoch(self) -> None:
-        now = time.monotonic()
+        now = self._now()
         self._epochs.append((now, self.cm_epoch, self.tvs_epoch, self._ctl_ok()))
         self._epoch_times.append(now)
 

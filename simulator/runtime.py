@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -51,10 +52,12 @@ class SimulatedCluster:
         credentials: dict[str, dict[str, str]] | None = None,
         restart_seconds: tuple[float, float] = (60.0, 180.0),
         reregister_seconds: tuple[float, float] = (30.0, 120.0),
+        pager: bool = True,
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.faults = faults if isinstance(faults, Faults) else Faults.parse(faults)
+        self.pager = pager
         self.schema_dir = Path(schema_dir) if schema_dir else None
         self.cluster = Cluster(
             nodes=nodes,
@@ -123,6 +126,7 @@ class SimulatedCluster:
             self.stop()
             raise
         self.cluster.start_clock()
+        self.faults.started = time.monotonic()  # `down=` windows count from here
         self.write_bundle()
         self._write_known_hosts()
         self.info = self._info()

@@ -1,0 +1,61 @@
+"""The store: schema version, fatal errors, effect journal keys."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from engine.daemon import Engine
+from engine.store import Store, StoreFatal
+
+
+def test_schema_version_and_pragmas(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s")
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    store.close()
+    Store(tmp_path / "s").close()  # reopening migrates nothing and keeps the data
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    Store(tmp_path / "s").close()
+    conn = sqlite3.connect(tmp_path / "s" / "engine.db")
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(StoreFatal, match="schema version 99, newer than this program"):
+        Store(tmp_path / "s")
+
+
+def test_a_damaged_database_is_fatal_and_the_cli_exits_1(tmp_path: Path) -> None:
+    state = tmp_path / "s"
+    state.mkdir()
+    (state / "engine.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreFatal, match=r"state database .* failed"):
+        Store(state)
+    from tests.engine.test_cli import cli
+
+    code, _out, err = cli(state, "status")
+    assert code == 1 and "state database" in err
+
+
+def test_engine_error_during_a_tick_stops_the_loop(make_engine: Callable[..., Engine], journal: Path) -> None:
+    engine = make_engine()
+    engine.start_run("flow", "c1", {"journal": str(journal)})
+    engine.store._conn.execute("DROP TABLE events")  # what a failing disk looks like to SQLite
+    with pytest.raises(StoreFatal):
+        engine.run_until_quiet()
+
+
+def test_start_unless_running(make_engine: Callable[..., Engine], journal: Path) -> None:
+    engine = make_engine()
+    first, started = engine.start_unless_running("flow", "c1", {"journal": str(journal)})
+    again, started_again = engine.start_unless_running("flow", "c1", {"journal": str(journal)})
+    assert started and not started_again and again == first
+    engine.run_until_quiet()
+    third, started_third = engine.start_unless_running("flow", "c1", {"journal": str(journal)})
+    assert started_third and third != first
