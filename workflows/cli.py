@@ -312,7 +312,7 @@ def _cmd_plan(args: argparse.Namespace, env: CliEnv) -> int:
         for cname, ns in nodes.items():
             lines.append(f"  cluster {cname}: {', '.join(ns)}")
         for s in steps:
-            guards = f"   guards: {', '.join(s['guards'])}" if s["guards"] else ""
+            guards = f"   then, if {' and '.join(s['guards'])} allow" if s["guards"] else ""
             lines.append(f"  {s['state']:<20} {s['step'] or '(gate)':<22}{guards}")
         for e in entry["exclusion"]:
             lines.append(f"  exclusion {e['group']}: from {e['from']} until {e['until']}")
