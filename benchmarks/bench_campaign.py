@@ -14,7 +14,6 @@ import math
 import tempfile
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from simulator.runtime import SimulatedCluster
 from workflows.cert_types import CERT_TYPES
 from workflows.cli import start_campaign
 from workflows.config import load_config
+from workflows.demo import wait_figures
 from workflows.initconfig import simulator_config
 from workflows.registry import DEFINITIONS_DIR, build_registry
 from workflows.wiring import PHONE_RESETS_PER_SECOND, Adapters
@@ -33,27 +33,6 @@ from workflows.wiring import PHONE_RESETS_PER_SECOND, Adapters
 PHONES = 10_000
 TIME_SCALE = 600.0
 PHONE_TYPES = ("CAPF", "CallManager", "TVS")
-
-
-def _t(value: str) -> float:
-    return datetime.fromisoformat(value).timestamp()
-
-
-def _run_figures(view: Any, events: list[Any]) -> dict[str, float]:
-    ctx = view.context
-    restarts = [r for r in ctx.get("restarts") or [] if not r.get("skipped")]
-    restart_wait = sum(_t(r["running_at"]) - _t(r["requested_at"]) for r in restarts)
-    mine = [e for e in events if e.run == view.id]
-    out = {"restarts": restart_wait, "reset": 0.0, "reregistration": 0.0}
-    phones = ctx.get("phones") or {}
-    if phones.get("reset_at"):
-        entered = next(_t(e.ts) for e in mine if e.to_state == "phones_reregistered")
-        left = next(
-            _t(e.ts) for e in mine if e.from_state == "phones_reregistered" and e.to_state == "verified"
-        )
-        out["reset"] = _t(phones["reset_at"]) - entered
-        out["reregistration"] = left - _t(phones["reset_at"])
-    return out
 
 
 def main() -> None:
@@ -98,7 +77,7 @@ def main() -> None:
     finally:
         sim.stop()
 
-    figures = {v.definition: _run_figures(v, events) for v in views}
+    figures = {v.definition: wait_figures(v, events) for v in views}
     # CUCM resets phones at the configured pace (10 a second); here the simulator on two busy cores
     # is slower than that scaled pace, so the measured reset time is not counted as unavoidable.
     paced_reset = PHONES / PHONE_RESETS_PER_SECOND / TIME_SCALE
