@@ -56,13 +56,15 @@ def restart_services(ctx: StepContext) -> Outcome:
             return None
 
         requested_at = iso(ctx.now())
+
+        def restart(node: str = node, service: str = service, requested_at: str = requested_at) -> Any:
+            cucm.restart_service(node, service)
+            return {"requested_at": requested_at}
+
         result = ctx.effect(
             node,
             f"restart:{service}",
-            lambda node=node, service=service, requested_at=requested_at: (
-                cucm.restart_service(node, service),
-                {"requested_at": requested_at},
-            )[1],
+            restart,
             intent={"service": service, "previous_start": previous, "requested_at": requested_at},
             reconcile=reconcile,
         )

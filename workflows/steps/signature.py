@@ -54,12 +54,14 @@ def request_signature(ctx: StepContext) -> Outcome:
             elif sent.get(node, {}).get("token"):
                 answer = _answer(d.ca.poll(str(sent[node]["token"])))
             else:
+
+                def submit(node: str = node, csr_pem: str = csr_pem) -> Any:
+                    return _answer(d.ca.submit(csr_pem, cert_type=kind, node=node))
+
                 answer = ctx.effect(
                     node,
                     "ca_submit",
-                    lambda node=node, csr_pem=csr_pem: _answer(
-                        d.ca.submit(csr_pem, cert_type=kind, node=node)
-                    ),
+                    submit,
                     intent={"ca": d.ca.name, "csr_sha256": csrs[node]["sha256"]},
                 )
         except (CaRejected, CaMisconfigured) as exc:
