@@ -23,7 +23,9 @@ def check_sso(ctx: StepContext) -> Outcome:
             on_approve=None,
             output={"sso_enabled": True, "sso_was_enabled": True},
         )
-    return Outcome.advance(output={"sso_enabled": False}, evidence={"sso_enabled": False})
+    return Outcome.advance(
+        output={"sso_enabled": False}, evidence={"sso_enabled": False}, reason="single sign-on is disabled"
+    )
 
 
 def remind_sso(ctx: StepContext) -> Outcome:
