@@ -1,0 +1,2 @@
+"""Talking to CUCM. Workflows import :mod:`adapters.cucm.port` only; :mod:`adapters.cucm.cluster`
+builds the implementation from configuration (``build_cluster(ClusterConfig(...))``)."""

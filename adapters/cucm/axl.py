@@ -1,0 +1,103 @@
+"""AXL on the publisher: SQL queries, process nodes, version, device resets.
+
+The SOAPAction header (``CUCM:DB ver=<v> <operation>``) and the request namespace
+(``http://www.cisco.com/AXL/API/<v>``) must name the same schema version, so both come from one
+configured value. AXL's child elements are unqualified (the schema's elementFormDefault).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from adapters.cucm.http import NodeHttp
+from adapters.cucm.port import CucmRejected
+from adapters.cucm.soap import child, children, envelope, local, path, soap_post, sub, text
+
+PATH = "axl/"
+
+# AXL's fault for a device name it does not know (axlcode 5007 in the detail).
+UNKNOWN_DEVICE_MARKERS = ("was not found", "Item not valid", "5007")
+
+
+def namespace(version: str) -> str:
+    return f"http://www.cisco.com/AXL/API/{version}"
+
+
+class Axl:
+    def __init__(self, http: NodeHttp, *, version: str = "14.0") -> None:
+        self.http = http
+        self.schema_version = version
+        self.ns = namespace(version)
+
+    def _call(self, operation: str, body: ET.Element, handle_name: str) -> ET.Element:
+        def handle(response: ET.Element) -> ET.Element:
+            if local(response.tag) != handle_name:
+                raise CucmRejected(
+                    f"AXL {operation}: unexpected answer <{local(response.tag)}>",
+                    cucm_message=local(response.tag),
+                    node=self.http.node.name,
+                )
+            return response
+
+        return soap_post(
+            self.http,
+            f"AXL {operation}",
+            PATH,
+            f"CUCM:DB ver={self.schema_version} {operation}",
+            envelope(body, {"ns": self.ns}),
+            handle,
+        )
+
+    def _request(self, operation: str) -> ET.Element:
+        return ET.Element(f"{{{self.ns}}}{operation}")
+
+    def sql(self, query: str) -> list[dict[str, str]]:
+        body = self._request("executeSQLQuery")
+        sub(body, "sql", query)
+        response = self._call("executeSQLQuery", body, "executeSQLQueryResponse")
+        ret = child(response, "return")
+        rows: list[dict[str, str]] = []
+        for row in children(ret, "row") if ret is not None else []:
+            rows.append({local(col.tag): (col.text or "").strip() for col in row})
+        return rows
+
+    def version(self) -> str:
+        response = self._call("getCCMVersion", self._request("getCCMVersion"), "getCCMVersionResponse")
+        found = text(path(response, "return", "componentVersion"), "version")
+        if not found:
+            raise CucmRejected(
+                "AXL getCCMVersion: answer carries no version",
+                cucm_message="",
+                node=self.http.node.name,
+            )
+        return found
+
+    def process_nodes(self) -> list[tuple[str, str]]:
+        """``(name, processNodeRole)`` of every process node except EnterpriseWideData."""
+        body = self._request("listProcessNode")
+        criteria = sub(body, "searchCriteria")
+        sub(criteria, "name", "%")
+        tags = sub(body, "returnedTags")
+        sub(tags, "name", "")
+        sub(tags, "processNodeRole", "")
+        response = self._call("listProcessNode", body, "listProcessNodeResponse")
+        ret = child(response, "return")
+        nodes = []
+        for item in children(ret, "processNode") if ret is not None else []:
+            name = text(item, "name")
+            if name and name != "EnterpriseWideData":
+                nodes.append((name, text(item, "processNodeRole")))
+        return nodes
+
+    def reset_device(self, name: str, *, hard: bool = True) -> bool:
+        """Reset (hard) or restart (soft) one device; False when CUCM does not know the device."""
+        body = self._request("doDeviceReset")
+        sub(body, "deviceName", name)
+        sub(body, "isHardReset", "true" if hard else "false")
+        try:
+            self._call("doDeviceReset", body, "doDeviceResetResponse")
+        except CucmRejected as error:
+            if any(marker in error.cucm_message for marker in UNKNOWN_DEVICE_MARKERS):
+                return False
+            raise
+        return True

@@ -1,0 +1,149 @@
+"""CUCM 14+ certificate management REST (``/platformcom/api/v1/certmgr/config``) on one node.
+
+The API is server-specific (each node is called at its own address) and authenticates with the
+platform (OS administrator) user. A refusal answers 400 with ``{"status", "message", "trackingId"}``;
+``message`` is CUCM's text and is carried verbatim in :class:`CucmRejected`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import requests
+
+from adapters.cucm.http import NodeHttp
+from adapters.cucm.port import CucmAuthError, CucmRejected, CucmUnreachable
+
+BASE = "platformcom/api/v1/certmgr/config"
+
+
+def cucm_message(response: requests.Response) -> str:
+    """CUCM's own error text from a REST answer: the JSON ``message``, else the body's first line."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        for key in ("message", "errorMessage", "error"):
+            value = payload.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+    body = response.text.strip()
+    first = body.splitlines()[0] if body else ""
+    return first[:300] if first else f"HTTP {response.status_code} with an empty body"
+
+
+class CertMgr:
+    """The REST certificate operations on the node behind ``http``."""
+
+    def __init__(self, http: NodeHttp, *, key_length: int = 2048) -> None:
+        self.http = http
+        self.key_length = key_length
+
+    @property
+    def node(self) -> str:
+        return self.http.node.name
+
+    def _json(self, operation: str, method: str, path: str, **kwargs: Any) -> Any:
+        def handle(response: requests.Response) -> Any:
+            status = response.status_code
+            if status == 401:
+                raise CucmAuthError(
+                    f"{operation}: {self.node} refused the platform credentials (HTTP 401). Fix: "
+                    f"configure the OS administrator (platform) user for this cluster, not the AXL "
+                    f"application user.",
+                    node=self.node,
+                )
+            if status >= 500:
+                raise CucmUnreachable(
+                    f"{operation}: {self.node} failed internally (HTTP {status}): {cucm_message(response)}",
+                    node=self.node,
+                )
+            if status >= 300:
+                message = cucm_message(response)
+                raise CucmRejected(
+                    f"{operation} refused by {self.node} (HTTP {status}): {message}",
+                    cucm_message=message,
+                    node=self.node,
+                    status=status,
+                )
+            if not response.content.strip():
+                return {}
+            try:
+                return response.json()
+            except ValueError as error:
+                raise CucmRejected(
+                    f"{operation}: {self.node} answered HTTP {status} with a body that is not JSON",
+                    cucm_message=response.text[:300],
+                    node=self.node,
+                    status=status,
+                ) from error
+
+        headers = {"Accept": "application/json"}
+        if "json" in kwargs:
+            # Serialised here so the body is exactly what the API documents (no NaN, UTF-8).
+            kwargs["data"] = json.dumps(kwargs.pop("json")).encode()
+            headers["Content-Type"] = "application/json"
+        return self.http.call(operation, method, f"{BASE}/{path}", handle, headers=headers, **kwargs)
+
+    def generate_csr(self, service: str) -> str:
+        ecdsa = service.endswith("-ECDSA")
+        body = {
+            "service": service,
+            "distribution": "this-server",
+            "commonName": self.node,
+            "keyType": "ec" if ecdsa else "rsa",
+            "keyLength": 384 if ecdsa else self.key_length,
+            "hashAlgorithm": "sha256",
+        }
+        payload = self._json(f"generate CSR for {service}", "POST", "csr", json=body)
+        csr = payload.get("csr") if isinstance(payload, dict) else None
+        if not isinstance(csr, str) or "BEGIN CERTIFICATE REQUEST" not in csr:
+            raise CucmRejected(
+                f"generate CSR for {service}: {self.node} answered without a CSR",
+                cucm_message=str(payload)[:300],
+                node=self.node,
+            )
+        return csr
+
+    def identity(self, service: str) -> tuple[str, str | None]:
+        """``(certificate PEM, CSR PEM or None)`` for the node's ``service`` identity."""
+        payload = self._json(
+            f"read {service} identity", "GET", "identity/certificate", params={"service": service}
+        )
+        if isinstance(payload, list):
+            payload = next((p for p in payload if isinstance(p, dict) and p.get("service") == service), {})
+        cert = payload.get("certificate") if isinstance(payload, dict) else None
+        if not isinstance(cert, str) or "BEGIN CERTIFICATE" not in cert:
+            raise CucmRejected(
+                f"read {service} identity: {self.node} returned no certificate",
+                cucm_message=str(payload)[:300],
+                node=self.node,
+            )
+        csr = payload.get("csr")
+        return cert, csr if isinstance(csr, str) and csr.strip() else None
+
+    def trust(self, service: str) -> list[str]:
+        payload = self._json(f"list {service}-trust", "GET", "trust/certificate", params={"service": service})
+        items = payload.get("certificates", []) if isinstance(payload, dict) else payload
+        pems: list[str] = []
+        for item in items or []:
+            if isinstance(item, str):
+                pems.append(item)
+            elif isinstance(item, dict):
+                if isinstance(item.get("certificate"), str):
+                    pems.append(item["certificate"])
+                # The snapshot shape nests files under certificate_data.
+                for data in item.get("certificate_data", []) or []:
+                    if isinstance(data, dict) and isinstance(data.get("certificate"), str):
+                        pems.append(data["certificate"])
+        return pems
+
+    def upload_trust(self, service: str, pems: list[str], description: str) -> None:
+        body = {"service": [service], "certificates": pems, "description": description}
+        self._json(f"upload {service}-trust", "POST", "trust/certificates", json=body)
+
+    def upload_identity(self, service: str, certificates: list[str]) -> None:
+        body = {"service": service, "certificates": certificates}
+        self._json(f"upload {service} identity", "POST", "identity/certificates", json=body)

@@ -1,0 +1,542 @@
+"""The :class:`~adapters.cucm.port.CucmPort` of one cluster, composed from the per-API clients.
+
+Build it from a :class:`ClusterConfig` with :func:`build_cluster`. Which API does what:
+
+* certificates: certmgr REST on CUCM 14+ (``use_rest``), the SSH CLI below;
+* Tomcat restarts, SSO and DRS status, the CTL update: SSH CLI (no API offers them);
+* other restarts and service status: ControlCenterServices;
+* nodes, version, security mode, phone resets: AXL on the publisher;
+* registration: RisPort70 on the publisher, within the configured rate.
+
+Credentials: the platform (OS administrator) user for REST and SSH, the AXL application user for
+AXL, ControlCenterServices and RisPort70. They are kept out of ``repr``, logs and error messages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import ssl
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from adapters.cucm import cli
+from adapters.cucm.axl import Axl
+from adapters.cucm.ccs import ControlCenter
+from adapters.cucm.certmgr import CertMgr
+from adapters.cucm.http import NodeHttp
+from adapters.cucm.port import (
+    CucmError,
+    CucmPort,
+    CucmRejected,
+    CucmUnreachable,
+    NodeRef,
+    PhoneState,
+    Role,
+    ServiceStatus,
+    TlsVerificationError,
+    UnknownNode,
+)
+from adapters.cucm.retry import RetryPolicy, SlidingWindowLimiter, call_with_retry
+from adapters.cucm.risport import RisPort
+from adapters.cucm.ssh import YES_NO, Answer, CliSession
+
+log = structlog.get_logger("adapters.cucm")
+
+CLI_RESTARTED = frozenset({"Cisco Tomcat"})  # not stoppable through ControlCenterServices
+WEB_PORTS = frozenset({443, 8443})  # CUCM's ports that the node's https_port stands for
+
+
+class ConfigError(ValueError):
+    """The cluster configuration is unusable; the message names the setting and the fix."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.username or not self.password:
+            raise ConfigError("credentials need a non-empty username and password")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Everything needed to reach one cluster.
+
+    ``nodes`` lists at least the publisher; nodes AXL reports that are not listed are reached at
+    their name on ``default_https_port``/``default_ssh_port``. ``port_map`` translates, per node
+    name, a CUCM port (e.g. 5061) to the port actually reached (tests, NAT); 443/8443 default to
+    the node's ``https_port``. ``ris_window_seconds`` is the span CUCM counts
+    ``ris_requests_per_minute`` over (60 s; shorter only for a time-scaled simulator).
+    """
+
+    name: str
+    nodes: tuple[NodeRef, ...]
+    platform: Credentials
+    axl: Credentials
+    ca_bundle: str
+    known_hosts: str
+    use_rest: bool = True
+    axl_version: str = "14.0"
+    ris_requests_per_minute: int = 15
+    ris_window_seconds: float = 60.0
+    ris_page_size: int = 1000
+    reset_concurrency: int = 4
+    resets_per_second: int = 10
+    csr_key_length: int = 2048
+    csr_include_ou: bool = True
+    default_https_port: int = 8443
+    default_ssh_port: int = 22
+    port_map: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    http_timeout: tuple[float, float] = (10.0, 60.0)
+    ssh_command_timeout: float = 120.0
+    restart_timeout: float = 900.0
+    tls_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.nodes:
+            raise ConfigError(f"cluster {self.name!r}: no nodes. Fix: list at least the publisher.")
+        publishers = [n.name for n in self.nodes if n.role == "publisher"]
+        if len(publishers) != 1:
+            raise ConfigError(
+                f"cluster {self.name!r}: {len(publishers)} nodes have role 'publisher' "
+                f"({', '.join(publishers) or 'none'}). Fix: mark exactly one node as publisher."
+            )
+        names = [n.name for n in self.nodes]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"cluster {self.name!r}: a node name appears twice in {names}.")
+        if (
+            self.ris_requests_per_minute < 1
+            or self.ris_window_seconds <= 0
+            or not 1 <= self.ris_page_size <= 1000
+        ):
+            raise ConfigError(
+                f"cluster {self.name!r}: ris_requests_per_minute must be >= 1 and ris_page_size "
+                f"1..1000 (got {self.ris_requests_per_minute}, {self.ris_page_size})."
+            )
+        if self.reset_concurrency < 1 or self.resets_per_second < 1:
+            raise ConfigError(f"cluster {self.name!r}: reset_concurrency and resets_per_second must be >= 1.")
+
+    @property
+    def publisher(self) -> NodeRef:
+        return next(n for n in self.nodes if n.role == "publisher")
+
+    @classmethod
+    def from_simulator(cls, path: str | Path, **overrides: Any) -> ClusterConfig:
+        """The configuration for a running simulator, from the ``simulator.json`` it wrote."""
+        data = json.loads(Path(path).read_text())
+        nodes = tuple(
+            NodeRef(
+                name=n["name"],
+                address=n["address"],
+                https_port=int(n["https_port"]),
+                ssh_port=int(n["ssh_port"]),
+                role=n["role"],
+            )
+            for n in data["nodes"]
+        )
+        port_map = {
+            n["name"]: {int(k): int(v) for k, v in n.get("port_map", {}).items()} for n in data["nodes"]
+        }
+        creds = data["credentials"]
+        kwargs: dict[str, Any] = {
+            "name": data.get("cluster", "sim"),
+            "nodes": nodes,
+            "platform": Credentials(creds["platform"]["username"], creds["platform"]["password"]),
+            "axl": Credentials(creds["axl"]["username"], creds["axl"]["password"]),
+            "ca_bundle": data["ca_bundle"],
+            "known_hosts": data["known_hosts"],
+            "use_rest": int(str(data.get("version", "14")).split(".")[0]) >= 14,
+            "port_map": port_map,
+        }
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+
+def build_cluster(config: ClusterConfig) -> Cluster:
+    """The port for ``config``'s cluster. Checks the CA bundle and known_hosts files exist."""
+    for key, value, fix in (
+        ("ca_bundle", config.ca_bundle, "the PEM file of the CA(s) that issued the nodes' certificates"),
+        ("known_hosts", config.known_hosts, "a known_hosts file holding each node's SSH host key"),
+    ):
+        if not Path(value).is_file():
+            raise ConfigError(
+                f"cluster {config.name!r}: {key} {value!r} is not a file. Fix: point it at {fix}."
+            )
+    return Cluster(config)
+
+
+def _axl_role(role: str, name: str, publisher: str) -> Role:
+    if name == publisher:
+        return "publisher"
+    return "imp" if role.upper().startswith("CUP") or "IM" in role.upper() else "subscriber"
+
+
+class Cluster:
+    """:class:`~adapters.cucm.port.CucmPort` over REST, SOAP and SSH. Thread-safe."""
+
+    def __init__(self, config: ClusterConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._http: dict[tuple[str, str], NodeHttp] = {}
+        self._cli: dict[str, CliSession] = {}
+        self._nodes: list[NodeRef] | None = None
+        # A margin over CUCM's window: the server counts arrivals, and requests do not all travel
+        # equally fast.
+        window = config.ris_window_seconds
+        self.ris_limiter = SlidingWindowLimiter(
+            config.ris_requests_per_minute, window + max(0.05 * window, 0.1)
+        )
+        self._ris: RisPort | None = None
+
+    def __repr__(self) -> str:
+        return f"Cluster({self.config.name!r}, publisher={self.config.publisher.name!r})"
+
+    @property
+    def cluster(self) -> str:
+        return self.config.name
+
+    # ----------------------------------------------------------------- clients
+
+    def _node_http(self, node: NodeRef, api: str) -> NodeHttp:
+        """``api``: ``platform`` (REST), ``app`` (AXL, ControlCenterServices) or ``ris`` (RisPort70)."""
+        creds = self.config.platform if api == "platform" else self.config.axl
+        policy = self.config.retry
+        if api == "ris" and policy.throttle_backoff is None:
+            # Back off half the window CUCM counts requests over (30 s for its minute).
+            policy = dataclasses.replace(policy, throttle_backoff=self.config.ris_window_seconds / 2)
+        with self._lock:
+            client = self._http.get((node.name, api))
+            if client is None:
+                client = NodeHttp(
+                    node,
+                    ca_bundle=self.config.ca_bundle,
+                    username=creds.username,
+                    password=creds.password,
+                    policy=policy,
+                    timeout=self.config.http_timeout,
+                )
+                self._http[(node.name, api)] = client
+            return client
+
+    def _certmgr(self, node: str) -> CertMgr:
+        return CertMgr(self._node_http(self.node(node), "platform"), key_length=self.config.csr_key_length)
+
+    def _ccs(self, node: str) -> ControlCenter:
+        return ControlCenter(self._node_http(self.node(node), "app"))
+
+    def _axl(self) -> Axl:
+        return Axl(self._node_http(self.config.publisher, "app"), version=self.config.axl_version)
+
+    def _risport(self) -> RisPort:
+        http = self._node_http(self.config.publisher, "ris")
+        with self._lock:
+            if self._ris is None:
+                self._ris = RisPort(http, self.ris_limiter, page=self.config.ris_page_size)
+            return self._ris
+
+    def _cli_for(self, node: str) -> CliSession:
+        ref = self.node(node)
+        with self._lock:
+            session = self._cli.get(ref.name)
+            if session is None:
+                session = CliSession(
+                    ref,
+                    username=self.config.platform.username,
+                    password=self.config.platform.password,
+                    known_hosts=self.config.known_hosts,
+                    policy=self.config.retry,
+                    command_timeout=self.config.ssh_command_timeout,
+                )
+                self._cli[ref.name] = session
+            return session
+
+    def close(self) -> None:
+        with self._lock:
+            https, self._http = list(self._http.values()), {}
+            clis, self._cli = list(self._cli.values()), {}
+            self._ris = None
+        for client in https:
+            client.close()
+        for session in clis:
+            session.close()
+
+    # ----------------------------------------------------------------- topology
+
+    def nodes(self) -> list[NodeRef]:
+        if self._nodes is not None:
+            return list(self._nodes)
+        configured = {n.name: n for n in self.config.nodes}
+        publisher = self.config.publisher
+        found: dict[str, NodeRef] = {publisher.name: publisher}
+        for name, role in self._axl().process_nodes():
+            if name in found:
+                continue
+            found[name] = configured.get(name) or NodeRef(
+                name=name,
+                address=name,
+                https_port=self.config.default_https_port,
+                ssh_port=self.config.default_ssh_port,
+                role=_axl_role(role, name, publisher.name),
+            )
+        for ref in self.config.nodes:  # configured but not (yet) reported by AXL: still ours
+            found.setdefault(ref.name, ref)
+        self._nodes = list(found.values())
+        return list(self._nodes)
+
+    def node(self, name: str) -> NodeRef:
+        for ref in self._nodes or self.config.nodes:
+            if ref.name == name:
+                return ref
+        if self._nodes is None:
+            for ref in self.nodes():
+                if ref.name == name:
+                    return ref
+        known = ", ".join(n.name for n in (self._nodes or self.config.nodes))
+        raise UnknownNode(
+            f"cluster {self.cluster!r} has no node {name!r} (known: {known}). Fix: use a node name "
+            f"as CUCM reports it, or add the node to the cluster's configuration.",
+            cucm_message="",
+        )
+
+    def version(self) -> str:
+        return self._axl().version()
+
+    def security_mode(self) -> int:
+        rows = self._axl().sql("select paramvalue from processconfig where paramname='ClusterSecurityMode'")
+        value = rows[0].get("paramvalue", "") if rows else ""
+        if not value.strip().isdigit():
+            raise CucmRejected(
+                f"cluster {self.cluster!r}: processconfig holds no ClusterSecurityMode value ({rows!r})",
+                cucm_message=str(rows)[:200],
+                node=self.config.publisher.name,
+            )
+        return int(value)
+
+    # ----------------------------------------------------------------- certificates
+
+    def identity_certificate(self, node: str, cert_type: str) -> str:
+        if self.config.use_rest:
+            return self._certmgr(node).identity(cert_type)[0]
+        output = self._cli_for(node).run(f"show cert own {cert_type}")
+        pems = cli.pem_blocks(output)
+        if not pems:
+            raise CucmRejected(
+                f"`show cert own {cert_type}` on {node} printed no certificate: {cli.error_text(output)}",
+                cucm_message=cli.error_text(output),
+                node=node,
+            )
+        return pems[0]
+
+    def trust_certificates(self, node: str, cert_type: str) -> list[str]:
+        if self.config.use_rest:
+            return self._certmgr(node).trust(cert_type)
+        session = self._cli_for(node)
+        pems: list[str] = []
+        for entry in cli.trust_files(session.run("show cert list trust"), f"{cert_type}-trust"):
+            pems.extend(cli.pem_blocks(session.run(f"show cert trust {entry}"))[:1])
+        return pems
+
+    def generate_csr(self, node: str, cert_type: str) -> str:
+        if self.config.use_rest:
+            return self._certmgr(node).generate_csr(cert_type)
+        session = self._cli_for(node)
+        answers = [
+            Answer(cli.INCLUDE_OU, "yes" if self.config.csr_include_ou else "no"),
+            Answer(YES_NO, "yes"),  # "a CSR exists, overwrite?": the caller decided to regenerate
+        ]
+        output = session.run(f"set csr gen {cert_type}", answers=answers)
+        if not cli.CSR_GENERATED.search(output):
+            message = cli.error_text(output)
+            raise CucmRejected(
+                f"`set csr gen {cert_type}` on {node} failed: {message}", cucm_message=message, node=node
+            )
+        csr = self.current_csr(node, cert_type)
+        if csr is None:
+            raise CucmRejected(
+                f"`set csr gen {cert_type}` on {node} reported success but `show csr own` shows no CSR",
+                cucm_message="",
+                node=node,
+            )
+        return csr
+
+    def current_csr(self, node: str, cert_type: str) -> str | None:
+        if self.config.use_rest:
+            return self._certmgr(node).identity(cert_type)[1]
+        session = self._cli_for(node)
+        for command in (f"show csr own {cert_type}", f"show csr own {cert_type}/{cert_type}.csr"):
+            found = cli.pem_blocks(session.run(command), "CERTIFICATE REQUEST")
+            if found:
+                return found[0]
+        return None
+
+    def upload_trust(self, node: str, cert_type: str, pems: list[str], description: str) -> None:
+        if not pems:
+            return
+        if self.config.use_rest:
+            self._certmgr(node).upload_trust(cert_type, pems, description)
+            return
+        for pem in pems:  # one import per certificate, root first, as given
+            self._cli_import(node, f"set cert import trust {cert_type}", pem)
+
+    def upload_identity(self, node: str, cert_type: str, leaf_pem: str, chain: list[str]) -> None:
+        if self.config.use_rest:
+            self._certmgr(node).upload_identity(cert_type, [leaf_pem, *chain])
+            return
+        self._cli_import(node, f"set cert import own {cert_type}", leaf_pem)
+
+    def _cli_import(self, node: str, command: str, pem: str) -> None:
+        output = self._cli_for(node).run(command, paste=pem, answers=[Answer(YES_NO, "yes")])
+        if not cli.IMPORTED.search(output):
+            message = cli.error_text(output)
+            raise CucmRejected(f"`{command}` on {node} failed: {message}", cucm_message=message, node=node)
+
+    # ----------------------------------------------------------------- platform state
+
+    def sso_enabled(self, node: str) -> bool:
+        output = self._cli_for(node).run("utils sso status")
+        state = cli.sso_enabled(output)
+        if state is None:
+            raise CucmRejected(
+                f"`utils sso status` on {node}: unrecognised output: {cli.error_text(output)}",
+                cucm_message=cli.error_text(output),
+                node=node,
+            )
+        return state
+
+    def backup_running(self) -> bool:
+        publisher = self.config.publisher.name
+        session = self._cli_for(publisher)
+        for kind in ("backup", "restore"):
+            output = session.run(f"utils disaster_recovery status {kind}")
+            state = cli.drs_running(output)
+            if state is None:
+                raise CucmRejected(
+                    f"`utils disaster_recovery status {kind}` on {publisher}: unrecognised output: "
+                    f"{cli.error_text(output)}",
+                    cucm_message=cli.error_text(output),
+                    node=publisher,
+                )
+            if state:
+                return True
+        return False
+
+    def ctl_update(self) -> str:
+        publisher = self.config.publisher.name
+        output = self._cli_for(publisher).run(
+            "utils ctl update CTLFile", answers=[Answer(YES_NO, "yes")], timeout=self.config.restart_timeout
+        )
+        lowered = output.lower()
+        if "error" in lowered or "fail" in lowered or "unsuccessful" in lowered or "invalid" in lowered:
+            message = cli.error_text(output)
+            raise CucmRejected(
+                f"`utils ctl update CTLFile` on {publisher} failed: {message}",
+                cucm_message=message,
+                node=publisher,
+            )
+        return output
+
+    def restart_service(self, node: str, service: str) -> None:
+        if service in CLI_RESTARTED:
+            command = f"utils service restart {service}"
+            output = self._cli_for(node).run(command, timeout=self.config.restart_timeout)
+            states = cli.service_states(output)
+            if "FAILED" in states or not ({"RUNNING", "STARTED"} & set(states)):
+                message = cli.error_text(output)
+                raise CucmRejected(
+                    f"`{command}` on {node} failed: {message}", cucm_message=message, node=node
+                )
+            if service == "Cisco Tomcat":
+                # Pooled connections still hold the old certificate's handshake: start afresh so the
+                # next request verifies the certificate Tomcat presents now.
+                self._drop_http(node)
+            return
+        self._ccs(node).control(service, "Restart")
+
+    def _drop_http(self, node: str) -> None:
+        with self._lock:
+            clients = [c for (name, _), c in self._http.items() if name == node]
+        for client in clients:
+            client.close()
+
+    def service_status(self, node: str, service: str) -> ServiceStatus:
+        return self._ccs(node).status(service)
+
+    # ----------------------------------------------------------------- phones
+
+    def reset_phones(self, names: Iterable[str], *, hard: bool = True) -> int:
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return 0
+        axl = self._axl()
+        limiter = SlidingWindowLimiter(self.config.resets_per_second, 1.0)
+
+        def reset(name: str) -> bool:
+            limiter.acquire()
+            return axl.reset_device(name, hard=hard)
+
+        with ThreadPoolExecutor(max_workers=self.config.reset_concurrency) as pool:
+            results = list(pool.map(reset, wanted))
+        accepted = sum(results)
+        log.info("cucm.phones_reset", cluster=self.cluster, requested=len(wanted), accepted=accepted)
+        return accepted
+
+    def registered_phones(
+        self, names: Iterable[str] | None = None, *, device_class: str = "Phone"
+    ) -> dict[str, PhoneState]:
+        return self._risport().sweep(names, device_class=device_class)
+
+    # ----------------------------------------------------------------- TLS
+
+    def reached_port(self, node: str, port: int) -> int:
+        """The port actually connected to for CUCM port ``port`` on ``node``."""
+        ref = self.node(node)
+        mapped = self.config.port_map.get(ref.name, {}).get(port)
+        if mapped is not None:
+            return mapped
+        return ref.https_port if port in WEB_PORTS else port
+
+    def presented_certificate(self, node: str, port: int) -> bytes:
+        ref = self.node(node)
+        actual = self.reached_port(node, port)
+        where = f"{ref.name} ({ref.address}:{actual}, CUCM port {port})"
+
+        def handshake() -> bytes:
+            context = ssl.create_default_context(cafile=self.config.ca_bundle)
+            try:
+                with (
+                    socket.create_connection((ref.address, actual), timeout=self.config.tls_timeout) as raw,
+                    context.wrap_socket(raw, server_hostname=ref.name) as tls,
+                ):
+                    der = tls.getpeercert(binary_form=True)
+            except ssl.SSLCertVerificationError as error:
+                raise TlsVerificationError(
+                    f"TLS on {where}: the certificate does not verify for {ref.name!r} against the CA "
+                    f"bundle {self.config.ca_bundle} ({error.verify_message}). Fix: add the issuing CA "
+                    f"to that bundle, or check that the right node answers on that port.",
+                    node=ref.name,
+                ) from error
+            except (OSError, ssl.SSLError) as error:
+                raise CucmUnreachable(
+                    f"TLS on {where}: no handshake ({type(error).__name__}: {error})", node=ref.name
+                ) from error
+            if not der:
+                raise CucmError(f"TLS on {where}: the server presented no certificate", node=ref.name)
+            return der
+
+        return call_with_retry(self.config.retry, f"TLS handshake on port {port}", ref.name, handshake)
+
+
+def _conforms(cluster: Cluster) -> CucmPort:
+    # mypy checks here that Cluster structurally implements the port.
+    return cluster

@@ -1,0 +1,260 @@
+"""What the workflows may ask of one CUCM cluster, and what can go wrong.
+
+Workflows import this module only, never an implementation: :class:`CucmPort` is the single seam
+between the certificate workflows and CUCM (REST certmgr, SSH CLI, ControlCenterServices, RisPort70,
+AXL). One port object serves one cluster; it is built from configuration by
+``adapters.cucm.cluster.build_cluster``.
+
+Nodes are named by their ``name`` (the FQDN that is the CN/SAN of their certificates), never by
+address. A certificate type (``cert_type``) is CUCM's unit name: ``tomcat``, ``CallManager``,
+``ipsec``, ``CAPF``, ``TVS`` (also ``tomcat-ECDSA``, ``cup``, ``cup-xmpp`` ...). Certificates travel
+as PEM text; CSRs as PEM text.
+
+Errors, all raised from the methods below (never a bare ``requests``/``paramiko`` exception)::
+
+    CucmError                      base: anything the adapter could not do
+    ├── CucmUnreachable            transient: connection refused/reset, timeout, HTTP 5xx, SSH
+    │                              transport down. Already retried (bounded); the caller may retry later.
+    │   └── CucmThrottled          RisPort70's rate-limit fault, still present after backing off
+    ├── CucmRejected               permanent: CUCM refused the request (HTTP 4xx other than 401,
+    │                              SOAP fault, CLI error line). ``.cucm_message`` holds CUCM's text
+    │                              verbatim (e.g. "CA Certificate is Not Available in the Trust-Store").
+    │   └── UnknownNode            the node name is not one of this cluster's nodes
+    ├── CucmAuthError              permanent: credentials refused (HTTP 401, SSH auth failure)
+    ├── TlsVerificationError       permanent: the node's TLS certificate does not verify against the
+    │                              cluster's CA bundle for the node's name
+    └── HostKeyMismatch            permanent: the node's SSH host key is unknown or differs from the
+                                   cluster's known_hosts file
+
+Messages never contain credentials; they name the node, the operation and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
+
+Role = Literal["publisher", "subscriber", "imp"]
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class NodeRef:
+    """One server of the cluster.
+
+    ``name`` is the FQDN its certificates are issued for and TLS is verified against; ``address``
+    is where it is reached (often the same). ``https_port`` serves certmgr REST, AXL and the
+    serviceability SOAP services (CUCM: 8443); ``ssh_port`` the platform CLI (CUCM: 22).
+    """
+
+    name: str
+    address: str
+    https_port: int
+    ssh_port: int
+    role: Role
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """A service on one node, as ControlCenterServices reports it.
+
+    ``status`` is CUCM's word: ``Started``, ``Stopped``, ``Starting``, ``Stopping`` or ``Unknown``
+    (``NotFound`` when the node does not know the service). ``start_time`` is when it last started
+    (timezone-aware UTC), ``None`` when not running or not reported. ``reason`` is CUCM's
+    ReasonCodeString when it reports one (e.g. ``Service Not Activated``), else empty.
+    """
+
+    name: str
+    status: str
+    start_time: datetime | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PhoneState:
+    """One device's registration as RisPort70 reports it.
+
+    ``status`` is ``Registered``, ``UnRegistered``, ``Rejected``, ``PartiallyRegistered`` or
+    ``Unknown``; ``node`` is the CallManager node that reported it.
+    """
+
+    name: str
+    status: str
+    node: str
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class CucmError(Exception):
+    """Base of every error the CUCM adapters raise. ``node`` is the node name when known."""
+
+    def __init__(self, message: str, *, node: str | None = None) -> None:
+        super().__init__(message)
+        self.node = node
+
+
+class CucmUnreachable(CucmError):
+    """Transient: the node could not be reached or answered 5xx; retries were exhausted."""
+
+
+class CucmThrottled(CucmUnreachable):
+    """RisPort70 kept answering its rate-limit fault after the adapter backed off."""
+
+
+class CucmRejected(CucmError):
+    """Permanent: CUCM refused the request. ``cucm_message`` is CUCM's own text, verbatim."""
+
+    def __init__(
+        self, message: str, *, cucm_message: str, node: str | None = None, status: int | None = None
+    ) -> None:
+        super().__init__(message, node=node)
+        self.cucm_message = cucm_message
+        self.status = status
+
+
+class UnknownNode(CucmRejected):
+    """The node name is not in this cluster's configuration."""
+
+
+class CucmAuthError(CucmError):
+    """Credentials were refused (HTTP 401 or SSH authentication failure)."""
+
+
+class TlsVerificationError(CucmError):
+    """The node's TLS certificate does not verify against the cluster's CA bundle."""
+
+
+class HostKeyMismatch(CucmError):
+    """The node's SSH host key is missing from, or differs from, the cluster's known_hosts file."""
+
+
+# --------------------------------------------------------------------------- the port
+
+
+@runtime_checkable
+class CucmPort(Protocol):
+    """One CUCM cluster. Every method raises only :class:`CucmError` subclasses.
+
+    Reads are safe to repeat. Writes (``generate_csr``, ``upload_*``, ``ctl_update``,
+    ``restart_service``, ``reset_phones``) are not idempotent on CUCM's side: callers journal an
+    intent first and reconcile with the matching read (``current_csr``, ``identity_certificate``,
+    ``trust_certificates``, ``service_status``, ``registered_phones``) before repeating one.
+    """
+
+    @property
+    def cluster(self) -> str:
+        """The cluster's configured name."""
+        ...
+
+    def nodes(self) -> list[NodeRef]:
+        """The cluster's nodes, publisher first, as configured (ports come from configuration)."""
+        ...
+
+    def node(self, name: str) -> NodeRef:
+        """The node called ``name``. Raises :class:`UnknownNode`."""
+        ...
+
+    def version(self) -> str:
+        """CUCM's active version, e.g. ``14.0.1.13900-155`` (AXL ``getCCMVersion``)."""
+        ...
+
+    def security_mode(self) -> int:
+        """Cluster Security Mode: 0 non-secure, 1 mixed (AXL SQL on ``processconfig``)."""
+        ...
+
+    def identity_certificate(self, node: str, cert_type: str) -> str:
+        """The node's current identity certificate for the type, PEM.
+
+        REST ``GET identity/certificate`` on 14+, CLI ``show cert own`` below.
+        """
+        ...
+
+    def trust_certificates(self, node: str, cert_type: str) -> list[str]:
+        """The PEMs in the node's ``<cert_type>-trust`` store."""
+        ...
+
+    def generate_csr(self, node: str, cert_type: str) -> str:
+        """Make CUCM generate a new key pair and CSR for the type on the node; returns the CSR PEM.
+
+        Replaces any previous CSR for that node and type (one CSR per node and type).
+        REST ``POST csr`` on 14+, CLI ``set csr gen`` below.
+        """
+        ...
+
+    def current_csr(self, node: str, cert_type: str) -> str | None:
+        """The CSR CUCM holds for the node and type, PEM, or ``None`` when there is none."""
+        ...
+
+    def upload_trust(self, node: str, cert_type: str, pems: list[str], description: str) -> None:
+        """Add CA certificates to ``<cert_type>-trust``, in the order given (root first).
+
+        Raises :class:`CucmRejected` with CUCM's text when refused.
+        """
+        ...
+
+    def upload_identity(self, node: str, cert_type: str, leaf_pem: str, chain: list[str]) -> None:
+        """Install the signed leaf as the node's ``cert_type`` identity (``chain``: issuers, leaf excluded).
+
+        CUCM refuses (:class:`CucmRejected`, its text verbatim) when the chain is not trusted, no CSR
+        exists, the public keys or the SANs differ. Does not restart any service.
+        """
+        ...
+
+    def sso_enabled(self, node: str) -> bool:
+        """Whether SAML single sign-on is enabled (CLI ``utils sso status``)."""
+        ...
+
+    def backup_running(self) -> bool:
+        """Whether a DRS backup or restore is running (CLI on the publisher)."""
+        ...
+
+    def ctl_update(self) -> str:
+        """Run ``utils ctl update CTLFile`` on the publisher; returns the CLI output."""
+        ...
+
+    def restart_service(self, node: str, service: str) -> None:
+        """Restart a service on the node and return once CUCM reports it restarted or restarting.
+
+        ``Cisco Tomcat`` goes over the SSH CLI (waits for ``[RUNNING]``); other services over
+        ControlCenterServices ``Restart``. Poll :meth:`service_status` to wait for ``Started``.
+        """
+        ...
+
+    def service_status(self, node: str, service: str) -> ServiceStatus:
+        """The service's status and start time on the node (ControlCenterServices)."""
+        ...
+
+    def reset_phones(self, names: Iterable[str], *, hard: bool = True) -> int:
+        """AXL ``doDeviceReset`` each device (throttled); returns how many CUCM accepted.
+
+        A device CUCM does not know is skipped and not counted; transport failures raise.
+        """
+        ...
+
+    def registered_phones(
+        self, names: Iterable[str] | None = None, *, device_class: str = "Phone"
+    ) -> dict[str, PhoneState]:
+        """One RisPort70 sweep: every device (or the named ones) by name, deduplicated across nodes.
+
+        A device seen under several nodes keeps its ``Registered`` entry. Pages of at most 1000;
+        never exceeds the configured requests per minute (waits instead); backs off on the
+        throttle fault and raises :class:`CucmThrottled` only if it persists.
+        """
+        ...
+
+    def presented_certificate(self, node: str, port: int) -> bytes:
+        """The DER certificate the node presents on CUCM port ``port`` (e.g. 8443, 5061).
+
+        The configured port map translates CUCM's port to the one actually reached. The handshake
+        is verified against the cluster CA bundle for the node's name (:class:`TlsVerificationError`).
+        """
+        ...
+
+    def close(self) -> None:
+        """Close pooled HTTPS sessions and SSH connections. The port may be used again afterwards."""
+        ...

@@ -1,0 +1,340 @@
+"""The CUCM platform CLI (`admin:`), as a plain function of (cluster, node, input line) -> output.
+
+A :class:`CliSession` holds what one SSH session remembers between lines: a pending question
+(`Include OU in CSR (yes|no)?`) or a certificate being pasted. :meth:`CliSession.feed` yields the
+output in chunks, so a long command (a service restart) can be streamed as it progresses;
+:attr:`CliSession.prompt` is what to print next. Unknown commands answer ``Executed command
+unsuccessfully`` followed by ``Invalid command`` (modelled; CUCM prints a usage hint).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from simulator import pki, sql
+from simulator.cluster import Cluster, CucmError, Node
+
+PROMPT = "admin:"
+OU_PROMPT = "Include OU in CSR (yes|no)?"
+PASTE_PROMPT = "Paste the Certificate and Hit Enter"
+FAILED = "Executed command unsuccessfully"
+BANNER = (
+    "\nCommand Line Interface is starting up, please wait ...\n\n"
+    "   Welcome to the Platform Command Line Interface\n\n"
+)
+
+
+class CliSession:
+    def __init__(self, cluster: Cluster, node: Node) -> None:
+        self.cluster = cluster
+        self.node = node
+        self.prompt = PROMPT
+        self.closed = False
+        self._continuation: Callable[[str], Iterator[str]] | None = None
+
+    def feed(self, line: str) -> Iterator[str]:
+        line = line.rstrip("\r\n")
+        if self._continuation is not None:
+            cont, self._continuation = self._continuation, None
+            self.prompt = PROMPT
+            yield from cont(line)
+            return
+        yield from self._command(line.strip())
+
+    def _ask(self, prompt: str, then: Callable[[str], Iterator[str]]) -> None:
+        self.prompt = prompt
+        self._continuation = then
+
+    # ------------------------------------------------------------------ commands
+    def _command(self, line: str) -> Iterator[str]:
+        words = line.split()
+        low = [w.lower() for w in words]
+        if not words:
+            return
+        if low[0] in ("exit", "quit"):
+            self.closed = True
+            return
+        handlers: list[tuple[tuple[str, ...], Callable[[list[str]], Iterator[str]]]] = [
+            (("show", "version", "active"), self._show_version),
+            (("show", "csr", "list", "own"), self._show_csr_list),
+            (("show", "csr", "own"), self._show_csr),
+            (("show", "cert", "list"), self._show_cert_list),
+            (("show", "cert", "own"), self._show_cert_own),
+            (("show", "cert", "trust"), self._show_cert_trust),
+            (("set", "csr", "gen"), self._set_csr_gen),
+            (("set", "cert", "import"), self._set_cert_import),
+            (("utils", "service", "list"), self._service_list),
+            (("utils", "service"), self._service_control),
+            (("utils", "ctl", "update", "ctlfile"), self._ctl_update),
+            (("utils", "sso"), self._sso),
+            (("utils", "disaster_recovery", "status"), self._drs_status),
+            (("utils", "itl", "reset", "localkey"), self._itl_reset),
+            (("run", "sql"), self._run_sql),
+        ]
+        for prefix, handler in handlers:
+            if tuple(low[: len(prefix)]) == prefix:
+                yield from handler(words[len(prefix) :])
+                return
+        yield f"{FAILED}\nInvalid command\n"
+
+    def _unit(self, arg: str, types: tuple[str, ...]) -> str | None:
+        unit = arg.split("/")[0]
+        return next((t for t in types if t.lower() == unit.lower()), None)
+
+    def _show_version(self, args: list[str]) -> Iterator[str]:
+        yield (
+            f"\nActive Master Version: {self.cluster.version}\n"
+            "Active Version Installed Software Options:\nNo Installed Software Options Found.\n"
+        )
+
+    def _show_csr_list(self, args: list[str]) -> Iterator[str]:
+        with self.cluster.lock:
+            lines = [f"{t}/{t}.csr" for t, i in self.node.identities.items() if i.csr is not None]
+        yield "".join(f"{line}\n" for line in lines)
+
+    def _show_csr(self, args: list[str]) -> Iterator[str]:
+        unit = self._unit(args[0], self.node.cert_types) if args else None
+        if unit is None:
+            yield f"{FAILED}\nInvalid unit: {' '.join(args)}\n"
+            return
+        ident = self.node.identities[unit]
+        if ident.csr is None:
+            yield f"{FAILED}\n{sql_safe(unit)}.csr does not exist\n"
+            return
+        yield pki.csr_pem(ident.csr)
+
+    def _show_cert_list(self, args: list[str]) -> Iterator[str]:
+        kind = args[0].lower() if args else ""
+        with self.cluster.lock:
+            if kind == "own":
+                lines = [f"{t}/{t}.pem: {i.description}" for t, i in self.node.identities.items()]
+            elif kind == "trust":
+                lines = [
+                    f"{store}/{f}: Trust Certificate"
+                    for store, certs in self.node.trust.items()
+                    for f in certs
+                ]
+            else:
+                yield f"{FAILED}\nInvalid command\n"
+                return
+        yield "\n" + "".join(f"{line}\n" for line in lines)
+
+    def _show_cert_own(self, args: list[str]) -> Iterator[str]:
+        unit = self._unit(args[0], self.node.cert_types) if args else None
+        if unit is None:
+            yield f"{FAILED}\nInvalid unit: {' '.join(args)}\n"
+            return
+        yield describe(self.node.identities[unit].installed)
+
+    def _show_cert_trust(self, args: list[str]) -> Iterator[str]:
+        if not args or "/" not in args[0]:
+            yield f"{FAILED}\nInvalid command\n"
+            return
+        store, _, filename = args[0].partition("/")
+        cert = self.node.trust.get(store, {}).get(filename)
+        if cert is None:
+            yield f"{FAILED}\nCertificate {args[0]} not found\n"
+            return
+        yield describe(cert)
+
+    def _set_csr_gen(self, args: list[str]) -> Iterator[str]:
+        unit = self._unit(args[0], self.node.cert_types) if args else None
+        if unit is None:
+            yield f"{FAILED}\nInvalid unit: {' '.join(args)}\n"
+            return
+
+        def answer(text: str) -> Iterator[str]:
+            choice = text.strip().lower()
+            if choice not in ("yes", "no"):
+                yield f"{FAILED}\nPlease answer yes or no\n"
+                return
+            try:
+                self.cluster.generate_csr(self.node, unit, include_ou=choice == "yes")
+            except CucmError as exc:
+                yield f"{FAILED}\n{exc.message}\n"
+                return
+            yield f"Successfully Generated CSR for {unit}.\n"
+
+        self._ask(OU_PROMPT, answer)
+
+    def _set_cert_import(self, args: list[str]) -> Iterator[str]:
+        if len(args) < 2 or args[0].lower() not in ("own", "trust"):
+            yield f"{FAILED}\nInvalid command\n"
+            return
+        kind = args[0].lower()
+        unit = self._unit(args[1].removesuffix("-trust"), self.node.cert_types)
+        if unit is None:
+            yield f"{FAILED}\nInvalid unit: {args[1]}\n"
+            return
+        pasted: list[str] = []
+
+        def collect(text: str) -> Iterator[str]:
+            if text.strip() or not any("END CERTIFICATE" in p for p in pasted):
+                pasted.append(text)
+                self._ask("", collect)
+                return
+            body = "\n".join(pasted) + "\n"
+            try:
+                if kind == "own":
+                    self.cluster.upload_identity(self.node, unit, [body])
+                else:
+                    self.cluster.upload_trust(self.node, [unit], [body])
+            except CucmError as exc:
+                yield f"{FAILED}\n{exc.message}\n"
+                return
+            yield (
+                f"\nSuccessfully imported certificate for {unit}.\n"
+                f"Please restart services related to {unit} for the new certificate to become active.\n"
+            )
+
+        yield f"{PASTE_PROMPT}\n"
+        self._ask("", collect)
+
+    def _service_list(self, args: list[str]) -> Iterator[str]:
+        with self.cluster.lock:
+            self.cluster.advance()
+            lines = ["Requesting service status, please wait...", "System SSH [STARTED]"]
+            for svc in self.node.services.values():
+                if not svc.activated:
+                    lines.append(f"{svc.name}[STOPPED]  Service Not Activated")
+                else:
+                    lines.append(f"{svc.name}[{svc.state.upper()}]")
+            lines.append(f"Primary Node ={'true' if self.node.role == 'publisher' else 'false'}")
+        yield "".join(f"{line}\n" for line in lines)
+
+    def _service_control(self, args: list[str]) -> Iterator[str]:
+        if len(args) < 2 or args[0].lower() not in ("restart", "start", "stop"):
+            yield f"{FAILED}\nInvalid command\n"
+            return
+        action = args[0].capitalize()
+        wanted = " ".join(args[1:])
+        svc_name = next((n for n in self.node.services if n.lower() == wanted.lower()), None)
+        if svc_name is None:
+            yield f"{FAILED}\nService Not Found\n"
+            return
+        try:
+            self.cluster.control(self.node, svc_name, action)
+        except CucmError as exc:
+            yield f"{FAILED}\n{exc.message}\n"
+            return
+        if action == "Restart":
+            yield (
+                "Do not press Ctrl+C while the service is restarting. If the service has not restarted "
+                "properly, execute the same command again.\nService Manager is running\n"
+            )
+        budget = self.cluster.scaled(self.cluster.restart_seconds[1]) * 20 + 30
+        deadline = time.monotonic() + budget
+        last = ""
+        targets = {"Restart": "Started", "Start": "Started", "Stop": "Stopped"}
+        while time.monotonic() < deadline:
+            with self.cluster.lock:
+                self.cluster.advance()
+                state = self.node.services[svc_name].state
+            if state != last:
+                label = {"Started": "RUNNING", "Stopped": "NOTRUNNING"}.get(state, state.upper())
+                if state == "Stopped":
+                    yield "Commanded Out of Service\n"
+                yield f"{svc_name}[{label}]\n"
+                last = state
+            if state == targets[action] and (action != "Restart" or last == "Started"):
+                return
+            time.sleep(0.01)
+        yield f"{FAILED}\n{svc_name} did not reach {targets[action]}\n"
+
+    def _ctl_update(self, args: list[str]) -> Iterator[str]:
+        try:
+            self.cluster.update_ctl(self.node)
+        except CucmError as exc:
+            yield f"{FAILED}\n{exc.message}\n"
+            return
+        yield (
+            "Updating CTL file\nCTL file Updated\nPlease Restart the TFTP and Cisco CallManager services "
+            "on all nodes in the cluster that run these services\n"
+        )
+
+    def _sso(self, args: list[str]) -> Iterator[str]:
+        sub = args[0].lower() if args else ""
+        if sub == "status":
+            state = "SAML SSO Enabled" if self.cluster.sso_enabled else "SSO Disabled"
+            yield f"SSO Status: {state}\n"
+        elif sub == "disable":
+            with self.cluster.lock:
+                was = self.cluster.sso_enabled
+                self.cluster.sso_enabled = False
+            yield "SAML SSO disabled successfully\n" if was else "SSO is already disabled\n"
+        elif sub == "enable":
+            yield f"{FAILED}\nSSO can be enabled only from the Cisco Unified CM Administration GUI\n"
+        else:
+            yield f"{FAILED}\nInvalid command\n"
+
+    def _drs_status(self, args: list[str]) -> Iterator[str]:
+        kind = args[0].lower() if args else ""
+        if kind not in ("backup", "restore"):
+            yield f"{FAILED}\nInvalid command\n"
+            return
+        running = self.cluster.drs_running
+        if running == kind:
+            yield f"Status: {kind.capitalize()} is in progress\nPercentage Complete: 40\n"
+        elif running:
+            yield f"Status: A {running} is in progress\n"
+        else:
+            yield f"Status: SUCCESS :{kind.capitalize()} Completed...\n"
+
+    def _itl_reset(self, args: list[str]) -> Iterator[str]:
+        self.cluster.itl_reset(self.node)
+        yield (
+            "Generating the reset ITL file.....\nThe reset ITL file was generated successfully\n"
+            "Locating active TFTP servers...\nPlease restart the TFTP service and reset all phones\n"
+        )
+
+    def _run_sql(self, args: list[str]) -> Iterator[str]:
+        try:
+            columns, rows = sql.query(self.cluster, " ".join(args))
+        except sql.SqlError as exc:
+            yield f"{FAILED}\n{exc}\n"
+            return
+        yield sql.format_table(columns, rows)
+
+
+def sql_safe(text: str) -> str:
+    return text.replace("\n", " ")
+
+
+def describe(cert: object) -> str:
+    """`show cert own`: a decoded summary followed by the PEM (the layout is modelled)."""
+    from cryptography import x509
+
+    assert isinstance(cert, x509.Certificate)
+    fmt = "%a %b %d %H:%M:%S UTC %Y"
+    return (
+        "[\n"
+        "  Version: V3\n"
+        f"  Serial Number: {format(cert.serial_number, 'X')}\n"
+        "  SignatureAlgorithm: SHA256withRSA (1.2.840.113549.1.1.11)\n"
+        f"  Issuer Name: {_dn(cert.issuer)}\n"
+        f"  Validity From: {cert.not_valid_before_utc.strftime(fmt)}\n"
+        f"           To:   {cert.not_valid_after_utc.strftime(fmt)}\n"
+        f"  Subject Name: {_dn(cert.subject)}\n"
+        f"  Key: RSA ({pki.key_bits(cert)} bits)\n"
+        f"  SubjectAltNames: {', '.join(pki.dns_sans(cert))}\n"
+        "]\n" + pki.pem(cert)
+    )
+
+
+def _dn(name: object) -> str:
+    from cryptography import x509
+
+    assert isinstance(name, x509.Name)
+    return ", ".join(f"{a.rfc4514_attribute_name}={a.value!s}" for a in name)
+
+
+def run_command(cluster: Cluster, node: Node, line: str, answers: list[str] | None = None) -> str:
+    """Run one command line (answering any follow-up prompts from ``answers``) and return its output."""
+    session = CliSession(cluster, node)
+    out = "".join(session.feed(line))
+    for answer in answers or []:
+        if session.prompt == PROMPT:
+            break
+        out += "".join(session.feed(answer))
+    return out

@@ -1,0 +1,185 @@
+"""The configuration file: what it accepts, and how each mistake is reported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from workflows.config import ConfigError, canonical_type, load_config
+from workflows.initconfig import example_config
+
+GOOD = """
+renew_before_days = 40
+types = ["tomcat", "callmanager", "TVS"]
+
+[risport]
+requests_per_minute = 12
+
+[ca.lab]
+kind = "local"
+folder = "ca"
+
+[ca.desk]
+kind = "manual"
+
+[clusters.lab]
+ca_bundle = "bundle.pem"
+known_hosts = "known_hosts"
+ca = "lab"
+ca_per_type = { Tomcat = "desk" }
+
+[clusters.lab.platform]
+username = "osadmin"
+password_env = "TEST_CUCM_OS_PW"
+
+[clusters.lab.axl]
+username = "axladmin"
+password_file = "axl.pw"
+
+[[clusters.lab.nodes]]
+name = "cucm-sub1.example.com"
+role = "subscriber"
+address = "127.0.0.1"
+https_port = 40443
+ports = { "5061" = 45061 }
+
+[[clusters.lab.nodes]]
+name = "cucm-pub.example.com"
+role = "publisher"
+address = "127.0.0.1"
+"""
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "bundle.pem").write_text("x")
+    (tmp_path / "known_hosts").write_text("x")
+    (tmp_path / "axl.pw").write_text("axl-secret-value\n")
+    monkeypatch.setenv("TEST_CUCM_OS_PW", "os-secret-value")
+    return tmp_path
+
+
+def write(folder: Path, text: str) -> Path:
+    path = folder / "cucm-renew.toml"
+    path.write_text(text)
+    return path
+
+
+def error(folder: Path, text: str) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(folder, text))
+    return info.value
+
+
+def test_a_good_file_gives_typed_settings(folder: Path) -> None:
+    config = load_config(write(folder, GOOD))
+    lab = config.cluster("lab")
+    assert config.renew_before_days == 40
+    assert config.types == ("tomcat", "CallManager", "TVS")
+    assert config.risport_per_minute == 12
+    assert lab.publisher.name == "cucm-pub.example.com"
+    assert [n.role for n in lab.nodes] == ["publisher", "subscriber"]
+    assert lab.nodes[1].ports == {5061: 45061} and lab.nodes[1].https_port == 40443
+    assert lab.platform.password.value == "os-secret-value"
+    assert lab.axl.password.value == "axl-secret-value"
+    assert lab.ca_for("tomcat") == "desk" and lab.ca_for("CAPF") == "lab"
+    assert config.cas["lab"].folder == folder / "ca"
+    assert lab.ca_bundle == folder / "bundle.pem"
+
+
+def test_secrets_never_show(folder: Path) -> None:
+    config = load_config(write(folder, GOOD))
+    text = repr(config) + str(config.cluster("lab").platform.password)
+    assert "os-secret-value" not in text and "axl-secret-value" not in text
+    assert "$TEST_CUCM_OS_PW" in text
+
+
+def test_env_and_default_locations(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(folder, GOOD)
+    monkeypatch.setenv("CUCM_RENEW_CONFIG", str(path))
+    assert load_config().path == path
+    monkeypatch.delenv("CUCM_RENEW_CONFIG")
+    monkeypatch.chdir(folder)
+    assert load_config().cluster("lab").name == "lab"
+    monkeypatch.chdir(folder / "..")
+    with pytest.raises(ConfigError, match="cucm-renew init"):
+        load_config()
+
+
+def test_broken_toml_names_the_line(folder: Path) -> None:
+    exc = error(folder, GOOD.replace('kind = "manual"', 'kind = "manual'))
+    assert "line 13" in str(exc) and "cucm-renew.toml" in str(exc)
+
+
+def test_unset_credential_variable(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TEST_CUCM_OS_PW")
+    exc = error(folder, GOOD)
+    assert exc.key == "clusters.lab.platform.password_env"
+    assert "export TEST_CUCM_OS_PW" in str(exc)
+
+
+def test_inline_password_refused_without_echoing_it(folder: Path) -> None:
+    exc = error(folder, GOOD.replace('password_file = "axl.pw"', 'password = "hunter2-inline"'))
+    assert exc.key == "clusters.lab.axl.password" and "password_env" in exc.fix
+    assert "hunter2-inline" not in str(exc)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "words"),
+    [
+        (
+            'types = ["tomcat", "callmanager", "TVS"]',
+            'types = ["tomcat", "cup-xmpp"]',
+            "types",
+            ["unknown certificate type 'cup-xmpp'", "CallManager"],
+        ),
+        ('ca = "lab"', 'ca = "corp"', "clusters.lab.ca", ["unknown CA 'corp'", "[ca.corp]"]),
+        ('kind = "local"', 'kind = "acme"', "ca.lab.kind", ["unknown CA kind", "command"]),
+        ('role = "publisher"', 'role = "subscriber"', "clusters.lab.nodes", ["exactly one"]),
+        ("https_port = 40443", "https_port = 70000", "clusters.lab.nodes[0].https_port", ["TCP port"]),
+        ("renew_before_days = 40", "renew_before_dayz = 40", "renew_before_dayz", ["unknown key"]),
+        (
+            'known_hosts = "known_hosts"',
+            'known_hosts = "missing"',
+            "clusters.lab.known_hosts",
+            ["does not exist"],
+        ),
+        (
+            'ca_per_type = { Tomcat = "desk" }',
+            'ca_per_type = { tomcat = "nope" }',
+            "clusters.lab.ca_per_type.tomcat",
+            ["unknown CA 'nope'"],
+        ),
+    ],
+)
+def test_each_mistake_names_key_and_fix(folder: Path, old: str, new: str, key: str, words: list[str]) -> None:
+    assert old in GOOD
+    exc = error(folder, GOOD.replace(old, new))
+    assert exc.key == key
+    assert exc.fix
+    for word in words:
+        assert word in str(exc)
+
+
+def test_unknown_cluster_lists_the_known_ones(folder: Path) -> None:
+    config = load_config(write(folder, GOOD))
+    with pytest.raises(ConfigError, match="use one of: lab"):
+        config.cluster("prod")
+
+
+def test_canonical_type_names() -> None:
+    assert canonical_type("capf") == "CAPF" and canonical_type("Tvs") == "TVS"
+    with pytest.raises(ConfigError, match="use one of: tomcat, ipsec, CAPF, CallManager, TVS"):
+        canonical_type("itlrecovery")
+
+
+def test_the_example_parses_once_its_files_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("prod-ca-bundle.pem", "prod-known_hosts", "prod-axl.password"):
+        (tmp_path / name).write_text("secret\n")
+    monkeypatch.setenv("CUCM_PROD_OS_PASSWORD", "pw")
+    path = tmp_path / "cucm-renew.toml"
+    path.write_text(example_config())
+    config = load_config(path)
+    assert config.cluster("prod").ca_for("tomcat") == "desk"
+    assert [n.role for n in config.cluster("prod").nodes] == ["publisher", "subscriber", "imp"]

@@ -1,0 +1,196 @@
+"""Each guard of the procedure, alone: what it allows, what it refuses, and what it tells the operator."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from engine.api import GuardInput, PeerRun
+from workflows import guards
+
+NOW = datetime(2026, 11, 27, tzinfo=UTC)
+ROLES = {"pub": "publisher", "sub1": "subscriber", "sub2": "subscriber", "imp": "imp"}
+PARAMS = {
+    "tomcat": {"unit": "tomcat", "roles": ["publisher", "subscriber", "imp"], "requires_sso_off": True},
+    "ipsec": {"unit": "ipsec", "roles": ["publisher", "subscriber", "imp"], "requires_drs_idle": True},
+    "CAPF": {
+        "unit": "CAPF",
+        "roles": ["publisher"],
+        "ctl_update": True,
+        "phone_reset": True,
+        "phone_impact_peers": ["CallManager", "TVS"],
+    },
+    "CallManager": {
+        "unit": "CallManager",
+        "roles": ["publisher", "subscriber"],
+        "ctl_update": True,
+        "phone_reset": True,
+        "itl_signers": {"not_beside": ["TVS"]},
+        "phone_impact_peers": ["CAPF", "TVS"],
+    },
+    "TVS": {
+        "unit": "TVS",
+        "roles": ["publisher", "subscriber"],
+        "phone_reset": True,
+        "itl_signers": {"finish_first": ["CallManager"]},
+        "phone_impact_peers": ["CAPF", "CallManager"],
+    },
+}
+
+
+def gi(
+    definition: str, context: Mapping[str, Any] | None = None, peers: list[PeerRun] | None = None
+) -> GuardInput:
+    return GuardInput(
+        run_id=f"{definition}-1",
+        definition=definition,
+        scope="lab",
+        source="s",
+        dest="d",
+        trigger="next",
+        params=PARAMS[definition],
+        context={"node_roles": ROLES, **(context or {})},
+        peers=peers or [],
+        now=NOW,
+    )
+
+
+def assert_refused(result: tuple[bool, str], *words: str) -> None:
+    allowed, reason = result
+    assert not allowed
+    for word in words:
+        assert word in reason
+
+
+def test_capf_only_on_publisher() -> None:
+    assert guards.applies_to_nodes(gi("CAPF", {"targets": ["pub"]}))[0]
+    assert_refused(guards.applies_to_nodes(gi("CAPF", {"targets": ["pub", "sub1"]})), "sub1", "publisher")
+    assert_refused(guards.applies_to_nodes(gi("CallManager", {"targets": ["imp"]})), "imp")
+    assert guards.applies_to_nodes(gi("tomcat", {"targets": ["pub", "sub1", "imp"]}))[0]
+
+
+def test_sso_must_be_off_for_tomcat_only() -> None:
+    assert_refused(guards.sso_off_for_tomcat(gi("tomcat", {"sso_enabled": True})), "single sign-on", "lab")
+    # Not yet known counts as not off: the step reads it first.
+    assert not guards.sso_off_for_tomcat(gi("tomcat", {}))[0]
+    assert guards.sso_off_for_tomcat(gi("tomcat", {"sso_enabled": False}))[0]
+    allowed, reason = guards.sso_off_for_tomcat(gi("ipsec", {"sso_enabled": True}))
+    assert allowed and "does not depend" in reason
+
+
+def test_no_backup_for_ipsec() -> None:
+    assert_refused(guards.no_backup_for_ipsec(gi("ipsec", {"backup_running": True})), "DRS", "ipsec waits")
+    assert guards.no_backup_for_ipsec(gi("ipsec", {"backup_running": False}))[0]
+    assert guards.no_backup_for_ipsec(gi("tomcat", {"backup_running": True}))[0]
+
+
+def test_tvs_waits_for_any_callmanager_run() -> None:
+    peers = [PeerRun("cm-7", "CallManager", "awaiting_ca")]
+    assert_refused(
+        guards.itl_signers_exclusive(gi("TVS", peers=peers)), "CallManager run cm-7", "never be in flight"
+    )
+    assert guards.itl_signers_exclusive(gi("TVS", peers=[PeerRun("c-1", "CAPF", "restarted")]))[0]
+    assert guards.itl_signers_exclusive(gi("TVS"))[0]
+
+
+def test_callmanager_waits_only_for_tvs_in_flight() -> None:
+    early = [PeerRun("tvs-2", "TVS", "awaiting_ca")]
+    assert guards.itl_signers_exclusive(gi("CallManager", peers=early))[0]
+    for state in ("trust_uploaded", "restarted", "phones_reregistered", "paused", "failed"):
+        assert_refused(
+            guards.itl_signers_exclusive(gi("CallManager", peers=[PeerRun("tvs-2", "TVS", state)])),
+            "tvs-2",
+            state,
+        )
+    allowed, reason = guards.itl_signers_exclusive(gi("CAPF", peers=early))
+    assert allowed and "does not sign" in reason
+
+
+def test_phone_impact_one_type_at_a_time() -> None:
+    busy = [PeerRun("cm-1", "CallManager", "phones_reregistered")]
+    assert_refused(guards.phone_impact_serial(gi("CAPF", peers=busy)), "cm-1", "one phone-impacting type")
+    assert guards.phone_impact_serial(gi("CAPF", peers=[PeerRun("cm-1", "CallManager", "awaiting_ca")]))[0]
+    assert guards.phone_impact_serial(gi("tomcat", peers=busy))[0]
+    # A run never waits for itself.
+    me = [PeerRun("CAPF-1", "CAPF", "restarted")]
+    assert guards.phone_impact_serial(gi("CAPF", peers=me))[0]
+
+
+def test_ctl_before_restart_in_mixed_mode() -> None:
+    assert_refused(
+        guards.ctl_before_restart(gi("CallManager", {"security_mode": "mixed"})), "mixed mode", "CTL"
+    )
+    assert guards.ctl_before_restart(gi("CallManager", {"security_mode": "mixed", "ctl_updated": True}))[0]
+    assert guards.ctl_before_restart(gi("CallManager", {"security_mode": "non-secure"}))[0]
+    assert guards.ctl_before_restart(gi("TVS", {"security_mode": "mixed"}))[0]
+
+
+def test_chain_trusted_before_leaf() -> None:
+    ctx = {
+        "targets": ["pub", "sub1"],
+        "issued": {"pub": {"chain_sha256": ["root", "int"]}, "sub1": {"chain_sha256": ["root", "int"]}},
+    }
+    assert_refused(
+        guards.chain_trusted_before_leaf(
+            gi("tomcat", {**ctx, "trusted": {"pub": ["root", "int"], "sub1": ["root"]}})
+        ),
+        "sub1",
+        "1 CA certificate",
+        "tomcat-trust",
+    )
+    assert guards.chain_trusted_before_leaf(
+        gi("tomcat", {**ctx, "trusted": {"pub": ["root", "int"], "sub1": ["int", "root"]}})
+    )[0]
+
+
+def test_preflight_and_key_usage_recorded_per_node() -> None:
+    ok = {"preflight_ok": True, "checked_for": "ipsec"}
+    assert_refused(
+        guards.preflight_passed(gi("ipsec", {"targets": ["pub", "imp"], "issued": {"pub": ok}})), "imp"
+    )
+    assert guards.preflight_passed(
+        gi("ipsec", {"targets": ["pub", "imp"], "issued": {"pub": ok, "imp": ok}})
+    )[0]
+    wrong = {"preflight_ok": True, "checked_for": "tomcat"}
+    assert_refused(
+        guards.key_usage_for_type(gi("ipsec", {"targets": ["pub"], "issued": {"pub": wrong}})), "pub", "ipsec"
+    )
+    assert guards.key_usage_for_type(gi("ipsec", {"targets": ["pub"], "issued": {"pub": ok}}))[0]
+
+
+def r(node: str, role: str, service: str, req: str, run: str | None) -> dict[str, Any]:
+    return {"node": node, "role": role, "service": service, "requested_at": req, "running_at": run}
+
+
+def test_restart_order_publisher_first_one_at_a_time() -> None:
+    good = [
+        r("pub", "publisher", "A", "t01", "t02"),
+        r("pub", "publisher", "B", "t03", "t04"),
+        {"node": "sub1", "role": "subscriber", "service": "A", "skipped": True},
+        r("sub1", "subscriber", "B", "t05", "t06"),
+        r("imp", "imp", "B", "t07", "t08"),
+    ]
+    allowed, reason = guards.restart_order(gi("tomcat", {"restarts": good}))
+    assert allowed and "4 restart(s)" in reason
+    late_pub = [r("sub1", "subscriber", "A", "t01", "t02"), r("pub", "publisher", "A", "t03", "t04")]
+    assert_refused(
+        guards.restart_order(gi("tomcat", {"restarts": late_pub})), "publisher", "after a subscriber"
+    )
+    overlap = [r("pub", "publisher", "A", "t01", "t05"), r("sub1", "subscriber", "A", "t03", "t06")]
+    assert_refused(guards.restart_order(gi("tomcat", {"restarts": overlap})), "sub1", "before the previous")
+    unfinished = [r("pub", "publisher", "A", "t01", None)]
+    assert_refused(guards.restart_order(gi("tomcat", {"restarts": unfinished})), "not running again")
+
+
+@pytest.mark.parametrize("name", sorted(guards.GUARDS))
+def test_every_guard_is_pure_and_explains_itself(name: str) -> None:
+    guard = guards.GUARDS[name]
+    for definition in PARAMS:
+        before = dict(PARAMS[definition])
+        allowed, reason = guard(gi(definition, {"targets": []}))
+        assert isinstance(allowed, bool)
+        assert len(reason) > 10
+        assert PARAMS[definition] == before

@@ -1,0 +1,395 @@
+"""The configuration file: one TOML file for every cluster, CA and policy.
+
+Found at ``--config``, else ``$CUCM_RENEW_CONFIG``, else ``./cucm-renew.toml``. Relative paths in it
+are relative to the file. Passwords are never written in it: each credential names an environment
+variable (``password_env``) or a file (``password_file``) to read the password from, and the
+password is held in a :class:`Secret` whose ``repr`` never shows it.
+
+Every problem is a :class:`ConfigError` naming the file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workflows.cert_types import CERT_TYPES
+
+DEFAULT_FILE = "cucm-renew.toml"
+ENV_VAR = "CUCM_RENEW_CONFIG"
+CA_KINDS = ("manual", "local", "command")
+ROLES = ("publisher", "subscriber", "imp")
+
+
+class ConfigError(Exception):
+    """The configuration is unusable: ``file``, ``key``, what is wrong and how to fix it."""
+
+    def __init__(self, file: Path | str, key: str, problem: str, fix: str) -> None:
+        self.file = str(file)
+        self.key = key
+        self.problem = problem
+        self.fix = fix
+        where = f"{self.file}: {key}: " if key else f"{self.file}: "
+        super().__init__(f"{where}{problem}. Fix: {fix}")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A password read from the environment or a file; never shown by ``repr`` or ``str``."""
+
+    value: str = field(repr=False)
+    source: str
+
+    def __str__(self) -> str:
+        return f"<secret from {self.source}>"
+
+
+@dataclass(frozen=True)
+class Credential:
+    username: str
+    password: Secret
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    role: str
+    address: str
+    https_port: int = 8443
+    ssh_port: int = 22
+    ports: Mapping[int, int] = field(default_factory=dict)
+    """CUCM port -> the port actually reached (labs and the simulator); absent ports are as is."""
+
+
+@dataclass(frozen=True)
+class CaConfig:
+    name: str
+    kind: str
+    folder: Path | None = None
+    argv: tuple[str, ...] = ()
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str
+    nodes: tuple[NodeConfig, ...]
+    ca_bundle: Path
+    known_hosts: Path
+    platform: Credential
+    axl: Credential
+    ca: str
+    ca_per_type: Mapping[str, str]
+    renew_before_days: float
+    types: tuple[str, ...]
+    version: str = "14.0"
+    """CUCM's version: 14 and later use the certmgr REST API, older ones the SSH CLI."""
+
+    @property
+    def rest(self) -> bool:
+        return int(self.version.split(".")[0]) >= 14
+
+    @property
+    def publisher(self) -> NodeConfig:
+        return next(n for n in self.nodes if n.role == "publisher")
+
+    def ca_for(self, cert_type: str) -> str:
+        return self.ca_per_type.get(cert_type, self.ca)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    renew_before_days: float
+    types: tuple[str, ...]
+    risport_per_minute: float
+    time_scale: float
+    clusters: Mapping[str, ClusterConfig]
+    cas: Mapping[str, CaConfig]
+
+    def cluster(self, name: str) -> ClusterConfig:
+        if name not in self.clusters:
+            raise ConfigError(
+                self.path,
+                "clusters",
+                f"no cluster named {name!r}",
+                f"use one of: {', '.join(self.clusters) or '(none configured)'}, or add [clusters.{name}]",
+            )
+        return self.clusters[name]
+
+
+def canonical_type(name: str, *, file: Path | str = "command line", key: str = "type") -> str:
+    """``callmanager`` -> ``CallManager``; unknown names are refused with the list of known ones."""
+    for known in CERT_TYPES:
+        if known.lower() == name.lower():
+            return known
+    raise ConfigError(file, key, f"unknown certificate type {name!r}", f"use one of: {', '.join(CERT_TYPES)}")
+
+
+def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env)
+    return Path(DEFAULT_FILE)
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+    path = find_config(explicit)
+    if not path.is_file():
+        raise ConfigError(
+            path,
+            "",
+            "configuration file not found",
+            "pass --config FILE, set CUCM_RENEW_CONFIG, or write one with `cucm-renew init`",
+        )
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "", f"not valid TOML ({exc})", "correct the syntax at that line") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, "", "not UTF-8 text", "save the file as UTF-8") from exc
+    return parse_config(raw, path)
+
+
+class _Reader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.base = path.resolve().parent
+
+    def fail(self, key: str, problem: str, fix: str) -> ConfigError:
+        return ConfigError(self.path, key, problem, fix)
+
+    def table(self, raw: Mapping[str, Any], key: str, where: str, allowed: set[str]) -> Mapping[str, Any]:
+        value = raw.get(key, {})
+        if not isinstance(value, Mapping):
+            raise self.fail(where, "must be a table", f"write it as [{where}]")
+        self.only(value, where, allowed)
+        return value
+
+    def only(self, value: Mapping[str, Any], where: str, allowed: set[str]) -> None:
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise self.fail(
+                f"{where}.{unknown[0]}" if where else unknown[0],
+                "unknown key",
+                f"remove it or use one of: {', '.join(sorted(allowed))}",
+            )
+
+    def string(self, raw: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
+        value = raw.get(key, default)
+        if not isinstance(value, str) or not value:
+            raise self.fail(
+                f"{where}.{key}" if where else key, "missing or not a string", f'set {key} = "..."'
+            )
+        return value
+
+    def number(
+        self, raw: Mapping[str, Any], key: str, where: str, default: float, *, minimum: float
+    ) -> float:
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+            raise self.fail(
+                f"{where}.{key}" if where else key,
+                f"must be a number >= {minimum:g}",
+                f"set {key} = {default:g}",
+            )
+        return float(value)
+
+    def port(self, raw: Mapping[str, Any], key: str, where: str, default: int) -> int:
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+            raise self.fail(f"{where}.{key}", "must be a TCP port (1-65535)", f"set {key} = {default}")
+        return value
+
+    def path_(self, raw: Mapping[str, Any], key: str, where: str, *, must_exist: bool) -> Path:
+        value = Path(self.string(raw, key, where))
+        path = value if value.is_absolute() else self.base / value
+        if must_exist and not path.is_file():
+            raise self.fail(f"{where}.{key}", f"file {path} does not exist", "point it at an existing file")
+        return path
+
+    def types(
+        self, raw: Mapping[str, Any], key: str, where: str, default: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        value = raw.get(key)
+        if value is None:
+            return default
+        full = f"{where}.{key}" if where else key
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise self.fail(
+                full, "must be a non-empty list of type names", f'e.g. {key} = ["tomcat", "ipsec"]'
+            )
+        return tuple(canonical_type(v, file=self.path, key=full) for v in value)
+
+    def credential(self, raw: Mapping[str, Any], key: str, where: str) -> Credential:
+        full = f"{where}.{key}"
+        table = self.table(raw, key, full, {"username", "password_env", "password_file", "password"})
+        if "password" in table:
+            raise self.fail(
+                f"{full}.password",
+                "passwords are not accepted in the file",
+                f'put it in an environment variable and write password_env = "NAME" under [{full}]',
+            )
+        if not table:
+            raise self.fail(full, "missing", f"add [{full}] with username and password_env or password_file")
+        username = self.string(table, "username", full)
+        if "password_env" in table:
+            var = self.string(table, "password_env", full)
+            value = os.environ.get(var)
+            if not value:
+                raise self.fail(
+                    f"{full}.password_env",
+                    f"environment variable {var} is not set",
+                    f"export {var}=... before running cucm-renew",
+                )
+            return Credential(username, Secret(value, f"${var}"))
+        if "password_file" in table:
+            pfile = self.path_(table, "password_file", full, must_exist=True)
+            value = pfile.read_text(encoding="utf-8").strip()
+            if not value:
+                raise self.fail(f"{full}.password_file", f"{pfile} is empty", "write the password in it")
+            return Credential(username, Secret(value, str(pfile)))
+        raise self.fail(full, "no password source", 'add password_env = "VAR" or password_file = "PATH"')
+
+
+def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
+    r = _Reader(path)
+    r.only(raw, "", {"renew_before_days", "types", "time_scale", "risport", "ca", "clusters"})
+    renew = r.number(raw, "renew_before_days", "", 30, minimum=0)
+    types = r.types(raw, "types", "", CERT_TYPES)
+    time_scale = r.number(raw, "time_scale", "", 1.0, minimum=1.0)
+    risport = r.table(raw, "risport", "risport", {"requests_per_minute"})
+    per_minute = r.number(risport, "requests_per_minute", "risport", 15, minimum=0.1)
+
+    cas: dict[str, CaConfig] = {}
+    ca_raw = raw.get("ca", {})
+    if not isinstance(ca_raw, Mapping):
+        raise r.fail("ca", "must be a table of CAs", "write [ca.NAME] tables")
+    for name, table in ca_raw.items():
+        where = f"ca.{name}"
+        if not isinstance(table, Mapping):
+            raise r.fail(where, "must be a table", f"write [{where}] with kind = ...")
+        r.only(table, where, {"kind", "folder", "argv", "timeout"})
+        kind = r.string(table, "kind", where)
+        if kind not in CA_KINDS:
+            raise r.fail(f"{where}.kind", f"unknown CA kind {kind!r}", f"use one of: {', '.join(CA_KINDS)}")
+        folder = None
+        argv: tuple[str, ...] = ()
+        if kind == "local":
+            rel = Path(r.string(table, "folder", where))
+            folder = rel if rel.is_absolute() else r.base / rel
+        if kind == "command":
+            value = table.get("argv")
+            if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+                raise r.fail(
+                    f"{where}.argv",
+                    "must be a non-empty list of strings",
+                    'e.g. argv = ["/usr/local/bin/sign-csr", "--profile", "cucm"]',
+                )
+            argv = tuple(value)
+        cas[name] = CaConfig(name, kind, folder, argv, r.number(table, "timeout", where, 60, minimum=1))
+
+    clusters: dict[str, ClusterConfig] = {}
+    clusters_raw = raw.get("clusters", {})
+    if not isinstance(clusters_raw, Mapping) or not clusters_raw:
+        raise r.fail(
+            "clusters", "no cluster configured", "add a [clusters.NAME] table (see `cucm-renew init`)"
+        )
+    for name, table in clusters_raw.items():
+        where = f"clusters.{name}"
+        if not isinstance(table, Mapping):
+            raise r.fail(where, "must be a table", f"write [{where}]")
+        r.only(
+            table,
+            where,
+            {
+                "ca_bundle",
+                "known_hosts",
+                "platform",
+                "axl",
+                "ca",
+                "ca_per_type",
+                "renew_before_days",
+                "types",
+                "nodes",
+                "version",
+            },
+        )
+        version = r.string(table, "version", where, default="14.0")
+        if not version.split(".")[0].isdigit():
+            raise r.fail(f"{where}.version", f"not a CUCM version: {version!r}", 'e.g. version = "14.0"')
+        nodes_raw = table.get("nodes")
+        if not isinstance(nodes_raw, list) or not nodes_raw:
+            raise r.fail(f"{where}.nodes", "no nodes", f"add [[{where}.nodes]] tables, the publisher first")
+        nodes: list[NodeConfig] = []
+        for i, node in enumerate(nodes_raw):
+            nwhere = f"{where}.nodes[{i}]"
+            if not isinstance(node, Mapping):
+                raise r.fail(nwhere, "must be a table", f"write [[{where}.nodes]]")
+            r.only(node, nwhere, {"name", "role", "address", "https_port", "ssh_port", "ports"})
+            role = r.string(node, "role", nwhere, default="subscriber")
+            if role not in ROLES:
+                raise r.fail(f"{nwhere}.role", f"unknown role {role!r}", f"use one of: {', '.join(ROLES)}")
+            nname = r.string(node, "name", nwhere)
+            ports_raw = node.get("ports", {})
+            if not isinstance(ports_raw, Mapping):
+                raise r.fail(f"{nwhere}.ports", "must be a table", 'e.g. ports = { "5061" = 45061 }')
+            ports: dict[int, int] = {}
+            for k, v in ports_raw.items():
+                if not str(k).isdigit() or isinstance(v, bool) or not isinstance(v, int):
+                    raise r.fail(
+                        f"{nwhere}.ports.{k}",
+                        "must map a CUCM port to a port number",
+                        'e.g. ports = { "5061" = 45061 }',
+                    )
+                ports[int(k)] = v
+            nodes.append(
+                NodeConfig(
+                    nname,
+                    role,
+                    r.string(node, "address", nwhere, default=nname),
+                    r.port(node, "https_port", nwhere, 8443),
+                    r.port(node, "ssh_port", nwhere, 22),
+                    ports,
+                )
+            )
+        if sum(n.role == "publisher" for n in nodes) != 1:
+            raise r.fail(
+                f"{where}.nodes",
+                'exactly one node must have role = "publisher"',
+                'mark the publisher, and only it, with role = "publisher"',
+            )
+        ca_default = r.string(table, "ca", where)
+        per_type_raw = table.get("ca_per_type", {})
+        if not isinstance(per_type_raw, Mapping):
+            raise r.fail(f"{where}.ca_per_type", "must be a table", 'e.g. ca_per_type = { tomcat = "desk" }')
+        per_type = {
+            canonical_type(k, file=path, key=f"{where}.ca_per_type.{k}"): v for k, v in per_type_raw.items()
+        }
+        for key, ca_name in [("ca", ca_default), *((f"ca_per_type.{k}", v) for k, v in per_type.items())]:
+            if ca_name not in cas:
+                raise r.fail(
+                    f"{where}.{key}",
+                    f"unknown CA {ca_name!r}",
+                    f"define [ca.{ca_name}] or use one of: {', '.join(cas) or '(none defined)'}",
+                )
+        clusters[name] = ClusterConfig(
+            name=name,
+            nodes=tuple(sorted(nodes, key=lambda n: ROLES.index(n.role))),
+            ca_bundle=r.path_(table, "ca_bundle", where, must_exist=True),
+            known_hosts=r.path_(table, "known_hosts", where, must_exist=True),
+            platform=r.credential(table, "platform", where),
+            axl=r.credential(table, "axl", where),
+            ca=ca_default,
+            ca_per_type=per_type,
+            renew_before_days=r.number(table, "renew_before_days", where, renew, minimum=0),
+            types=r.types(table, "types", where, types),
+            version=version,
+        )
+    return Config(path, renew, types, per_minute, time_scale, clusters, cas)

@@ -1,0 +1,142 @@
+"""``cucm-renew demo``: the whole product on an embedded, time-scaled cluster.
+
+A simulated cluster (publisher, two subscribers, one IM&P node, 2,000 phones, mixed mode) and a
+local CA in a temporary folder; the configuration is written exactly as ``cucm-renew init
+--from-simulator`` writes it, and the five types are renewed by the real engine through the real
+adapters (HTTPS, SSH, SOAP), in campaign order, with every guard in force.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from adapters.ca.local import LocalCA
+from engine.daemon import Engine
+from engine.definition import load_definitions
+from engine.logging import configure_logging
+from simulator.runtime import SimulatedCluster
+from workflows.cert_types import CERT_TYPES
+from workflows.cli import format_table, printer, start_campaign, summary_rows
+from workflows.config import load_config
+from workflows.initconfig import simulator_config
+from workflows.registry import DEFINITIONS_DIR, build_registry
+from workflows.wiring import Adapters
+
+
+def run_demo(*, phones: int = 2000, time_scale: float = 600.0, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    configure_logging("error")
+    # The simulated nodes' SSH servers log every client hang-up; they are not the demo's news.
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    folder = Path(tempfile.mkdtemp(prefix="cucm-renew-demo-"))
+    started = time.monotonic()
+    # The folder stays: it holds the audit export the summary points to (it is under /tmp).
+    ok = _demo(folder, phones=phones, time_scale=time_scale, out=out, started=started)
+    return 0 if ok else 1
+
+
+def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started: float) -> bool:
+    out.write(
+        f"starting a simulated cluster: publisher, 2 subscribers, 1 IM&P node, {phones} phones, "
+        f"mixed mode, time x{time_scale:g}\n"
+    )
+    out.flush()
+    sim = SimulatedCluster(
+        folder / "simulator", nodes=3, imp=1, phones=phones, mixed_mode=True, time_scale=time_scale
+    ).start()
+    try:
+        config_path = folder / "cucm-renew.toml"
+        config_path.write_text(simulator_config(sim.json_path, config_path), encoding="utf-8")
+        config = load_config(config_path)
+        lab = config.cas["lab"]
+        assert lab.folder is not None
+        ca = LocalCA(lab.folder, name="lab")
+        # The nodes will present certificates from this CA: the cluster's CA bundle must know it.
+        sim.trust_ca(ca.root_pem)
+        out.write(f"local CA in {lab.folder}; configuration {config_path}\n")
+        adapters = Adapters(config)
+        registry = build_registry()
+        definitions = load_definitions(DEFINITIONS_DIR, registry)
+        state = folder / "state"
+        engine = Engine(state, definitions, registry, adapters.deps, time_scale=config.time_scale)
+        try:
+            cluster = next(iter(config.clusters))
+            start_campaign(
+                engine, config, [(cluster, list(CERT_TYPES))], force=False, definitions=definitions
+            )
+            show = printer(out)
+            events: list[Any] = []
+
+            def record(event: Any) -> None:
+                events.append(event)
+                show(event)
+
+            engine.run_until_quiet(on_event=record)
+            views = [engine.status(r.id)[0] for r in engine.find_runs(include_final=True)]
+            views.sort(key=lambda v: CERT_TYPES.index(v.definition))
+            audit = folder / "audit.jsonl"
+            with audit.open("w", encoding="utf-8") as fh:
+                exported = engine.export_audit(fh, "jsonl")
+            counters: dict[str, Any] = sim.state()
+        finally:
+            engine.close()
+            adapters.close()
+    finally:
+        sim.stop()
+    elapsed = time.monotonic() - started
+    out.write("\n" + format_table(summary_rows(views)) + "\n\n")
+    waits = {v.definition: wait_figures(v, events) for v in views}
+    restarts = sum(w["restarts"] for w in waits.values())
+    phone_wait = sum(w["reset"] + w["reregistration"] for w in waits.values())
+    out.write(
+        f"waiting: {restarts:.1f} s on service restarts (all types), {phone_wait:.1f} s on phone resets "
+        f"and re-registration (CAPF, CallManager, TVS, one after the other)\n"
+    )
+    phones_state = counters.get("phones") or {}
+    out.write(f"phones: {phones_state}\n")
+    out.write(f"audit: {exported} events in {audit}\n")
+    out.write(f"done in {elapsed:.1f} s\n")
+    out.flush()
+    ok = all(v.state == "done" for v in views) and all(r["verified"] for r in summary_rows(views))
+    if not ok:
+        for v in views:
+            if v.state != "done":
+                out.write(f"{v.id}: {v.state} {v.waiting_reason or v.last_error}\n")
+    return ok
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
+
+
+def wait_figures(view: Any, events: list[Any]) -> dict[str, float]:
+    """Seconds a run spent waiting on CUCM: service restarts (request to running again), the
+    phone reset, and the phones' re-registration, from its context and its audited transitions."""
+    ctx = view.context
+    restarts = [r for r in ctx.get("restarts") or [] if not r.get("skipped") and r.get("running_at")]
+    out = {
+        "restarts": sum(_ts(r["running_at"]) - _ts(r["requested_at"]) for r in restarts),
+        "reset": 0.0,
+        "reregistration": 0.0,
+    }
+    phones = ctx.get("phones") or {}
+    mine = [e for e in events if e.run == view.id]
+    entered = next((_ts(e.ts) for e in mine if e.to_state == "phones_reregistered"), None)
+    left = next(
+        (_ts(e.ts) for e in mine if e.from_state == "phones_reregistered" and e.to_state != e.from_state),
+        None,
+    )
+    if phones.get("reset_at") and entered is not None and left is not None:
+        out["reset"] = _ts(phones["reset_at"]) - entered
+        out["reregistration"] = left - _ts(phones["reset_at"])
+    return out
+
+
+def main() -> int:
+    return run_demo()

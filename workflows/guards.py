@@ -1,0 +1,204 @@
+"""The rules of Cisco's procedure, as named pure guards (DESIGN §2).
+
+Each guard reads only its :class:`GuardInput` (the definition's params, the run's context with the
+pending step output merged in, and the other runs on the same cluster) and returns
+``(allowed, reason)``. The reason is what ``cucm-renew status`` shows, so when a guard refuses it
+says what is being waited for and how it ends. A guard that does not concern a type allows it and
+says so, which lets every definition share one set of transitions.
+
+Context keys read here are written by the steps in :mod:`workflows.steps`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from engine.api import GuardInput, GuardResult, Registry
+
+# States in which a run's CUCM changes are live and not yet finished.
+IN_FLIGHT = frozenset(
+    {
+        "trust_uploaded",
+        "backup_idle",
+        "leaf_uploaded",
+        "ctl_updated",
+        "restarted",
+        "phones_reregistered",
+        "phones_missing",
+        "verified",
+        "sso_reenabled",
+    }
+)
+# States between the CTL rebuild and the phones' re-registration: phones are being disturbed.
+PHONE_IMPACT = frozenset({"ctl_updated", "restarted", "phones_reregistered", "phones_missing"})
+# Holding states hide where a run stopped; a held peer counts as in flight, to be safe.
+HELD = frozenset({"paused", "failed"})
+
+ROLE_RANK = {"publisher": 0, "subscriber": 1, "imp": 2}
+
+
+def _targets(context: Mapping[str, Any]) -> list[str]:
+    return list(context.get("targets") or [])
+
+
+def _names(peers: Iterable[str]) -> str:
+    return ", ".join(sorted(peers))
+
+
+def applies_to_nodes(g: GuardInput) -> GuardResult:
+    """CAPF on the publisher only; every type only on the node roles it declares."""
+    roles = set(g.params.get("roles") or [])
+    node_roles: Mapping[str, str] = g.context.get("node_roles") or {}
+    wrong = [n for n in _targets(g.context) if node_roles.get(n) not in roles]
+    if wrong:
+        return False, (
+            f"{g.definition} applies only to {', '.join(sorted(roles))} nodes; refusing {_names(wrong)}: "
+            "remove them from the run (abort it and start again)"
+        )
+    return True, f"{g.definition} targets only {', '.join(sorted(roles))} nodes"
+
+
+def sso_off_for_tomcat(g: GuardInput) -> GuardResult:
+    if not g.params.get("requires_sso_off"):
+        return True, f"{g.definition} does not depend on single sign-on"
+    if g.context.get("sso_enabled") is not False:
+        return False, (
+            f"single sign-on is enabled on cluster {g.scope}: disable it (CM Administration > System > "
+            "SAML Single Sign-On, or `utils sso disable`) before tomcat changes"
+        )
+    return True, "single sign-on is disabled"
+
+
+def preflight_passed(g: GuardInput) -> GuardResult:
+    issued: Mapping[str, Any] = g.context.get("issued") or {}
+    missing = [n for n in _targets(g.context) if not (issued.get(n) or {}).get("preflight_ok")]
+    if missing:
+        return False, f"no certificate that passed pre-flight yet for {_names(missing)}"
+    return True, "every signed certificate passed pre-flight"
+
+
+def key_usage_for_type(g: GuardInput) -> GuardResult:
+    unit = g.params.get("unit")
+    issued: Mapping[str, Any] = g.context.get("issued") or {}
+    wrong = [n for n in _targets(g.context) if (issued.get(n) or {}).get("checked_for") != unit]
+    if wrong:
+        return False, (
+            f"certificates for {_names(wrong)} were not checked for the key usages {unit} needs: "
+            "submit them again"
+        )
+    return True, f"key usage and EKU checked for {unit}"
+
+
+def itl_signers_exclusive(g: GuardInput) -> GuardResult:
+    """Never CallManager and TVS at once on a cluster: CallManager finishes first, then TVS."""
+    rule: Mapping[str, Any] = g.params.get("itl_signers") or {}
+    if not rule:
+        return True, f"{g.definition} does not sign the ITL"
+    first = set(rule.get("finish_first") or [])
+    beside = set(rule.get("not_beside") or [])
+    for peer in g.peers:
+        if peer.run_id == g.run_id:
+            continue
+        if peer.definition in first:
+            return False, (
+                f"waiting for {peer.definition} run {peer.run_id} (now {peer.state}) to finish with its "
+                f"phones re-registered: {peer.definition} and {g.definition} must never be in flight "
+                "together on a cluster (ITL mismatch leaves every phone unregistered)"
+            )
+        if peer.definition in beside and (peer.state in IN_FLIGHT or peer.state in HELD):
+            return False, (
+                f"{peer.definition} run {peer.run_id} is in flight ({peer.state}): {g.definition} waits, "
+                "the two ITL signers must never change together"
+            )
+    return True, "no other ITL signer in flight on this cluster"
+
+
+def phone_impact_serial(g: GuardInput) -> GuardResult:
+    others = set(g.params.get("phone_impact_peers") or [])
+    if not g.params.get("phone_reset"):
+        return True, f"{g.definition} does not reset phones"
+    for peer in g.peers:
+        if peer.run_id != g.run_id and peer.definition in others and peer.state in PHONE_IMPACT:
+            return False, (
+                f"{peer.definition} run {peer.run_id} is restarting services or waiting for phones "
+                f"({peer.state}): one phone-impacting type at a time per cluster"
+            )
+    return True, "no other phone-impacting type restarting on this cluster"
+
+
+def chain_trusted_before_leaf(g: GuardInput) -> GuardResult:
+    issued: Mapping[str, Any] = g.context.get("issued") or {}
+    trusted: Mapping[str, Any] = g.context.get("trusted") or {}
+    for node in _targets(g.context):
+        chain = (issued.get(node) or {}).get("chain_sha256") or []
+        have = set(trusted.get(node) or [])
+        lacking = [fp for fp in chain if fp not in have]
+        if lacking:
+            return False, (
+                f"{len(lacking)} CA certificate(s) of {node}'s chain are not in {g.params.get('unit')}-trust "
+                "yet: the root and intermediates go in before the leaf"
+            )
+    return True, "the whole chain is trusted on every node"
+
+
+def no_backup_for_ipsec(g: GuardInput) -> GuardResult:
+    if not g.params.get("requires_drs_idle"):
+        return True, f"{g.definition} does not depend on DRS"
+    if g.context.get("backup_running") is not False:
+        return False, (
+            f"a DRS backup or restore is running on cluster {g.scope}: ipsec waits until it ends "
+            "(`utils disaster_recovery status backup`)"
+        )
+    return True, "no DRS backup or restore running"
+
+
+def ctl_before_restart(g: GuardInput) -> GuardResult:
+    if not g.params.get("ctl_update"):
+        return True, f"{g.definition} is not in the CTL"
+    if g.context.get("security_mode") != "mixed":
+        return True, "cluster is non-secure: no CTL to update"
+    if not g.context.get("ctl_updated"):
+        return False, "cluster is in mixed mode: the CTL must be updated on the publisher before restarts"
+    return True, "CTL updated before the restarts"
+
+
+def restart_order(g: GuardInput) -> GuardResult:
+    """Publisher first, then one node at a time, each service running before the next restart."""
+    restarts: list[Mapping[str, Any]] = [r for r in g.context.get("restarts") or [] if not r.get("skipped")]
+    seen_other = False
+    previous_running: str | None = None
+    for r in restarts:
+        rank = ROLE_RANK.get(str(r.get("role")), 3)
+        if rank > 0:
+            seen_other = True
+        elif seen_other:
+            return False, f"{r.get('service')} on the publisher was restarted after a subscriber"
+        if not r.get("running_at"):
+            return False, f"{r.get('service')} on {r.get('node')} is not running again yet"
+        if previous_running and str(r.get("requested_at")) < previous_running:
+            return False, (
+                f"{r.get('service')} on {r.get('node')} was restarted before the previous service "
+                "was running again"
+            )
+        previous_running = str(r.get("running_at"))
+    return True, f"{len(restarts)} restart(s), publisher first, one at a time"
+
+
+GUARDS: dict[str, Callable[[GuardInput], GuardResult]] = {
+    "applies_to_nodes": applies_to_nodes,
+    "sso_off_for_tomcat": sso_off_for_tomcat,
+    "preflight_passed": preflight_passed,
+    "key_usage_for_type": key_usage_for_type,
+    "itl_signers_exclusive": itl_signers_exclusive,
+    "phone_impact_serial": phone_impact_serial,
+    "chain_trusted_before_leaf": chain_trusted_before_leaf,
+    "no_backup_for_ipsec": no_backup_for_ipsec,
+    "ctl_before_restart": ctl_before_restart,
+    "restart_order": restart_order,
+}
+
+
+def register(registry: Registry) -> None:
+    for name, fn in GUARDS.items():
+        registry.guard(name)(fn)

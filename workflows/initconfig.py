@@ -1,0 +1,161 @@
+"""The configuration files ``cucm-renew init`` writes: a commented example, or one for a simulator."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from workflows.config import ConfigError
+
+EXAMPLE = """\
+# cucm-renew configuration. Paths are relative to this file.
+# Passwords never go in this file: name an environment variable (password_env) or a file
+# readable only by you (password_file).
+
+# Renew a certificate when fewer than this many days remain (`cucm-renew run --force` renews all).
+renew_before_days = 30
+
+# Types to manage, in campaign order. TVS stays last: it never runs beside CallManager.
+types = ["tomcat", "ipsec", "CAPF", "CallManager", "TVS"]
+
+[risport]
+# RisPort70 allows about 15 requests a minute; sweeps are spaced to stay under it.
+requests_per_minute = 15
+
+# Certificate authorities, referenced by name from the clusters below.
+[ca.desk]
+kind = "manual"          # an operator brings the signed file: `cucm-renew submit-cert`
+
+[ca.lab]
+kind = "local"           # a CA kept in a folder (labs): created on first use, keys mode 0600
+folder = "state/lab-ca"
+
+# [ca.corp]
+# kind = "command"       # runs a program: CSR on stdin, certificate chain on stdout
+# argv = ["/usr/local/bin/sign-csr", "--profile", "cucm"]
+# timeout = 60
+
+[clusters.prod]
+version = "14.0"                          # 14 and later: certmgr REST; older: SSH CLI
+ca_bundle = "prod-ca-bundle.pem"          # CAs that verify the nodes' HTTPS certificates
+known_hosts = "prod-known_hosts"          # the nodes' SSH host keys
+ca = "desk"                               # the CA for every type...
+ca_per_type = { tomcat = "desk" }         # ...unless named here
+# renew_before_days = 45                  # overrides the global value for this cluster
+# types = ["tomcat"]                      # overrides the global list for this cluster
+
+[clusters.prod.platform]                  # OS administrator: certmgr REST and the SSH CLI
+username = "osadmin"
+password_env = "CUCM_PROD_OS_PASSWORD"
+
+[clusters.prod.axl]                       # application user: AXL, RisPort70, ControlCenterServices
+username = "axladmin"
+password_file = "prod-axl.password"
+
+[[clusters.prod.nodes]]
+name = "cucm-pub.example.com"             # the FQDN in its certificates
+role = "publisher"
+address = "cucm-pub.example.com"          # where it is reached (defaults to the name)
+https_port = 8443
+ssh_port = 22
+
+[[clusters.prod.nodes]]
+name = "cucm-sub1.example.com"
+role = "subscriber"
+
+[[clusters.prod.nodes]]
+name = "imp1.example.com"
+role = "imp"
+"""
+
+
+def example_config() -> str:
+    return EXAMPLE
+
+
+def _q(value: str) -> str:
+    return json.dumps(value)
+
+
+def simulator_config(
+    simulator_json: Path, output: Path, *, ports: Mapping[str, Mapping[int, int]] | None = None
+) -> str:
+    """A configuration for the simulator described by ``simulator_json``.
+
+    Its passwords go to files beside ``output`` (mode 0600), never into the configuration itself.
+    ``ports`` adds, per node name, CUCM ports reached elsewhere (e.g. ``{5061: 40561}``).
+    """
+    try:
+        info = json.loads(simulator_json.read_text(encoding="utf-8"))
+        name = str(info.get("cluster", "sim"))
+        creds = info["credentials"]
+        nodes = info["nodes"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            simulator_json,
+            "",
+            f"not a simulator.json ({exc})",
+            "pass the simulator.json that `cucm-renew simulate --dir DIR` wrote",
+        ) from exc
+    folder = output.resolve().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    secrets: dict[str, str] = {}
+    for kind in ("platform", "axl"):
+        path = folder / f"{name}-{kind}.password"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(str(creds[kind]["password"]) + "\n")
+        os.chmod(path, 0o600)
+        secrets[kind] = path.name
+    lines = [
+        f"# cucm-renew configuration for the simulator in {simulator_json.resolve().parent}",
+        "renew_before_days = 30",
+        "# The simulator runs its clock faster; every wait of the engine is divided by this.",
+        f"time_scale = {float(info.get('time_scale', 1.0))}",
+        "",
+        "[risport]",
+        "requests_per_minute = 15",
+        "",
+        "[ca.lab]",
+        'kind = "local"',
+        f"folder = {_q(str(folder / 'lab-ca'))}",
+        "",
+        "[ca.desk]",
+        'kind = "manual"',
+        "",
+        f"[clusters.{name}]",
+        f"version = {_q(str(info.get('version', '14.0')))}",
+        f"ca_bundle = {_q(str(info['ca_bundle']))}",
+        f"known_hosts = {_q(str(info['known_hosts']))}",
+        'ca = "lab"',
+        "",
+        f"[clusters.{name}.platform]",
+        f"username = {_q(str(creds['platform']['username']))}",
+        f"password_file = {_q(secrets['platform'])}",
+        "",
+        f"[clusters.{name}.axl]",
+        f"username = {_q(str(creds['axl']['username']))}",
+        f"password_file = {_q(secrets['axl'])}",
+    ]
+    for node in nodes:
+        lines += [
+            "",
+            f"[[clusters.{name}.nodes]]",
+            f"name = {_q(node['name'])}",
+            f"role = {_q(node['role'])}",
+            f"address = {_q(node['address'])}",
+            f"https_port = {int(node['https_port'])}",
+            f"ssh_port = {int(node['ssh_port'])}",
+        ]
+        extra = (ports or {}).get(node["name"], {})
+        # The simulator lists where each CUCM TLS port (5061, 2445, 3804, 4040) really listens.
+        node_ports = {
+            **(node.get("tls_ports") or node.get("port_map") or {}),
+            **{str(k): v for k, v in extra.items()},
+        }
+        if node_ports:
+            inner = ", ".join(f'"{k}" = {int(v)}' for k, v in sorted(node_ports.items()))
+            lines.append(f"ports = {{ {inner} }}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,54 @@
+"""csr_generated: one CSR per node, made by CUCM, recorded with its SHA-256."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.api import Effect, Outcome, Registry, StepContext
+
+from .common import deps, node_map, sha256_text, targets, unit
+from .errors import classified
+
+
+def generate_csrs(ctx: StepContext) -> Outcome:
+    """Generate each node's CSR once.
+
+    A CSR that went to a CA is never regenerated: CUCM keeps one CSR per node and type, and a new
+    one would make the certificate the CA is signing unusable. If the process died between asking
+    CUCM and recording the answer, the CSR CUCM now holds is adopted: it is the one an upload will
+    be checked against.
+    """
+    cucm = deps(ctx).cucm
+    kind = unit(ctx)
+    csrs = node_map(ctx, "csr")
+    sent = node_map(ctx, "ca")
+    for node in targets(ctx):
+        if node in csrs and node in sent:
+            continue
+
+        def reconcile(_effect: Effect, node: str = node) -> Any:
+            pem = cucm.current_csr(node, kind)
+            return {"pem": pem, "adopted": True} if pem else None
+
+        def generate(node: str = node) -> Any:
+            return {"pem": cucm.generate_csr(node, kind)}
+
+        result = ctx.effect(
+            node,
+            "generate_csr",
+            generate,
+            intent={"unit": kind},
+            reconcile=reconcile,
+        )
+        pem = str(result["pem"])
+        csrs[node] = {"pem": pem, "sha256": sha256_text(pem)}
+        ctx.progress(node, f"CSR generated ({csrs[node]['sha256'][:12]})")
+    return Outcome.advance(
+        output={"csr": csrs},
+        evidence={"csr_sha256": {n: csrs[n]["sha256"] for n in targets(ctx)}},
+        reason=f"{len(targets(ctx))} CSR(s) generated",
+    )
+
+
+def register(registry: Registry) -> None:
+    registry.step("generate_csrs")(classified(generate_csrs))

@@ -1,0 +1,130 @@
+"""The composition root: builds the CUCM and CA adapters from the configuration.
+
+The only module of the workflows (with :mod:`workflows.cli` and :mod:`workflows.demo`) that imports
+adapter implementations; the steps see ports only, through :class:`workflows.deps.RunDeps`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from adapters.ca.command import CommandCA
+from adapters.ca.local import LocalCA
+from adapters.ca.manual import ManualCA
+from adapters.ca.port import CaPort
+from adapters.cucm.cluster import ClusterConfig as CucmClusterConfig
+from adapters.cucm.cluster import Credentials, build_cluster
+from adapters.cucm.port import CucmPort, NodeRef
+from workflows.config import CaConfig, ClusterConfig, Config, ConfigError
+from workflows.deps import RunDeps
+
+PHONE_RESETS_PER_SECOND = 10
+"""AXL doDeviceReset pace: the TFTP servers must serve every reset phone its configuration."""
+
+
+def tls_bundle(config: Config, cluster: ClusterConfig) -> Path:
+    """The CA bundle that verifies the cluster's nodes, now and after renewal.
+
+    After renewal the nodes present certificates from the cluster's CAs. A ``local`` CA is run by
+    this tool, so its root is known: it is added to the configured bundle (in a copy kept in the
+    CA's folder). Other CAs' roots must already be in ``ca_bundle``.
+    """
+    names = {cluster.ca, *(cluster.ca_for(t) for t in cluster.types)}
+    local = [config.cas[n] for n in sorted(names) if config.cas[n].kind == "local"]
+    if not local:
+        return cluster.ca_bundle
+    roots = [LocalCA(ca.folder, name=ca.name).root_pem for ca in local if ca.folder is not None]
+    base = cluster.ca_bundle.read_text(encoding="utf-8")
+    folder = local[0].folder
+    assert folder is not None
+    combined = folder / f"tls-bundle-{cluster.name}.pem"
+    tmp = combined.with_suffix(".tmp")
+    tmp.write_text(base.rstrip("\n") + "\n" + "".join(roots), encoding="utf-8")
+    os.replace(tmp, combined)
+    return combined
+
+
+def cucm_config(config: Config, cluster: ClusterConfig) -> CucmClusterConfig:
+    nodes = tuple(
+        NodeRef(name=n.name, address=n.address, https_port=n.https_port, ssh_port=n.ssh_port, role=n.role)  # type: ignore[arg-type]
+        for n in cluster.nodes
+    )
+    return CucmClusterConfig(
+        name=cluster.name,
+        nodes=nodes,
+        platform=Credentials(cluster.platform.username, cluster.platform.password.value),
+        axl=Credentials(cluster.axl.username, cluster.axl.password.value),
+        ca_bundle=str(tls_bundle(config, cluster)),
+        known_hosts=str(cluster.known_hosts),
+        use_rest=cluster.rest,
+        # The limits are CUCM's, in CUCM's time; a time-scaled lab runs that much faster.
+        ris_requests_per_minute=max(1, int(config.risport_per_minute * config.time_scale)),
+        resets_per_second=max(1, int(PHONE_RESETS_PER_SECOND * config.time_scale)),
+        reset_concurrency=min(24, max(4, int(4 * config.time_scale))),
+        port_map={n.name: dict(n.ports) for n in cluster.nodes if n.ports},
+    )
+
+
+def build_cucm(config: Config, cluster: ClusterConfig) -> CucmPort:
+    try:
+        return build_cluster(cucm_config(config, cluster))
+    except ValueError as exc:  # the adapter's own ConfigError
+        raise ConfigError(config.path, f"clusters.{cluster.name}", str(exc), "correct that setting") from exc
+
+
+def build_ca(config: Config, ca: CaConfig) -> CaPort:
+    if ca.kind == "manual":
+        return ManualCA(name=ca.name)
+    if ca.kind == "local":
+        assert ca.folder is not None
+        return LocalCA(ca.folder, name=ca.name)
+    return CommandCA(ca.argv, timeout=ca.timeout, name=ca.name)
+
+
+class Adapters:
+    """One CUCM port per cluster and one CA adapter per configured CA, built on first use and
+    shared by every run (they hold connection pools)."""
+
+    def __init__(
+        self, config: Config, *, ca_override: Callable[[str, str], CaPort | None] | None = None
+    ) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._cucm: dict[str, CucmPort] = {}
+        self._ca: dict[str, CaPort] = {}
+        self._ca_override = ca_override
+
+    def cucm(self, cluster: str) -> CucmPort:
+        with self._lock:
+            if cluster not in self._cucm:
+                self._cucm[cluster] = build_cucm(self.config, self.config.cluster(cluster))
+            return self._cucm[cluster]
+
+    def ca(self, cluster: str, cert_type: str) -> CaPort:
+        if self._ca_override is not None:
+            override = self._ca_override(cluster, cert_type)
+            if override is not None:
+                return override
+        name = self.config.cluster(cluster).ca_for(cert_type)
+        with self._lock:
+            if name not in self._ca:
+                self._ca[name] = build_ca(self.config, self.config.cas[name])
+            return self._ca[name]
+
+    def deps(self, run: Any) -> RunDeps:
+        """The engine's ``deps_factory``: ``run`` is its RunView (definition = type, scope = cluster)."""
+        return RunDeps(
+            cucm=self.cucm(run.scope),
+            ca=self.ca(run.scope, run.definition),
+            risport_per_minute=self.config.risport_per_minute,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            for port in self._cucm.values():
+                port.close()
+            self._cucm.clear()
