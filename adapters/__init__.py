@@ -1,1 +1,1 @@
-"""Everything that talks to the outside: ``cucm`` (the cluster's APIs) and ``ca`` (certificate authorities)."""
+"""Everything that talks to the outside: ``cucm`` (the cluster's APIs), ``ca`` (certificate authorities)."""

@@ -19,7 +19,10 @@ PROMPT = "admin:"
 OU_PROMPT = "Include OU in CSR (yes|no)?"
 PASTE_PROMPT = "Paste the Certificate and Hit Enter"
 FAILED = "Executed command unsuccessfully"
-BANNER = "\nCommand Line Interface is starting up, please wait ...\n\n   Welcome to the Platform Command Line Interface\n\n"
+BANNER = (
+    "\nCommand Line Interface is starting up, please wait ...\n\n"
+    "   Welcome to the Platform Command Line Interface\n\n"
+)
 
 
 class CliSession:
@@ -107,7 +110,11 @@ class CliSession:
             if kind == "own":
                 lines = [f"{t}/{t}.pem: {i.description}" for t, i in self.node.identities.items()]
             elif kind == "trust":
-                lines = [f"{store}/{f}: Trust Certificate" for store, certs in self.node.trust.items() for f in certs]
+                lines = [
+                    f"{store}/{f}: Trust Certificate"
+                    for store, certs in self.node.trust.items()
+                    for f in certs
+                ]
             else:
                 yield f"{FAILED}\nInvalid command\n"
                 return
@@ -150,7 +157,6 @@ class CliSession:
             yield f"Successfully Generated CSR for {unit}.\n"
 
         self._ask(OU_PROMPT, answer)
-        return iter(())
 
     def _set_cert_import(self, args: list[str]) -> Iterator[str]:
         if len(args) < 2 or args[0].lower() not in ("own", "trust"):
@@ -306,14 +312,21 @@ def describe(cert: object) -> str:
         "  Version: V3\n"
         f"  Serial Number: {format(cert.serial_number, 'X')}\n"
         "  SignatureAlgorithm: SHA256withRSA (1.2.840.113549.1.1.11)\n"
-        f"  Issuer Name: {cert.issuer.rfc4514_string()}\n"
+        f"  Issuer Name: {_dn(cert.issuer)}\n"
         f"  Validity From: {cert.not_valid_before_utc.strftime(fmt)}\n"
         f"           To:   {cert.not_valid_after_utc.strftime(fmt)}\n"
-        f"  Subject Name: {cert.subject.rfc4514_string()}\n"
+        f"  Subject Name: {_dn(cert.subject)}\n"
         f"  Key: RSA ({pki.key_bits(cert)} bits)\n"
         f"  SubjectAltNames: {', '.join(pki.dns_sans(cert))}\n"
         "]\n" + pki.pem(cert)
     )
+
+
+def _dn(name: object) -> str:
+    from cryptography import x509
+
+    assert isinstance(name, x509.Name)
+    return ", ".join(f"{a.rfc4514_attribute_name}={a.value!s}" for a in name)
 
 
 def run_command(cluster: Cluster, node: Node, line: str, answers: list[str] | None = None) -> str:

@@ -38,7 +38,9 @@ class RemoteCli:
     def __init__(self, info: dict[str, Any], node: str) -> None:
         match = [n for n in info["nodes"] if node in (n["name"], n["name"].split(".")[0])]
         if not match:
-            raise SystemExit(f"error: no node {node!r} in simulator.json; nodes: {[n['name'] for n in info['nodes']]}")
+            raise SystemExit(
+                f"error: no node {node!r} in simulator.json; nodes: {[n['name'] for n in info['nodes']]}"
+            )
         self.node = match[0]
         self.info = info
         creds = info["credentials"]["platform"]
@@ -63,7 +65,7 @@ class RemoteCli:
         if resp.status != 200:
             raise SystemExit(f"error: simulator answered HTTP {resp.status}: {data}")
         self.session = data["session"]
-        return data
+        return dict(data)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -76,6 +76,8 @@ _NOT_ACTIVATED = ("Cisco CAR Scheduler",)
 REGISTERED, UNREGISTERED = "Registered", "UnRegistered"
 BLOCK_NONE, BLOCK_ITL, BLOCK_CTL = 0, 1, 2
 
+DUPLICATE_EVERY = 100
+
 PHONE_MODELS = (621, 622, 623, 36670, 36217)  # RIS model enums of a few 78xx/88xx phones
 
 
@@ -100,7 +102,9 @@ BAD_FORMAT = "Invalid certificate format. Only PEM or DER encoded X.509 certific
 WILDCARD = "Wildcard certificates are not supported"
 KEY_TOO_LARGE = "Certificates with RSA keys larger than 4096 bits are not supported"
 EXPIRED = "Certificate has expired"
-OLDER_SAME_CN = "A certificate with the same Common Name and a later start date already exists in the Trust-Store"
+OLDER_SAME_CN = (
+    "A certificate with the same Common Name and a later start date already exists in the Trust-Store"
+)
 
 
 @dataclass
@@ -139,11 +143,15 @@ class Node:
         self.ssh_port = 0
         self.identities: dict[str, Identity] = {}
         self.trust: dict[str, dict[str, x509.Certificate]] = {}
-        names = _IMP_SERVICES if role == "imp" else _CUCM_COMMON + (_PUBLISHER_ONLY if role == "publisher" else ())
+        names = (
+            _IMP_SERVICES
+            if role == "imp"
+            else _CUCM_COMMON + (_PUBLISHER_ONLY if role == "publisher" else ())
+        )
         self.services: dict[str, Service] = {n: Service(n) for n in names}
         for n in _NOT_ACTIVATED:
             self.services[n] = Service(n, activated=False, state="Stopped")
-        self._ctx_cache: tuple[str, ssl.SSLContext] | None = None
+        self._ctx_cache: dict[str, tuple[str, ssl.SSLContext]] = {}
 
     @property
     def short(self) -> str:
@@ -159,17 +167,22 @@ class Node:
 
     def tomcat_context(self) -> ssl.SSLContext:
         """The TLS context for new HTTPS connections: the *presented* tomcat certificate."""
+        return self.tls_context("tomcat")
+
+    def tls_context(self, cert_type: str) -> ssl.SSLContext:
+        """A server context presenting this node's *presented* certificate of ``cert_type``."""
         with self.cluster.lock:
             self.cluster.advance()
-            ident = self.identities["tomcat"]
+            ident = self.identities[cert_type]
             fp = pki.fingerprint(ident.presented)
-            if self._ctx_cache and self._ctx_cache[0] == fp:
-                return self._ctx_cache[1]
-            chain = [ident.presented, *self.cluster.chain_for(self, "tomcat", ident.presented)]
+            cached = self._ctx_cache.get(cert_type)
+            if cached and cached[0] == fp:
+                return cached[1]
+            chain = [ident.presented, *self.cluster.chain_for(self, cert_type, ident.presented)]
             key = ident.presented_key
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        fd, path = tempfile.mkstemp(prefix="sim-tomcat-", dir=self.cluster.workdir)
+        fd, path = tempfile.mkstemp(prefix=f"sim-{cert_type}-", dir=self.cluster.workdir)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(
@@ -185,7 +198,7 @@ class Node:
         finally:
             os.unlink(path)
         with self.cluster.lock:
-            self._ctx_cache = (fp, ctx)
+            self._ctx_cache[cert_type] = (fp, ctx)
         return ctx
 
 
@@ -199,11 +212,11 @@ class PhoneTable:
         self.count = count
         self.names = [f"SEP{0x001A2B000000 + i:012X}" for i in range(count)]
         self.node = [homes[i % len(homes)].index if homes else 0 for i in range(count)]
-        # A device also listed (stale, UnRegistered) under a second CallManager node, as RIS does.
-        self.also = [
-            (cm_nodes[(cm_nodes.index(nodes[self.node[i]]) + 1) % len(cm_nodes)].index if len(cm_nodes) > 1 and i % 10 == 0 else -1)
-            for i in range(count)
-        ]
+        # Every DUPLICATE_EVERY-th device is also listed (stale, UnRegistered) under a second
+        # CallManager node, as RIS does for a phone that moved; selectCmDeviceExt omits those.
+        nxt = {n.index: cm_nodes[(k + 1) % len(cm_nodes)].index for k, n in enumerate(cm_nodes)}
+        dup = len(cm_nodes) > 1 and DUPLICATE_EVERY > 0
+        self.also = [nxt[self.node[i]] if dup and i % DUPLICATE_EVERY == 0 else -1 for i in range(count)]
         self.model = [PHONE_MODELS[i % len(PHONE_MODELS)] for i in range(count)]
         self.secure = [i % 4 == 0 for i in range(count)]
         self.dirnum = [str(100000 + i) for i in range(count)]
@@ -260,7 +273,8 @@ class Cluster:
         self.subject = subject or pki.Subject()
         self.workdir = workdir or tempfile.mkdtemp(prefix="cucm-sim-")
         self.slow_restarts: dict[tuple[str, str], float] = {}  # (node short or '*', service) -> factor
-        self._events: list[tuple[float, int, Callable[[], None]]] = []
+        self._events: list[tuple[float, int, Callable[[], object]]] = []
+        self._event_time: float | None = None
         self._seq = itertools.count()
         self.ca_bundle_extra: list[x509.Certificate] = []
         self.bundle_listeners: list[Callable[[], None]] = []
@@ -314,11 +328,23 @@ class Cluster:
         with self.lock:
             now = time.monotonic()
             while self._events and self._events[0][0] <= now:
-                _, _, action = heapq.heappop(self._events)
-                action()
+                due, _, action = heapq.heappop(self._events)
+                # Effects are stamped with the time they were due, not the time this thread got to
+                # them, so a busy machine does not change what phones see.
+                self._event_time = due
+                try:
+                    action()
+                finally:
+                    self._event_time = None
 
-    def _at(self, delay: float, action: Callable[[], None]) -> None:
-        heapq.heappush(self._events, (time.monotonic() + delay, next(self._seq), action))
+    def _at(self, delay: float, action: Callable[[], object]) -> None:
+        heapq.heappush(self._events, (self._now() + delay, next(self._seq), action))
+
+    def _now(self) -> float:
+        return self._event_time if self._event_time is not None else time.monotonic()
+
+    def _wall(self) -> float:
+        return time.time() - (time.monotonic() - self._now())
 
     def scaled(self, seconds: float) -> float:
         return seconds / self.time_scale
@@ -344,7 +370,12 @@ class Cluster:
                 key_index += 1
                 days = expiry_days.get(f"{node.short}:{t}", expiry_days.get(t, 1825.0))
                 cert = pki.self_signed(
-                    key, node.name, t, self.subject, now - dt.timedelta(days=365), now + dt.timedelta(days=days)
+                    key,
+                    node.name,
+                    t,
+                    self.subject,
+                    now - dt.timedelta(days=365),
+                    now + dt.timedelta(days=days),
                 )
                 node.identities[t] = Identity(cert, key, cert, key)
                 node.trust[f"{t}-trust"] = {}
@@ -362,8 +393,14 @@ class Cluster:
     def bundle_certificates(self) -> list[x509.Certificate]:
         """Everything a client needs to verify any node's tomcat certificate."""
         with self.lock:
-            certs = [n.identities["tomcat"].installed for n in self.nodes]
-            certs += [n.identities["tomcat"].presented for n in self.nodes]
+            # Self-signed certificates that are presented, plus the CAs we were told of. A CA-signed
+            # leaf must not be in the bundle: it shares its subject with the self-signed one, and
+            # OpenSSL would then pick it as that certificate's issuer.
+            certs = [
+                n.identities["tomcat"].presented
+                for n in self.nodes
+                if n.identities["tomcat"].presented.issuer == n.identities["tomcat"].presented.subject
+            ]
             certs += self.ca_bundle_extra
             seen: dict[str, x509.Certificate] = {}
             for c in certs:
@@ -497,8 +534,6 @@ class Cluster:
                     "time": _iso(time.time()),
                 }
             )
-            if self.mixed_mode is False or cert_type not in ("CallManager", "CAPF"):
-                pass
             return leaf
 
     def upload_trust(self, node: Node, cert_types: Sequence[str], texts: Sequence[str | bytes]) -> list[str]:
@@ -611,7 +646,7 @@ class Cluster:
 
     def _on_stop(self, node: Node, svc: Service) -> None:
         if svc.name == "Cisco CallManager":
-            now = time.monotonic()
+            now = self._now()
             for i in range(self.phones.count):
                 if self.phones.node[i] == node.index:
                     self._unregister(i, now, math.inf)
@@ -619,7 +654,7 @@ class Cluster:
     def _finish_start(self, node: Node, svc: Service, gen: int) -> None:
         if not self._set_state(node, svc, gen, "Started"):
             return
-        svc.started_at = time.time()
+        svc.started_at = self._wall()
         changed = []
         for t, services in PRESENTED_BY.items():
             if svc.name in services and t in node.identities:
@@ -637,7 +672,7 @@ class Cluster:
                 for listener in list(self.bundle_listeners):
                     listener()
         if svc.name == "Cisco CallManager":
-            now = time.monotonic()
+            now = self._now()
             for i in range(self.phones.count):
                 if self.phones.node[i] == node.index:
                     self._schedule_registration(i, now)
@@ -657,12 +692,15 @@ class Cluster:
         if not self.mixed_mode:
             return True
         for n in self.nodes:
-            if n.runs_callmanager and pki.fingerprint(n.identities["CallManager"].presented) not in self.ctl_entries:
+            if (
+                n.runs_callmanager
+                and pki.fingerprint(n.identities["CallManager"].presented) not in self.ctl_entries
+            ):
                 return False
         return pki.fingerprint(self.publisher.identities["CAPF"].presented) in self.ctl_entries
 
     def _record_epoch(self) -> None:
-        now = time.monotonic()
+        now = self._now()
         self._epochs.append((now, self.cm_epoch, self.tvs_epoch, self._ctl_ok()))
         self._epoch_times.append(now)
 
@@ -786,23 +824,34 @@ class Cluster:
                 "ctl_updates": self.ctl_updates,
                 "itl_resets": self.itl_resets,
                 "services": {
-                    n.name: {s.name: {"status": s.status(), "start_time": _iso(s.started_at)} for s in n.services.values()}
+                    n.name: {
+                        s.name: {"status": s.status(), "start_time": _iso(s.started_at)}
+                        for s in n.services.values()
+                    }
                     for n in self.nodes
                 },
                 "presented": {
-                    n.name: {t: pki.fingerprint(i.presented) for t, i in n.identities.items()} for n in self.nodes
+                    n.name: {t: pki.fingerprint(i.presented) for t, i in n.identities.items()}
+                    for n in self.nodes
                 },
                 "installed": {
-                    n.name: {t: pki.fingerprint(i.installed) for t, i in n.identities.items()} for n in self.nodes
+                    n.name: {t: pki.fingerprint(i.installed) for t, i in n.identities.items()}
+                    for n in self.nodes
                 },
             }
+
+    def state_id(self) -> int:
+        """Bumps whenever what phones see changes (RIS StateInfo's StateId)."""
+        return len(self._epochs)
 
     def new_tracking_id(self) -> str:
         return uuid.UUID(int=self.rng.getrandbits(128)).hex[:12].upper()
 
 
 CTL_NOT_PUBLISHER = "This command can be executed only on the publisher node"  # modelled
-CTL_NOT_MIXED = "The cluster is in non-secure mode. The CTL file can be updated only in mixed mode"  # modelled
+CTL_NOT_MIXED = (
+    "The cluster is in non-secure mode. The CTL file can be updated only in mixed mode"  # modelled
+)
 
 
 def default_expiry_days() -> dict[str, float]:

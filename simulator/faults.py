@@ -67,7 +67,9 @@ class Faults:
                         raise ValueError
                     for ep in [endpoint] if endpoint else ENDPOINTS:
                         if ep not in ENDPOINTS:
-                            raise FaultSpecError(f"unknown endpoint {ep!r} in {item!r}: use one of {ENDPOINTS}")
+                            raise FaultSpecError(
+                                f"unknown endpoint {ep!r} in {item!r}: use one of {ENDPOINTS}"
+                            )
                         faults.probabilities.setdefault(ep, {})[kind] = p
                 elif key == "seed":
                     faults.seed = int(value)

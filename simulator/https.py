@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hmac
 import json
 import socket
@@ -29,10 +30,10 @@ IDLE_TIMEOUT = 30.0
 HANDSHAKE_TIMEOUT = 10.0
 
 _401_BODY = (
-    "<!doctype html><html lang=\"en\"><head><title>HTTP Status 401 \u2013 Unauthorized</title></head>"
-    "<body><h1>HTTP Status 401 \u2013 Unauthorized</h1><hr class=\"line\" /><p><b>Type</b> Status Report</p>"
+    '<!doctype html><html lang="en"><head><title>HTTP Status 401 \u2013 Unauthorized</title></head>'
+    '<body><h1>HTTP Status 401 \u2013 Unauthorized</h1><hr class="line" /><p><b>Type</b> Status Report</p>'
     "<p><b>Description</b> The request has not been applied to the target resource because it lacks valid "
-    "authentication credentials for that resource.</p><hr class=\"line\" /></body></html>"
+    'authentication credentials for that resource.</p><hr class="line" /></body></html>'
 )
 
 
@@ -83,14 +84,10 @@ class NodeHTTPSServer(ThreadingHTTPServer):
         with self._conns_lock:
             conns = list(self._conns)
         for c in conns:
-            try:
+            with contextlib.suppress(OSError):
                 c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            try:
+            with contextlib.suppress(OSError):
                 c.close()
-            except OSError:
-                pass
 
 
 class NodeRequestHandler(BaseHTTPRequestHandler):
@@ -118,7 +115,9 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
-    def send(self, status: int, body: bytes | str, content_type: str, headers: dict[str, str] | None = None) -> None:
+    def send(
+        self, status: int, body: bytes | str, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         data = body.encode() if isinstance(body, str) else body
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -133,7 +132,9 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
         self.send(status, json.dumps(obj), "application/json")
 
     def rest_error(self, status: int, message: str) -> None:
-        self.send_json(status, {"status": status, "message": message, "trackingId": self.sim.cluster.new_tracking_id()})
+        self.send_json(
+            status, {"status": status, "message": message, "trackingId": self.sim.cluster.new_tracking_id()}
+        )
 
     def authorized(self, account: str) -> bool:
         expected = self.sim.credentials[account]
@@ -165,10 +166,8 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         else:  # drop
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self.close_connection = True
         return True
 
@@ -265,7 +264,9 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
                     cluster.upload_identity(node, services, certs)
             except CucmError as exc:
                 return self.rest_error(exc.status, exc.message)
-            return self.send_json(201, {"trackingId": cluster.new_tracking_id(), "message": "Successfully uploaded"})
+            return self.send_json(
+                201, {"trackingId": cluster.new_tracking_id(), "message": "Successfully uploaded"}
+            )
         if method == "GET" and sub == "snapshot/server":
             self.body()
             with cluster.lock:
@@ -278,7 +279,9 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
                 trusts = [
                     {
                         "service": store,
-                        "certificate_data": [{"filename": f, "certificate": pki.pem(c)} for f, c in certs.items()],
+                        "certificate_data": [
+                            {"filename": f, "certificate": pki.pem(c)} for f, c in certs.items()
+                        ],
                     }
                     for store, certs in node.trust.items()
                 ]
@@ -302,7 +305,12 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
                         return self.rest_error(400, f"Invalid service: {service}")
                     return self.send_json(
                         200,
-                        {"certificates": [{"filename": f, "certificate": pki.pem(c)} for f, c in node.trust[store].items()]},
+                        {
+                            "certificates": [
+                                {"filename": f, "certificate": pki.pem(c)}
+                                for f, c in node.trust[store].items()
+                            ]
+                        },
                     )
                 if service not in node.identities:
                     return self.rest_error(400, f"Invalid service: {service}")
@@ -327,7 +335,7 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
                 text = json.loads(raw).get("pem", "") if raw.lstrip().startswith(b"{") else raw.decode()
                 certs = pki.parse_certificates(text)
             except (ValueError, AttributeError, pki.CertificateFormatError):
-                return self.rest_error(400, "Body must be a PEM certificate or {\"pem\": \"...\"}")
+                return self.rest_error(400, 'Body must be a PEM certificate or {"pem": "..."}')
             for c in certs:
                 self.sim.trust_ca(c)
             return self.send_json(200, {"added": [pki.fingerprint(c) for c in certs]})
@@ -336,7 +344,7 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
                 return
             body = self.read_json()
             if not isinstance(body, dict) or not isinstance(body.get("line", ""), str):
-                return self.rest_error(400, "Body must be {\"session\": id or null, \"line\": \"...\"}")
+                return self.rest_error(400, 'Body must be {"session": id or null, "line": "..."}')
             return self.send_json(200, self.sim.cli_http(self.node, body.get("session"), body.get("line")))
         if method == "POST" and path == "/__sim__/set":
             if not self.authorized("platform"):

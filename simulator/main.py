@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from simulator.faults import FaultSpecError, Faults
+from simulator.faults import Faults, FaultSpecError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,10 +21,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--time-scale", type=float, default=100.0, help="divide every CUCM delay by this (default 100)"
     )
-    parser.add_argument("--faults", default=None, metavar="SPEC", help="fault injection, see simulator/faults.py")
-    parser.add_argument("--schema-dir", default=None, metavar="D", help="folder with serviceability/*.wsdl for ?wsdl")
+    parser.add_argument(
+        "--faults", default=None, metavar="SPEC", help="fault injection, see simulator/faults.py"
+    )
+    parser.add_argument(
+        "--schema-dir", default=None, metavar="D", help="folder with serviceability/*.wsdl for ?wsdl"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed for delays (default 0)")
-    parser.add_argument("--ris-rate", type=int, default=15, help="RisPort70 requests per (scaled) minute per node")
+    parser.add_argument(
+        "--ris-rate", type=int, default=15, help="RisPort70 requests per (scaled) minute per node"
+    )
     parser.add_argument(
         "--port-8443", action="store_true", help="let the publisher's HTTPS server listen on 8443"
     )
@@ -76,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         sim.start()
     except OSError as exc:
-        print(f"error: cannot start the simulator: {exc} (is the port in use? drop --port-8443)", file=sys.stderr)
+        print(
+            f"error: cannot start the simulator: {exc} (is the port in use? drop --port-8443)",
+            file=sys.stderr,
+        )
         return 1
     stop = threading.Event()
 
@@ -87,7 +96,10 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     print(f"simulated cluster running: {sim.json_path}", flush=True)
     for n in sim.info["nodes"]:
-        print(f"  {n['role']:<10} {n['name']:<24} https 127.0.0.1:{n['https_port']}  ssh 127.0.0.1:{n['ssh_port']}")
+        print(
+            f"  {n['role']:<10} {n['name']:<24} https 127.0.0.1:{n['https_port']}"
+            f"  ssh 127.0.0.1:{n['ssh_port']}"
+        )
     try:
         while not stop.wait(0.5):
             pass

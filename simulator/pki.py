@@ -172,7 +172,9 @@ def make_csr(
     builder = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(subject.name(common_name, include_ou))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in dict.fromkeys(sans)]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(n) for n in dict.fromkeys(sans)]), critical=False
+        )
         .add_extension(_key_usage(cert_type), critical=True)
         .add_extension(x509.ExtendedKeyUsage(list(EXTENDED_KEY_USAGE.get(cert_type, ()))), critical=False)
     )

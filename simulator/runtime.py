@@ -27,6 +27,7 @@ from simulator.cluster import Cluster, Node
 from simulator.faults import Faults
 from simulator.https import NodeHTTPSServer
 from simulator.ssh import NodeSSHServer
+from simulator.tls import CUCM_PORTS, TypeListener, listened_types
 
 
 class SimulatedCluster:
@@ -80,6 +81,8 @@ class SimulatedCluster:
         self._ssh_ports = ssh_ports or {}
         self._https: list[NodeHTTPSServer] = []
         self._ssh: list[NodeSSHServer] = []
+        self._tls: list[TypeListener] = []
+        self.tls_ports: dict[str, dict[str, int]] = {}
         self._threads: list[threading.Thread] = []
         self._cli_sessions: dict[str, CliSession] = {}
         self._cli_lock = threading.Lock()
@@ -111,6 +114,11 @@ class SimulatedCluster:
                 node.ssh_port = ssh.port
                 ssh.start()
                 self._ssh.append(ssh)
+                for cert_type in listened_types(node):
+                    listener = TypeListener(node, cert_type, self.faults)
+                    listener.start()
+                    self._tls.append(listener)
+                    self.tls_ports.setdefault(node.name, {})[str(CUCM_PORTS[cert_type])] = listener.port
         except BaseException:
             self.stop()
             raise
@@ -129,6 +137,9 @@ class SimulatedCluster:
             server.close_all()
         for ssh in self._ssh:
             ssh.stop()
+        for listener in self._tls:
+            listener.stop()
+        self._tls.clear()
         self._https.clear()
         self._ssh.clear()
         self.cluster.stop_clock()
@@ -174,6 +185,7 @@ class SimulatedCluster:
                     "address": n.address,
                     "https_port": n.https_port,
                     "ssh_port": n.ssh_port,
+                    "tls_ports": self.tls_ports.get(n.name, {}),
                 }
                 for n in self.cluster.nodes
             ],
@@ -221,9 +233,15 @@ class SimulatedCluster:
         if session.closed:
             with self._cli_lock:
                 self._cli_sessions.pop(session_id or "", None)
-        return {"session": session_id, "output": output, "prompt": session.prompt, "closed": session.closed,
-                "failed": output.startswith("Executed command unsuccessfully") or
-                "\nExecuted command unsuccessfully" in output, "ready": session.prompt == PROMPT}
+        return {
+            "session": session_id,
+            "output": output,
+            "prompt": session.prompt,
+            "closed": session.closed,
+            "failed": output.startswith("Executed command unsuccessfully")
+            or "\nExecuted command unsuccessfully" in output,
+            "ready": session.prompt == PROMPT,
+        }
 
 
 def _write_ed25519(path: Path) -> None:

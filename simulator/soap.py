@@ -13,14 +13,14 @@ import re
 import threading
 import time
 import uuid
-import xml.etree.ElementTree as ET  # noqa: S405 - loopback test server; DOCTYPEs are refused below
+import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
-from simulator.cluster import NOT_CONTROLLABLE, REGISTERED, Cluster, CucmError, Node
 from simulator import sql
+from simulator.cluster import NOT_CONTROLLABLE, REGISTERED, Cluster, CucmError, Node
 
 if TYPE_CHECKING:
     from simulator.https import NodeRequestHandler
@@ -128,8 +128,10 @@ def parse_body(raw: bytes) -> ET.Element:
     if _local(root.tag) != "Envelope":
         raise SoapFault("The request is not a SOAP envelope", "soapenv:Client")
     if _ns(root.tag) != SOAP_ENV:
-        raise SoapFault("Transport level information does not match with SOAP Message namespace URI",
-                        "soapenv:VersionMismatch")
+        raise SoapFault(
+            "Transport level information does not match with SOAP Message namespace URI",
+            "soapenv:VersionMismatch",
+        )
     body = _child(root, "Body")
     if body is None or len(body) == 0:
         raise SoapFault("The SOAP body is empty", "soapenv:Client")
@@ -214,20 +216,26 @@ def ccs(cluster: Cluster, node: Node, op: ET.Element) -> str:
             req = _child(op, "ControlServiceRequest")
             node_name = _text(req, "NodeName")
             control = _text(req, "ControlType")
-            services = [(c.text or "").strip() for c in (_child(req, "ServiceList") or []) if _local(c.tag) == "item"]
+            services = [
+                (c.text or "").strip() for c in (_child(req, "ServiceList") or []) if _local(c.tag) == "item"
+            ]
             if node_name not in (node.name, node.short):
                 raise SoapFault(
                     f"Invalid NodeName {node_name}: this service controls only the local node {node.name}",
                     "soapenv:Client",
                 )
             if control not in ("Start", "Stop", "Restart"):
-                raise SoapFault(f"Invalid ControlType {control}: use Start, Stop or Restart", "soapenv:Client")
+                raise SoapFault(
+                    f"Invalid ControlType {control}: use Start, Stop or Restart", "soapenv:Client"
+                )
             items = []
             refused = False
             for s in services:
                 if s in NOT_CONTROLLABLE and s in node.services:
                     refused = True
-                    items.append(_service_item(cluster, node, s, "Service cannot be controlled (not stoppable)"))
+                    items.append(
+                        _service_item(cluster, node, s, "Service cannot be controlled (not stoppable)")
+                    )
                     continue
                 try:
                     cluster.control(node, s, control)
@@ -248,12 +256,14 @@ def _device_xml(cluster: Cluster, i: int, status: str) -> str:
         f"{_e('Model', p.model[i])}{_e('Product', 303)}{_e('BoxProduct', 0)}{_e('Httpd', 'Yes')}"
         f"{_e('RegistrationAttempts', 0)}{_e('IsCtiControllable', True)}{_e('LoginUserId', None)}"
         f"{_e('Status', status)}{_e('StatusReason', 0)}{_e('PerfMonObject', 2)}{_e('DChannel', 0)}"
-        f"{_e('Description', 'Phone ' + p.dirnum[i])}{_e('H323Trunk', None)}{_e('TimeStamp', p.registered_ts[i])}"
+        f"{_e('Description', 'Phone ' + p.dirnum[i])}{_e('H323Trunk', None)}"
+        f"{_e('TimeStamp', p.registered_ts[i])}"
         f"{_e('Protocol', 'SIP')}{_e('NumOfLines', 1)}"
         f"<LinesStatus><item>{_e('DirectoryNumber', p.dirnum[i])}{_e('Status', status)}</item></LinesStatus>"
         f"{_e('ActiveLoadID', 'sip78xx.14-1-1-0001-136')}{_e('InactiveLoadID', None)}"
         f"{_e('DownloadStatus', 'Successful')}{_e('DownloadFailureReason', None)}{_e('DownloadServer', None)}"
-        f"<IPAddress><item>{_e('IP', ip)}{_e('IPAddrType', 'ipv4')}{_e('Attribute', 'Unknown')}</item></IPAddress>"
+        f"<IPAddress><item>{_e('IP', ip)}{_e('IPAddrType', 'ipv4')}{_e('Attribute', 'Unknown')}</item>"
+        "</IPAddress>"
         "</item>"
     )
 
@@ -296,7 +306,9 @@ def ris(sim: Any, node: Node, op: ET.Element) -> str:
     node_filter = _text(crit, "NodeName")
     select_by = _text(crit, "SelectBy", "Name") or "Name"
     items_el = _child(crit, "SelectItems")
-    patterns = [_text(it, "Item") for it in (items_el if items_el is not None else []) if _local(it.tag) == "item"]
+    patterns = [
+        _text(it, "Item") for it in (items_el if items_el is not None else []) if _local(it.tag) == "item"
+    ]
     patterns = [pt for pt in patterns if pt] or ["*"]
     m = re.search(r'Offset="(\d+)"', state_in)
     offset = int(m.group(1)) if m else 0
@@ -306,8 +318,14 @@ def ris(sim: Any, node: Node, op: ET.Element) -> str:
         now = time.monotonic()
         cm_nodes = [n for n in cluster.nodes if n.runs_callmanager]
         if node_filter and not any(node_filter in (n.name, n.short) for n in cm_nodes):
-            return _ris_response([f"<item>{_e('ReturnCode', 'InvalidNodeName')}{_e('Name', node_filter)}"
-                                  f"{_e('NoChange', False)}<CmDevices/></item>"], 0, state_in)
+            return _ris_response(
+                [
+                    f"<item>{_e('ReturnCode', 'InvalidNodeName')}{_e('Name', node_filter)}"
+                    f"{_e('NoChange', False)}<CmDevices/></item>"
+                ],
+                0,
+                state_in,
+            )
         p = cluster.phones
         model_ok = model == "255"
         try:
@@ -318,27 +336,34 @@ def ris(sim: Any, node: Node, op: ET.Element) -> str:
         attr = {"Name": p.names, "DirNumber": p.dirnum, "IPV4Address": p.ip, "Description": p.dirnum}.get(
             select_by, p.names
         )
-        exact = None if any(any(ch in pt for ch in "*?[") for pt in patterns) else {pt.upper() for pt in patterns}
-        matched: list[tuple[int, int, str]] = []
+        match_all = patterns == ["*"]
+        exact = (
+            None if any(any(ch in pt for ch in "*?[") for pt in patterns) else {pt.upper() for pt in patterns}
+        )
+        node_idx = {n.index for n in cm_nodes if not node_filter or node_filter in (n.name, n.short)}
+        matched: list[tuple[int, int, bool]] = []
         if class_ok:
             for i, n_idx, primary in _entries(cluster, name == "selectCmDeviceExt"):
-                if node_filter and node_filter not in (cluster.nodes[n_idx].name, cluster.nodes[n_idx].short):
+                if n_idx not in node_idx:
                     continue
                 if not model_ok and p.model[i] != model_num:
                     continue
-                value = attr[i]
-                if exact is not None:
-                    if value.upper() not in exact:
+                if not match_all:
+                    value = attr[i]
+                    if exact is not None:
+                        if value.upper() not in exact:
+                            continue
+                    elif not any(fnmatch.fnmatchcase(value.upper(), pt.upper()) for pt in patterns):
                         continue
-                elif not any(fnmatch.fnmatchcase(value.upper(), pt.upper()) for pt in patterns):
-                    continue
-                status = cluster.phone_status(i, now) if primary else "UnRegistered"
-                if status_filter != "Any" and status != status_filter:
-                    continue
-                matched.append((i, n_idx, status))
+                if status_filter != "Any":
+                    status = cluster.phone_status(i, now) if primary else "UnRegistered"
+                    if status != status_filter:
+                        continue
+                matched.append((i, n_idx, primary))
         page = matched[offset : offset + max_devices]
         by_node: dict[int, list[str]] = {}
-        for i, n_idx, status in page:
+        for i, n_idx, primary in page:
+            status = cluster.phone_status(i, now) if primary else "UnRegistered"
             by_node.setdefault(n_idx, []).append(_device_xml(cluster, i, status))
         node_items = []
         for n in cm_nodes:
@@ -351,9 +376,11 @@ def ris(sim: Any, node: Node, op: ET.Element) -> str:
                 f"<CmDevices>{''.join(devices)}</CmDevices></item>"
             )
         next_offset = offset + len(page)
+        ris_start = int(cluster.publisher.services["Cisco RIS Data Collector"].started_at)
         state_out = (
-            f'<StateInfo><Node Name="{escape(node.name)}" SubsystemStartTime="{int(cluster.publisher.services["Cisco RIS Data Collector"].started_at)}" '
-            f'StateId="{len(cluster._epochs)}" TotalItemsFound="{len(matched)}" TotalItemsReturned="{next_offset}"/>'
+            f'<StateInfo><Node Name="{escape(node.name)}" SubsystemStartTime="{ris_start}" '
+            f'StateId="{cluster.state_id()}" TotalItemsFound="{len(matched)}" '
+            f'TotalItemsReturned="{next_offset}"/>'
             f'<Page Offset="{next_offset}"/></StateInfo>'
         )
         return _ris_response(node_items, len(matched), state_out)
@@ -392,13 +419,13 @@ def axl(cluster: Cluster, node: Node, op: ET.Element, action: str) -> str:
     name = _local(op.tag)
     m = AXL_NS.match(_ns(op.tag))
     if not m:
-        raise SoapFault(f"The request namespace {_ns(op.tag)!r} is not an AXL API namespace", "soapenv:Client")
+        raise SoapFault(
+            f"The request namespace {_ns(op.tag)!r} is not an AXL API namespace", "soapenv:Client"
+        )
     version = m.group(1)
     a = AXL_ACTION.match(action)
     if not a:
-        raise _axl_fault(
-            f"The SOAPAction header must be \"CUCM:DB ver={version} {name}\"", 5000, name
-        )
+        raise _axl_fault(f'The SOAPAction header must be "CUCM:DB ver={version} {name}"', 5000, name)
     if a.group(1) != version:
         raise _axl_fault(
             f"The AXL version in the SOAPAction header (ver={a.group(1)}) does not match the request "
@@ -407,7 +434,9 @@ def axl(cluster: Cluster, node: Node, op: ET.Element, action: str) -> str:
             name,
         )
     if a.group(2) != name:
-        raise _axl_fault(f"The SOAPAction operation {a.group(2)} does not match the request {name}", 5000, name)
+        raise _axl_fault(
+            f"The SOAPAction operation {a.group(2)} does not match the request {name}", 5000, name
+        )
     if version not in _axl_versions(cluster):
         raise _axl_fault(f"Unsupported AXL version {version} on {cluster.version}", 5000, name)
     if node.role != "publisher":
@@ -436,16 +465,25 @@ def axl(cluster: Cluster, node: Node, op: ET.Element, action: str) -> str:
         role_pat = _text(crit, "processNodeRole", "%") or "%"
         desc_pat = _text(crit, "description", "%") or "%"
         out = []
-        rows = [("EnterpriseWideData", "", "Publisher", "CUCM Voice/Video")] + [
-            (n.name, n.short, "Publisher" if n.role == "publisher" else "Subscriber",
-             "CUCM IM and Presence" if n.role == "imp" else "CUCM Voice/Video")
+        node_rows = [("EnterpriseWideData", "", "Publisher", "CUCM Voice/Video")] + [
+            (
+                n.name,
+                n.short,
+                "Publisher" if n.role == "publisher" else "Subscriber",
+                "CUCM IM and Presence" if n.role == "imp" else "CUCM Voice/Video",
+            )
             for n in cluster.nodes
         ]
-        for node_name, desc, usage, role in rows:
+        for node_name, desc, usage, role in node_rows:
             if not (_like(node_name, name_pat) and _like(role, role_pat) and _like(desc, desc_pat)):
                 continue
-            values = {"name": node_name, "description": desc, "ipv6Name": "", "nodeUsage": usage,
-                      "processNodeRole": role}
+            values = {
+                "name": node_name,
+                "description": desc,
+                "ipv6Name": "",
+                "nodeUsage": usage,
+                "processNodeRole": role,
+            }
             fields = "".join(
                 _e(t, values[t]) if t in values else (f"<{t}/>" if t == "lbmHubGroup" else "")
                 for t in order

@@ -62,7 +62,11 @@ def tables(cluster: Cluster) -> dict[str, list[Row]]:
                 }
             )
         processconfig = [
-            {"paramname": "ClusterSecurityMode", "paramvalue": "1" if cluster.mixed_mode else "0", "tkservice": "11"},
+            {
+                "paramname": "ClusterSecurityMode",
+                "paramvalue": "1" if cluster.mixed_mode else "0",
+                "tkservice": "11",
+            },
             {"paramname": "EnableSSO", "paramvalue": "t" if cluster.sso_enabled else "f", "tkservice": "11"},
         ]
         certificate: list[Row] = []
@@ -73,7 +77,13 @@ def tables(cluster: Cluster) -> dict[str, list[Row]]:
                 c = ident.installed
                 pk = _pkid("cert", pki.fingerprint(c), n.name)
                 certificate.append(_cert_row(pk, n.name, c))
-                cscm.append({"pkid": _pkid("cscm", pk), "fkcertificate": pk, "tkcertificateservice": str(CERT_SERVICE_ENUM[t])})
+                cscm.append(
+                    {
+                        "pkid": _pkid("cscm", pk),
+                        "fkcertificate": pk,
+                        "tkcertificateservice": str(CERT_SERVICE_ENUM[t]),
+                    }
+                )
             for store, certs in n.trust.items():
                 for c in certs.values():
                     pk = _pkid("trust", pki.fingerprint(c), n.name, store)
@@ -87,7 +97,9 @@ def tables(cluster: Cluster) -> dict[str, list[Row]]:
             "certificateservicecertificatemap": cscm,
             "typecertificateservice": [{"enum": str(v), "name": k} for k, v in CERT_SERVICE_ENUM.items()],
             "certificatetrustrolemap": ctrm,
-            "typetrustrole": [{"enum": str(i + 1), "name": f"{k}-trust"} for i, k in enumerate(CERT_SERVICE_ENUM)],
+            "typetrustrole": [
+                {"enum": str(i + 1), "name": f"{k}-trust"} for i, k in enumerate(CERT_SERVICE_ENUM)
+            ],
         }
 
 
@@ -106,7 +118,9 @@ def _cert_row(pk: str, server: str, c: object) -> Row:
     }
 
 
-_SELECT = re.compile(r"^\s*select\s+(?P<cols>.+?)\s+from\s+(?P<from>.+?)(?:\s+where\s+(?P<where>.+?))?\s*;?\s*$", re.I | re.S)
+_SELECT = re.compile(
+    r"^\s*select\s+(?P<cols>.+?)\s+from\s+(?P<from>.+?)(?:\s+where\s+(?P<where>.+?))?\s*;?\s*$", re.I | re.S
+)
 _COND = re.compile(r"^\s*(?P<l>'[^']*'|[\w.]+)\s*(?P<op>=|!=|<>|\blike\b)\s*(?P<r>'[^']*'|[\w.]+)\s*$", re.I)
 
 

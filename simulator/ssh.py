@@ -3,12 +3,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import socket
 import threading
 from typing import TYPE_CHECKING
 
 import paramiko
+from paramiko.common import (
+    AUTH_FAILED,
+    AUTH_SUCCESSFUL,
+    OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
+    OPEN_SUCCEEDED,
+)
 
 from simulator.cli import BANNER, PROMPT, CliSession
 
@@ -30,11 +37,11 @@ class _Interface(paramiko.ServerInterface):
 
     def check_auth_password(self, username: str, password: str) -> int:
         if hmac.compare_digest(username, self.username) and hmac.compare_digest(password, self.password):
-            return paramiko.AUTH_SUCCESSFUL
-        return paramiko.AUTH_FAILED
+            return AUTH_SUCCESSFUL
+        return AUTH_FAILED
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
-        return paramiko.OPEN_SUCCEEDED if kind == "session" else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        return OPEN_SUCCEEDED if kind == "session" else OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
     def check_channel_pty_request(self, *args: object) -> bool:
         return True
@@ -74,10 +81,11 @@ class NodeSSHServer:
 
     def stop(self) -> None:
         self._stop.set()
-        try:
+        # shutdown() wakes a thread blocked in accept(); close() alone does not on Linux.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
         with self._lock:
             transports = list(self._transports)
         for t in transports:
@@ -115,7 +123,9 @@ class NodeSSHServer:
                     channel.close()
                     continue
                 iface.ready.clear()
-                threading.Thread(target=self._run_channel, args=(channel, iface.kind, iface.command), daemon=True).start()
+                threading.Thread(
+                    target=self._run_channel, args=(channel, iface.kind, iface.command), daemon=True
+                ).start()
         finally:
             with self._lock:
                 self._transports.discard(transport)
@@ -130,10 +140,8 @@ class NodeSSHServer:
         except (OSError, EOFError, paramiko.SSHException):
             pass
         finally:
-            try:
+            with contextlib.suppress(OSError, EOFError):
                 channel.close()
-            except (OSError, EOFError):
-                pass
 
     @staticmethod
     def _lines(channel: paramiko.Channel, echo: bool) -> object:

@@ -364,7 +364,9 @@ def _cmd_run(args: argparse.Namespace, env: CliEnv) -> int:
     engine = env.engine
     started = start_campaign(engine, config, selection, force=args.force, definitions=env.definitions)
     if args.detach:
-        env.out(started, "\n".join(f"started {r}" for r in started) or "nothing to start: runs are in progress")
+        env.out(
+            started, "\n".join(f"started {r}" for r in started) or "nothing to start: runs are in progress"
+        )
         return 0
     wanted = {(c, t) for c, ts in selection for t in ts}
     if not env.json:
@@ -482,7 +484,9 @@ def build_app() -> App:
     def configure_run(p: argparse.ArgumentParser) -> None:
         _configure_filters(p, force=True)
         p.add_argument(
-            "--detach", action="store_true", help="only start the runs; a running `cucm-renew daemon` drives them"
+            "--detach",
+            action="store_true",
+            help="only start the runs; `cucm-renew daemon` drives them",
         )
 
     return App(

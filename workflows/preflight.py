@@ -22,6 +22,7 @@ Errors, as a tree (every message says what CUCM would answer and how to fix it):
     ├── InvalidCsr                       the recorded CSR itself is unreadable or badly signed
     ├── UnknownCertType
     ├── KeyNotAllowed                    RSA outside 2048..4096 bits, or not RSA/ECDSA
+    ├── NodeCertificateMissing           only CA certificates were given
     ├── SelfSignedLeaf
     ├── WildcardCertificate
     ├── CertificateOfAnotherNode
@@ -37,6 +38,7 @@ Errors, as a tree (every message says what CUCM would answer and how to fix it):
         ├── ChainSignatureInvalid
         ├── NotACertificateAuthority
         ├── UnrelatedCertificate
+        ├── TrustNameConflict            a different CA certificate of the same CN is trusted
         └── ChainCertificateExpired
 
 Checks run in a fixed order, the leaf's own faults first, then its relation to the CSR, then the
@@ -50,6 +52,7 @@ import base64
 import binascii
 import hashlib
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,7 +65,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, pkcs7
 from cryptography.x509.oid import NameOID
 
-from adapters.ca.port import Issued
+from adapters.ca.port import DECODE_ERRORS, Issued
 from adapters.ca.profiles import KU_NAMES, PROFILES, describe_eku, describe_key_usage, profile_for
 
 TRUST_STORE_ERROR = "CA Certificate is Not Available in the Trust-Store"
@@ -75,13 +78,7 @@ EC_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
 MAX_CHAIN_DEPTH = 8
 
 # What a damaged certificate can raise from cryptography's lazy parsing.
-_DECODE_ERRORS = (
-    ValueError,
-    TypeError,
-    UnsupportedAlgorithm,
-    x509.DuplicateExtension,
-    x509.UnsupportedGeneralNameType,
-)
+_DECODE_ERRORS = DECODE_ERRORS
 
 
 # --------------------------------------------------------------------------- errors
@@ -129,11 +126,15 @@ class InvalidCsr(PreflightError):
 
 
 class UnknownCertType(PreflightError):
-    prevents = "uploading to a certificate store that does not exist"
+    prevents = "an upload to a certificate store CUCM does not have"
 
 
 class KeyNotAllowed(PreflightError):
     prevents = "CUCM refusing the certificate (RSA keys must be 2048 to 4096 bits)"
+
+
+class NodeCertificateMissing(PreflightError):
+    prevents = f'CUCM refusing the upload with "{KEY_MISMATCH_ERROR}"'
 
 
 class SelfSignedLeaf(PreflightError):
@@ -174,8 +175,8 @@ class WrongKeyUsage(PreflightError):
 
 class WrongExtendedKeyUsage(PreflightError):
     prevents = (
-        "mutual TLS failing after the restart (SIP trunks, ILS, intercluster and phone connections "
-        "need both serverAuth and clientAuth)"
+        "TLS or IPsec peers refusing the node after the restart (SIP trunks, ILS, intercluster and "
+        "phone connections use mutual TLS: serverAuth and clientAuth)"
     )
 
 
@@ -201,6 +202,10 @@ class NotACertificateAuthority(ChainError):
 
 class UnrelatedCertificate(ChainError):
     prevents = "unrelated certificates uploaded into the node's trust store"
+
+
+class TrustNameConflict(ChainError):
+    pass
 
 
 class ChainCertificateExpired(ChainError):
@@ -319,7 +324,7 @@ def _unbase64(body: bytes, source: str, label: str) -> bytes:
 
 def _load_der_cert(der: bytes, source: str) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
+        return _load_der_x509(der)
     except _DECODE_ERRORS:
         raise UnreadableCertificate(
             f"{source}: a CERTIFICATE block does not decode as an X.509 certificate (damaged or cut short)",
@@ -329,7 +334,7 @@ def _load_der_cert(der: bytes, source: str) -> x509.Certificate:
 
 def _load_pkcs7(der: bytes, source: str) -> list[x509.Certificate]:
     try:
-        certs = pkcs7.load_der_pkcs7_certificates(der)
+        certs = _load_der_pkcs7(der)
     except _DECODE_ERRORS:
         raise UnreadableCertificate(
             f"{source}: the PKCS#7 bundle does not decode", "copy the file again from the CA"
@@ -341,13 +346,29 @@ def _load_pkcs7(der: bytes, source: str) -> list[x509.Certificate]:
     return list(certs)
 
 
+# cryptography warns about some malformed input (BER instead of DER, a serial number that is not
+# positive) instead of refusing it: the warnings are silenced and the faults reported as ours.
+
+
+def _load_der_pkcs7(der: bytes) -> list[x509.Certificate]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pkcs7.load_der_pkcs7_certificates(der)
+
+
+def _load_der_x509(der: bytes) -> x509.Certificate:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return x509.load_der_x509_certificate(der)
+
+
 def _parse_der(data: bytes, source: str) -> list[x509.Certificate]:
     try:
-        return [x509.load_der_x509_certificate(data)]
+        return [_load_der_x509(data)]
     except _DECODE_ERRORS:
         pass
     try:
-        certs = pkcs7.load_der_pkcs7_certificates(data)
+        certs = _load_der_pkcs7(data)
     except _DECODE_ERRORS:
         certs = None
     if certs:
@@ -385,16 +406,24 @@ def _is_der_private_key(data: bytes) -> bool:
 def _force_decode(cert: x509.Certificate, source: str) -> None:
     """cryptography decodes lazily: touch what the checks read, so damage shows up here."""
     try:
-        cert.subject.rfc4514_string()
-        cert.issuer.rfc4514_string()
-        _ = cert.extensions
-        cert.public_key()
-        _ = cert.not_valid_before_utc, cert.not_valid_after_utc, cert.serial_number
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cert.subject.rfc4514_string()
+            cert.issuer.rfc4514_string()
+            _ = cert.extensions
+            cert.public_key()
+            _ = cert.not_valid_before_utc, cert.not_valid_after_utc
+            serial = cert.serial_number
     except _DECODE_ERRORS as exc:
         raise UnreadableCertificate(
             f"{source} holds a malformed certificate ({type(exc).__name__})",
             "ask the CA to issue it again",
         ) from None
+    if serial <= 0:
+        raise UnreadableCertificate(
+            f"{source} holds a certificate whose serial number is not positive (RFC 5280 forbids it)",
+            "ask the CA to issue it again with a positive serial number",
+        )
 
 
 # --------------------------------------------------------------------------- ordering
@@ -464,7 +493,9 @@ def validate(
     Raises a :class:`PreflightError` subclass for the first problem found.
     """
     try:
-        return _validate(cert_type, csr_pem, leaf, chain, trusted_roots, _utc(now))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _validate(cert_type, csr_pem, leaf, chain, trusted_roots, _utc(now))
     except _DECODE_ERRORS as exc:
         # Only a certificate that did not come through parse_bundle can get here.
         raise UnreadableCertificate(
@@ -527,6 +558,15 @@ def _validate(
     csr = _load_csr(csr_pem)
     what = f"the {profile.cert_type} certificate {_describe(leaf)}"
 
+    leaf_key = leaf.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    csr_key = csr.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    if _is_ca(leaf) and leaf_key != csr_key:
+        # Only CA certificates were given (a CAPF leaf is a CA too, but carries the CSR's key).
+        raise NodeCertificateMissing(
+            f"the files hold only CA certificates ({_describe(leaf)} is a CA): the node's own "
+            "certificate is not among them",
+            "give the certificate the CA issued for the node (--cert), and its CA certificates with --chain",
+        )
     _check_key(leaf, what)
     if _self_issued(leaf) and _signed_by(leaf, leaf):
         raise SelfSignedLeaf(
@@ -535,8 +575,6 @@ def _validate(
         )
     _check_wildcard(leaf, what)
     _check_node(leaf, csr, what)
-    leaf_key = leaf.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    csr_key = csr.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     if leaf_key != csr_key:
         raise PublicKeyMismatch(
             f"{what} was not signed from the node's current CSR: its public key differs from the CSR's",
@@ -550,6 +588,7 @@ def _validate(
     path = _build_path(leaf, chain, trusted_roots, now)
     trusted_fps = {_fingerprint(c) for c in trusted_roots}
     to_upload = [c for c in reversed(path[1:]) if _fingerprint(c) not in trusted_fps]
+    _check_same_name_in_trust(to_upload, trusted_roots, profile.cert_type)
     return ValidatedCertificate(
         cert_type=profile.cert_type,
         leaf_pem=_pem(leaf),
@@ -585,7 +624,7 @@ def _check_key(cert: x509.Certificate, what: str) -> None:
     if isinstance(key, rsa.RSAPublicKey):
         if not RSA_MIN_BITS <= key.key_size <= RSA_MAX_BITS:
             raise KeyNotAllowed(
-                f"{what} has a {key.key_size}-bit RSA key; "
+                f"{what} has an RSA key of {key.key_size} bits; "
                 f"CUCM accepts {RSA_MIN_BITS} to {RSA_MAX_BITS} bits",
                 f"generate the CSR with a {RSA_MIN_BITS}-bit key (phones may refuse larger ones), "
                 "and have the CA sign that CSR",
@@ -605,10 +644,9 @@ def _check_key(cert: x509.Certificate, what: str) -> None:
 
 
 def _check_wildcard(leaf: x509.Certificate, what: str) -> None:
-    names = [n for _, n in _sans(leaf) if "*" in n]
     cn = _cn(leaf.subject)
-    if cn and "*" in cn:
-        names.insert(0, cn)
+    names = list(dict.fromkeys([*([cn] if cn else []), *(n for _, n in _sans(leaf))]))
+    names = [n for n in names if "*" in n]
     if names:
         raise WildcardCertificate(
             f"{what} is a wildcard certificate ({', '.join(names)})",
@@ -622,7 +660,7 @@ def _check_node(leaf: x509.Certificate, csr: x509.CertificateSigningRequest, wha
         return  # nothing to compare; the SAN check decides
     if _host(leaf_cn) != _host(csr_cn):
         raise CertificateOfAnotherNode(
-            f"{what} belongs to another node: it is issued to '{leaf_cn}', but the CSR is '{csr_cn}''s",
+            f"{what} belongs to another node: it is issued to '{leaf_cn}', but the CSR is for '{csr_cn}'",
             f"give the certificate issued for {csr_cn} (check the file name and the --node option)",
         )
 
@@ -634,7 +672,7 @@ def _check_sans(leaf: x509.Certificate, csr: x509.CertificateSigningRequest, wha
         return
     parts = []
     if extra:
-        parts.append("names the CSR does not have: " + ", ".join(sorted(n for _, n in extra)))
+        parts.append("has names the CSR does not have: " + ", ".join(sorted(n for _, n in extra)))
     if missing:
         parts.append("lacks names the CSR has: " + ", ".join(sorted(n for _, n in missing)))
     raise SanMismatch(
@@ -712,6 +750,31 @@ def _check_usages(leaf: x509.Certificate, cert_type: str, what: str) -> None:
             f"{template}: extended key usage {describe_eku(profile.extended_key_usage)} "
             "(public ACME CAs no longer issue clientAuth: use an enterprise CA for this type)",
         )
+
+
+def _check_same_name_in_trust(
+    to_upload: Sequence[x509.Certificate], trusted: Sequence[x509.Certificate], cert_type: str
+) -> None:
+    """CUCM keeps one trust certificate per CN, and a certificate that does not start later than
+    the one in place does not replace it: the upload "succeeds", the old CA stays, and the leaf
+    upload then fails."""
+    by_cn: dict[str, x509.Certificate] = {}
+    for cert in trusted:
+        cn = _cn(cert.subject)
+        if cn is not None:
+            by_cn.setdefault(cn.casefold(), cert)
+    for cert in to_upload:
+        cn = _cn(cert.subject)
+        existing = by_cn.get(cn.casefold()) if cn is not None else None
+        if existing is not None and cert.not_valid_before_utc <= existing.not_valid_before_utc:
+            raise TrustNameConflict(
+                f"the node's {cert_type}-trust store already holds a different certificate named "
+                f"'{cn}' (valid from {existing.not_valid_before_utc:%Y-%m-%d}); CUCM keeps one per "
+                f"name and would not replace it with this one (valid from "
+                f"{cert.not_valid_before_utc:%Y-%m-%d})",
+                f"delete the old '{cn}' from {cert_type}-trust first (after checking nothing else "
+                "still needs it), or have the CA give its new certificate a distinct name",
+            )
 
 
 def _build_path(
@@ -842,7 +905,9 @@ def _may_have_issued(parent: x509.Certificate, child: x509.Certificate) -> bool:
 def _signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
     try:
         child.verify_directly_issued_by(parent)
-    except (InvalidSignature, *_DECODE_ERRORS):
+    except InvalidSignature:
+        return False
+    except _DECODE_ERRORS:
         return False
     return True
 

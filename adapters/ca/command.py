@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import math
 import os
 import re
 import signal
@@ -122,6 +123,7 @@ class CommandCA:
                 env=env,
                 start_new_session=True,  # so a timeout kills the program's children too
                 text=True,
+                errors="replace",  # a program printing binary junk still gets a readable error
             )
         except OSError as exc:
             raise CaMisconfigured(
@@ -170,8 +172,10 @@ class CommandCA:
                 raise CaError(
                     f"{self.name}: the program exited 5 (wait) but did not print the seconds to wait"
                 ) from None
-            if not seconds >= 0:
-                raise CaError(f"{self.name}: the program exited 5 with a negative wait ({lines[0]})")
+            if not (math.isfinite(seconds) and seconds >= 0):
+                raise CaError(
+                    f"{self.name}: the program exited 5 with a negative or endless wait ({lines[0]})"
+                )
             token = lines[1].strip() if len(lines) > 1 else ""
             return Pending(token, seconds, f"the CA {self.name!r} asked to wait {seconds:g} s")
         if code < 0:

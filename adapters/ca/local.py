@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from adapters.ca.port import CaMisconfigured, CaRejected, Issued, Pending, csr_sha256
+from adapters.ca.port import DECODE_ERRORS, CaMisconfigured, CaRejected, Issued, Pending, csr_sha256
 from adapters.ca.profiles import CertProfile, profile_for
 
 _CONFIG_KEY = "ca.local.folder"
@@ -91,8 +91,12 @@ class LocalCA:
             digest = csr_sha256(csr_pem)
             signature_ok = csr.is_signature_valid
             key = csr.public_key()
-        except ValueError as exc:
-            raise CaRejected(f"unreadable certificate request for {node}: {exc}", ca=self.name) from exc
+            # Decoded lazily: read now what signing copies, so damage is reported as a rejection.
+            _ = csr.subject.rfc4514_string(), list(csr.extensions)
+        except DECODE_ERRORS as exc:
+            raise CaRejected(
+                f"unreadable certificate request for {node} ({type(exc).__name__})", ca=self.name
+            ) from None
         if not signature_ok:
             raise CaRejected(f"the request for {node} has an invalid signature", ca=self.name)
         if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):

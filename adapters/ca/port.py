@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 
 
@@ -106,13 +107,28 @@ class CaPort(Protocol):
         ...
 
 
+DECODE_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    KeyError,  # cryptography 48, for a name attribute with an unknown string tag
+    UnsupportedAlgorithm,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    x509.InvalidVersion,
+)
+"""What ``cryptography`` raises for damaged certificates and CSRs (several are not ValueErrors)."""
+
+
 def csr_sha256(csr_pem: str) -> str:
     """The CSR's identity: SHA-256 (lowercase hex) of its DER encoding, so line endings and PEM
     wrapping do not change it. The manual CA's token and the local CA's index use it.
 
     Raises ``ValueError`` when ``csr_pem`` is not a PEM certificate request.
     """
-    der = x509.load_pem_x509_csr(csr_pem.encode("ascii", "replace")).public_bytes(Encoding.DER)
+    try:
+        der = x509.load_pem_x509_csr(csr_pem.encode("ascii", "replace")).public_bytes(Encoding.DER)
+    except DECODE_ERRORS as exc:
+        raise ValueError(f"not a PEM certificate request ({type(exc).__name__})") from None
     return hashlib.sha256(der).hexdigest()
 
 

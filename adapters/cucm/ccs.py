@@ -50,7 +50,9 @@ def _status_of(item: ET.Element) -> ServiceStatus:
     started = None
     if status == "Started":
         started = parse_start_time(text(item, "StartTime"), text(item, "UpTime"))
-    return ServiceStatus(name=text(item, "ServiceName"), status=status, start_time=started)
+    code = text(item, "ReasonCode")
+    reason = text(item, "ReasonCodeString") if code not in ("-1", "0", "") else ""
+    return ServiceStatus(name=text(item, "ServiceName"), status=status, start_time=started, reason=reason)
 
 
 class ControlCenter:
@@ -94,11 +96,14 @@ class ControlCenter:
         def handle(response: ET.Element) -> ServiceStatus:
             result = child(response, "soapDoControlServicesReturn")
             items = [i for i in _service_items(result) if text(i, "ServiceName") == service]
-            # ReasonCode -1 is CUCM's "no error"; any other negative code is a refusal with a text.
+            # ReasonCode -1 is CUCM's "no error"; another code, or a ReturnCode other than success,
+            # is a refusal explained by the item's ReasonCodeString.
             reason = text(items[0], "ReasonCode") if items else text(result, "ReasonCode")
             reason_text = text(items[0], "ReasonCodeString") if items else text(result, "ReasonString")
-            if reason.lstrip("-").isdigit() and int(reason) not in (-1, 0):
-                message = reason_text or f"ReasonCode {reason}"
+            return_code = text(result, "ReturnCode")
+            refused = return_code not in ("", "0", "Success")
+            if refused or (reason.lstrip("-").isdigit() and int(reason) not in (-1, 0)):
+                message = reason_text.strip() or f"ReturnCode {return_code}, ReasonCode {reason}"
                 raise CucmRejected(
                     f"{operation} refused by {self.node}: {message}",
                     cucm_message=message,

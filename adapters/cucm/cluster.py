@@ -14,6 +14,7 @@ AXL, ControlCenterServices and RisPort70. They are kept out of ``repr``, logs an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import ssl
@@ -74,7 +75,8 @@ class ClusterConfig:
     ``nodes`` lists at least the publisher; nodes AXL reports that are not listed are reached at
     their name on ``default_https_port``/``default_ssh_port``. ``port_map`` translates, per node
     name, a CUCM port (e.g. 5061) to the port actually reached (tests, NAT); 443/8443 default to
-    the node's ``https_port``.
+    the node's ``https_port``. ``ris_window_seconds`` is the span CUCM counts
+    ``ris_requests_per_minute`` over (60 s; shorter only for a time-scaled simulator).
     """
 
     name: str
@@ -86,6 +88,7 @@ class ClusterConfig:
     use_rest: bool = True
     axl_version: str = "14.0"
     ris_requests_per_minute: int = 15
+    ris_window_seconds: float = 60.0
     ris_page_size: int = 1000
     reset_concurrency: int = 4
     resets_per_second: int = 10
@@ -112,7 +115,11 @@ class ClusterConfig:
         names = [n.name for n in self.nodes]
         if len(set(names)) != len(names):
             raise ConfigError(f"cluster {self.name!r}: a node name appears twice in {names}.")
-        if self.ris_requests_per_minute < 1 or not 1 <= self.ris_page_size <= 1000:
+        if (
+            self.ris_requests_per_minute < 1
+            or self.ris_window_seconds <= 0
+            or not 1 <= self.ris_page_size <= 1000
+        ):
             raise ConfigError(
                 f"cluster {self.name!r}: ris_requests_per_minute must be >= 1 and ris_page_size "
                 f"1..1000 (got {self.ris_requests_per_minute}, {self.ris_page_size})."
@@ -184,7 +191,12 @@ class Cluster:
         self._http: dict[tuple[str, str], NodeHttp] = {}
         self._cli: dict[str, CliSession] = {}
         self._nodes: list[NodeRef] | None = None
-        self.ris_limiter = SlidingWindowLimiter(config.ris_requests_per_minute, 60.0)
+        # A margin over CUCM's window: the server counts arrivals, and requests do not all travel
+        # equally fast.
+        window = config.ris_window_seconds
+        self.ris_limiter = SlidingWindowLimiter(
+            config.ris_requests_per_minute, window + max(0.05 * window, 0.1)
+        )
         self._ris: RisPort | None = None
 
     def __repr__(self) -> str:
@@ -197,7 +209,12 @@ class Cluster:
     # ----------------------------------------------------------------- clients
 
     def _node_http(self, node: NodeRef, api: str) -> NodeHttp:
+        """``api``: ``platform`` (REST), ``app`` (AXL, ControlCenterServices) or ``ris`` (RisPort70)."""
         creds = self.config.platform if api == "platform" else self.config.axl
+        policy = self.config.retry
+        if api == "ris" and policy.throttle_backoff is None:
+            # Back off half the window CUCM counts requests over (30 s for its minute).
+            policy = dataclasses.replace(policy, throttle_backoff=self.config.ris_window_seconds / 2)
         with self._lock:
             client = self._http.get((node.name, api))
             if client is None:
@@ -206,7 +223,7 @@ class Cluster:
                     ca_bundle=self.config.ca_bundle,
                     username=creds.username,
                     password=creds.password,
-                    policy=self.config.retry,
+                    policy=policy,
                     timeout=self.config.http_timeout,
                 )
                 self._http[(node.name, api)] = client
@@ -222,7 +239,7 @@ class Cluster:
         return Axl(self._node_http(self.config.publisher, "app"), version=self.config.axl_version)
 
     def _risport(self) -> RisPort:
-        http = self._node_http(self.config.publisher, "app")
+        http = self._node_http(self.config.publisher, "ris")
         with self._lock:
             if self._ris is None:
                 self._ris = RisPort(http, self.ris_limiter, page=self.config.ris_page_size)

@@ -64,12 +64,14 @@ class ServiceStatus:
 
     ``status`` is CUCM's word: ``Started``, ``Stopped``, ``Starting``, ``Stopping`` or ``Unknown``
     (``NotFound`` when the node does not know the service). ``start_time`` is when it last started
-    (timezone-aware UTC), ``None`` when not running or not reported.
+    (timezone-aware UTC), ``None`` when not running or not reported. ``reason`` is CUCM's
+    ReasonCodeString when it reports one (e.g. ``Service Not Activated``), else empty.
     """
 
     name: str
     status: str
     start_time: datetime | None
+    reason: str = ""
 
 
 @dataclass(frozen=True)

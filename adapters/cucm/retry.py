@@ -24,24 +24,33 @@ T = TypeVar("T")
 
 log = structlog.get_logger("adapters.cucm")
 
+DEFAULT_THROTTLE_BACKOFF = 30.0
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """How transient failures are retried: ``attempts`` in all, exponential waits with jitter.
 
-    ``throttle_backoff`` is the wait after RisPort70's rate-limit fault (Cisco's guidance: ~30 s).
+    ``throttle_backoff`` is the wait after RisPort70's rate-limit fault; ``None`` means half the
+    rate-limit window (Cisco's guidance: ~30 s for CUCM's one-minute window).
     """
 
     attempts: int = 4
     initial: float = 0.5
     cap: float = 8.0
     jitter: float = 0.5
-    throttle_backoff: float = 30.0
+    throttle_backoff: float | None = None
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
             raise ValueError(f"retry attempts must be at least 1, got {self.attempts}")
-        if self.initial < 0 or self.cap < self.initial or self.jitter < 0 or self.throttle_backoff < 0:
+        backoff = self.throttle_backoff
+        if (
+            self.initial < 0
+            or self.cap < self.initial
+            or self.jitter < 0
+            or (backoff is not None and backoff < 0)
+        ):
             raise ValueError(
                 "retry waits must be non-negative with cap >= initial; "
                 f"got initial={self.initial} cap={self.cap} jitter={self.jitter} "
@@ -55,10 +64,12 @@ def call_with_retry(policy: RetryPolicy, operation: str, node: str | None, fn: C
     def wait(state: RetryCallState) -> float:
         outcome = state.outcome
         if outcome is not None and isinstance(outcome.exception(), CucmThrottled):
-            return policy.throttle_backoff
+            return (
+                policy.throttle_backoff if policy.throttle_backoff is not None else DEFAULT_THROTTLE_BACKOFF
+            )
         # Exponential with full-range jitter, computed here so tenacity 8 and 9 behave alike.
-        base = policy.initial * 2 ** (state.attempt_number - 1)
-        return min(policy.cap, base + random.uniform(0, policy.jitter))
+        base = policy.initial * 2.0 ** (state.attempt_number - 1)
+        return float(min(policy.cap, base + random.uniform(0, policy.jitter)))
 
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None

@@ -38,6 +38,10 @@ class Answer:
     reply: str
 
 
+# The CLI pages long listings (e.g. `show cert list trust` on a big trust store) behind this prompt;
+# "n" shows the next page. Its wording comes from public tooling, not Cisco's documentation.
+PAGER = Answer(re.compile(r"options:\s*q=quit,\s*n=next.*:\s*$", re.IGNORECASE), "n")
+
 YES_NO = re.compile(r"\(\s*yes\s*\|\s*no\s*\)\s*\??\s*:?\s*$", re.IGNORECASE)
 
 
@@ -220,14 +224,15 @@ class CliSession:
         """Run one CLI command and return its output (without the echo and the final prompt).
 
         ``answers`` reply to interactive questions; ``paste`` is sent at the paste prompt, followed by
-        Enter. Transport failures reconnect and retry per the policy.
+        an empty line. Transport failures reconnect and retry per the policy.
         """
 
         def attempt() -> str:
             with self._lock:
                 try:
-                    return self._run_once(command, answers, paste, timeout or self.command_timeout)
-                except CucmUnreachable:
+                    return self._run_once(command, [*answers, PAGER], paste, timeout or self.command_timeout)
+                except CucmError:
+                    # The shell may be mid-command: never reuse it.
                     self._drop()
                     raise
 
@@ -290,7 +295,8 @@ class CliSession:
             pending = buffer[handled:]
             if not pasted and PASTE_PROMPT.search(pending):
                 assert paste is not None
-                channel.sendall((paste.strip() + "\n").encode())
+                # The certificate, then Enter on an empty line: that is what ends the paste.
+                channel.sendall((paste.strip() + "\n\n").encode())
                 pasted = True
                 handled = len(buffer)
                 continue

@@ -26,7 +26,9 @@ def toy_cmd(state: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "tests.engine.toyapp", "--state-dir", str(state), *args]
 
 
-def start_daemon(state: Path, *, time_scale: float = 100.0, crash: str | None = None) -> subprocess.Popen[str]:
+def start_daemon(
+    state: Path, *, time_scale: float = 100.0, crash: str | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         toy_cmd(state, "--log-level", "info", "daemon"),
         cwd=REPO,

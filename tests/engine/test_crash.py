@@ -26,8 +26,14 @@ POINTS = [
     "transition.before_commit",
     "transition.after_commit",
 ]
-EXPECTED = [(None, "check"), ("check", "act"), ("act", "waiting"), ("waiting", "locked"),
-            ("locked", "finish"), ("finish", "done")]  # fmt: skip
+EXPECTED = [
+    (None, "check"),
+    ("check", "act"),
+    ("act", "waiting"),
+    ("waiting", "locked"),
+    ("locked", "finish"),
+    ("finish", "done"),
+]
 TRIALS = 50
 RUNS = 10
 
@@ -67,7 +73,9 @@ def test_sigkill_at_random_points(make_engine: Callable[..., Engine], journal: P
     try:
         wait_for(lambda: daemon_locked(state, final.pid), what="final daemon lock")
         wait_for(
-            lambda: all(v.status == "final" for v in engine.status()), timeout=60, what=f"all runs final (seed {seed})"
+            lambda: all(v.status == "final" for v in engine.status()),
+            timeout=60,
+            what=f"all runs final (seed {seed})",
         )
     finally:
         final.send_signal(signal.SIGTERM)
@@ -82,8 +90,13 @@ def test_sigkill_at_random_points(make_engine: Callable[..., Engine], journal: P
     expected_lines = {
         f"{r}|{state}|1|{node}|{name}"
         for r in runs
-        for state, node, name in [("act", "a", "act"), ("act", "b", "act"), ("act", "c", "act"),
-                                  ("locked", "cluster", "locked_work"), ("finish", "cluster", "finish")]  # fmt: skip
+        for state, node, name in [
+            ("act", "a", "act"),
+            ("act", "b", "act"),
+            ("act", "c", "act"),
+            ("locked", "cluster", "locked_work"),
+            ("finish", "cluster", "finish"),
+        ]
     }
     assert set(lines) == expected_lines
     events = engine.events()
@@ -92,6 +105,8 @@ def test_sigkill_at_random_points(make_engine: Callable[..., Engine], journal: P
         moves = [(e.from_state, e.to_state) for e in events if e.run == r and e.trigger in ("start", "next")]
         assert moves == EXPECTED, f"run {r} (seed {seed}): {moves}"
     assert engine.verify_audit().ok
-    reconciled = [e for r in runs for e in engine.store.effects(r) if '"reconciled":true' in (e["output"] or "")]
+    reconciled = [
+        e for r in runs for e in engine.store.effects(r) if '"reconciled":true' in (e["output"] or "")
+    ]
     assert reconciled, "the first trial's interrupted effect should have been reconciled"
     assert engine.store.lease_holders() == {}

@@ -35,7 +35,7 @@ def test_second_daemon_refuses_and_sigterm_stops_cleanly(tmp_path: Path) -> None
         assert f"another daemon (pid {first.pid}) holds {state}" in second.stderr
     finally:
         first.send_signal(signal.SIGTERM)
-        out, err = first.communicate(timeout=30)
+        _out, err = first.communicate(timeout=30)
     assert first.returncode == 0, err
     third = start_daemon(state)  # the lock was released
     try:
@@ -75,7 +75,9 @@ def test_command_from_another_process_is_applied_by_the_running_daemon(
     print(f"daemon applied an external command within {latency:.2f} s")
 
 
-def test_durable_timer_fires_after_a_daemon_restart(make_engine: Callable[..., Engine], journal: Path) -> None:
+def test_durable_timer_fires_after_a_daemon_restart(
+    make_engine: Callable[..., Engine], journal: Path
+) -> None:
     engine = make_engine(time_scale=1.0)
     run = engine.start_run("flow", "c1", {"journal": str(journal), "want_polls": 2})
     state = engine.state_dir

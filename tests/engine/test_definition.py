@@ -138,7 +138,9 @@ def test_top_level_retry_and_unknown_top_key(tmp_path: Path) -> None:
 
 
 def test_unknown_validator_and_skip_and_exclusion_states(tmp_path: Path) -> None:
-    err = _error(tmp_path, GOOD.replace("    step: poll\n", "    step: poll\n    submit: {validator: nope}\n"))
+    err = _error(
+        tmp_path, GOOD.replace("    step: poll\n", "    step: poll\n    submit: {validator: nope}\n")
+    )
     assert "unknown validator 'nope'" in str(err) and err.line == 9
     err = _error(tmp_path, GOOD + "skip: [ghost]\n")
     assert "unknown state 'ghost' in skip" in str(err) and err.line == 14

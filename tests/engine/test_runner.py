@@ -12,8 +12,14 @@ import pytest
 
 from engine.daemon import CommandError, Engine
 
-EXPECTED_FLOW = [(None, "check"), ("check", "act"), ("act", "waiting"), ("waiting", "locked"),
-                 ("locked", "finish"), ("finish", "done")]  # fmt: skip
+EXPECTED_FLOW = [
+    (None, "check"),
+    ("check", "act"),
+    ("act", "waiting"),
+    ("waiting", "locked"),
+    ("locked", "finish"),
+    ("finish", "done"),
+]
 MOVES = {"start", "next", "approve", "advance", "abort", "timeout", "skip"}
 
 
@@ -62,9 +68,12 @@ def test_happy_path(make_engine: Callable[..., Engine], journal: Path) -> None:
     assert view.progress == {"a": "acted", "b": "acted", "c": "acted"}
     assert view.context["polls"] == 2
     assert journal.read_text().splitlines() == [
-        f"{run}|act|1|a|act", f"{run}|act|1|b|act", f"{run}|act|1|c|act",
-        f"{run}|locked|1|cluster|locked_work", f"{run}|finish|1|cluster|finish",
-    ]  # fmt: skip
+        f"{run}|act|1|a|act",
+        f"{run}|act|1|b|act",
+        f"{run}|act|1|c|act",
+        f"{run}|locked|1|cluster|locked_work",
+        f"{run}|finish|1|cluster|finish",
+    ]
     events = engine.events()
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert seen == [e.seq for e in events if e.seq > 1]
@@ -80,7 +89,9 @@ def test_not_due_ends_in_skipped(make_engine: Callable[..., Engine], journal: Pa
     assert not journal.exists()
 
 
-def test_guard_refusal_waits_with_its_reason(make_engine: Callable[..., Engine], tmp_path: Path, journal: Path) -> None:
+def test_guard_refusal_waits_with_its_reason(
+    make_engine: Callable[..., Engine], tmp_path: Path, journal: Path
+) -> None:
     block = tmp_path / "block"
     block.touch()
     engine = make_engine()
@@ -120,7 +131,9 @@ def test_exclusion_lease_makes_the_second_run_wait(make_engine: Callable[..., En
     assert engine.status(second)[0].held_from == "approval"
 
 
-def test_retry_exhaustion_then_operator_retry(make_engine: Callable[..., Engine], tmp_path: Path, journal: Path) -> None:
+def test_retry_exhaustion_then_operator_retry(
+    make_engine: Callable[..., Engine], tmp_path: Path, journal: Path
+) -> None:
     outage = tmp_path / "outage"
     outage.touch()
     engine = make_engine()
@@ -162,7 +175,9 @@ def test_gate_approve_and_refusals(make_engine: Callable[..., Engine], journal: 
     before = len(engine.events())
     with pytest.raises(CommandError, match="unknown run 'nope'"):
         engine.approve("nope")
-    with pytest.raises(CommandError, match=r"cannot advance run .* to 'done': from 'approval' the definition allows finish"):
+    with pytest.raises(
+        CommandError, match=r"cannot advance run .* to 'done': from 'approval' the definition allows finish"
+    ):
         engine.advance(run, "done", "skip it")
     with pytest.raises(CommandError, match="needs --reason"):
         engine.advance(run, "finish", " ")
@@ -176,15 +191,23 @@ def test_gate_approve_and_refusals(make_engine: Callable[..., Engine], journal: 
     with pytest.raises(CommandError, match="already finished"):
         engine.abort(run, "too late")
     approve = [e for e in engine.events(run=run) if e.trigger == "approve"]
-    assert [(e.from_state, e.to_state, e.actor, e.reason) for e in approve] == [("approval", "finish", "bob@ops", "looked")]
+    assert [(e.from_state, e.to_state, e.actor, e.reason) for e in approve] == [
+        ("approval", "finish", "bob@ops", "looked")
+    ]
 
 
-def test_gate_from_a_step_reruns_the_step_on_approve(make_engine: Callable[..., Engine], journal: Path) -> None:
+def test_gate_from_a_step_reruns_the_step_on_approve(
+    make_engine: Callable[..., Engine], journal: Path
+) -> None:
     engine = make_engine()
     run = engine.start_run("flow", "c1", {"journal": str(journal), "gate_in_step": True})
     engine.run_until_quiet()
     view = engine.status(run)[0]
-    assert (view.state, view.held_from, view.waiting_reason) == ("paused", "locked", "look at the toy, then approve")
+    assert (view.state, view.held_from, view.waiting_reason) == (
+        "paused",
+        "locked",
+        "look at the toy, then approve",
+    )
     engine.approve(run)
     engine.run_until_quiet()
     assert engine.status(run)[0].state == "done"
@@ -207,8 +230,12 @@ def test_advance_and_abort(make_engine: Callable[..., Engine], journal: Path) ->
         serving.close()
     assert engine.store.lease_holders() == {}
     last = engine.events(run=run)[-1]
-    assert (last.from_state, last.to_state, last.trigger, last.reason) == ("paused", "aborted", "abort",
-                                                                             "change window closed")  # fmt: skip
+    assert (last.from_state, last.to_state, last.trigger, last.reason) == (
+        "paused",
+        "aborted",
+        "abort",
+        "change window closed",
+    )
 
 
 def test_submit_validates_and_wakes_the_run(make_engine: Callable[..., Engine], journal: Path) -> None:

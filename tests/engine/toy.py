@@ -117,5 +117,5 @@ def ticket(context: Mapping[str, Any], key: str, data: Any) -> Any:
     if key != "ticket":
         raise SubmitRejected(f"unknown key {key!r}: this state takes only 'ticket'")
     if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-        raise SubmitRejected("a ticket needs an 'id' string: submit a JSON file like {\"id\": \"CHG123\"}")
+        raise SubmitRejected('a ticket needs an \'id\' string: submit a JSON file like {"id": "CHG123"}')
     return {"id": data["id"].strip()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +26,12 @@ CERTS = preflight.parse_bundle(GOOD_PEM) + preflight.parse_bundle(
     (CORPUS / "certs" / "unrelated-extra.pem").read_bytes()
 )
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# CUCM_RENEW_FUZZ_EXAMPLES raises the count for a longer hunt (make soak style runs).
+SETTINGS = settings(
+    max_examples=int(os.environ.get("CUCM_RENEW_FUZZ_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 def _run(files: list[tuple[str, bytes]], csr: str = CSR) -> None:

@@ -71,3 +71,8 @@ def node_http(
         policy=policy,
         timeout=(5.0, 10.0),
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here too so the simulator tests' grouping also works with `-p no:xdist`.
+    config.addinivalue_line("markers", "xdist_group(name): keep these tests on one xdist worker")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
@@ -335,8 +336,11 @@ class SshServer:
             transport.start_server(server=Interface())
         except (paramiko.SSHException, EOFError, OSError):
             return
+        channels = []  # held: a channel object that is garbage-collected closes itself
         while transport.is_active() and not self._stop.is_set():
-            transport.accept(timeout=0.5)
+            channel = transport.accept(timeout=0.5)
+            if channel is not None:
+                channels.append(channel)
 
     def _dispatch(self, io_: ShellIO, line: str) -> None:
         self.received.append(line)
@@ -358,10 +362,11 @@ class SshServer:
                 if line.strip():
                     self._dispatch(io_, line.strip())
                 io_.write("\nadmin:")
-        except OSError:
+        except (OSError, EOFError):
             return
         finally:
-            channel.close()
+            with contextlib.suppress(OSError, EOFError):  # the client already hung up
+                channel.close()
 
     def _exec(self, channel: paramiko.Channel, command: str) -> None:
         self.exec_commands.append(command)
@@ -369,5 +374,7 @@ class SshServer:
         try:
             self._dispatch(io_, command)
             channel.send_exit_status(0)
-        finally:
-            channel.close()
+        except (OSError, EOFError):
+            return
+        # EOF, not close: closing before the exec request's reply reaches the client would fail it.
+        channel.shutdown_write()

@@ -91,10 +91,12 @@ def test_parse_reads_faults_and_refuses_dtds() -> None:
 # ------------------------------------------------------------------ AXL
 
 
-def axl_server(
-    https: HttpsServer, phones: set[str], *, barrier: threading.Barrier | None = None
-) -> list[str]:
+def axl_server(https: HttpsServer, phones: set[str], *, require_concurrency: bool = False) -> list[str]:
+    """AXL on ``https``. With ``require_concurrency``, a reset waits (up to 20 s) until two are in flight."""
     actions: list[str] = []
+    lock = threading.Lock()
+    in_flight = [0]
+    overlapped = threading.Event()
 
     def handle(request: Request) -> Reply:
         action = request.headers["SOAPAction"].strip('"')
@@ -129,8 +131,16 @@ def axl_server(
                 "</ns:listProcessNodeResponse>"
             )
         if name == "doDeviceReset":
-            if barrier is not None:
-                barrier.wait()
+            with lock:
+                in_flight[0] += 1
+                if in_flight[0] >= 2:
+                    overlapped.set()
+            try:
+                if require_concurrency and not overlapped.wait(timeout=20):
+                    return soap_fault("resets were not concurrent")
+            finally:
+                with lock:
+                    in_flight[0] -= 1
             device = op.findtext("deviceName")
             if device not in phones:
                 return soap_fault(

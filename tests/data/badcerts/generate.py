@@ -437,13 +437,13 @@ def main() -> None:
         "8192-bit RSA",
         [put("certs/rsa-8192.pem", pem(leaf(rsa_key(8192)), inter, root))],
         "KeyNotAllowed",
-        "8192-bit RSA key",
+        "RSA key of 8192 bits",
     )
     case(
         "1024-bit RSA",
         [put("certs/rsa-1024.pem", pem(leaf(rsa_key(1024)), inter, root))],
         "KeyNotAllowed",
-        "1024-bit RSA key",
+        "RSA key of 1024 bits",
     )
 
     # ---------------------------------------------------------------- chain
@@ -522,6 +522,17 @@ def main() -> None:
         [put("certs/issuer-not-ca.pem", pem(leaf(signer=(fake_ca, fake_ca_key)), fake_ca, root))],
         "NotACertificateAuthority",
         "not a CA certificate",
+    )
+
+    stale_key = rsa_key()
+    stale = ca_cert("Example Issuing CA", stale_key, (root, root_key), start=datetime(2024, 6, 1, tzinfo=UTC))
+    put("ca/intermediate-same-name.pem", pem(stale))
+    case(
+        "another CA certificate of the same name is trusted",
+        ["certs/ok-full-chain.pem"],
+        "TrustNameConflict",
+        "already holds a different certificate named 'Example Issuing CA'",
+        trusted=["ca/root.pem", "ca/intermediate-same-name.pem"],
     )
 
     # ---------------------------------------------------------------- not certificates
@@ -617,6 +628,19 @@ def main() -> None:
         "InvalidCsr",
         "CSR is unreadable",
         csr_file="csr/garbage.csr",
+    )
+
+    case(
+        "only the chain, no node certificate",
+        ["certs/ok-chain.pem"],
+        "NodeCertificateMissing",
+        "'Example Issuing CA' is a CA",
+    )
+    case(
+        "only the root",
+        ["ca/root.pem"],
+        "NodeCertificateMissing",
+        "the node's own certificate is not among them",
     )
 
     for path, data in files.items():

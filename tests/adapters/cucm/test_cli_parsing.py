@@ -1,0 +1,51 @@
+"""Reading CLI output: the texts CUCM prints (and variants public tools accept)."""
+
+from __future__ import annotations
+
+from adapters.cucm import cli
+from adapters.cucm.ssh import YES_NO, clean, strip_echo_and_prompt
+from tests.adapters.cucm.servers import make_csr_pem
+
+
+def test_sso_status() -> None:
+    assert cli.sso_enabled("SSO Status: SAML SSO Enabled\n") is True
+    assert cli.sso_enabled("SSO Status: SSO Disabled\n") is False
+    assert cli.sso_enabled("SSO Status: SAML SSO Disabled\nIdP Metadata Imported Date = N/A") is False
+    assert cli.sso_enabled("Executed command unsuccessfully\nInvalid command") is None
+
+
+def test_drs_status() -> None:
+    assert cli.drs_running("Status: Backup is in progress\nPercentage Complete: 40\n") is True
+    assert cli.drs_running("Status: A restore is in progress\n") is True
+    assert cli.drs_running("Status: SUCCESS :Backup Completed...\nPercentage Complete: 100\n") is False
+    assert cli.drs_running("Status: ERROR :Backup failed\n") is False
+    assert cli.drs_running("Executed command unsuccessfully\nInvalid command\n") is None
+
+
+def test_pem_blocks_and_errors() -> None:
+    csr = make_csr_pem("cucm-pub.example.com")
+    noisy = "[\n  Version: V3\n]\n" + csr.replace("\n", "\r\n")
+    assert cli.pem_blocks(clean(noisy), "CERTIFICATE REQUEST") == [csr]
+    assert cli.pem_blocks(csr) == []  # a CSR is not a certificate
+    text = "Executed command unsuccessfully\nCSR SAN and Certificate SAN Does Not Match\n"
+    assert (
+        cli.error_text(text) == "Executed command unsuccessfully / CSR SAN and Certificate SAN Does Not Match"
+    )
+    assert cli.CSR_GENERATED.search("Successfully  Generated CSR for tomcat.")
+
+
+def test_service_states_and_trust_files() -> None:
+    out = (
+        "Cisco Tomcat[STOPPING]\nCommanded Out of Service\nCisco Tomcat[NOTRUNNING]\n"
+        "Cisco Tomcat[STARTING]\nCisco Tomcat[RUNNING]"
+    )
+    assert cli.service_states(out) == ["STOPPING", "NOTRUNNING", "STARTING", "RUNNING"]
+    listing = "\ntomcat-trust/Root.pem: Trust Certificate\nCallManager-trust/x.pem: Trust Certificate\n"
+    assert cli.trust_files(listing, "tomcat-trust") == ["tomcat-trust/Root.pem"]
+
+
+def test_terminal_output_cleanup() -> None:
+    raw = "utils sso status\r\n\x1b[0mSSO Status: SSO Disabled\r\nadmin:"
+    assert strip_echo_and_prompt(clean(raw), "utils sso status") == "SSO Status: SSO Disabled"
+    assert YES_NO.search("Proceed with regeneration (yes|no)? ")
+    assert YES_NO.search("Include OU in CSR (yes|no)?")

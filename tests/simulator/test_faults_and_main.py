@@ -1,0 +1,202 @@
+"""Fault injection (deterministic by seed) and the standalone `python -m simulator` process."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+import paramiko
+import pytest
+import requests
+
+from simulator.faults import Faults, FaultSpecError
+from simulator.runtime import SimulatedCluster
+
+from .conftest import CERTMGR, NameAdapter, TestCA, base_url, pem, session, ssh_client, wait_for
+
+
+def test_spec_parsing():
+    f = Faults.parse(
+        "5xx=0.2,timeout@ris=0.05,drop=0.1,seed=7,hold=2s,down=cucm-sub1@10s:30s,slow=*:Cisco Tomcat:4"
+    )
+    assert f.seed == 7 and f.hold_seconds == 2.0
+    assert f.probabilities["rest"] == {"5xx": 0.2, "drop": 0.1}
+    assert f.probabilities["ris"] == {"5xx": 0.2, "timeout": 0.05, "drop": 0.1}
+    assert f.down == [("cucm-sub1", 10.0, 40.0)]
+    assert f.slow == [("*", "Cisco Tomcat", 4.0)]
+    for bad, word in (
+        ("5xx", "no '='"),
+        ("5xx=2", "bad fault item"),
+        ("nope=1", "unknown fault"),
+        ("5xx@soap=0.1", "unknown endpoint"),
+        ("down=:5", "bad fault item"),
+    ):
+        with pytest.raises(FaultSpecError, match=word):
+            Faults.parse(bad)
+
+
+def test_decisions_are_deterministic_by_seed():
+    def draws(seed: int) -> list[str | None]:
+        f = Faults.parse(f"5xx=0.3,drop=0.2,seed={seed}")
+        return [f.decide("cucm-pub", "axl") for _ in range(200)]
+
+    assert draws(7) == draws(7)
+    assert draws(7) != draws(8)
+    kinds = draws(7)
+    assert 30 < kinds.count("5xx") < 90 and 15 < kinds.count("drop") < 70 and None in kinds
+
+
+def test_http_faults(tmp_path):
+    with SimulatedCluster(tmp_path, nodes=1, faults="5xx@rest=1,drop@ris=1,timeout@ccs=1,hold=0.5") as sim:
+        s = session(sim, "cucm-pub")
+        r = s.get(base_url(sim, "cucm-pub") + CERTMGR + "snapshot/server")
+        assert r.status_code == 503
+        axl = session(sim, "cucm-pub", "axl")
+        with pytest.raises(requests.ConnectionError):
+            axl.post(base_url(sim, "cucm-pub") + "/realtimeservice2/services/RISService70", data="<x/>")
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            axl.post(
+                base_url(sim, "cucm-pub") + "/controlcenterservice2/services/ControlCenterServices",
+                data="<x/>",
+                timeout=0.2,
+            )
+        # Endpoints without faults still answer.
+        assert s.get(base_url(sim, "cucm-pub") + "/__sim__/state").status_code == 200
+
+
+def test_node_down_for_a_while(tmp_path):
+    with SimulatedCluster(tmp_path, nodes=2, faults="down=cucm-sub1:1.5s") as sim:
+        assert session(sim, "cucm-pub").get(base_url(sim, "cucm-pub") + CERTMGR + "snapshot/server").ok
+        with pytest.raises(requests.ConnectionError):
+            session(sim, "cucm-sub1").get(
+                base_url(sim, "cucm-sub1") + CERTMGR + "snapshot/server", timeout=10
+            )
+        with pytest.raises((paramiko.SSHException, EOFError, OSError)):
+            ssh_client(sim, "cucm-sub1").close()
+
+        def back() -> bool:
+            try:
+                return (
+                    session(sim, "cucm-sub1")
+                    .get(base_url(sim, "cucm-sub1") + CERTMGR + "snapshot/server", timeout=10)
+                    .ok
+                )
+            except requests.ConnectionError:
+                return False
+
+        wait_for(back, timeout=60, what="the node to come back")
+
+
+def test_slow_restart(tmp_path):
+    with SimulatedCluster(
+        tmp_path, nodes=2, faults="slow=cucm-sub1:Cisco Tomcat:5", restart_seconds=(10, 10)
+    ) as sim:
+        c = sim.cluster
+        assert c._restart_duration(c.node("cucm-sub1"), "Cisco Tomcat") == pytest.approx(5 * 10 / 100)
+        assert c._restart_duration(c.node("cucm-pub"), "Cisco Tomcat") == pytest.approx(10 / 100)
+        assert c._restart_duration(c.node("cucm-sub1"), "Cisco Tftp") == pytest.approx(10 / 100)
+
+
+# ---------------------------------------------------------------------------- standalone process
+def _tls_ok(info: dict, node: dict) -> bool:
+    ctx = ssl.create_default_context(cafile=info["ca_bundle"])
+    with (
+        socket.create_connection(("127.0.0.1", node["https_port"]), timeout=30) as raw,
+        ctx.wrap_socket(raw, server_hostname=node["name"]),
+    ):
+        return True
+
+
+def test_simulate_process_writes_json_and_stops_on_sigterm(tmp_path):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            "--dir",
+            str(tmp_path),
+            "--nodes",
+            "2",
+            "--imp",
+            "1",
+            "--phones",
+            "50",
+            "--time-scale",
+            "100",
+            "--faults",
+            "seed=3",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(
+            lambda: (tmp_path / "simulator.json").exists() or proc.poll() is not None,
+            timeout=60,
+            what="simulator.json",
+        )
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        info = json.loads((tmp_path / "simulator.json").read_text())
+        assert [n["role"] for n in info["nodes"]] == ["publisher", "subscriber", "imp"]
+        assert info["pid"] == proc.pid and info["time_scale"] == 100.0
+        assert info["credentials"]["platform"]["username"] != info["credentials"]["axl"]["username"]
+        known = (tmp_path / "known_hosts").read_text().splitlines()
+        assert len(known) == 3 and all(" ssh-ed25519 " in line for line in known)
+        for node in info["nodes"]:
+            assert _tls_ok(info, node)
+        pub = info["nodes"][0]
+        s = requests.Session()
+        s.trust_env = False
+        s.verify = info["ca_bundle"]
+        url = f"https://127.0.0.1:{pub['https_port']}/__sim__/"
+        s.mount(url, NameAdapter(pub["name"]))
+        state = s.get(url + "state").json()
+        assert state["phones"]["total"] == 50
+        ca = TestCA("Process")
+        creds = info["credentials"]["platform"]
+        r = s.post(url + "trust", data=pem(ca.root), auth=(creds["username"], creds["password"]))
+        assert r.status_code == 200
+        assert pem(ca.root) in (tmp_path / "ca-bundle.pem").read_text()
+        r = s.post(url + "trust", data=pem(ca.root), auth=("osadmin", "wrong"))
+        assert r.status_code == 401
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--nodes", "0"], "--nodes must be at least 1"),
+        (["--faults", "5xx"], "--faults"),
+        (["--phones", "50000"], "--phones must be between"),
+    ],
+)
+def test_simulate_bad_arguments(tmp_path, args, message):
+    r = subprocess.run(
+        [sys.executable, "-m", "simulator", "--dir", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert not (tmp_path / "simulator.json").exists()
+
+
+def test_in_process_api_matches_json(tmp_path):
+    with SimulatedCluster(tmp_path, nodes=1, phones=5) as sim:
+        assert json.loads(sim.json_path.read_text()) == sim.info
+        assert sim.state()["phones_registered"] == 5
+        started = time.monotonic()
+    assert time.monotonic() - started < 30
+    with pytest.raises(requests.ConnectionError):
+        session(sim, "cucm-pub").get(base_url(sim, "cucm-pub") + "/__sim__/state", timeout=5)
