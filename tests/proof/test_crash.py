@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.proof.conftest import SOAK
-from tests.proof.harness import ProofLab, assert_audit_sound, outcome_shape, role_nodes
+from tests.proof.harness import ProofLab, assert_audit_sound, outcome_shape, restart_counts, role_nodes
 
 TYPES = ["tomcat", "ipsec", "CAPF", "CallManager", "TVS"]
 # The engine's boundaries: before the intent is recorded; after the intent, before the side effect;
@@ -69,8 +69,13 @@ def schedule(cert_type: str, rng: random.Random, *, soak: bool) -> list[str | fl
     return [*items, rng.uniform(0.8, 3.0), rng.uniform(0.8, 3.0)]
 
 
-def attempt(lab: ProofLab, cert_type: str, trial: str | float, tally: Tally) -> bool:
-    """One killed process; False once the run has finished (nothing left to interrupt)."""
+def finished(lab: ProofLab, cert_type: str) -> bool:
+    runs = [r for r in lab.runs() if r.definition == cert_type]
+    return bool(runs) and all(r.status == "final" for r in runs)
+
+
+def attempt(lab: ProofLab, cert_type: str, trial: str | float, tally: Tally) -> None:
+    """One process, killed by its crash point or after ``trial`` seconds, unless it finishes first."""
     if isinstance(trial, str):
         proc = lab.popen("run", "--type", cert_type, crash=trial)
         try:
@@ -89,11 +94,10 @@ def attempt(lab: ProofLab, cert_type: str, trial: str | float, tally: Tally) -> 
     if proc.returncode == -signal.SIGKILL:
         tally.kills += 1
         tally.states_at_kill[run.held_from or run.state] += 1
-        return True
+        return
     # The crash point was not reached this many times: the process finished the run.
     assert proc.returncode == 0, f"{trial}: exit {proc.returncode}: {err[-3000:]}"
     tally.finished_early += 1
-    return run.status != "final"
 
 
 def crash_campaign(tmp: Path, cert_type: str, *, soak: bool) -> Tally:
@@ -103,10 +107,12 @@ def crash_campaign(tmp: Path, cert_type: str, *, soak: bool) -> Tally:
     tally = Tally()
     with ProofLab(tmp / f"crash-{cert_type}", **LAB) as lab:  # type: ignore[arg-type]
         for trial in schedule(cert_type, rng, soak=soak):
-            if not attempt(lab, cert_type, trial, tally):
-                break
-        final = lab.cli("run", "--type", cert_type)
-        assert final.returncode == 0, f"seed {seed}: {final.stdout[-3000:]}{final.stderr[-3000:]}"
+            if finished(lab, cert_type):
+                break  # a second `run` would start a new run of a type already renewed
+            attempt(lab, cert_type, trial, tally)
+        if not finished(lab, cert_type):
+            final = lab.cli("run", "--type", cert_type)
+            assert final.returncode == 0, f"seed {seed}: {final.stdout[-3000:]}{final.stderr[-3000:]}"
         run = lab.run_of(cert_type)
         state = lab.sim.state()
         got = outcome_shape(state, cert_type, run)
@@ -186,7 +192,7 @@ def test_restart_interrupted_while_the_service_is_restarting_is_not_repeated(tmp
     pub = "cucm-pub.example.com"
     _, effects = reference(tmp_path, "TVS")
     n = nth_action(effects, f"restart:{service}", pub)
-    slow = f"slow=cucm-pub:{service}:100"
+    slow = f"slow=cucm-pub:{service}:40"
     with ProofLab(tmp_path / "crash", faults=slow, **LAB) as lab:  # type: ignore[arg-type]
         killed = lab.cli("run", "--type", "TVS", crash=f"effect.after_action:{n}")
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
@@ -196,3 +202,20 @@ def test_restart_interrupted_while_the_service_is_restarting_is_not_repeated(tmp
         assert lab.run_of("TVS").state == "done"
         restarts = lab.sim.state()["restarts"][pub][service]
         assert len(restarts) == 1, f"{service} on {pub} restarted twice for one intent: {restarts}"
+
+
+@pytest.mark.slow
+def test_restart_order_survives_a_crash_between_two_restarts(tmp_path: Path) -> None:
+    """Killed after the second service's restart is recorded but before the step's outcome commits:
+    the first service came up before the second restart, and the resumed run must not decide
+    otherwise (the restart_order guard then refuses for ever and the run fails on its timeout)."""
+    _, effects = reference(tmp_path, "CAPF")
+    restarts = [e for e in sorted(effects, key=lambda e: e["recorded_at"]) if e["name"].startswith("restart:")]
+    n = nth_action(effects, restarts[1]["name"], restarts[1]["node"])
+    with ProofLab(tmp_path / "crash", **LAB) as lab:  # type: ignore[arg-type]
+        killed = lab.cli("run", "--type", "CAPF", crash=f"effect.after_output:{n}")
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        final = lab.cli("run", "--type", "CAPF")
+        run = lab.run_of("CAPF")
+        assert final.returncode == 0 and run.state == "done", f"{run.state}: {run.last_error}"
+        assert set(restart_counts(lab.sim.state()).values()) == {1}
