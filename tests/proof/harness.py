@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,9 @@ class ProofLab:
             for node in info["nodes"]:
                 node["port_map"] = {str(k): v for k, v in ports.get(node["name"], {}).items()}
             self.sim.json_path.write_text(json.dumps(info, indent=2))
-            done = self.cli("init", "--from-simulator", str(self.sim.json_path), "--output", str(self.config_path))
+            done = self.cli(
+                "init", "--from-simulator", str(self.sim.json_path), "--output", str(self.config_path)
+            )
             assert done.returncode == 0, done.stderr
             text = self.config_path.read_text()
             if self.ca_choice != "lab":
@@ -212,7 +214,9 @@ class ProofLab:
             if value:
                 return value
             time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}: {[(r.id, r.state, r.waiting_reason) for r in self.runs()]}")
+        raise AssertionError(
+            f"timed out waiting for {what}: {[(r.id, r.state, r.waiting_reason) for r in self.runs()]}"
+        )
 
 
 def restart_counts(state: Mapping[str, Any]) -> dict[tuple[str, str], int]:
@@ -256,5 +260,3 @@ def assert_audit_sound(lab: ProofLab) -> None:
     assert json.loads(verify.stdout)["ok"] is True
     seqs = [e.seq for e in lab.store.events()]
     assert seqs == list(range(1, len(seqs) + 1))
-
-

@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from tests.proof.conftest import SOAK
 from tests.proof.harness import ProofLab, assert_audit_sound, outcome_shape, restart_counts, role_nodes
 
 TYPES = ["tomcat", "ipsec", "CAPF", "CallManager", "TVS"]
@@ -210,7 +209,9 @@ def test_restart_order_survives_a_crash_between_two_restarts(tmp_path: Path) -> 
     the first service came up before the second restart, and the resumed run must not decide
     otherwise (the restart_order guard then refuses for ever and the run fails on its timeout)."""
     _, effects = reference(tmp_path, "CAPF")
-    restarts = [e for e in sorted(effects, key=lambda e: e["recorded_at"]) if e["name"].startswith("restart:")]
+    restarts = [
+        e for e in sorted(effects, key=lambda e: e["recorded_at"]) if e["name"].startswith("restart:")
+    ]
     n = nth_action(effects, restarts[1]["name"], restarts[1]["node"])
     with ProofLab(tmp_path / "crash", **LAB) as lab:  # type: ignore[arg-type]
         killed = lab.cli("run", "--type", "CAPF", crash=f"effect.after_output:{n}")
