@@ -22,3 +22,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered by pytest-xdist when it is loaded; named here too so `-p no:xdist` runs still collect.
+    config.addinivalue_line("markers", "xdist_group(name): keep these tests on one xdist worker")
