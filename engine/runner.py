@@ -34,6 +34,9 @@ Clock = Callable[[], float]
 EventView = EventRow
 _UNSET: Any = object()
 CHAIN_LIMIT = 100
+CLOCK_SLACK = 1.0
+"""Seconds the wall clock may step back before stored wake times are re-based (NTP slews and
+small corrections stay below it)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,14 @@ class RunView:
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
         }
+
+
+def missing_state(state: str, definition: str) -> str:
+    """Why a run cannot go on in a state its definition no longer has, and the fix."""
+    return (
+        f"state {state!r} is no longer in definition {definition!r} (the definition file changed "
+        f"since the run entered it): restore the state in the file and retry, or abort the run"
+    )
 
 
 def iso(value: datetime | float) -> str:
@@ -229,7 +240,8 @@ class Runner:
     def load(self) -> None:
         """Resume: every active run goes on the heap at its stored wake time."""
         with self._cond:
-            self._wake = {run_id: at for at, run_id in self.store.wake_list()}
+            written_before = self.clock() + CLOCK_SLACK
+            self._wake = {run_id: at for at, run_id in self.store.wake_list(written_before)}
             self._heap = [(at, run_id) for run_id, at in self._wake.items()]
             heapq.heapify(self._heap)
 
@@ -258,6 +270,7 @@ class Runner:
         seen_version = self.store.data_version()
         seen_rev = self.store.max_rev()
         last_poll = time.monotonic()
+        last_now = self.clock()
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="run") as pool:
             while not stop.is_set():
                 if time.monotonic() - last_poll >= poll:
@@ -273,6 +286,9 @@ class Runner:
                     if self._fatal is not None:
                         break
                     now = self.clock()
+                    if now < last_now - CLOCK_SLACK:
+                        self._clock_went_back(last_now - now, now)
+                    last_now = now
                     while self._heap and self._heap[0][0] <= now:
                         at, run_id = heapq.heappop(self._heap)
                         if self._wake.get(run_id) != at or run_id in self._inflight:
@@ -293,6 +309,15 @@ class Runner:
             self._stopping.clear()
         if self._fatal is not None:
             raise self._fatal
+
+    def _clock_went_back(self, by: float, now: float) -> None:
+        """The wall clock was stepped back: the wake times on the heap lie that much further
+        ahead than they were meant to. Every scheduled run is looked at once; :meth:`work`
+        re-bases the times of the runs written since (the others keep theirs)."""
+        logger().warning("wall clock went back", seconds=round(by, 3), runs=len(self._wake))
+        for run_id in self._wake:
+            self._wake[run_id] = now
+            heapq.heappush(self._heap, (now, run_id))
 
     def _quiet(self) -> bool:
         """Nothing can move without an operator: every run is final or held, or waits on a lease
@@ -349,6 +374,11 @@ class Runner:
         if run is None or run.status != "active":
             return None
         now = self.clock()
+        if run.updated_at > now + CLOCK_SLACK:
+            # Written "in the future": the clock went back since. Its wake time and wait start
+            # move back by as much, so a poll interval or a timeout is measured from now instead
+            # of from a moment the clock will only reach later.
+            return self._commit(run, lambda tx, r: self._rebase(r, r.updated_at - now))
         if run.next_wake_at is not None and run.next_wake_at > now:
             return run.next_wake_at
         defn = self.definitions.get(run.definition)
@@ -365,7 +395,19 @@ class Runner:
                     actor=self.actor,
                 ),
             )
-        sdef = defn.states[run.state]
+        sdef = defn.states.get(run.state)
+        if sdef is None:
+            return self._commit(
+                run,
+                lambda tx, r: self.hold(
+                    tx,
+                    r,
+                    "failed",
+                    missing_state(run.state, run.definition),
+                    trigger="fail",
+                    actor=self.actor,
+                ),
+            )
         timeout = sdef.wait.timeout if sdef.wait else None
         if (
             timeout is not None
@@ -404,6 +446,13 @@ class Runner:
             outcome = Outcome.fail(redact_text(f"{type(exc).__name__}: {exc}"), retryable=True)
         log.debug("step done", run=run.id, step=sdef.step, outcome=outcome.kind, trigger=outcome.trigger)
         return self._commit(run, lambda tx, r: self._apply(tx, r, defn, outcome))
+
+    def _rebase(self, run: RunRow, by: float) -> None:
+        logger().warning("clock went back: wake time re-based", run=run.id, seconds=round(by, 3))
+        if run.next_wake_at is not None:
+            run.next_wake_at -= by
+        if run.wait_started_at is not None:
+            run.wait_started_at -= by
 
     def _commit(self, run: RunRow, change: Callable[[Tx, RunRow], None]) -> float | None:
         """Commit one tick's decision, unless an operator changed the run since it was read.
