@@ -225,6 +225,9 @@ class Runner:
         self._heap: list[tuple[float, str]] = []
         self._wake: dict[str, float] = {}
         self._inflight: set[str] = set()
+        # Runs an operator command touched while a worker had them: the worker's own result may
+        # predate the command, so it re-reads the row when it lets go.
+        self._touched: set[str] = set()
         self._cond = threading.Condition()
         self._fatal: BaseException | None = None
         self._stopping = threading.Event()
@@ -234,6 +237,8 @@ class Runner:
         # The row each worker committed last, reused by the same worker's next tick of that run.
         self._last: dict[str, RunRow] = {}
         self._rng = random.Random()
+        self.commits = 0
+        """Transactions the runner has committed (a batch of ticks counts once)."""
 
     # ------------------------------------------------------------------ scheduling
 
@@ -252,6 +257,8 @@ class Runner:
 
     def schedule(self, run_id: str, at: float | None) -> None:
         with self._cond:
+            if run_id in self._inflight:
+                self._touched.add(run_id)
             if at is None:
                 self._wake.pop(run_id, None)
             else:
@@ -262,6 +269,7 @@ class Runner:
     def refresh(self, run_ids: list[tuple[str, int, str, float | None]]) -> None:
         for run_id, _rev, status, at in run_ids:
             if run_id in self._inflight:
+                self._touched.add(run_id)
                 continue
             self.schedule(run_id, (at or 0.0) if status == "active" else None)
 
@@ -359,10 +367,24 @@ class Runner:
             self._last.pop(run_id, None)
             with self._cond:
                 self._inflight.discard(run_id)
+                if run_id in self._touched:
+                    self._touched.discard(run_id)
+                    at = self._reread(run_id, at)
                 if at is not None and self._fatal is None:
                     self._wake[run_id] = at
                     heapq.heappush(self._heap, (at, run_id))
                 self._cond.notify_all()
+
+    def _reread(self, run_id: str, at: float | None) -> float | None:
+        """When a run touched by a command during its tick is next due, from the stored row."""
+        try:
+            latest = self.store.get_run(run_id)
+        except StoreFatal as exc:
+            self._fatal = exc
+            return at
+        if latest is None or latest.status != "active":
+            return None
+        return latest.next_wake_at or self.clock()
 
     # ------------------------------------------------------------------ one tick
 
@@ -504,6 +526,7 @@ class Runner:
                 item.error, item.result, item.done = exc, None, True
             return
         crashpoint("transition.after_commit")
+        self.commits += 1
         for item in batch:
             item.done = True
 

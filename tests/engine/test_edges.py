@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.api import Outcome, Registry, StepContext, SubmitRejected
+from engine.api import Outcome, PermanentError, Registry, StepContext, SubmitRejected
 from engine.daemon import CommandError, Engine
 from engine.definition import Definition, load_definitions
+from engine.runner import EventView
 
 registry = Registry()
 entered = threading.Event()
@@ -34,6 +35,13 @@ def blocking(ctx: StepContext) -> Outcome:
     entered.set()
     assert release.wait(30)
     return Outcome.wait(3600, "waiting for a ticket")
+
+
+@registry.step("flaky")
+def flaky(ctx: StepContext) -> Outcome:
+    if Path(str(ctx.context["fail_file"])).exists():
+        raise PermanentError("the fail file exists: remove it, then retry")
+    return Outcome.advance()
 
 
 @registry.validator("ticket")
@@ -68,6 +76,18 @@ transitions:
 """
 
 
+FLAKY = """\
+name: edge
+initial: a
+final: [done]
+states:
+  a: {step: flaky}
+  done: {}
+transitions:
+  - {trigger: next, source: a, dest: done}
+"""
+
+
 def defs(folder: Path, text: str) -> dict[str, Definition]:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "edge.yaml").write_text(textwrap.dedent(text))
@@ -83,15 +103,16 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
 
 
 class Serving:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, on_event: Callable[[EventView], None] | None = None) -> None:
         self.stop = threading.Event()
         self.error: BaseException | None = None
+        self.on_event = on_event
         self.thread = threading.Thread(target=self._serve, args=(engine,), daemon=True)
         self.thread.start()
 
     def _serve(self, engine: Engine) -> None:
         try:
-            engine.serve(self.stop)
+            engine.serve(self.stop, on_event=self.on_event)
         except BaseException as exc:
             self.error = exc
 
@@ -208,3 +229,33 @@ def test_clock_stepped_back_while_serving_rebases_waits(tmp_path: Path) -> None:
     finally:
         serving.close()
         engine.close()
+
+
+def test_command_landing_between_a_commit_and_the_worker_letting_go_is_seen(tmp_path: Path) -> None:
+    """A run fails; before its worker is done with it, another process retries it and the daemon's
+    poll notices: the retried run must still be worked (not left active but off the timer heap)."""
+    state = tmp_path / "state"
+    fail_file = tmp_path / "fail"
+    fail_file.touch()
+    definitions = defs(tmp_path / "d", FLAKY)
+    daemon = Engine(state, definitions, registry, actor="daemon@h")
+    cli = Engine(state, definitions, registry, actor="op@h")
+    retried = threading.Event()
+
+    def on_event(event: EventView) -> None:
+        if event.trigger == "fail" and not retried.is_set():
+            fail_file.unlink()
+            cli.retry(event.run)
+            retried.set()
+            time.sleep(1.0)  # several of the daemon's polls happen while this worker holds the run
+
+    serving = Serving(daemon, on_event)
+    try:
+        run_id = cli.start_run("edge", "c1", {"fail_file": str(fail_file)})
+        assert retried.wait(20)
+        wait_for(lambda: cli.status(run_id)[0].final)
+        assert cli.status(run_id)[0].state == "done"
+    finally:
+        serving.close()
+        daemon.close()
+        cli.close()
