@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.api import JSON, Registry, SubmitRejected
+from engine.audit import VerifyResult, export, verify
 from engine.definition import Definition
+from engine.logging import get_logger
 from engine.runner import Clock, EventView, Runner, RunView, iso, view
 from engine.store import EventRow, RunRow, Store, Tx
 
@@ -225,7 +227,14 @@ class Engine:
         self.runner.on_event = on_event
         with self.lock.held():
             self.runner.load()
+            get_logger().info(
+                "daemon started",
+                pid=os.getpid(),
+                state_dir=str(self.state_dir),
+                resumed=self.runner.scheduled(),
+            )
             self.runner.loop(stop, until_quiet=False)
+            get_logger().info("daemon stopped", pid=os.getpid())
 
     def status(self, run_id: str | None = None) -> list[RunView]:
         if run_id is not None:
@@ -260,13 +269,9 @@ class Engine:
         scope: str | None = None,
         since: str | None = None,
     ) -> int:
-        from engine.audit import export
-
         return export(self.store, out, fmt, run=run, scope=scope, since=since)
 
-    def verify_audit(self) -> Any:
-        from engine.audit import verify
-
+    def verify_audit(self) -> VerifyResult:
         return verify(self.store)
 
     # ------------------------------------------------------------------ operator commands

@@ -116,7 +116,14 @@ class Definition:
         return tuple(t for t in self.transitions if t.source == source)
 
     def find(self, source: str, trigger: str) -> tuple[TransitionDef, ...]:
-        return tuple(t for t in self.transitions if t.source == source and t.trigger == trigger)
+        index: dict[tuple[str, str], tuple[TransitionDef, ...]] | None = self.__dict__.get("_index")
+        if index is None:
+            built: dict[tuple[str, str], list[TransitionDef]] = {}
+            for t in self.transitions:
+                built.setdefault((t.source, t.trigger), []).append(t)
+            index = {k: tuple(v) for k, v in built.items()}
+            object.__setattr__(self, "_index", index)  # a cache on a frozen dataclass
+        return index.get((source, trigger), ())
 
     def is_final(self, state: str) -> bool:
         return state in self.final

@@ -77,9 +77,9 @@ class RunView:
 
 
 def iso(value: datetime | float) -> str:
-    if isinstance(value, int | float):
-        value = datetime.fromtimestamp(value, UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC timestamp with microseconds, e.g. ``2026-11-26T10:00:00.000000Z`` (sorts as text)."""
+    moment = datetime.fromtimestamp(value, UTC) if isinstance(value, int | float) else value.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def view(run: RunRow, progress: Mapping[str, str]) -> RunView:
@@ -232,6 +232,11 @@ class Runner:
             self._wake = {run_id: at for at, run_id in self.store.wake_list()}
             self._heap = [(at, run_id) for run_id, at in self._wake.items()]
             heapq.heapify(self._heap)
+
+    def scheduled(self) -> int:
+        """How many runs wait on the timer heap."""
+        with self._cond:
+            return len(self._wake)
 
     def schedule(self, run_id: str, at: float | None) -> None:
         with self._cond:

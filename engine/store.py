@@ -199,6 +199,15 @@ def _dumps(value: JSON) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+_FAST = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def _fast_dumps(value: JSON) -> str:
+    """Compact JSON for stored state, where key order does not matter (the audit hash uses
+    :func:`_dumps`)."""
+    return _FAST.encode(value)
+
+
 def event_hash(fields: Mapping[str, JSON]) -> str:
     """SHA-256 over the canonical JSON of an event's fields (everything but ``hash``)."""
     body = {k: v for k, v in fields.items() if k != "hash"}
@@ -325,9 +334,9 @@ class Tx:
             r.attempt,
             r.last_error,
             r.on_approve,
-            _dumps(r.context),
-            _dumps(r.visits),
-            _dumps(r.submitted),
+            _fast_dumps(r.context),
+            _fast_dumps(r.visits),
+            _fast_dumps(r.submitted) if r.submitted else "{}",
             r.created_at,
             r.updated_at,
             r.rev,
