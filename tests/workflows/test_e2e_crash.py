@@ -1,5 +1,5 @@
 """Power cuts in the middle of side effects: the daemon is SIGKILLed right after an action reached
-CUCM and before its outcome was journaled, again and again; every resumed run reconciles with CUCM
+CUCM and before its outcome was journaled, every second one; every resumed run reconciles with CUCM
 instead of acting twice."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from tests.workflows.lab import Lab, stop_process
 NODES = ("cucm-pub.example.com", "cucm-sub1.example.com")
 
 
-def test_every_third_effect_interrupted_nothing_done_twice(tmp_path: Path) -> None:
+def test_every_second_effect_interrupted_nothing_done_twice(tmp_path: Path) -> None:
     with Lab(tmp_path, nodes=2) as lab:
         (run_id,) = lab.start(["tomcat"])
         assert lab.engine is not None
@@ -21,7 +21,7 @@ def test_every_third_effect_interrupted_nothing_done_twice(tmp_path: Path) -> No
         seen: set[tuple[str, str, str]] = set()
         engine = lab.engine
         for _ in range(30):
-            daemon = lab.daemon(CUCM_RENEW_CRASH_AT="effect.after_action:3")
+            daemon = lab.daemon(CUCM_RENEW_CRASH_AT="effect.after_action:2")
             try:
                 lab.wait_for(
                     "a crash or the end of the run",
@@ -47,7 +47,7 @@ def test_every_third_effect_interrupted_nothing_done_twice(tmp_path: Path) -> No
         assert view.state == "done", (view.waiting_reason, view.last_error)
         assert all(view.context["verified"][n]["ok"] for n in NODES)
         # The crashes hit the acts that matter.
-        assert {"generate_csr", "upload_identity", "restart:Cisco Tomcat"} & set(interrupted), interrupted
+        assert {"generate_csr", "upload_identity", "restart:Cisco Tomcat"} <= set(interrupted), interrupted
         assert len(interrupted) >= 3, interrupted
 
         state = lab.sim.state()
