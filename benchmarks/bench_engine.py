@@ -183,10 +183,9 @@ def main() -> None:
         f"   ratio: {paired:6.1%} (median of per-round ratios); best/best {max(rates) / max(raws):6.1%}; "
         f"median/median {rate / raw:6.1%}   (goal >= 40%)"
     )
-    print(
-        f"   rounds (alternating; the disk is shared, so fsync latency drifts): raw "
-        f"{', '.join(f'{r:.0f}' for r in raws)}; transitions {', '.join(f'{r:.0f}' for r in rates)}"
-    )
+    print("   rounds (alternating; the disk is shared, so fsync latency drifts):")
+    for number, (r, t) in enumerate(zip(raws, rates, strict=True), start=1):
+        print(f"     round {number}: raw {r:6.0f} /s, transitions {t:6.0f} /s, ratio {t / r:6.1%}")
     print(f"   resume {IDLE_RUNS} in-flight runs: {resume * 1000:6.0f} ms   (goal < 1000 ms)")
     print(f"   memory per idle in-flight run: {per_run:6.0f} B   (goal <= 4096 B)")
     print(f"   daemon CPU with {IDLE_RUNS} runs waiting on timers: {cpu:6.2%} of a core   (goal < 1%)")

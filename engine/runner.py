@@ -22,7 +22,7 @@ from typing import Any
 
 from engine.api import JSON, Effect, Outcome, Registry, StepError
 from engine.crashpoints import crashpoint
-from engine.definition import ABORTED, Definition
+from engine.definition import ABORTED, Definition, human_duration
 from engine.logging import get_logger, redact_text
 from engine.logging import log as logger
 from engine.runtime import Fired, NoTransition, Refused, Runtime
@@ -566,8 +566,8 @@ class Runner:
 
     def _timeout(self, tx: Tx, run: RunRow, defn: Definition) -> None:
         sdef = defn.states[run.state]
-        assert sdef.wait is not None
-        reason = f"timed out after {sdef.wait.timeout:g}s in {run.state}"
+        assert sdef.wait is not None and sdef.wait.timeout is not None
+        reason = f"timed out after {human_duration(sdef.wait.timeout)} in {run.state}"
         if run.waiting_reason:
             reason += f" ({run.waiting_reason})"
         target = sdef.wait.on_timeout
