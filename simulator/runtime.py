@@ -95,6 +95,8 @@ class SimulatedCluster:
         self.known_hosts = self.directory / "known_hosts"
         self.json_path = self.directory / "simulator.json"
         self._bundle_lock = threading.Lock()
+        self._bundle_seq = 0
+        self._bundle_written = 0
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> SimulatedCluster:
@@ -169,11 +171,20 @@ class SimulatedCluster:
         self.known_hosts.write_text("".join(lines))
 
     def write_bundle(self) -> None:
-        with self._bundle_lock:
+        # The content is taken under the cluster lock and written under the file lock, never the
+        # other way round (a restart finishing inside the cluster lock calls this too); the sequence
+        # number keeps a slower writer from replacing a newer bundle with an older one.
+        with self.cluster.lock:
             text = "".join(pki.pem(c) for c in self.cluster.bundle_certificates())
+            self._bundle_seq += 1
+            seq = self._bundle_seq
+        with self._bundle_lock:
+            if seq < self._bundle_written:
+                return
             tmp = self.ca_bundle.with_suffix(".tmp")
             tmp.write_text(text)
             tmp.replace(self.ca_bundle)
+            self._bundle_written = seq
 
     def _info(self) -> dict[str, Any]:
         return {

@@ -313,3 +313,27 @@ def test_pager_in_interactive_shells(sim):
         assert "options:" not in out_exec.read().decode()
     finally:
         client.close()
+
+
+def test_set_cert_regen(sim):
+    node = sim.node("cucm-sub2")
+    old = node.identities["TVS"].installed
+    session = CliSession(sim.cluster, node)
+    out = "".join(session.feed("set cert regen TVS"))
+    assert (
+        out
+        == "WARNING: This operation will overwrite any CA signed certificate previously imported for TVS\n"
+    )
+    assert session.prompt == "Proceed with regeneration (yes|no)?"
+    out = "".join(session.feed("yes"))
+    assert out.startswith(
+        "Successfully Regenerated Certificate for TVS.\nYou must restart services related to TVS"
+    )
+    new = node.identities["TVS"].installed
+    assert new != old and new.public_key().public_numbers() != old.public_key().public_numbers()
+    assert node.identities["TVS"].presented == old  # until Cisco Trust Verification Service restarts
+    assert new in sim.node("cucm-pub").trust["TVS-trust"].values()
+    assert old not in sim.node("cucm-pub").trust["TVS-trust"].values()
+    assert cli(sim, "cucm-sub2", "set cert regen TVS", ["no"]).endswith(
+        "Certificate regeneration cancelled.\n"
+    )

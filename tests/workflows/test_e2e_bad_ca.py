@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from adapters.ca.local import LocalCA
-from tests.workflows.lab import Lab
+from tests.workflows.lab import REPO, Lab
 
 
 def foreign_csr(name: str) -> str:
@@ -46,3 +46,37 @@ def test_a_certificate_for_another_key_is_refused_before_upload(tmp_path: Path) 
         assert after["uploads_accepted"] == before["uploads_accepted"]
         assert after["uploads_rejected"] == []
         assert after["installed"] == before["installed"]
+
+
+SIGNER = """
+import os, sys
+sys.path.insert(0, {repo!r})
+from adapters.ca.local import LocalCA
+issued = LocalCA({folder!r}, name="corp").submit(
+    sys.stdin.read(), cert_type=os.environ["CUCM_RENEW_CERT_TYPE"], node=os.environ["CUCM_RENEW_NODE"]
+)
+print(issued.leaf_pem + "".join(issued.chain_pems))
+"""
+
+
+def test_a_ca_missing_from_the_tls_bundle_is_caught_before_upload(tmp_path: Path) -> None:
+    folder = tmp_path / "corp-ca"
+    LocalCA(folder, name="corp")
+    script = tmp_path / "signer.py"
+    script.write_text(SIGNER.format(repo=str(REPO), folder=str(folder)))
+    extra = f'[ca.corp]\nkind = "command"\nargv = [{sys.executable!r}, {str(script)!r}]\n'.replace("'", '"')
+    with Lab(tmp_path, ca="corp", nodes=1, extra_config=extra) as lab:
+        # The corp CA signs correctly, but nobody told the cluster's TLS bundle about it.
+        before = lab.sim.state()
+        lab.start(["tomcat"])
+        (view,) = lab.drive()
+        assert view.status == "failed" and view.held_from == "awaiting_ca", view
+        assert "not in the TLS bundle" in view.last_error and "ca_bundle" in view.last_error
+        assert lab.sim.state()["installed"] == before["installed"]
+        # Fixed while the run waits: the bundle is read again, and `retry` finishes the job.
+        lab.sim.trust_ca(LocalCA(folder, name="corp").root_pem)
+        assert lab.engine is not None
+        lab.engine.retry(view.id)
+        (view,) = lab.drive()
+        assert view.state == "done", (view.waiting_reason, view.last_error)
+        assert view.context["verified"]["cucm-pub.example.com"]["ok"]

@@ -84,6 +84,14 @@ def request_signature(ctx: StepContext) -> Outcome:
                     f"nothing was uploaded: {exc}",
                     retryable=False,
                 )
+            if d.tls_anchors and not set(issued[node]["chain_sha256"]) & d.tls_anchors:
+                return Outcome.fail(
+                    f"the CA that signed {node}'s {kind} certificate is not in the TLS bundle "
+                    f"{d.tls_bundle}: once {node} presents the new certificate it could no longer be "
+                    f"verified. Add the CA's root to clusters.{ctx.scope}.ca_bundle, then "
+                    f"`cucm-renew retry {ctx.run_id}`; nothing was uploaded",
+                    retryable=False,
+                )
             sent[node] = {"ca": d.ca.name, "issued": True}
             ctx.progress(node, f"signed: serial {issued[node]['serial']}")
         else:
