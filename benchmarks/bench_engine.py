@@ -22,12 +22,13 @@ from pathlib import Path
 from engine.api import Outcome, Registry, StepContext
 from engine.daemon import Engine
 from engine.definition import Definition, load_definitions
+from engine.logging import configure_logging
 from engine.store import RunRow
 
-CHAIN = 40
-RUNS = 12
+CHAIN = 12
+RUNS = 40
 IDLE_RUNS = 10_000
-ROUNDS = 5
+ROUNDS = 7
 
 
 def _raw_commit_rate(folder: Path, count: int = 600) -> float:
@@ -154,6 +155,7 @@ def _mk(path: Path) -> Path:
 
 
 def main() -> None:
+    configure_logging("warning")  # as the daemon runs by default
     base = os.environ.get("BENCH_DIR") or tempfile.gettempdir()
     folder = Path(tempfile.mkdtemp(prefix="bench-engine-", dir=base))
     try:
@@ -168,13 +170,22 @@ def main() -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"   scratch folder: {base}")
-    print(f"   raw SQLite single-row commits (WAL, synchronous=FULL): {raw:8.0f} /s  (median of {ROUNDS})")
-    print(f"   durable transitions (step + state + event, one commit): {rate:8.0f} /s  (median of {ROUNDS})")
-    print(f"   ratio: {rate / raw:6.1%}   (goal >= 40%)")
     print(
-        f"   rounds raw: {', '.join(f'{r:.0f}' for r in raws)}; "
-        f"transitions: {', '.join(f'{r:.0f}' for r in rates)}"
+        f"   raw SQLite single-row commits (WAL, synchronous=FULL): "
+        f"best {max(raws):6.0f} /s, median {raw:6.0f} /s"
     )
+    print(
+        f"   durable transitions (step + state + event, one commit): "
+        f"best {max(rates):6.0f} /s, median {rate:6.0f} /s"
+    )
+    paired = statistics.median(t / r for t, r in zip(rates, raws, strict=True))
+    print(
+        f"   ratio: {paired:6.1%} (median of per-round ratios); best/best {max(rates) / max(raws):6.1%}; "
+        f"median/median {rate / raw:6.1%}   (goal >= 40%)"
+    )
+    print("   rounds (alternating; the disk is shared, so fsync latency drifts):")
+    for number, (r, t) in enumerate(zip(raws, rates, strict=True), start=1):
+        print(f"     round {number}: raw {r:6.0f} /s, transitions {t:6.0f} /s, ratio {t / r:6.1%}")
     print(f"   resume {IDLE_RUNS} in-flight runs: {resume * 1000:6.0f} ms   (goal < 1000 ms)")
     print(f"   memory per idle in-flight run: {per_run:6.0f} B   (goal <= 4096 B)")
     print(f"   daemon CPU with {IDLE_RUNS} runs waiting on timers: {cpu:6.2%} of a core   (goal < 1%)")

@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.api import JSON, Registry, SubmitRejected
+from engine.audit import VerifyResult, export, verify
 from engine.definition import Definition
+from engine.logging import get_logger
 from engine.runner import Clock, EventView, Runner, RunView, iso, view
 from engine.store import EventRow, RunRow, Store, Tx
 
@@ -201,6 +203,15 @@ class Engine:
         self.runner.schedule(run_id, run.next_wake_at)
         return run_id
 
+    def start_unless_running(
+        self, definition: str, scope: str, context: Mapping[str, JSON], *, run_id: str | None = None
+    ) -> tuple[str, bool]:
+        """The non-final run of ``definition`` on ``scope`` if there is one, else a new run.
+        Returns ``(run_id, started)``; lets ``run`` and a daemon's scheduler be re-run safely."""
+        for existing in self.find_runs(definition=definition, scope=scope):
+            return existing.id, False
+        return self.start_run(definition, scope, context, run_id=run_id), True
+
     def run_until_quiet(
         self, *, stop: threading.Event | None = None, on_event: Callable[[EventView], None] | None = None
     ) -> None:
@@ -216,7 +227,14 @@ class Engine:
         self.runner.on_event = on_event
         with self.lock.held():
             self.runner.load()
+            get_logger().info(
+                "daemon started",
+                pid=os.getpid(),
+                state_dir=str(self.state_dir),
+                resumed=self.runner.scheduled(),
+            )
             self.runner.loop(stop, until_quiet=False)
+            get_logger().info("daemon stopped", pid=os.getpid())
 
     def status(self, run_id: str | None = None) -> list[RunView]:
         if run_id is not None:
@@ -251,13 +269,9 @@ class Engine:
         scope: str | None = None,
         since: str | None = None,
     ) -> int:
-        from engine.audit import export
-
         return export(self.store, out, fmt, run=run, scope=scope, since=since)
 
-    def verify_audit(self) -> Any:
-        from engine.audit import verify
-
+    def verify_audit(self) -> VerifyResult:
         return verify(self.store)
 
     # ------------------------------------------------------------------ operator commands

@@ -79,7 +79,24 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
+    global _cached
+    _cached = None
+
+
+_cached: Any = None
+
+
+def log() -> Any:
+    """The engine's logger, bound once per configuration (a lazy proxy re-binds on every call,
+    which costs more than a transition's own bookkeeping)."""
+    global _cached
+    if _cached is None:
+        _cached = structlog.get_logger("cucm_renew").bind()
+    return _cached
 
 
 def get_logger(**bound: Any) -> Any:
-    return structlog.get_logger("cucm_renew").bind(**bound)
+    """A logger with ``bound`` values. Without any, a lazy proxy that follows later
+    :func:`configure_logging` calls (binding would freeze the configuration of the moment)."""
+    logger = structlog.get_logger("cucm_renew")
+    return logger.bind(**bound) if bound else logger

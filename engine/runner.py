@@ -9,27 +9,31 @@ Ticks of different runs execute concurrently in a small thread pool.
 
 from __future__ import annotations
 
+import copy
 import heapq
 import random
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from engine.api import JSON, Effect, Outcome, Registry, StepError
 from engine.crashpoints import crashpoint
-from engine.definition import ABORTED, Definition
+from engine.definition import ABORTED, Definition, human_duration
 from engine.logging import get_logger, redact_text
+from engine.logging import log as logger
 from engine.runtime import Fired, NoTransition, Refused, Runtime
-from engine.store import Conflict, EventRow, RunRow, Store, StoreFatal, Tx
+from engine.store import EventRow, RunRow, Store, StoreFatal, Tx
 
 Clock = Callable[[], float]
 """Seconds since the epoch (UTC)."""
 
 EventView = EventRow
+_UNSET: Any = object()
+CHAIN_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -73,9 +77,9 @@ class RunView:
 
 
 def iso(value: datetime | float) -> str:
-    if isinstance(value, int | float):
-        value = datetime.fromtimestamp(value, UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC timestamp with microseconds, e.g. ``2026-11-26T10:00:00.000000Z`` (sorts as text)."""
+    moment = datetime.fromtimestamp(value, UTC) if isinstance(value, int | float) else value.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def view(run: RunRow, progress: Mapping[str, str]) -> RunView:
@@ -98,6 +102,16 @@ def view(run: RunRow, progress: Mapping[str, str]) -> RunView:
 
 
 @dataclass
+class _Pending:
+    run: RunRow
+    change: Callable[[Tx, RunRow], None]
+    result: RunRow | None = None
+    events: list[EventRow] = field(default_factory=list)
+    error: BaseException | None = None
+    done: bool = False
+
+
+@dataclass
 class _EffectView:
     node: str
     name: str
@@ -108,7 +122,7 @@ class _EffectView:
 class _StepCtx:
     """The :class:`engine.api.StepContext` handed to a step."""
 
-    def __init__(self, runner: Runner, run: RunRow, defn: Definition, deps: Any) -> None:
+    def __init__(self, runner: Runner, run: RunRow, defn: Definition) -> None:
         self._runner = runner
         self._store = runner.store
         self.run_id = run.id
@@ -120,7 +134,19 @@ class _StepCtx:
         self.params: Mapping[str, JSON] = defn.params
         self.context: Mapping[str, JSON] = dict(run.context)
         self.submitted: Mapping[str, JSON] = dict(run.submitted)
-        self.deps = deps
+        self._run = run
+        self._deps: Any = _UNSET
+
+    @property
+    def deps(self) -> Any:
+        # Built on first use: most ticks of most steps never need the adapters.
+        if self._deps is _UNSET:
+            self._deps = self._runner.deps_factory(view(self._run, {}))
+        return self._deps
+
+    @deps.setter
+    def deps(self, value: Any) -> None:
+        self._deps = value
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._runner.clock(), UTC)
@@ -190,6 +216,12 @@ class Runner:
         self._inflight: set[str] = set()
         self._cond = threading.Condition()
         self._fatal: BaseException | None = None
+        self._stopping = threading.Event()
+        self._pending: list[_Pending] = []
+        self._pending_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        # The row each worker committed last, reused by the same worker's next tick of that run.
+        self._last: dict[str, RunRow] = {}
         self._rng = random.Random()
 
     # ------------------------------------------------------------------ scheduling
@@ -200,6 +232,11 @@ class Runner:
             self._wake = {run_id: at for at, run_id in self.store.wake_list()}
             self._heap = [(at, run_id) for run_id, at in self._wake.items()]
             heapq.heapify(self._heap)
+
+    def scheduled(self) -> int:
+        """How many runs wait on the timer heap."""
+        with self._cond:
+            return len(self._wake)
 
     def schedule(self, run_id: str, at: float | None) -> None:
         with self._cond:
@@ -249,9 +286,11 @@ class Runner:
                     if self._heap:
                         delay = min(delay, max(0.0, self._heap[0][0] - now))
                     self._cond.wait(delay)
+            self._stopping.set()
             with self._cond:
                 while self._inflight and self._fatal is None:
                     self._cond.wait(0.2)
+            self._stopping.clear()
         if self._fatal is not None:
             raise self._fatal
 
@@ -281,11 +320,18 @@ class Runner:
         at: float | None = None
         try:
             at = self.work(run_id)
+            # A run that is due again at once keeps its worker: handing it back to the scheduler
+            # would cost a thread switch per transition.
+            for _ in range(CHAIN_LIMIT):
+                if at is None or at > self.clock() or self._stopping.is_set():
+                    break
+                at = self.work(run_id, self._last.pop(run_id, None))
         except BaseException as exc:
             get_logger(run=run_id).error("engine failure", error=redact_text(repr(exc)))
             with self._cond:
                 self._fatal = exc if isinstance(exc, StoreFatal) else StoreFatal(f"engine failure: {exc!r}")
         finally:
+            self._last.pop(run_id, None)
             with self._cond:
                 self._inflight.discard(run_id)
                 if at is not None and self._fatal is None:
@@ -295,16 +341,18 @@ class Runner:
 
     # ------------------------------------------------------------------ one tick
 
-    def work(self, run_id: str) -> float | None:
-        """Work one run once; return when it should be worked again (``None``: not by a timer)."""
-        run = self.store.get_run(run_id)
+    def work(self, run_id: str, known: RunRow | None = None) -> float | None:
+        """Work one run once; return when it should be worked again (``None``: not by a timer).
+        ``known`` is the row this runner itself just committed; its revision is re-checked at
+        commit time like any other."""
+        run = known if known is not None else self.store.get_run(run_id)
         if run is None or run.status != "active":
             return None
         now = self.clock()
         if run.next_wake_at is not None and run.next_wake_at > now:
             return run.next_wake_at
         defn = self.definitions.get(run.definition)
-        log = get_logger(run=run.id, definition=run.definition, state=run.state)
+        log = logger()
         if defn is None:
             return self._commit(
                 run,
@@ -324,7 +372,7 @@ class Runner:
             and run.wait_started_at is not None
             and now >= run.wait_started_at + timeout / self.time_scale
         ):
-            log.info("wait timed out")
+            log.info("wait timed out", run=run.id, state=run.state)
             return self._commit(run, lambda tx, r: self._timeout(tx, r, defn))
         if sdef.step is None:
             return self._commit(
@@ -340,8 +388,8 @@ class Runner:
                 ),
             )
         step = self.registry.steps[sdef.step]
-        ctx = _StepCtx(self, run, defn, self.deps_factory(view(run, {})))
-        log.debug("step start", step=sdef.step, attempt=run.attempt)
+        ctx = _StepCtx(self, run, defn)
+        log.debug("step start", run=run.id, state=run.state, step=sdef.step, attempt=run.attempt)
         try:
             outcome = step(ctx)
             if not isinstance(outcome, Outcome):
@@ -354,35 +402,67 @@ class Runner:
             outcome = Outcome.fail(redact_text(str(exc)) or type(exc).__name__, retryable=exc.retryable)
         except Exception as exc:
             outcome = Outcome.fail(redact_text(f"{type(exc).__name__}: {exc}"), retryable=True)
-        log.debug("step done", step=sdef.step, outcome=outcome.kind, trigger=outcome.trigger)
+        log.debug("step done", run=run.id, step=sdef.step, outcome=outcome.kind, trigger=outcome.trigger)
         return self._commit(run, lambda tx, r: self._apply(tx, r, defn, outcome))
 
     def _commit(self, run: RunRow, change: Callable[[Tx, RunRow], None]) -> float | None:
-        expect = run.rev
-        try:
-            with self.store.tx() as tx:
-                fresh = tx.get_run(run.id)
-                if fresh is None or fresh.rev != expect:
-                    raise Conflict(run.id)
-                change(tx, fresh)
-                fresh.updated_at = self.clock()
-                tx.update_run(fresh, expect_rev=expect)
-                crashpoint("transition.before_commit")
-                events = list(tx.events)
-        except Conflict:
+        """Commit one tick's decision, unless an operator changed the run since it was read.
+
+        Group commit: ticks that finish while another tick's transaction is being written queue
+        up, and the next writer commits all of them in one transaction (each still atomic with
+        its event, and durable before its worker goes on). Under load that turns one fsync per
+        transition into one per batch."""
+        item = _Pending(run, change)
+        with self._pending_lock:
+            self._pending.append(item)
+        with self._commit_lock:
+            if not item.done:
+                with self._pending_lock:
+                    batch, self._pending = self._pending, []
+                self._write_batch(batch)
+        if item.error is not None:
+            raise item.error
+        if item.result is None:
             # An operator command changed the run while its step ran: its decision stands.
             latest = self.store.get_run(run.id)
             if latest is None or latest.status != "active":
                 return None
             return latest.next_wake_at or self.clock()
+        self.emit(item.events)
+        fresh = item.result
+        if fresh.status != "active":
+            return None
+        self._last[fresh.id] = fresh
+        return fresh.next_wake_at
+
+    def _write_batch(self, batch: list[_Pending]) -> None:
+        try:
+            with self.store.tx() as tx:
+                for item in batch:
+                    if tx.run_rev(item.run.id) != item.run.rev:
+                        continue
+                    # Unchanged since it was read, so the row in hand is the current one.
+                    fresh = copy.copy(item.run)
+                    first = len(tx.events)
+                    item.change(tx, fresh)
+                    fresh.updated_at = self.clock()
+                    tx.update_run(fresh)
+                    item.result = fresh
+                    item.events = tx.events[first:]
+                crashpoint("transition.before_commit")
+        except BaseException as exc:
+            for item in batch:
+                item.error, item.result, item.done = exc, None, True
+            return
         crashpoint("transition.after_commit")
-        self.emit(events)
-        return fresh.next_wake_at if fresh.status == "active" else None
+        for item in batch:
+            item.done = True
 
     def emit(self, events: list[EventRow]) -> None:
         for event in events:
-            get_logger(run=event.run).info(
+            logger().info(
                 "transition",
+                run=event.run,
                 seq=event.seq,
                 source=event.from_state,
                 dest=event.to_state,
@@ -486,8 +566,8 @@ class Runner:
 
     def _timeout(self, tx: Tx, run: RunRow, defn: Definition) -> None:
         sdef = defn.states[run.state]
-        assert sdef.wait is not None
-        reason = f"timed out after {sdef.wait.timeout:g}s in {run.state}"
+        assert sdef.wait is not None and sdef.wait.timeout is not None
+        reason = f"timed out after {human_duration(sdef.wait.timeout)} in {run.state}"
         if run.waiting_reason:
             reason += f" ({run.waiting_reason})"
         target = sdef.wait.on_timeout

@@ -18,6 +18,7 @@ from simulator.cluster import Cluster, CucmError, Node
 PROMPT = "admin:"
 OU_PROMPT = "Include OU in CSR (yes|no)?"
 PASTE_PROMPT = "Paste the Certificate and Hit Enter"
+REGEN_PROMPT = "Proceed with regeneration (yes|no)?"
 FAILED = "Executed command unsuccessfully"
 BANNER = (
     "\nCommand Line Interface is starting up, please wait ...\n\n"
@@ -64,6 +65,7 @@ class CliSession:
             (("show", "cert", "trust"), self._show_cert_trust),
             (("set", "csr", "gen"), self._set_csr_gen),
             (("set", "cert", "import"), self._set_cert_import),
+            (("set", "cert", "regen"), self._set_cert_regen),
             (("utils", "service", "list"), self._service_list),
             (("utils", "service"), self._service_control),
             (("utils", "ctl", "update", "ctlfile"), self._ctl_update),
@@ -190,6 +192,29 @@ class CliSession:
 
         yield f"{PASTE_PROMPT}\n"
         self._ask("", collect)
+
+    def _set_cert_regen(self, args: list[str]) -> Iterator[str]:
+        unit = self._unit(args[0], self.node.cert_types) if args else None
+        if unit is None:
+            yield f"{FAILED}\nInvalid unit: {' '.join(args)}\n"
+            return
+
+        def answer(text: str) -> Iterator[str]:
+            if text.strip().lower() != "yes":
+                yield "Certificate regeneration cancelled.\n"
+                return
+            self.cluster.regenerate(self.node, unit)
+            yield (
+                f"Successfully Regenerated Certificate for {unit}.\n"
+                f"You must restart services related to {unit} for the regenerated certificates to become "
+                "active.\n"
+            )
+
+        yield (
+            "WARNING: This operation will overwrite any CA signed certificate previously imported for "
+            f"{unit}\n"
+        )
+        self._ask(REGEN_PROMPT, answer)
 
     def _service_list(self, args: list[str]) -> Iterator[str]:
         with self.cluster.lock:

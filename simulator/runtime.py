@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -51,10 +52,12 @@ class SimulatedCluster:
         credentials: dict[str, dict[str, str]] | None = None,
         restart_seconds: tuple[float, float] = (60.0, 180.0),
         reregister_seconds: tuple[float, float] = (30.0, 120.0),
+        pager: bool = True,
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.faults = faults if isinstance(faults, Faults) else Faults.parse(faults)
+        self.pager = pager
         self.schema_dir = Path(schema_dir) if schema_dir else None
         self.cluster = Cluster(
             nodes=nodes,
@@ -92,6 +95,8 @@ class SimulatedCluster:
         self.known_hosts = self.directory / "known_hosts"
         self.json_path = self.directory / "simulator.json"
         self._bundle_lock = threading.Lock()
+        self._bundle_seq = 0
+        self._bundle_written = 0
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> SimulatedCluster:
@@ -123,6 +128,7 @@ class SimulatedCluster:
             self.stop()
             raise
         self.cluster.start_clock()
+        self.faults.started = time.monotonic()  # `down=` windows count from here
         self.write_bundle()
         self._write_known_hosts()
         self.info = self._info()
@@ -165,11 +171,20 @@ class SimulatedCluster:
         self.known_hosts.write_text("".join(lines))
 
     def write_bundle(self) -> None:
-        with self._bundle_lock:
+        # The content is taken under the cluster lock and written under the file lock, never the
+        # other way round (a restart finishing inside the cluster lock calls this too); the sequence
+        # number keeps a slower writer from replacing a newer bundle with an older one.
+        with self.cluster.lock:
             text = "".join(pki.pem(c) for c in self.cluster.bundle_certificates())
+            self._bundle_seq += 1
+            seq = self._bundle_seq
+        with self._bundle_lock:
+            if seq < self._bundle_written:
+                return
             tmp = self.ca_bundle.with_suffix(".tmp")
             tmp.write_text(text)
             tmp.replace(self.ca_bundle)
+            self._bundle_written = seq
 
     def _info(self) -> dict[str, Any]:
         return {

@@ -30,6 +30,7 @@ class _Interface(paramiko.ServerInterface):
         self.password = password
         self.kind: str | None = None
         self.command = b""
+        self.rows = 0  # the pty's height; 0 without a pty
         self.ready = threading.Event()
 
     def get_allowed_auths(self, username: str) -> str:
@@ -43,7 +44,17 @@ class _Interface(paramiko.ServerInterface):
     def check_channel_request(self, kind: str, chanid: int) -> int:
         return OPEN_SUCCEEDED if kind == "session" else OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
-    def check_channel_pty_request(self, *args: object) -> bool:
+    def check_channel_pty_request(
+        self,
+        channel: paramiko.Channel,
+        term: bytes,
+        width: int,
+        height: int,
+        pixelwidth: int,
+        pixelheight: int,
+        modes: bytes,
+    ) -> bool:
+        self.rows = height
         return True
 
     def check_channel_window_change_request(self, *args: object) -> bool:
@@ -124,40 +135,27 @@ class NodeSSHServer:
                     continue
                 iface.ready.clear()
                 threading.Thread(
-                    target=self._run_channel, args=(channel, iface.kind, iface.command), daemon=True
+                    target=self._run_channel,
+                    args=(channel, iface.kind, iface.command, iface.rows),
+                    daemon=True,
                 ).start()
         finally:
             with self._lock:
                 self._transports.discard(transport)
 
-    def _run_channel(self, channel: paramiko.Channel, kind: str | None, command: bytes) -> None:
+    def _run_channel(self, channel: paramiko.Channel, kind: str | None, command: bytes, rows: int) -> None:
         session = CliSession(self.sim.cluster, self.node)
         try:
             if kind == "exec":
                 self._exec(channel, session, command.decode(errors="replace"))
             else:
-                self._shell(channel, session)
+                page = rows - 1 if self.sim.pager and 2 <= rows <= 200 else 0
+                self._shell(channel, session, page)
         except (OSError, EOFError, paramiko.SSHException):
             pass
         finally:
             with contextlib.suppress(OSError, EOFError):
                 channel.close()
-
-    @staticmethod
-    def _lines(channel: paramiko.Channel, echo: bool) -> object:
-        buffer = b""
-        while True:
-            data = channel.recv(4096)
-            if not data:
-                if buffer:
-                    yield buffer.decode(errors="replace")
-                return
-            if echo:
-                channel.sendall(data.replace(b"\r", b"\r\n") if b"\n" not in data else data)
-            buffer += data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                yield line.decode(errors="replace")
 
     def _exec(self, channel: paramiko.Channel, session: CliSession, command: str) -> None:
         failed = False
@@ -166,7 +164,8 @@ class NodeSSHServer:
             channel.sendall(chunk.encode())
         if session.prompt != PROMPT:
             channel.sendall(session.prompt.encode() + (b"\n" if session.prompt else b""))
-            for line in self._lines(channel, echo=False):  # type: ignore[attr-defined]
+            reader = _Reader(channel, echo=False)
+            while (line := reader.line()) is not None:
                 for chunk in session.feed(line):
                     failed = failed or chunk.startswith("Executed command unsuccessfully")
                     channel.sendall(chunk.encode())
@@ -174,12 +173,86 @@ class NodeSSHServer:
                     break
         channel.send_exit_status(1 if failed else 0)
 
-    def _shell(self, channel: paramiko.Channel, session: CliSession) -> None:
+    def _shell(self, channel: paramiko.Channel, session: CliSession, rows_per_page: int) -> None:
         channel.sendall(BANNER.replace("\n", "\r\n").encode() + PROMPT.encode())
-        for line in self._lines(channel, echo=True):  # type: ignore[attr-defined]
+        reader = _Reader(channel, echo=True)
+        while (line := reader.line()) is not None:
+            shown, page = 0, rows_per_page
             for chunk in session.feed(line):
-                channel.sendall(chunk.replace("\n", "\r\n").encode())
+                lines = chunk.split("\n")
+                total = len(lines) - 1
+                for n, text in enumerate(lines):
+                    last = n == len(lines) - 1
+                    channel.sendall((text if last else text + "\r\n").encode())
+                    if last:
+                        continue
+                    shown += 1
+                    if page and shown % page == 0 and n + 1 < total:
+                        # CUCM's pager; "n" (or space) shows the next page, "e" the rest, "q" quits.
+                        channel.sendall(
+                            f"options: q=quit, n=next, p=prev, b=begin, e=end (lines {shown - page + 1} - "
+                            f"{shown} of {total}) : ".encode()
+                        )
+                        key = reader.key()
+                        channel.sendall(b"\r\n")
+                        if key in (None, "q"):
+                            break
+                        if key == "e":
+                            page = 0
+                else:
+                    continue
+                break
             if session.closed:
                 channel.send_exit_status(0)
                 return
             channel.sendall(session.prompt.encode())
+
+
+class _Reader:
+    """Lines (and, for the pager, single keys) from a channel, with an optional echo."""
+
+    def __init__(self, channel: paramiko.Channel, echo: bool) -> None:
+        self.channel = channel
+        self.echo = echo
+        self.buffer = b""
+
+    def _fill(self) -> bool:
+        data = self.channel.recv(4096)
+        if not data:
+            return False
+        if self.echo:
+            self.channel.sendall(data.replace(b"\r", b"\r\n") if b"\n" not in data else data)
+        self.buffer += data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        return True
+
+    def line(self) -> str | None:
+        while b"\n" not in self.buffer:
+            if not self._fill():
+                if self.buffer:
+                    rest, self.buffer = self.buffer, b""
+                    return rest.decode(errors="replace")
+                return None
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.decode(errors="replace")
+
+    def key(self) -> str | None:
+        """One keystroke; a key typed with Enter ("n\\n") counts as that key alone."""
+        echo, self.echo = self.echo, False
+        try:
+            if not self.buffer and not self._fill():
+                return None
+            key, self.buffer = self.buffer[:1].decode(errors="replace"), self.buffer[1:]
+            if key != "\n":
+                if not self.buffer:
+                    self.channel.settimeout(0.2)
+                    try:
+                        self._fill()
+                    except TimeoutError:
+                        pass
+                    finally:
+                        self.channel.settimeout(None)
+                if self.buffer.startswith(b"\n"):
+                    self.buffer = self.buffer[1:]
+            return key.lower()
+        finally:
+            self.echo = echo

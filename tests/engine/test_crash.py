@@ -110,3 +110,5 @@ def test_sigkill_at_random_points(make_engine: Callable[..., Engine], journal: P
     ]
     assert reconciled, "the first trial's interrupted effect should have been reconciled"
     assert engine.store.lease_holders() == {}
+    unfinished = [e for r in runs for e in engine.store.effects(r) if e["completed_at"] is None]
+    assert unfinished == []

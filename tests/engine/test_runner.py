@@ -263,7 +263,7 @@ def test_wait_timeout_pauses_and_approve_resumes(make_engine: Callable[..., Engi
     engine.run_until_quiet()
     view = engine.status(run)[0]
     assert (view.state, view.held_from) == ("paused", "waiting")
-    assert view.waiting_reason.startswith("timed out after 3600s in waiting (waiting for a ticket")
+    assert view.waiting_reason.startswith("timed out after 1h in waiting (waiting for a ticket")
     engine.submit(run, "ticket", {"id": "T1"})
     engine.approve(run)
     engine.run_until_quiet()
@@ -281,3 +281,37 @@ def test_state_folder_permissions(make_engine: Callable[..., Engine], tmp_path: 
     engine = make_engine()
     assert (engine.state_dir.stat().st_mode & 0o777) == 0o700
     assert (engine.store.path.stat().st_mode & 0o777) == 0o600
+
+
+def test_advance_into_a_held_section_is_refused(make_engine: Callable[..., Engine], journal: Path) -> None:
+    engine = make_engine()
+    first = engine.start_run("toy", "c1", {"journal": str(journal)}, run_id="first")
+    engine.run_until_quiet()
+    second = engine.start_run("toy", "c1", {"journal": str(journal)}, run_id="second")
+    engine.run_until_quiet()
+    assert engine.status(second)[0].state == "waiting"
+    events = len(engine.events())
+    with pytest.raises(
+        CommandError,
+        match=r"cannot advance run second to 'locked': waiting for lease slot \(held by run first",
+    ):
+        engine.advance(second, "locked", "hurry")
+    assert len(engine.events()) == events
+    assert engine.store.lease_holders() == {("slot", "c1"): first}
+
+
+def test_a_run_whose_definition_is_gone_fails_with_the_fix(
+    make_engine: Callable[..., Engine], journal: Path, toy_defs: dict[str, object]
+) -> None:
+    engine = make_engine()
+    run = engine.start_run("flow", "c1", {"journal": str(journal)})
+    engine.close()
+    from engine.daemon import Engine as _Engine
+    from tests.engine.toy import registry
+
+    only_toy = {"toy": toy_defs["toy"]}
+    with _Engine(engine.state_dir, only_toy, registry, time_scale=100.0) as other:  # type: ignore[arg-type]
+        other.run_until_quiet()
+        view = other.status(run)[0]
+    assert view.state == "failed"
+    assert view.last_error == "definition 'flow' is not loaded: restore its file, then retry"

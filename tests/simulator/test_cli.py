@@ -284,3 +284,56 @@ def test_openssh_forcecommand_hosts_the_cli(sim, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_pager_in_interactive_shells(sim):
+    client = ssh_client(sim, "cucm-pub")
+    try:
+        chan = client.invoke_shell(height=10)
+        expect = Expect(chan)
+        expect("admin:")
+        chan.send("show cert own tomcat\n")
+        first = expect(") : ")
+        assert "options: q=quit, n=next, p=prev, b=begin, e=end (lines 1 - 9 of " in first
+        assert "-----END CERTIFICATE-----" not in first
+        chan.send("n\n")
+        expect("(lines 10 - 18 of ")
+        chan.send("e\n")
+        rest = expect("admin:")
+        assert "-----END CERTIFICATE-----" in rest and "options:" not in rest
+        chan.send("show cert own tomcat\n")
+        expect(") : ")
+        chan.send("q\n")
+        assert "-----END CERTIFICATE-----" not in expect("admin:")
+        chan.send("show version active\n")  # the "\n" after "q" was not taken for a command
+        out = expect("admin:")
+        assert "Active Master Version" in out and out.count("admin:") == 1
+        # Exec channels (no pty) are never paged.
+        _, out_exec, _ = client.exec_command("show cert own tomcat", timeout=30)
+        assert "options:" not in out_exec.read().decode()
+    finally:
+        client.close()
+
+
+def test_set_cert_regen(sim):
+    node = sim.node("cucm-sub2")
+    old = node.identities["TVS"].installed
+    session = CliSession(sim.cluster, node)
+    out = "".join(session.feed("set cert regen TVS"))
+    assert (
+        out
+        == "WARNING: This operation will overwrite any CA signed certificate previously imported for TVS\n"
+    )
+    assert session.prompt == "Proceed with regeneration (yes|no)?"
+    out = "".join(session.feed("yes"))
+    assert out.startswith(
+        "Successfully Regenerated Certificate for TVS.\nYou must restart services related to TVS"
+    )
+    new = node.identities["TVS"].installed
+    assert new != old and new.public_key().public_numbers() != old.public_key().public_numbers()
+    assert node.identities["TVS"].presented == old  # until Cisco Trust Verification Service restarts
+    assert new in sim.node("cucm-pub").trust["TVS-trust"].values()
+    assert old not in sim.node("cucm-pub").trust["TVS-trust"].values()
+    assert cli(sim, "cucm-sub2", "set cert regen TVS", ["no"]).endswith(
+        "Certificate regeneration cancelled.\n"
+    )

@@ -70,7 +70,7 @@ def test_http_faults(tmp_path):
 
 
 def test_node_down_for_a_while(tmp_path):
-    with SimulatedCluster(tmp_path, nodes=2, faults="down=cucm-sub1:1.5s") as sim:
+    with SimulatedCluster(tmp_path, nodes=2, faults="down=cucm-sub1:4s") as sim:
         assert session(sim, "cucm-pub").get(base_url(sim, "cucm-pub") + CERTMGR + "snapshot/server").ok
         with pytest.raises(requests.ConnectionError):
             session(sim, "cucm-sub1").get(

@@ -250,6 +250,8 @@ def test_snapshot_shape(sim):
     assert "tomcat-trust" in trust
     files = {c["filename"] for c in trust["tomcat-trust"]}
     assert {"cucm-pub.example.com.pem", "cucm-sub1.example.com.pem"} <= files
+    cm_trust = {c["filename"] for c in trust["CallManager-trust"]}
+    assert {"cucm-pub.example.com.pem", "CAPF-cucm-pub.example.com.pem"} <= cm_trust
     assert body["revokedCertificates"] == []
 
 

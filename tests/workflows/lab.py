@@ -18,7 +18,6 @@ from engine.runner import EventView, RunView
 from simulator.runtime import SimulatedCluster
 from workflows.cli import start_campaign
 from workflows.config import Config, load_config
-from workflows.demo import TypeListeners, stop_simulator
 from workflows.initconfig import simulator_config
 from workflows.registry import DEFINITIONS_DIR, build_registry
 from workflows.wiring import Adapters
@@ -47,9 +46,8 @@ class Lab:
 
     def __enter__(self) -> Lab:
         self.sim.start()
-        self.listeners = TypeListeners(self.sim)
         self.config_path = self.folder / "cucm-renew.toml"
-        text = simulator_config(self.sim.json_path, self.config_path, ports=self.listeners.start())
+        text = simulator_config(self.sim.json_path, self.config_path)
         text = text.replace('ca = "lab"', f'ca = "{self.ca_choice}"')
         text = text.replace("[ca.lab]", self.extra_config + "\n[ca.lab]") if self.extra_config else text
         self.config_path.write_text(text)
@@ -81,8 +79,7 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.close_engine()
-        self.listeners.stop()
-        stop_simulator(self.sim)
+        self.sim.stop()
 
     # ------------------------------------------------------------------ runs
 
@@ -190,13 +187,13 @@ class Lab:
             cwd=str(REPO),
         )
 
-    def daemon(self) -> subprocess.Popen[str]:
+    def daemon(self, **env: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, "-m", "workflows.cli", "daemon"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=self.cli_env(),
+            env={**self.cli_env(), **env},
             cwd=str(REPO),
         )
 

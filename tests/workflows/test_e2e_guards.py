@@ -102,3 +102,30 @@ def test_verify_catches_a_node_still_presenting_its_old_certificate(tmp_path: Pa
         assert state["installed"][SUB]["tomcat"] == view.context["issued"][SUB]["sha256"]
         skipped = [r for r in view.context["restarts"] if r.get("skipped")]
         assert [(r["node"], r["service"]) for r in skipped] == [(SUB, "Cisco Tomcat")]
+
+
+def test_phones_that_never_return_end_in_a_gate_that_names_them(tmp_path: Path) -> None:
+    with Lab(tmp_path, nodes=2, phones=40) as lab:
+        cluster = lab.sim.cluster
+        unplugged = set(cluster.phones.names[5:8])
+        schedule = cluster._schedule_registration
+
+        def stays_down(i: int, now: float) -> None:
+            if cluster.phones.names[i] not in unplugged:  # switched off: reset, never back
+                schedule(i, now)
+
+        cluster._schedule_registration = stays_down
+        (run_id,) = lab.start(["CAPF"])
+        assert lab.engine is not None
+        halt = lab.serve()
+        try:
+            held = lab.until(run_id, lambda v: v.status == "paused", "the missing-phones gate")
+            assert held.held_from == "phones_missing"
+            assert "3 phone(s) did not register again" in held.waiting_reason
+            assert all(name in held.waiting_reason for name in unplugged)
+            assert held.context["phones"]["registered"] == 37
+            lab.engine.approve(run_id, reason="the three phones are in a storeroom")
+            done = lab.until(run_id, lambda v: v.state == "done", "the run to finish")
+            assert done.context["verified"]["cucm-pub.example.com"]["ok"]
+        finally:
+            halt()

@@ -45,6 +45,10 @@ def watch_phones(ctx: StepContext) -> Outcome:
         },
     )
     expected: list[str] = list(baseline["names"])
+    if not expected:
+        return Outcome.advance(
+            evidence={"phones_baseline": 0}, reason="no phone was registered: nothing to reset"
+        )
     # A second reset after a crash only reboots the phones again; CUCM offers nothing to read back.
     reset = ctx.effect(
         publisher,
