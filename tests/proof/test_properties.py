@@ -5,7 +5,7 @@
 * ``workflows.preflight.preflight`` on damaged real bundles: :class:`PreflightError`;
 * ``workflows.config`` on any TOML text or table: :class:`ConfigError`.
 
-CUCM_RENEW_FUZZ_EXAMPLES raises the number of examples (``make soak`` sets it through the soak run).
+CUCM_RENEW_FUZZ_EXAMPLES raises the number of examples for a longer hunt.
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ from workflows.config import ConfigError, load_config, parse_config
 from workflows.registry import DEFINITIONS_DIR, build_registry
 from workflows.steps.signature import signed_certificate
 
-SOAK = os.environ.get("CUCM_RENEW_SOAK") == "1"
-EXAMPLES = int(os.environ.get("CUCM_RENEW_FUZZ_EXAMPLES", "1500" if SOAK else "120"))
+EXAMPLES = int(os.environ.get("CUCM_RENEW_FUZZ_EXAMPLES", "120"))
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 REGISTRY = build_registry()
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "badcerts"
