@@ -180,14 +180,32 @@ _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 
 def _parse(path: Path) -> _LDict:
-    text = path.read_text(encoding="utf-8")
-    loader = _Loader(text)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DefinitionError(
+            str(path),
+            path.read_bytes()[: exc.start].count(b"\n") + 1,
+            f"not UTF-8 text (byte {exc.object[exc.start]:#04x}): save the file as UTF-8",
+        ) from None
+    except OSError as exc:
+        raise DefinitionError(str(path), None, f"cannot read the file: {exc.strerror}") from None
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:
+        raise DefinitionError(
+            str(path),
+            text[: exc.position].count("\n") + 1,
+            f"not valid YAML: character #x{exc.character:04x} is not allowed; remove it",
+        ) from None
     loader.file_name = str(path)
     try:
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise DefinitionError(str(path), line, f"not valid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise DefinitionError(str(path), None, f"not valid YAML: {exc}") from None
     finally:
         loader.dispose()
     if not isinstance(data, _LDict):
@@ -660,31 +678,107 @@ def load_definitions(folder: Path, registry: Registry) -> dict[str, Definition]:
     return out
 
 
+def human_duration(seconds: float) -> str:
+    """``2592000`` -> ``30d``, ``5400`` -> ``1h30m``, ``0.5`` -> ``500ms``, ``1.5`` -> ``1.5s``."""
+    millis = round(seconds * 1000)
+    if millis < 1000:
+        return f"{millis}ms"
+    whole, frac = divmod(millis, 1000)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        count, whole = divmod(whole, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    if whole or frac:
+        parts.append(f"{whole}.{frac:03d}".rstrip("0").rstrip(".") + "s")
+    return "".join(parts)
+
+
+# Words the Mermaid state-diagram lexer takes as keywords wherever an id could stand.
+_MERMAID_WORDS = frozenset(
+    {
+        "default",
+        "end",
+        "note",
+        "state",
+        "class",
+        "classdef",
+        "direction",
+        "scale",
+        "hide",
+        "style",
+        "click",
+        "acctitle",
+        "accdescr",
+        "statediagram",
+        "statediagram-v2",
+    }
+)
+_MERMAID_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _mermaid_text(text: str) -> str:
+    """Text for a label or a note: the lexer ends one at ``:``, ``;`` or a line break, and notes
+    are HTML, so those characters are replaced by look-alikes."""
+    for bad, good in (
+        (":", "\u2236"),
+        (";", ","),
+        ("\n", " "),
+        ("\r", " "),
+        ("<", "\u2039"),
+        (">", "\u203a"),
+        ("#", "\u266f"),
+        ("%%", "%"),
+    ):
+        text = text.replace(bad, good)
+    return text.strip() or "-"
+
+
 def to_mermaid(defn: Definition) -> str:
-    """The definition as a Mermaid state diagram."""
-    lines = ["stateDiagram-v2", f"    [*] --> {defn.initial}"]
+    """The definition as a Mermaid ``stateDiagram-v2``. States whose names the Mermaid lexer would
+    not take as ids (hyphens, spaces, keywords such as ``end``) are declared under a safe alias
+    with their name as the label."""
+    ids: dict[str, str] = {}
+    aliases: list[str] = []
+    for number, name in enumerate(defn.states):
+        if _MERMAID_ID.fullmatch(name) and name.lower() not in _MERMAID_WORDS:
+            ids[name] = name
+        else:
+            ids[name] = f"state_{number}"
+            label = name.replace('"', "'")
+            aliases.append(f'    state "{label}" as {ids[name]}')
+
+    def sid(name: str) -> str:
+        return ids.get(name) or name
+
+    lines = ["stateDiagram-v2", *aliases, f"    [*] --> {sid(defn.initial)}"]
     for t in defn.transitions:
         label = t.trigger + (f" [{', '.join(t.guards)}]" if t.guards else "")
-        lines.append(f"    {t.source} --> {t.dest} : {label}")
+        lines.append(f"    {sid(t.source)} --> {sid(t.dest)} : {_mermaid_text(label)}")
     for s in defn.states.values():
         if s.wait and s.wait.on_timeout not in HELD_STATES:
-            lines.append(f"    {s.name} --> {s.wait.on_timeout} : timeout")
+            lines.append(f"    {sid(s.name)} --> {sid(s.wait.on_timeout)} : timeout")
     for f in defn.final:
         if f in defn.states and (f != ABORTED or any(t.dest == ABORTED for t in defn.transitions)):
-            lines.append(f"    {f} --> [*]")
+            lines.append(f"    {sid(f)} --> [*]")
     for s in defn.states.values():
         notes = []
         if s.step:
-            notes.append(f"step: {s.step}")
+            notes.append(f"step {s.step}")
         if s.gate:
-            notes.append(f"gate: {s.gate}")
+            notes.append(f"gate {s.gate}")
         if s.wait:
-            timeout = f", timeout {s.wait.timeout:g}s -> {s.wait.on_timeout}" if s.wait.timeout else ""
-            notes.append(f"wait: poll {s.wait.poll:g}s{timeout}")
+            timeout = (
+                f", timeout {human_duration(s.wait.timeout)} then {s.wait.on_timeout}"
+                if s.wait.timeout
+                else ""
+            )
+            notes.append(f"wait poll {human_duration(s.wait.poll)}{timeout}")
         if s.submit_validator:
-            notes.append(f"submit: {s.submit_validator}")
+            notes.append(f"submit {s.submit_validator}")
         if notes:
-            lines.append(f"    note right of {s.name} : {'<br/>'.join(notes)}")
+            text = "<br/>".join(_mermaid_text(n) for n in notes)
+            lines.append(f"    note right of {sid(s.name)} : {text}")
     for e in defn.exclusion:
-        lines.append(f"    %% exclusion {e.group}: {e.from_state} .. {e.until}")
+        lines.append(f"    %% exclusion {_mermaid_text(e.group)}: {e.from_state} .. {e.until}")
     return "\n".join(lines) + "\n"

@@ -1,8 +1,10 @@
 """The state machine: one shared ``transitions`` machine per definition, runs attached only while
 they are being worked on.
 
-A run is a small model object added with ``add_model(model, initial=stored_state)`` for the length
-of one transition attempt and removed right after, so ten thousand idle runs cost nothing here.
+Each machine drives one stand-in model. A transition attempt sets the model's state to the run's
+stored state and fires the trigger, under the machine's lock; afterwards the model keeps nothing of
+the run, so ten thousand idle runs cost nothing here (and no model is bound and unbound per
+transition, which cost more than the transition itself).
 Named guards (pure functions from the registry) and exclusion leases are evaluated as the
 transition's condition, inside the store transaction that will record the result, so the lease is
 taken atomically with the transition that enters its section.
@@ -50,12 +52,15 @@ class _LeanMachine(Machine):
 
 
 class _Model:
-    """The stand-in a machine drives; ``transitions`` attaches trigger methods to it."""
+    """The stand-in a machine drives; ``transitions`` attaches trigger methods to it. One per
+    definition, added once: for each attempt (under the machine's lock) it takes the run's state
+    and the attempt's data, so no run stays attached to a machine and no model is bound per
+    transition."""
 
     trigger: Callable[[str], bool]
 
-    def __init__(self, attempt: _Attempt) -> None:
-        self.attempt = attempt
+    def __init__(self) -> None:
+        self.attempt: _Attempt | None = None
         self.state = ""
 
 
@@ -76,7 +81,7 @@ class Runtime:
         self.definitions = definitions
         self.registry = registry
         self._machines: dict[
-            str, tuple[Any, threading.Lock, dict[tuple[str, str, str], tuple[str, ...]]]
+            str, tuple[Any, threading.Lock, dict[tuple[str, str, str], tuple[str, ...]], _Model]
         ] = {}
         for name, defn in definitions.items():
             guards: dict[tuple[str, str, str], tuple[str, ...]] = {}
@@ -86,8 +91,9 @@ class Runtime:
                 specs.append(
                     {"trigger": t.trigger, "source": t.source, "dest": t.dest, "conditions": [self._check]}
                 )
+            model = _Model()
             machine = _LeanMachine(
-                model=None,
+                model=model,
                 states=list(defn.states),
                 transitions=specs,
                 initial=defn.initial,
@@ -97,7 +103,7 @@ class Runtime:
                 after_state_change=self._after,
                 ignore_invalid_triggers=True,
             )
-            self._machines[name] = (machine, threading.Lock(), guards)
+            self._machines[name] = (machine, threading.Lock(), guards, model)
 
     def fire(
         self, tx: Tx, run: RunRow, trigger: str, context: Mapping[str, JSON], now: float
@@ -106,15 +112,15 @@ class Runtime:
         defn = self.definitions[run.definition]
         if not defn.find(run.state, trigger):
             return NoTransition(trigger, run.state)
-        machine, lock, _ = self._machines[run.definition]
+        _, lock, _, model = self._machines[run.definition]
         attempt = _Attempt(tx, run, context, now, [])
-        model = _Model(attempt)
         with lock:
-            machine.add_model(model, initial=run.state)
+            model.attempt = attempt
+            model.state = run.state
             try:
                 model.trigger(trigger)
             finally:
-                machine.remove_model(model)
+                model.attempt = None
         if attempt.fired is not None:
             return Fired(attempt.fired)
         if attempt.refusals:
@@ -128,7 +134,7 @@ class Runtime:
         attempt: _Attempt = event.model.attempt
         run = attempt.run
         source, dest, trigger = event.transition.source, event.transition.dest, event.event.name
-        _, _, guard_table = self._machines[run.definition]
+        guard_table = self._machines[run.definition][2]
         blocked = (
             self.lease_block(attempt.tx, run, dest) if self.definitions[run.definition].exclusion else None
         )

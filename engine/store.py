@@ -214,6 +214,37 @@ def event_hash(fields: Mapping[str, JSON]) -> str:
     return hashlib.sha256(_dumps(body).encode("utf-8")).hexdigest()
 
 
+_str = json.encoder.encode_basestring
+
+
+def _opt(value: str | None) -> str:
+    return "null" if value is None else _str(value)
+
+
+def _event_digest(
+    seq: int,
+    ts: str,
+    run: RunRow,
+    node: str | None,
+    from_state: str | None,
+    to_state: str | None,
+    trigger: str,
+    actor: str,
+    reason: str,
+    evidence_text: str,
+    prev: str,
+) -> str:
+    """:func:`event_hash` of an event being appended, without building and sorting a dict: the
+    same canonical text (keys in sorted order, compact, UTF-8), spelled out."""
+    text = (
+        f'{{"actor":{_str(actor)},"definition":{_str(run.definition)},"evidence":{evidence_text},'
+        f'"from":{_opt(from_state)},"node":{_opt(node)},"prev_hash":{_str(prev)},'
+        f'"reason":{_str(reason)},"run":{_str(run.id)},"scope":{_str(run.scope)},"seq":{seq:d},'
+        f'"to":{_opt(to_state)},"trigger":{_str(trigger)},"ts":{_str(ts)}}}'
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _run_from(row: tuple[Any, ...]) -> RunRow:
     return RunRow(
         id=row[0],
@@ -311,12 +342,16 @@ class Tx:
                 raise Conflict(run.id)
         run.rev = self.next_rev()
         args = self._run_args(run)
+        # ``status`` is indexed and SQLite rewrites an index entry whenever its column is assigned,
+        # changed or not: set it in a statement of its own that matches only when it did change,
+        # which saves a page (a quarter of what a transition writes) on most commits.
         self.execute(
-            "UPDATE runs SET definition=?, scope=?, state=?, held_from=?, status=?, waiting_reason=?, "
+            "UPDATE runs SET definition=?, scope=?, state=?, held_from=?, waiting_reason=?, "
             "waiting_kind=?, next_wake_at=?, wait_started_at=?, attempt=?, last_error=?, on_approve=?, "
             "context=?, visits=?, submitted=?, created_at=?, updated_at=?, rev=? WHERE id=?",
-            (*args[1:], args[0]),
+            (*args[1:5], *args[6:], args[0]),
         )
+        self.execute("UPDATE runs SET status=? WHERE id=? AND status!=?", (run.status, run.id, run.status))
 
     @staticmethod
     def _run_args(r: RunRow) -> tuple[Any, ...]:
@@ -361,22 +396,9 @@ class Tx:
         if head:
             last, _, prev = head.partition(":")
             seq = int(last) + 1
-        fields: dict[str, JSON] = {
-            "seq": seq,
-            "ts": ts,
-            "run": run.id,
-            "scope": run.scope,
-            "definition": run.definition,
-            "node": node,
-            "from": from_state,
-            "to": to_state,
-            "trigger": trigger,
-            "actor": actor,
-            "reason": reason,
-            "evidence": json.loads(evidence_text) if evidence else {},
-            "prev_hash": prev,
-        }
-        digest = event_hash(fields)
+        digest = _event_digest(
+            seq, ts, run, node, from_state, to_state, trigger, actor, reason, evidence_text, prev
+        )
         self.execute(
             f"INSERT INTO events ({_EVENT_COLS}) VALUES ({', '.join('?' * 14)})",  # noqa: S608
             (
@@ -409,7 +431,7 @@ class Tx:
             trigger,
             actor,
             reason,
-            fields["evidence"],
+            json.loads(evidence_text) if evidence else {},
             prev,
             digest,
         )
@@ -549,9 +571,18 @@ class Store:
             for r in self._query(f"SELECT {_RUN_COLS} FROM runs {where} ORDER BY created_at, id")  # noqa: S608
         ]
 
-    def wake_list(self) -> list[tuple[float, str]]:
-        """``(next_wake_at, run_id)`` of every active run (a run due now has its creation time)."""
-        rows = self._query("SELECT COALESCE(next_wake_at, 0), id FROM runs WHERE status = 'active'")
+    def wake_list(self, written_before: float | None = None) -> list[tuple[float, str]]:
+        """``(next_wake_at, run_id)`` of every active run (a run due now has its creation time).
+        A run last written after ``written_before`` is due at once (``0``): the clock has gone
+        back since its wake time was set, so that time is no longer to be trusted."""
+        if written_before is None:
+            rows = self._query("SELECT COALESCE(next_wake_at, 0), id FROM runs WHERE status = 'active'")
+        else:
+            rows = self._query(
+                "SELECT CASE WHEN updated_at > ? THEN 0 ELSE COALESCE(next_wake_at, 0) END, id "
+                "FROM runs WHERE status = 'active'",
+                (written_before,),
+            )
         return [(float(r[0]), str(r[1])) for r in rows]
 
     def active_summary(self) -> list[tuple[str, str, str, str]]:

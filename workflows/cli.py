@@ -294,14 +294,15 @@ def _cmd_plan(args: argparse.Namespace, env: CliEnv) -> int:
                 cl = config.cluster(cname)
                 if t in cl.types:
                     nodes[cname] = [n.name for n in cl.nodes if n.role in roles]
-        entry = {
+        exclusion = [{"group": e.group, "from": e.from_state, "until": e.until} for e in d.exclusion]
+        entry: dict[str, Any] = {
             "type": t,
             "steps": steps,
             "skipped": list(d.skip),
             "services": d.params.get("services"),
             "tls_port": d.params.get("tls_port"),
             "roles": d.params.get("roles"),
-            "exclusion": [{"group": e.group, "from": e.start, "until": e.until} for e in d.exclusion],
+            "exclusion": exclusion,
             "nodes": nodes,
         }
         plan.append(entry)
@@ -312,9 +313,9 @@ def _cmd_plan(args: argparse.Namespace, env: CliEnv) -> int:
         for cname, ns in nodes.items():
             lines.append(f"  cluster {cname}: {', '.join(ns)}")
         for s in steps:
-            guards = f"   guards: {', '.join(s['guards'])}" if s["guards"] else ""
+            guards = f"   then, if {' and '.join(s['guards'])} allow" if s["guards"] else ""
             lines.append(f"  {s['state']:<20} {s['step'] or '(gate)':<22}{guards}")
-        for e in entry["exclusion"]:
+        for e in exclusion:
             lines.append(f"  exclusion {e['group']}: from {e['from']} until {e['until']}")
     env.out(plan, "\n".join(lines))
     return 0
@@ -364,7 +365,9 @@ def _cmd_run(args: argparse.Namespace, env: CliEnv) -> int:
     engine = env.engine
     started = start_campaign(engine, config, selection, force=args.force, definitions=env.definitions)
     if args.detach:
-        env.out(started, "\n".join(f"started {r}" for r in started) or "nothing to start: runs are in progress")
+        env.out(
+            started, "\n".join(f"started {r}" for r in started) or "nothing to start: runs are in progress"
+        )
         return 0
     wanted = {(c, t) for c, ts in selection for t in ts}
     if not env.json:
@@ -482,7 +485,9 @@ def build_app() -> App:
     def configure_run(p: argparse.ArgumentParser) -> None:
         _configure_filters(p, force=True)
         p.add_argument(
-            "--detach", action="store_true", help="only start the runs; a running `cucm-renew daemon` drives them"
+            "--detach",
+            action="store_true",
+            help="only start the runs; `cucm-renew daemon` drives them",
         )
 
     return App(

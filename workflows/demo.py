@@ -8,18 +8,13 @@ adapters (HTTPS, SSH, SOAP), in campaign order, with every guard in force.
 
 from __future__ import annotations
 
-import os
-import socket
-import ssl
+import logging
 import sys
 import tempfile
-import threading
 import time
+from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, TextIO
-
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from typing import Any, TextIO
 
 from adapters.ca.local import LocalCA
 from engine.daemon import Engine
@@ -37,6 +32,8 @@ from workflows.wiring import Adapters
 def run_demo(*, phones: int = 2000, time_scale: float = 600.0, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     configure_logging("error")
+    # The simulated nodes' SSH servers log every client hang-up; they are not the demo's news.
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     folder = Path(tempfile.mkdtemp(prefix="cucm-renew-demo-"))
     started = time.monotonic()
     # The folder stays: it holds the audit export the summary points to (it is under /tmp).
@@ -50,14 +47,12 @@ def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started:
         f"mixed mode, time x{time_scale:g}\n"
     )
     out.flush()
-    with SimulatedCluster(
+    sim = SimulatedCluster(
         folder / "simulator", nodes=3, imp=1, phones=phones, mixed_mode=True, time_scale=time_scale
-    ) as sim:
-        listeners = TypeListeners(sim)
+    ).start()
+    try:
         config_path = folder / "cucm-renew.toml"
-        config_path.write_text(
-            simulator_config(sim.json_path, config_path, ports=listeners.start()), encoding="utf-8"
-        )
+        config_path.write_text(simulator_config(sim.json_path, config_path), encoding="utf-8")
         config = load_config(config_path)
         lab = config.cas["lab"]
         assert lab.folder is not None
@@ -75,22 +70,37 @@ def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started:
             start_campaign(
                 engine, config, [(cluster, list(CERT_TYPES))], force=False, definitions=definitions
             )
-            engine.run_until_quiet(on_event=printer(out))
+            show = printer(out)
+            events: list[Any] = []
+
+            def record(event: Any) -> None:
+                events.append(event)
+                show(event)
+
+            engine.run_until_quiet(on_event=record)
             views = [engine.status(r.id)[0] for r in engine.find_runs(include_final=True)]
             views.sort(key=lambda v: CERT_TYPES.index(v.definition))
             audit = folder / "audit.jsonl"
             with audit.open("w", encoding="utf-8") as fh:
-                events = engine.export_audit(fh, "jsonl")
+                exported = engine.export_audit(fh, "jsonl")
             counters: dict[str, Any] = sim.state()
         finally:
             engine.close()
             adapters.close()
-            listeners.stop()
+    finally:
+        sim.stop()
     elapsed = time.monotonic() - started
     out.write("\n" + format_table(summary_rows(views)) + "\n\n")
+    waits = {v.definition: wait_figures(v, events) for v in views}
+    restarts = sum(w["restarts"] for w in waits.values())
+    phone_wait = sum(w["reset"] + w["reregistration"] for w in waits.values())
+    out.write(
+        f"waiting: {restarts:.1f} s on service restarts (all types), {phone_wait:.1f} s on phone resets "
+        f"and re-registration (CAPF, CallManager, TVS, one after the other)\n"
+    )
     phones_state = counters.get("phones") or {}
     out.write(f"phones: {phones_state}\n")
-    out.write(f"audit: {events} events in {audit}\n")
+    out.write(f"audit: {exported} events in {audit}\n")
     out.write(f"done in {elapsed:.1f} s\n")
     out.flush()
     ok = all(v.state == "done" for v in views) and all(r["verified"] for r in summary_rows(views))
@@ -101,87 +111,32 @@ def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started:
     return ok
 
 
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
+
+
+def wait_figures(view: Any, events: list[Any]) -> dict[str, float]:
+    """Seconds a run spent waiting on CUCM: service restarts (request to running again), the
+    phone reset, and the phones' re-registration, from its context and its audited transitions."""
+    ctx = view.context
+    restarts = [r for r in ctx.get("restarts") or [] if not r.get("skipped") and r.get("running_at")]
+    out = {
+        "restarts": sum(_ts(r["running_at"]) - _ts(r["requested_at"]) for r in restarts),
+        "reset": 0.0,
+        "reregistration": 0.0,
+    }
+    phones = ctx.get("phones") or {}
+    mine = [e for e in events if e.run == view.id]
+    entered = next((_ts(e.ts) for e in mine if e.to_state == "phones_reregistered"), None)
+    left = next(
+        (_ts(e.ts) for e in mine if e.from_state == "phones_reregistered" and e.to_state != e.from_state),
+        None,
+    )
+    if phones.get("reset_at") and entered is not None and left is not None:
+        out["reset"] = _ts(phones["reset_at"]) - entered
+        out["reregistration"] = left - _ts(phones["reset_at"])
+    return out
+
+
 def main() -> int:
     return run_demo()
-
-
-class TypeListeners:
-    """TLS on the CUCM ports of the types other than tomcat, for a simulated cluster.
-
-    The simulator serves HTTPS (tomcat) only; CUCM also presents CallManager on 5061, TVS on 2445,
-    CAPF on 3804 and ipsec on 4040. Each listener presents, at every handshake, the certificate the
-    simulated node currently presents for that type (it changes only when the type's services
-    restart), so the workflows' final check works on the simulator exactly as on CUCM.
-    """
-
-    PORTS: ClassVar[dict[str, int]] = {"CallManager": 5061, "TVS": 2445, "CAPF": 3804, "ipsec": 4040}
-
-    def __init__(self, sim: SimulatedCluster) -> None:
-        self.sim = sim
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._sockets: list[socket.socket] = []
-        self._cache: dict[tuple[str, str], tuple[str, ssl.SSLContext]] = {}
-
-    def start(self) -> dict[str, dict[int, int]]:
-        """Listen on 127.0.0.1; returns, per node name, CUCM port -> the port reached."""
-        ports: dict[str, dict[int, int]] = {}
-        for node in self.sim.cluster.nodes:
-            for cert_type, cucm_port in self.PORTS.items():
-                if cert_type not in node.identities:
-                    continue
-                sock = socket.create_server(("127.0.0.1", 0))
-                sock.settimeout(0.2)
-                self._sockets.append(sock)
-                ports.setdefault(node.name, {})[cucm_port] = sock.getsockname()[1]
-                thread = threading.Thread(
-                    target=self._serve, args=(sock, node, cert_type), daemon=True, name=f"tls-{cert_type}"
-                )
-                thread.start()
-                self._threads.append(thread)
-        return ports
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        for sock in self._sockets:
-            sock.close()
-
-    def _serve(self, sock: socket.socket, node: Any, cert_type: str) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            conn.settimeout(5)
-            try:
-                with self._context(node, cert_type).wrap_socket(conn, server_side=True):
-                    pass
-            except (OSError, ssl.SSLError):
-                conn.close()
-
-    def _context(self, node: Any, cert_type: str) -> ssl.SSLContext:
-        cluster = self.sim.cluster
-        with cluster.lock:
-            cluster.advance()
-            ident = node.identities[cert_type]
-            fp = ident.presented.fingerprint(hashes.SHA256()).hex()
-            cached = self._cache.get((node.name, cert_type))
-            if cached and cached[0] == fp:
-                return cached[1]
-            chain = [ident.presented, *cluster.chain_for(node, cert_type, ident.presented)]
-            key = ident.presented_key
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        with tempfile.TemporaryDirectory(prefix="tls-") as tmp:
-            path = Path(tmp) / "chain.pem"
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
-                for cert in chain:
-                    fh.write(cert.public_bytes(Encoding.PEM))
-            ctx.load_cert_chain(path)
-        self._cache[(node.name, cert_type)] = (fp, ctx)
-        return ctx

@@ -150,7 +150,11 @@ def simulator_config(
             f"ssh_port = {int(node['ssh_port'])}",
         ]
         extra = (ports or {}).get(node["name"], {})
-        node_ports = {**(node.get("port_map") or {}), **{str(k): v for k, v in extra.items()}}
+        # The simulator lists where each CUCM TLS port (5061, 2445, 3804, 4040) really listens.
+        node_ports = {
+            **(node.get("tls_ports") or node.get("port_map") or {}),
+            **{str(k): v for k, v in extra.items()},
+        }
         if node_ports:
             inner = ", ".join(f'"{k}" = {int(v)}' for k, v in sorted(node_ports.items()))
             lines.append(f"ports = {{ {inner} }}")

@@ -6,9 +6,14 @@ adapter implementations; the steps see ports only, through :class:`workflows.dep
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from adapters.ca.command import CommandCA
 from adapters.ca.local import LocalCA
@@ -24,7 +29,52 @@ PHONE_RESETS_PER_SECOND = 10
 """AXL doDeviceReset pace: the TFTP servers must serve every reset phone its configuration."""
 
 
-def cucm_config(config: Config, cluster: ClusterConfig) -> CucmClusterConfig:
+def tls_bundle(config: Config, cluster: ClusterConfig, roots: dict[str, str] | None = None) -> Path:
+    """The CA bundle that verifies the cluster's nodes, now and after renewal.
+
+    After renewal the nodes present certificates from the cluster's CAs. A ``local`` CA is run by
+    this tool, so its root is known: it is added to the configured bundle (in a copy kept in the
+    CA's folder, refreshed from ``ca_bundle`` on every call, so an edited bundle takes effect
+    without a restart). Other CAs' roots must already be in ``ca_bundle``. ``roots`` caches the
+    local CAs' roots by name. Not thread-safe: callers serialise.
+    """
+    names = {cluster.ca, *(cluster.ca_for(t) for t in cluster.types)}
+    local = [config.cas[n] for n in sorted(names) if config.cas[n].kind == "local"]
+    if not local:
+        return cluster.ca_bundle
+    cache = roots if roots is not None else {}
+    for ca in local:
+        if ca.name not in cache and ca.folder is not None:
+            cache[ca.name] = LocalCA(ca.folder, name=ca.name).root_pem
+    base = cluster.ca_bundle.read_text(encoding="utf-8")
+    text = base.rstrip("\n") + "\n" + "".join(cache[ca.name] for ca in local if ca.name in cache)
+    folder = local[0].folder
+    assert folder is not None
+    combined = folder / f"tls-bundle-{cluster.name}.pem"
+    if not combined.exists() or combined.read_text(encoding="utf-8") != text:
+        tmp = combined.with_name(f".{combined.name}.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, combined)
+    return combined
+
+
+def bundle_fingerprints(path: Path) -> frozenset[str]:
+    """SHA-256 of each certificate in a PEM bundle (unreadable blocks are skipped)."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    out = set()
+    for block in text.split("-----END CERTIFICATE-----"):
+        start = block.find("-----BEGIN CERTIFICATE-----")
+        if start < 0:
+            continue
+        try:
+            cert = x509.load_pem_x509_certificate((block[start:] + "-----END CERTIFICATE-----\n").encode())
+        except ValueError:
+            continue
+        out.add(cert.fingerprint(hashes.SHA256()).hex())
+    return frozenset(out)
+
+
+def cucm_config(config: Config, cluster: ClusterConfig, bundle: Path | None = None) -> CucmClusterConfig:
     nodes = tuple(
         NodeRef(name=n.name, address=n.address, https_port=n.https_port, ssh_port=n.ssh_port, role=n.role)  # type: ignore[arg-type]
         for n in cluster.nodes
@@ -34,19 +84,20 @@ def cucm_config(config: Config, cluster: ClusterConfig) -> CucmClusterConfig:
         nodes=nodes,
         platform=Credentials(cluster.platform.username, cluster.platform.password.value),
         axl=Credentials(cluster.axl.username, cluster.axl.password.value),
-        ca_bundle=str(cluster.ca_bundle),
+        ca_bundle=str(bundle or tls_bundle(config, cluster)),
         known_hosts=str(cluster.known_hosts),
         use_rest=cluster.rest,
         # The limits are CUCM's, in CUCM's time; a time-scaled lab runs that much faster.
         ris_requests_per_minute=max(1, int(config.risport_per_minute * config.time_scale)),
         resets_per_second=max(1, int(PHONE_RESETS_PER_SECOND * config.time_scale)),
+        reset_concurrency=min(24, max(4, int(4 * config.time_scale))),
         port_map={n.name: dict(n.ports) for n in cluster.nodes if n.ports},
     )
 
 
-def build_cucm(config: Config, cluster: ClusterConfig) -> CucmPort:
+def build_cucm(config: Config, cluster: ClusterConfig, bundle: Path | None = None) -> CucmPort:
     try:
-        return build_cluster(cucm_config(config, cluster))
+        return build_cluster(cucm_config(config, cluster, bundle))
     except ValueError as exc:  # the adapter's own ConfigError
         raise ConfigError(config.path, f"clusters.{cluster.name}", str(exc), "correct that setting") from exc
 
@@ -71,12 +122,15 @@ class Adapters:
         self._lock = threading.Lock()
         self._cucm: dict[str, CucmPort] = {}
         self._ca: dict[str, CaPort] = {}
+        self._roots: dict[str, str] = {}
         self._ca_override = ca_override
 
     def cucm(self, cluster: str) -> CucmPort:
         with self._lock:
             if cluster not in self._cucm:
-                self._cucm[cluster] = build_cucm(self.config, self.config.cluster(cluster))
+                cc = self.config.cluster(cluster)
+                bundle = tls_bundle(self.config, cc, self._roots)
+                self._cucm[cluster] = build_cucm(self.config, cc, bundle)
             return self._cucm[cluster]
 
     def ca(self, cluster: str, cert_type: str) -> CaPort:
@@ -92,10 +146,16 @@ class Adapters:
 
     def deps(self, run: Any) -> RunDeps:
         """The engine's ``deps_factory``: ``run`` is its RunView (definition = type, scope = cluster)."""
+        cucm = self.cucm(run.scope)
+        with self._lock:
+            # Re-read at every step: an operator may add a CA to the bundle while a run waits.
+            bundle = tls_bundle(self.config, self.config.cluster(run.scope), self._roots)
         return RunDeps(
-            cucm=self.cucm(run.scope),
+            cucm=cucm,
             ca=self.ca(run.scope, run.definition),
             risport_per_minute=self.config.risport_per_minute,
+            tls_anchors=bundle_fingerprints(bundle),
+            tls_bundle=str(bundle),
         )
 
     def close(self) -> None:

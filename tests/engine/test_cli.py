@@ -77,7 +77,7 @@ def test_run_gate_submit_approve_and_audit(state: Path, journal: Path, tmp_path:
     code, _, err = cli(state, "submit", run, "--key", "ticket", "--file", str(good))
     assert code == 0, err
     code, out, _ = cli(state, "status", run)
-    assert code == 0 and f"{run}  toy/c1  paused (from waiting) - timed out after 3600s" in out
+    assert code == 0 and f"{run}  toy/c1  paused (from waiting) - timed out after 1h" in out
     assert cli(state, "approve", run)[0] == 0
     assert cli(state, "run")[0] == 0
     code, out, _ = cli(state, "status", run, "--json")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from engine.definition import DefinitionError, load_definitions, to_mermaid
+from engine.definition import DefinitionError, human_duration, load_definitions, to_mermaid
 from tests.engine.toy import registry
 
 GOOD = """\
@@ -204,4 +205,82 @@ def test_mermaid_lists_every_transition(toy_defs) -> None:  # type: ignore[no-un
     for t in toy_defs["toy"].transitions:
         assert f"{t.source} --> {t.dest} : {t.trigger}" in text
     assert "act --> waiting : next [allowed]" in text
-    assert "note right of approval : gate: Confirm the toy by hand, then approve." in text
+    assert "note right of approval : gate Confirm the toy by hand, then approve." in text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (2_592_000, "30d"),
+        (3600, "1h"),
+        (5400, "1h30m"),
+        (10, "10s"),
+        (0.5, "500ms"),
+        (1.5, "1.5s"),
+        (90061, "1d1h1m1s"),
+        (0, "0ms"),
+    ],
+)
+def test_human_duration(seconds: float, text: str) -> None:
+    assert human_duration(seconds) == text
+
+
+# The Mermaid state-diagram lexer's rules for what this generator emits: an id is
+# ``[^:\n\s\-\{]+`` and not a keyword, and a label or a note's text runs from ``:`` up to the next
+# ``:``, ``;`` or line break, so neither may contain those.
+_ID = r"(?:\[\*\]|[^:\s\-\{]+)"
+_LINE = re.compile(
+    rf"^    (?:{_ID} --> {_ID}(?: : [^:;]+)?"
+    rf"|note right of [^:\s\-]+ : [^:;]+"
+    r'|state "[^"\n]*" as [A-Za-z_][A-Za-z0-9_]*'
+    r"|%%.*)$"
+)
+_WORDS = {"default", "end", "note", "state", "class", "classdef", "direction", "scale", "hide", "style"}
+
+
+def test_mermaid_is_valid_state_diagram_syntax(tmp_path: Path) -> None:
+    text = """\
+        name: t
+        initial: pre-check
+        final: [end]
+        states:
+          pre-check:
+            step: check
+            gate: "Check: the CA; then <approve> #1"
+          "wait here":
+            step: poll
+            wait: {poll: 30s, timeout: 30d, on_timeout: end}
+          end: {}
+        transitions:
+          - {trigger: next, source: pre-check, dest: "wait here", guards: [allowed]}
+          - {trigger: next, source: "wait here", dest: end}
+        """
+    defn = _load(tmp_path, text)["t"]
+    out = to_mermaid(defn)
+    lines = out.splitlines()
+    assert lines[0] == "stateDiagram-v2"
+    for line in lines[1:]:
+        assert _LINE.match(line), line
+        if " --> " in line:
+            for side in line.split(" : ")[0].strip().split(" --> "):
+                assert side.lower() not in _WORDS, line
+    assert "e+" not in out and "2592000" not in out
+    assert "timeout 30d then" in out and "poll 30s" in out
+    assert 'state "pre-check" as ' in out and 'state "wait here" as ' in out and 'state "end" as ' in out
+    assert "Check\u2236 the CA, then \u2039approve\u203a \u266f1" in out
+
+
+@pytest.mark.parametrize(
+    ("data", "line", "problem"),
+    [
+        (b"name: t\n\x80\n", 2, "not UTF-8 text (byte 0x80): save the file as UTF-8"),
+        (b"name: t\ninitial: \x00\n", 2, "character #x0000 is not allowed"),
+    ],
+)
+def test_unreadable_bytes_are_a_definition_error(
+    tmp_path: Path, data: bytes, line: int, problem: str
+) -> None:
+    (tmp_path / "t.yaml").write_bytes(data)
+    with pytest.raises(DefinitionError) as info:
+        load_definitions(tmp_path, registry)
+    assert info.value.line == line and problem in info.value.problem

@@ -263,7 +263,7 @@ def test_wait_timeout_pauses_and_approve_resumes(make_engine: Callable[..., Engi
     engine.run_until_quiet()
     view = engine.status(run)[0]
     assert (view.state, view.held_from) == ("paused", "waiting")
-    assert view.waiting_reason.startswith("timed out after 3600s in waiting (waiting for a ticket")
+    assert view.waiting_reason.startswith("timed out after 1h in waiting (waiting for a ticket")
     engine.submit(run, "ticket", {"id": "T1"})
     engine.approve(run)
     engine.run_until_quiet()

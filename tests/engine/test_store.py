@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.daemon import Engine
-from engine.store import Store, StoreFatal
+from engine.store import RunRow, Store, StoreFatal, event_hash
 
 
 def test_schema_version_and_pragmas(tmp_path: Path) -> None:
@@ -59,3 +59,52 @@ def test_start_unless_running(make_engine: Callable[..., Engine], journal: Path)
     engine.run_until_quiet()
     third, started_third = engine.start_unless_running("flow", "c1", {"journal": str(journal)})
     assert started_third and third != first
+
+
+@pytest.mark.parametrize(
+    ("reason", "evidence", "node", "source"),
+    [
+        ("", None, None, None),
+        (
+            'quote " back\\slash \u00e9\u4e2d \U0001f512 tab\t nl\n ctl\x01',
+            {"z": [1, "\u00e9"], "a": None},
+            "n1",
+            "s0",
+        ),
+        ("plain", {"nested": {"b": 2, "a": 1.5}}, None, "s0"),
+    ],
+)
+def test_appended_event_hash_is_the_canonical_hash(
+    tmp_path: Path, reason: str, evidence: dict[str, object] | None, node: str | None, source: str | None
+) -> None:
+    """The append path spells the canonical JSON out by hand: it must hash exactly what the audit
+    verifier recomputes from the stored fields."""
+    store = Store(tmp_path / "s")
+    run = RunRow("r\u00e9-1", 'd"ef', "sc:ope", "s0", "active", {}, {}, 0.0, 0.0)
+    with store.tx() as tx:
+        tx.append_event(
+            ts="2026-01-01T00:00:00.000000Z",
+            run=run,
+            from_state=source,
+            to_state="s1",
+            trigger="next",
+            actor="op@h",
+            reason=reason,
+            evidence=evidence,
+            node=node,
+        )
+        tx.append_event(
+            ts="2026-01-01T00:00:01.000000Z",
+            run=run,
+            from_state="s1",
+            to_state=None,
+            trigger="t",
+            actor="op@h",
+        )
+    rows = store.events()
+    assert len(rows) == 2
+    for row in rows:
+        fields = row.as_dict()
+        assert event_hash(fields) == row.hash
+    assert rows[1].prev_hash == rows[0].hash
+    store.close()

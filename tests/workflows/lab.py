@@ -30,12 +30,15 @@ class Lab:
     """``with Lab(tmp_path, nodes=3, imp=1, phones=100) as lab:`` then ``lab.start(...)``,
     ``lab.drive()``; ``lab.sim`` is the simulator, ``lab.events`` every audited transition."""
 
-    def __init__(self, folder: Path, *, ca: str = "lab", time_scale: float = 2000.0, **sim: Any) -> None:
+    def __init__(
+        self, folder: Path, *, ca: str = "lab", time_scale: float = 2000.0, extra_config: str = "", **sim: Any
+    ) -> None:
         self.folder = folder
         self.time_scale = time_scale
         sim.setdefault("nodes", 2)
         self.sim = SimulatedCluster(folder / "sim", time_scale=time_scale, **sim)
         self.ca_choice = ca
+        self.extra_config = extra_config
         self.events: list[EventView] = []
         self._events_lock = threading.Lock()
         self.engine: Engine | None = None
@@ -46,6 +49,7 @@ class Lab:
         self.config_path = self.folder / "cucm-renew.toml"
         text = simulator_config(self.sim.json_path, self.config_path)
         text = text.replace('ca = "lab"', f'ca = "{self.ca_choice}"')
+        text = text.replace("[ca.lab]", self.extra_config + "\n[ca.lab]") if self.extra_config else text
         self.config_path.write_text(text)
         self.config: Config = load_config(self.config_path)
         lab_ca = self.config.cas["lab"]
@@ -130,7 +134,36 @@ class Lab:
             if value:
                 return value
             time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}; runs: {[(v.id, v.state, v.waiting_reason) for v in self.views()]}")
+        runs = [(v.id, v.state, v.waiting_reason) for v in self.views()]
+        raise AssertionError(f"timed out waiting for {what}; runs: {runs}")
+
+    def watch_status(self) -> tuple[list[RunView], Callable[[], None]]:
+        """Poll ``status`` from a second engine on the same state folder, as an operator's
+        `cucm-renew status` would, while the runs are driven; returns (seen, stop)."""
+        seen: list[RunView] = []
+        stop = threading.Event()
+        reader = Engine(self.state_dir, self.definitions, build_registry())
+
+        def poll() -> None:
+            while not stop.is_set():
+                seen.extend(reader.status())
+                stop.wait(0.02)
+
+        thread = threading.Thread(target=poll, daemon=True)
+        thread.start()
+
+        def halt() -> None:
+            stop.set()
+            thread.join(timeout=10)
+            reader.close()
+
+        return seen, halt
+
+    def until(self, run_id: str, check: Callable[[RunView], bool], what: str) -> RunView:
+        """Poll the run's status until ``check`` holds."""
+        assert self.engine is not None
+        engine = self.engine
+        return self.wait_for(what, lambda: next((v for v in engine.status(run_id) if check(v)), None))
 
     def events_of(self, definition: str) -> list[EventView]:
         with self._events_lock:
@@ -147,13 +180,21 @@ class Lab:
     def cli(self, *args: str, timeout: float = DEADLINE) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "workflows.cli", *args],
-            capture_output=True, text=True, timeout=timeout, env=self.cli_env(), cwd=str(REPO),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.cli_env(),
+            cwd=str(REPO),
         )
 
-    def daemon(self) -> subprocess.Popen[str]:
+    def daemon(self, **env: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, "-m", "workflows.cli", "daemon"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.cli_env(), cwd=str(REPO),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**self.cli_env(), **env},
+            cwd=str(REPO),
         )
 
 

@@ -30,10 +30,13 @@ def generate_csrs(ctx: StepContext) -> Outcome:
             pem = cucm.current_csr(node, kind)
             return {"pem": pem, "adopted": True} if pem else None
 
+        def generate(node: str = node) -> Any:
+            return {"pem": cucm.generate_csr(node, kind)}
+
         result = ctx.effect(
             node,
             "generate_csr",
-            lambda node=node: {"pem": cucm.generate_csr(node, kind)},
+            generate,
             intent={"unit": kind},
             reconcile=reconcile,
         )

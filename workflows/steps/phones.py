@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from engine.api import Outcome, Registry, StepContext
+from engine.api import Effect, Outcome, Registry, StepContext
 
 from .common import deps, iso, names
 from .errors import classified
@@ -45,12 +45,26 @@ def watch_phones(ctx: StepContext) -> Outcome:
         },
     )
     expected: list[str] = list(baseline["names"])
-    # A second reset after a crash only reboots the phones again; CUCM offers nothing to read back.
+    if not expected:
+        return Outcome.advance(
+            evidence={"phones_baseline": 0}, reason="no phone was registered: nothing to reset"
+        )
+
+    def reconcile(effect: Effect) -> Any:
+        # CUCM keeps no record of a reset; phones of the baseline that are down now show it
+        # happened. If all are up again, resetting once more only reboots them a second time.
+        seen = cucm.registered_phones()
+        down = sum(1 for n in expected if (s := seen.get(n)) is None or s.status != REGISTERED)
+        if down:
+            return {"accepted": len(expected), "at": iso(ctx.now()), "reconciled": True}
+        return None
+
     reset = ctx.effect(
         publisher,
         "phone_reset",
         lambda: {"accepted": cucm.reset_phones(expected), "at": iso(ctx.now())},
         intent={"count": len(expected)},
+        reconcile=reconcile,
     )
     if not state.get("reset_at"):
         state.update(baseline=len(expected), reset=reset["accepted"], reset_at=reset["at"], sweeps=0)

@@ -49,18 +49,22 @@ def restart_services(ctx: StepContext) -> Outcome:
             now = cucm.service_status(node, service)
             started = _ts(now.start_time)
             prior = effect.intent.get("previous_start")
-            if started is not None and (prior is None or started > prior):
+            # The plan only restarts services that were Started: one stopping or starting now, or
+            # started since the intent, is our restart under way or done.
+            if now.status != RUNNING or (started is not None and (prior is None or started > prior)):
                 return {"requested_at": effect.intent.get("requested_at"), "reconciled": True}
             return None
 
         requested_at = iso(ctx.now())
+
+        def restart(node: str = node, service: str = service, requested_at: str = requested_at) -> Any:
+            cucm.restart_service(node, service)
+            return {"requested_at": requested_at}
+
         result = ctx.effect(
             node,
             f"restart:{service}",
-            lambda node=node, service=service, requested_at=requested_at: (
-                cucm.restart_service(node, service),
-                {"requested_at": requested_at},
-            )[1],
+            restart,
             intent={"service": service, "previous_start": previous, "requested_at": requested_at},
             reconcile=reconcile,
         )
@@ -77,6 +81,10 @@ def restart_services(ctx: StepContext) -> Outcome:
         record["running_at"] = iso(ctx.now())
         record["start_time"] = started
         ctx.progress(node, f"{service} running again")
+        if any(not (r.get("running_at") or r.get("skipped")) for r in done):
+            # Checkpoint before the next restart: were the process to die after that restart, the
+            # resumed step must not record this service as running only once the next one began.
+            return Outcome.wait(0, f"{service} on {node} is running again", output={"restarts": done})
     restarted = [r for r in done if not r.get("skipped")]
     return Outcome.advance(
         output={"restarts": done},

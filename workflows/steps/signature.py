@@ -54,12 +54,14 @@ def request_signature(ctx: StepContext) -> Outcome:
             elif sent.get(node, {}).get("token"):
                 answer = _answer(d.ca.poll(str(sent[node]["token"])))
             else:
+
+                def submit(node: str = node, csr_pem: str = csr_pem) -> Any:
+                    return _answer(d.ca.submit(csr_pem, cert_type=kind, node=node))
+
                 answer = ctx.effect(
                     node,
                     "ca_submit",
-                    lambda node=node, csr_pem=csr_pem: _answer(
-                        d.ca.submit(csr_pem, cert_type=kind, node=node)
-                    ),
+                    submit,
                     intent={"ca": d.ca.name, "csr_sha256": csrs[node]["sha256"]},
                 )
         except (CaRejected, CaMisconfigured) as exc:
@@ -80,6 +82,14 @@ def request_signature(ctx: StepContext) -> Outcome:
                 return Outcome.fail(
                     f"the certificate the CA returned for {node} fails pre-flight, "
                     f"nothing was uploaded: {exc}",
+                    retryable=False,
+                )
+            if d.tls_anchors and not set(issued[node]["chain_sha256"]) & d.tls_anchors:
+                return Outcome.fail(
+                    f"the CA that signed {node}'s {kind} certificate is not in the TLS bundle "
+                    f"{d.tls_bundle}: once {node} presents the new certificate it could no longer be "
+                    f"verified. Add the CA's root to clusters.{ctx.scope}.ca_bundle, then "
+                    f"`cucm-renew retry {ctx.run_id}`; nothing was uploaded",
                     retryable=False,
                 )
             sent[node] = {"ca": d.ca.name, "issued": True}

@@ -10,8 +10,10 @@ from .errors import classified
 
 def check_sso(ctx: StepContext) -> Outcome:
     cucm = deps(ctx).cucm
-    publisher = targets(ctx)[0]
-    enabled = cucm.sso_enabled(publisher)
+    roles = ctx.context.get("node_roles") or {}
+    # SSO is cluster-wide; the publisher answers for it.
+    node = next((n for n, r in roles.items() if r == "publisher"), targets(ctx)[0])
+    enabled = cucm.sso_enabled(node)
     if not ctx.params.get("requires_sso_off"):
         return Outcome.advance(output={"sso_enabled": enabled})
     if enabled:
@@ -21,7 +23,9 @@ def check_sso(ctx: StepContext) -> Outcome:
             on_approve=None,
             output={"sso_enabled": True, "sso_was_enabled": True},
         )
-    return Outcome.advance(output={"sso_enabled": False}, evidence={"sso_enabled": False})
+    return Outcome.advance(
+        output={"sso_enabled": False}, evidence={"sso_enabled": False}, reason="single sign-on is disabled"
+    )
 
 
 def remind_sso(ctx: StepContext) -> Outcome:

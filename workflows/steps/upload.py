@@ -46,13 +46,14 @@ def upload_trust(ctx: StepContext) -> Outcome:
                     else None
                 )
 
+            def upload(node: str = node, pem: str = pem, fp: str = fp) -> Any:
+                cucm.upload_trust(node, kind, [pem], f"CA for {kind} renewed by cucm-renew")
+                return {"uploaded": fp}
+
             ctx.effect(
                 node,
                 f"trust:{fp[:16]}",
-                lambda node=node, pem=pem, fp=fp: (
-                    cucm.upload_trust(node, kind, [pem], f"CA for {kind} renewed by cucm-renew"),
-                    {"uploaded": fp},
-                )[1],
+                upload,
                 intent={"sha256": fp},
                 reconcile=reconcile,
             )

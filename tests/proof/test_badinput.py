@@ -1,0 +1,275 @@
+"""Bad input through the command line: each is refused with a specific message, and nothing changes.
+
+* certificates: every refused case of the pre-flight corpus (tests/data/badcerts) handed to
+  ``cucm-renew submit-cert`` for a run waiting at awaiting_ca with the manual CA;
+* configuration files (tests/data/badinput/config, manifest tests/data/badinput/cases.json);
+* operator commands that do not apply.
+
+"Nothing changes" is checked on both sides: the database's runs, events, effects, leases, commands
+and progress rows, and the simulator's CSR, upload, restart and phone counters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from tests.proof.harness import ProofLab
+from workflows.cli import main as cli_main
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+CORPUS = DATA / "badcerts"
+MANIFEST = json.loads((CORPUS / "cases.json").read_text())
+CONFIG_CASES = json.loads((DATA / "badinput" / "cases.json").read_text())
+PUB = "cucm-pub.example.com"
+# The corpus's CSRs are the publisher's; a run of that type holds one of them as its CSR.
+CSR_TYPES = {"csr/pub-tomcat.csr": "tomcat", "csr/pub-ipsec.csr": "ipsec", "csr/pub-CAPF.csr": "CAPF"}
+MANUAL_TYPES = ["tomcat", "ipsec", "CAPF"]
+
+
+def _still_refused_today(case: dict[str, Any]) -> bool:
+    """The corpus pins its own 'now'; the command line uses the clock. A 'not yet valid' leaf stops
+    being one on its start date, so it is tried only while that date is ahead."""
+    if case["expect"] != "CertificateNotYetValid":
+        return True
+    leaf = x509.load_pem_x509_certificates((CORPUS / case["files"][0]).read_bytes())[0]
+    return leaf.not_valid_before_utc > datetime.now(UTC)
+
+
+CERT_CASES = [
+    c
+    for c in MANIFEST["cases"]
+    if c["expect"] != "ok"
+    and not c["trusted"]  # the node's trust store is the simulator's, not a list of files
+    and CSR_TYPES.get(c["csr"]) == c["cert_type"]
+    and _still_refused_today(c)
+]  # fmt: skip
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def cli(lab: ProofLab, *args: str, env: dict[str, str] | None = None) -> Result:
+    """The command line's own entry point, in this process (a subprocess per case would dominate the
+    suite's time); the exit code is what ``sys.exit`` would get."""
+    out, err = io.StringIO(), io.StringIO()
+    saved = {k: os.environ.get(k) for k in ("CUCM_RENEW_CONFIG", "CUCM_RENEW_STATE", *(env or {}))}
+    os.environ["CUCM_RENEW_CONFIG"] = str(lab.config_path)
+    os.environ["CUCM_RENEW_STATE"] = str(lab.state_dir)
+    os.environ.update(env or {})
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli_main(list(args))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+class Awaiting:
+    """Runs of tomcat, ipsec and CAPF waiting at awaiting_ca for a manual CA (the publisher's CSR is
+    the corpus's), and a CallManager run finished through the local CA. No daemon runs meanwhile."""
+
+    def __init__(self, lab: ProofLab) -> None:
+        self.lab = lab
+        self.runs = {r.definition: r.id for r in lab.runs()}
+
+    def unchanged(self) -> Iterator[None]:
+        before, sim_before = self.lab.snapshot(), self.lab.sim_snapshot()
+        yield
+        assert self.lab.snapshot() == before, "the store changed"
+        assert self.lab.sim_snapshot() == sim_before, "the simulator changed"
+
+
+def _corpus_csrs(lab: ProofLab) -> None:
+    """The publisher generates the corpus's CSR for each manual type (its key is not kept: nothing
+    in these tests may reach the upload)."""
+    cluster = lab.sim.cluster
+    generate = cluster.generate_csr
+    corpus = {t: x509.load_pem_x509_csr((CORPUS / f).read_bytes()) for f, t in CSR_TYPES.items()}
+
+    def generate_csr(node: Any, cert_type: str, *args: Any, **kwargs: Any) -> Any:
+        csr = generate(node, cert_type, *args, **kwargs)
+        if node.name == PUB and cert_type in corpus:
+            with cluster.lock:
+                node.identities[cert_type].csr = corpus[cert_type]
+            return corpus[cert_type]
+        return csr
+
+    cluster.generate_csr = generate_csr  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="module")
+def awaiting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Awaiting]:
+    folder = tmp_path_factory.mktemp("badinput")
+    with ProofLab(folder, nodes=2, phones=10, ca="desk") as lab:
+        text = lab.config_path.read_text().replace(
+            'ca = "desk"', 'ca = "desk"\nca_per_type = { CallManager = "lab" }'
+        )
+        lab.config_path.write_text(text)
+        _corpus_csrs(lab)
+        started = lab.cli("run", "--detach", "--type", "tomcat", "--type", "ipsec", "--type", "CAPF",
+                          "--type", "CallManager")  # fmt: skip
+        assert started.returncode == 0, started.stderr
+        daemon = lab.popen("daemon")
+        try:
+
+            def settled() -> bool:
+                runs = {r.definition: r for r in lab.runs()}
+                return (
+                    all(
+                        runs[t].state == "awaiting_ca" and "operator" in runs[t].waiting_reason
+                        for t in MANUAL_TYPES
+                    )
+                    and runs["CallManager"].state == "done"
+                )
+
+            lab.wait_for("manual runs at awaiting_ca and CallManager done", settled)
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.communicate(timeout=60)
+        assert daemon.returncode == 0
+        yield Awaiting(lab)
+
+
+pytestmark = pytest.mark.xdist_group("badinput")
+
+
+# ---------------------------------------------------------------------- certificates
+
+
+@pytest.mark.parametrize("case", CERT_CASES, ids=lambda c: c["name"])
+def test_submit_cert_refuses_each_bad_certificate(awaiting: Awaiting, case: dict[str, Any]) -> None:
+    run = awaiting.runs[CSR_TYPES[case["csr"]]]
+    files = [str(CORPUS / f) for f in case["files"]]
+    chain = [a for f in files[1:] for a in ("--chain", f)]
+    with contextlib.contextmanager(awaiting.unchanged)():
+        result = cli(awaiting.lab, "submit-cert", run, "--node", PUB, "--cert", files[0], *chain)
+    assert result.code == 1, (result.code, result.out, result.err)
+    assert case["message"] in result.err, result.err
+    assert "Fix: " in result.err
+    assert result.out == ""
+
+
+def test_the_corpus_yields_enough_certificate_cases() -> None:
+    assert len(CERT_CASES) >= 30, len(CERT_CASES)
+
+
+def test_a_good_certificate_is_accepted_and_recorded(awaiting: Awaiting) -> None:
+    """The control: the same command with the corpus's good bundle is taken, so the refusals above are
+    the certificates' doing. (Run last in the module; it changes only the run's submission.)"""
+    before = awaiting.lab.snapshot()
+    run = awaiting.runs["tomcat"]
+    result = cli(
+        awaiting.lab, "submit-cert", run, "--node", PUB, "--cert", str(CORPUS / "certs/ok-full-chain.pem")
+    )
+    assert result.code == 0, result.err
+    after = awaiting.lab.snapshot()
+    assert len(after["events"]) == len(before["events"]) + 1
+    assert after["events"][-1][8] == "submit"
+
+
+# ---------------------------------------------------------------------- configuration
+
+
+@pytest.mark.parametrize("case", CONFIG_CASES["cases"], ids=lambda c: c["name"])
+def test_bad_configuration_is_refused_before_anything_happens(tmp_path: Path, case: dict[str, Any]) -> None:
+    state = tmp_path / "state"
+    config = DATA / "badinput" / case["config"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUCM_")}
+    env.update(CONFIG_CASES["env"])
+    env.update(case["env"])
+    env["CUCM_RENEW_STATE"] = str(state)
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "workflows.cli", *case["args"], "--config", str(config)],
+        capture_output=True, text=True, timeout=120, env=env, cwd=str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode != 0, done.stdout
+    assert case["message"] in done.stderr, done.stderr
+    assert "Fix:" in done.stderr or "use one of" in done.stderr, done.stderr
+    assert not (state / "engine.db").exists(), "a run was recorded from a bad configuration"
+    for secret in CONFIG_CASES["env"].values():
+        assert secret not in done.stderr + done.stdout
+
+
+# ---------------------------------------------------------------------- operator commands
+
+
+def _commands(runs: dict[str, str]) -> list[tuple[str, list[str], str]]:
+    tomcat, done = runs["tomcat"], runs["CallManager"]
+    good = str(CORPUS / "certs/ok-full-chain.pem")
+    nobody = "tomcat-sim-00000000"
+    return [
+        ("advance to an illegal state", ["advance", tomcat, "--to", "done", "--reason", "skip ahead"],
+         "from 'awaiting_ca' the definition allows trust_uploaded"),
+        ("advance to an unknown state", ["advance", tomcat, "--to", "nowhere", "--reason", "typo"],
+         "cannot advance run"),
+        ("advance without a reason", ["advance", tomcat, "--to", "trust_uploaded", "--reason", " "],
+         "advance needs --reason"),
+        ("approve a run not at a gate", ["approve", tomcat], "is not paused"),
+        ("retry a run that has not failed", ["retry", tomcat], "has not failed"),
+        ("abort without a reason", ["abort", tomcat, "--reason", "  "], "abort needs --reason"),
+        ("submit to a run not awaiting a CA",
+         ["submit-cert", done, "--node", PUB, "--cert", good],
+         "accepts no submission"),
+        ("submit for a node the run does not renew",
+         ["submit-cert", tomcat, "--node", "cucm-sub9.example.com", "--cert", good],
+         "is not renewed by this run"),
+        ("submit a file that does not exist",
+         ["submit-cert", tomcat, "--node", PUB, "--cert", "/nonexistent/leaf.pem"],
+         "cannot read /nonexistent/leaf.pem"),
+        ("unknown run id: status", ["status", "tomcat-sim-00000000"], "unknown run 'tomcat-sim-00000000'"),
+        ("unknown run id: approve", ["approve", "tomcat-sim-00000000"], "unknown run 'tomcat-sim-00000000'"),
+        ("unknown run id: submit-cert",
+         ["submit-cert", nobody, "--node", PUB, "--cert", good],
+         "unknown run 'tomcat-sim-00000000'"),
+        ("abort a finished run", ["abort", done, "--reason", "too late"], "is already finished"),
+        ("graph of an unknown type", ["graph", "tomcat-RSA-9000"], "unknown definition 'tomcat-RSA-9000'"),
+        ("audit export since a non-date", ["audit", "export", "--since", "yesterday-ish"],
+         "is not a date or timestamp"),
+    ]  # fmt: skip
+
+
+COMMAND_NAMES = [name for name, _, _ in _commands({"tomcat": "t", "CallManager": "c"})]
+
+
+@pytest.mark.parametrize("name", COMMAND_NAMES)
+def test_commands_that_do_not_apply_are_refused(awaiting: Awaiting, name: str) -> None:
+    _, args, message = next(c for c in _commands(awaiting.runs) if c[0] == name)
+    with contextlib.contextmanager(awaiting.unchanged)():
+        result = cli(awaiting.lab, *args)
+    assert result.code != 0, (result.out, result.err)
+    assert message in result.err, result.err
+
+
+def test_a_refused_certificate_exits_non_zero_from_a_real_process(awaiting: Awaiting) -> None:
+    """The in-process cases above use the command line's entry point; this one is the installed
+    program as an operator runs it."""
+    with contextlib.contextmanager(awaiting.unchanged)():
+        done = awaiting.lab.cli(
+            "submit-cert", awaiting.runs["tomcat"], "--node", PUB, "--cert", str(CORPUS / "certs/garbage.bin")
+        )
+    assert done.returncode == 1, done.stdout
+    assert "neither PEM, DER nor PKCS#7" in done.stderr
+    assert "Fix: " in done.stderr

@@ -1,0 +1,140 @@
+"""The command line as a new user meets it: simulate, init --from-simulator, check, plan, run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.workflows.lab import REPO, stop_process
+
+
+def cucm_renew(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+    return subprocess.run(
+        [sys.executable, "-m", "workflows.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=str(cwd),
+        env={**base, "PYTHONPATH": str(REPO), **(env or {})},
+    )
+
+
+@pytest.fixture
+def simulator(tmp_path: Path) -> Path:
+    folder = tmp_path / "sim"
+    base = {k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workflows.cli",
+            "simulate",
+            "--dir",
+            str(folder),
+            "--nodes",
+            "2",
+            "--imp",
+            "1",
+            "--phones",
+            "40",
+            "--time-scale",
+            "2000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(REPO),
+        env=base,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (folder / "simulator.json").exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the simulator did not start"
+            time.sleep(0.1)
+        yield folder / "simulator.json"
+    finally:
+        stop_process(proc)
+
+
+def test_init_check_plan_run_against_a_running_simulator(tmp_path: Path, simulator: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    init = cucm_renew("init", "--from-simulator", str(simulator), cwd=work)
+    assert init.returncode == 0, init.stderr
+    config = (work / "cucm-renew.toml").read_text()
+    secret = json.loads(simulator.read_text())["credentials"]["platform"]["password"]
+    assert secret not in config and "password_file" in config
+    assert oct((work / "sim-platform.password").stat().st_mode & 0o777) == "0o600"
+    again = cucm_renew("init", "--from-simulator", str(simulator), cwd=work)
+    assert again.returncode == 2 and "--force" in again.stderr
+
+    check = cucm_renew("check", "--json", cwd=work)
+    assert check.returncode == 0, check.stderr
+    report = json.loads(check.stdout)
+    tomcat = [r for r in report if r["type"] == "tomcat"]
+    assert {r["node"] for r in tomcat} == {
+        "cucm-pub.example.com",
+        "cucm-sub1.example.com",
+        "imp1.example.com",
+    }
+    assert all(r["due"] and 0 < r["days_left"] < 30 for r in report)
+    assert [r["node"] for r in report if r["type"] == "CAPF"] == ["cucm-pub.example.com"]
+    assert secret not in check.stdout + check.stderr
+
+    plan = cucm_renew("plan", "--type", "capf", cwd=work)
+    assert plan.returncode == 0, plan.stderr
+    assert "CAPF: on publisher nodes" in plan.stdout and "phone_impact_serial" in plan.stdout
+    assert "cluster sim: cucm-pub.example.com" in plan.stdout and "exclusion phone-impact" in plan.stdout
+
+    state = work / "state"
+    run = cucm_renew("--state-dir", str(state), "run", "--type", "tomcat", "--type", "ipsec", cwd=work)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "tomcat" in run.stdout and "leaf_uploaded -> restarted" in run.stdout
+    table = run.stdout[run.stdout.index("old expiry") :]
+    assert table.count(" done") == 6 and " no " not in table
+    status = cucm_renew("--state-dir", str(state), "status", "--json", cwd=work)
+    assert {r["state"] for r in json.loads(status.stdout)} == {"done"}
+    # A second `run` finds nothing due any more.
+    rerun = cucm_renew("--state-dir", str(state), "run", "--type", "tomcat", "--json", cwd=work)
+    assert rerun.returncode == 0, rerun.stderr
+    assert [r["state"] for r in json.loads(rerun.stdout)] == ["not_due"]
+
+
+def test_bad_configuration_is_reported_with_key_and_fix(tmp_path: Path) -> None:
+    missing = cucm_renew("check", cwd=tmp_path)
+    assert (
+        missing.returncode == 1 and "cucm-renew init" in missing.stderr and "Traceback" not in missing.stderr
+    )
+    (tmp_path / "cucm-renew.toml").write_text("[clusters.a]\nca = 'x'\nnodes = [\n")
+    broken = cucm_renew("check", cwd=tmp_path)
+    assert broken.returncode == 1 and "line" in broken.stderr and "cucm-renew.toml" in broken.stderr
+    unknown = cucm_renew(
+        "run", "--type", "itlrecovery", "--config", str(tmp_path / "nope.toml"), cwd=tmp_path
+    )
+    assert unknown.returncode == 1 and "nope.toml" in unknown.stderr
+
+
+def test_submit_cert_refuses_an_unreadable_file_before_touching_the_state(tmp_path: Path) -> None:
+    junk = tmp_path / "leaf.pem"
+    junk.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n")
+    result = cucm_renew(
+        "--state-dir",
+        str(tmp_path / "state"),
+        "submit-cert",
+        "r1",
+        "--node",
+        "n",
+        "--cert",
+        str(junk),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1 and "nothing recorded" in result.stderr
+    assert not (tmp_path / "state").exists()
