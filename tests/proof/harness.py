@@ -1,6 +1,6 @@
 """A simulated cluster in the test process and the real command line against it, as an operator has it.
 
-The simulator (with TLS listeners for the non-web types) lives in this process, so it outlives any
+The simulator (with its TLS listeners for the non-web types) lives in this process, so it outlives any
 ``cucm-renew`` subprocess the tests kill. The configuration is the one ``cucm-renew init
 --from-simulator`` writes; every command runs as a real subprocess with its own environment.
 """
@@ -21,7 +21,6 @@ from adapters.ca.local import LocalCA
 from engine.definition import Definition, load_definitions
 from engine.store import Store
 from simulator.runtime import SimulatedCluster
-from workflows.demo import TypeListeners
 from workflows.registry import DEFINITIONS_DIR, build_registry
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,7 +75,6 @@ class ProofLab:
         )
         self.ca_choice = ca
         self.password_env = dict(password_env or {})
-        self.listeners: TypeListeners | None = None
         self.config_path = folder / "cucm-renew.toml"
         self.state_dir = folder / "state"
         self.env_extra: dict[str, str] = {}
@@ -87,13 +85,6 @@ class ProofLab:
     def __enter__(self) -> ProofLab:
         self.sim.start()
         try:
-            self.listeners = TypeListeners(self.sim)
-            ports = self.listeners.start()
-            # simulator.json may name, per node, where CUCM's other TLS ports are reached.
-            info = json.loads(self.sim.json_path.read_text())
-            for node in info["nodes"]:
-                node["port_map"] = {str(k): v for k, v in ports.get(node["name"], {}).items()}
-            self.sim.json_path.write_text(json.dumps(info, indent=2))
             done = self.cli(
                 "init", "--from-simulator", str(self.sim.json_path), "--output", str(self.config_path)
             )
@@ -119,9 +110,6 @@ class ProofLab:
         if self._store is not None:
             self._store.close()
             self._store = None
-        if self.listeners is not None:
-            self.listeners.stop()
-            self.listeners = None
         self.sim.stop()
 
     def __exit__(self, *exc: object) -> None:

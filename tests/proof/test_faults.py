@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
 import threading
 import time
 from collections import Counter, deque
@@ -196,3 +197,21 @@ def test_risport_sweeps_never_exceed_the_rate_limit(tmp_path: Path) -> None:
         assert results == [20000, 20000]
         assert len(spy.allowed) >= 40
         assert busiest <= spy.limit
+
+
+@pytest.mark.slow
+def test_run_returns_when_a_failed_run_holds_up_a_chain_of_lease_waiters(tmp_path: Path) -> None:
+    """CAPF fails in `restarted` (its service takes far longer than the state allows) while holding
+    phone-impact; CallManager waits for phone-impact while holding itl-signers; TVS waits for
+    itl-signers. Nothing can move without an operator, so `cucm-renew run` must say so and exit."""
+    slow = "slow=cucm-pub:Cisco Certificate Authority Proxy Function:1000"
+    with ProofLab(tmp_path, nodes=2, phones=20, faults=slow) as lab:
+        try:
+            done = lab.cli("run", "--type", "CAPF", "--type", "CallManager", "--type", "TVS", timeout=30)
+        except subprocess.TimeoutExpired:
+            views = [(r.definition, r.state, r.waiting_reason) for r in lab.runs()]
+            pytest.fail(f"`cucm-renew run` did not return although nothing can move: {views}")
+        assert done.returncode == 1, done.stdout[-2000:]
+        runs = {r.definition: r for r in lab.runs()}
+        assert runs["CAPF"].status == "failed"
+        assert "CAPF" in done.stdout and "failed" in done.stdout
