@@ -309,5 +309,13 @@ def main(
     except KeyboardInterrupt:
         env.err("interrupted")
         return 1
+    except BrokenPipeError:
+        # The reader went away (`audit export | head`): not an error of ours. Point stdout at
+        # /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
     finally:
         env.close()

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from engine.cli import main
+from engine.daemon import Engine
+from tests.engine.procs import REPO, toy_cmd, toy_env
 from tests.engine.toyapp import APP
 
 
@@ -98,3 +102,27 @@ def test_run_gate_submit_approve_and_audit(state: Path, journal: Path, tmp_path:
     assert code == 1 and "is not a date" in err
     code, _, err = cli(state, "abort", run, "--reason", "x")
     assert code == 1 and "already finished" in err
+
+
+def test_export_into_a_closed_pipe_ends_quietly(make_engine: Callable[..., Engine], journal: Path) -> None:
+    # `audit export | head`: the reader leaves early; the exporter must not print a traceback.
+    engine = make_engine()
+    for i in range(150):
+        engine.start_run("flow", f"c{i}", {"journal": str(journal)})
+    engine.run_until_quiet()
+    state = engine.store.path.parent
+    engine.close()
+    proc = subprocess.Popen(
+        toy_cmd(state, "audit", "export", "--format", "jsonl"),
+        cwd=REPO,
+        env=toy_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    assert json.loads(first)["seq"] == 1
+    proc.stdout.close()  # more than a pipe's buffer is still to come: the next write fails
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
