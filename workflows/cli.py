@@ -112,18 +112,22 @@ def summary_rows(runs: Sequence[RunView]) -> list[dict[str, Any]]:
                 }
             )
         if not ctx.get("targets"):
-            rows.append(
-                {
-                    "cluster": run.scope,
-                    "type": run.definition,
-                    "node": "-",
-                    "old_expiry": "",
-                    "new_expiry": "",
-                    "serial": "",
-                    "verified": False,
-                    "state": run.state,
-                }
-            )
+            # Nothing renewed (not due, or stopped before the nodes were chosen): show what each
+            # node presents now, so the table still answers "when does it expire?".
+            expiry = ctx.get("expiry") or {"-": {}}
+            for node, seen in expiry.items():
+                rows.append(
+                    {
+                        "cluster": run.scope,
+                        "type": run.definition,
+                        "node": node,
+                        "old_expiry": str((seen or {}).get("not_after", ""))[:10],
+                        "new_expiry": "",
+                        "serial": "",
+                        "verified": None,
+                        "state": run.state,
+                    }
+                )
     return rows
 
 
@@ -136,7 +140,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
             r["old_expiry"],
             r["new_expiry"],
             r["serial"],
-            "yes" if r["verified"] else "no",
+            "-" if r["verified"] is None else "yes" if r["verified"] else "no",
             r["state"],
         ]
         for r in rows

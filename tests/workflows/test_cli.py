@@ -106,6 +106,11 @@ def test_init_check_plan_run_against_a_running_simulator(tmp_path: Path, simulat
     rerun = cucm_renew("--state-dir", str(state), "run", "--type", "tomcat", "--json", cwd=work)
     assert rerun.returncode == 0, rerun.stderr
     assert [r["state"] for r in json.loads(rerun.stdout)] == ["not_due"]
+    # Its table still says, per node, when the certificate in place expires.
+    shown = cucm_renew("--state-dir", str(state), "run", "--type", "tomcat", cwd=work)
+    rows = [line.split() for line in shown.stdout.splitlines() if line.startswith("tomcat ")]
+    assert sorted(r[1] for r in rows) == sorted(r["node"] for r in tomcat), shown.stdout
+    assert all(r[-1] == "not_due" and r[-2] == "-" and r[2] > "2027" for r in rows), shown.stdout
 
 
 def test_bad_configuration_is_reported_with_key_and_fix(tmp_path: Path) -> None:
