@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from engine.api import JSON, Registry
 from engine.audit import AuditError
-from engine.daemon import Engine, EngineError
+from engine.daemon import Engine, EngineError, PeriodicJob
 from engine.definition import Definition, DefinitionError, load_definitions, to_mermaid
 from engine.logging import configure_logging
 from engine.runner import RunView, iso
@@ -51,6 +51,10 @@ class App:
     commands: list[Command] = field(default_factory=list)
     time_scale: Callable[[argparse.Namespace], float] = lambda args: 1.0
     description: str = ""
+    daemon_options: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+    """Adds the application's options to ``daemon``."""
+    daemon_jobs: Callable[[argparse.Namespace, CliEnv], Sequence[PeriodicJob]] = lambda args, env: ()
+    """What the daemon does on a schedule beside driving runs (e.g. start the runs that came due)."""
 
 
 class UsageError(Exception):
@@ -222,8 +226,9 @@ def stop_on_signals() -> Iterator[threading.Event]:
 
 
 def _cmd_daemon(args: argparse.Namespace, env: CliEnv) -> int:
+    jobs = env.app.daemon_jobs(args, env)
     with stop_on_signals() as stop:
-        env.engine.serve(stop)
+        env.engine.serve(stop, jobs=jobs)
     return 0
 
 
@@ -280,7 +285,8 @@ def build_parser(app: App) -> argparse.ArgumentParser:
     ver.add_argument("--json", action="store_true", help="print JSON")
     p = add("graph", "print a definition as a Mermaid state diagram", _cmd_graph)
     p.add_argument("definition")
-    add("daemon", "resume every run and drive them until SIGTERM", _cmd_daemon)
+    p = add("daemon", "resume every run and drive them until SIGTERM", _cmd_daemon)
+    app.daemon_options(p)
     for command in app.commands:
         p = add(command.name, command.help, command.handler)
         command.configure(p)

@@ -21,7 +21,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,20 @@ from engine.runner import Clock, EventView, Runner, RunView, iso, missing_state,
 from engine.store import EventRow, RunRow, Store, Tx
 
 LOCK_NAME = "daemon.lock"
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """Work the daemon does on a schedule beside driving runs, e.g. starting runs that came due.
+
+    ``run`` is called once when the daemon starts and then every ``every`` seconds (divided by the
+    engine's time scale, like every other declared duration). An exception it raises is logged and
+    the job runs again at its next time: a cluster that cannot be reached tonight is tried again.
+    """
+
+    name: str
+    every: float
+    run: Callable[[], None]
 
 
 class EngineError(Exception):
@@ -124,6 +139,7 @@ class Engine:
         if time_scale <= 0:
             raise ValueError("time_scale must be above 0")
         self.state_dir = Path(state_dir)
+        self.time_scale = time_scale
         self.definitions = dict(definitions)
         self.registry = registry
         self.clock: Clock = clock or time.time
@@ -222,8 +238,15 @@ class Engine:
             self.runner.load()
             self.runner.loop(stop or threading.Event(), until_quiet=True)
 
-    def serve(self, stop: threading.Event, *, on_event: Callable[[EventView], None] | None = None) -> None:
-        """The daemon loop: resume every run and drive them until ``stop`` is set."""
+    def serve(
+        self,
+        stop: threading.Event,
+        *,
+        on_event: Callable[[EventView], None] | None = None,
+        jobs: Sequence[PeriodicJob] = (),
+    ) -> None:
+        """The daemon loop: resume every run and drive them until ``stop`` is set, running
+        ``jobs`` on their schedule meanwhile."""
         self.runner.on_event = on_event
         with self.lock.held():
             self.runner.load()
@@ -232,9 +255,38 @@ class Engine:
                 pid=os.getpid(),
                 state_dir=str(self.state_dir),
                 resumed=self.runner.scheduled(),
+                jobs=[job.name for job in jobs],
             )
-            self.runner.loop(stop, until_quiet=False)
+            scheduler = None
+            if jobs:
+                scheduler = threading.Thread(
+                    target=self._run_jobs, args=(stop, jobs), name="daemon-jobs", daemon=True
+                )
+                scheduler.start()
+            try:
+                self.runner.loop(stop, until_quiet=False)
+            finally:
+                stop.set()
+                if scheduler is not None:
+                    scheduler.join(timeout=60)
             get_logger().info("daemon stopped", pid=os.getpid())
+
+    def _run_jobs(self, stop: threading.Event, jobs: Sequence[PeriodicJob]) -> None:
+        # Monotonic time: a wall clock stepped back or forth neither skips nor repeats a job.
+        due = dict.fromkeys(range(len(jobs)), time.monotonic())
+        while not stop.is_set():
+            now = time.monotonic()
+            for i, job in enumerate(jobs):
+                if due[i] > now:
+                    continue
+                try:
+                    job.run()
+                except Exception as exc:  # a job failing must not stop the daemon driving runs
+                    get_logger().warning(
+                        "daemon job failed", job=job.name, error=type(exc).__name__, reason=str(exc)
+                    )
+                due[i] = time.monotonic() + max(job.every / self.time_scale, 0.05)
+            stop.wait(max(0.0, min(due.values()) - time.monotonic()))
 
     def status(self, run_id: str | None = None) -> list[RunView]:
         if run_id is not None:

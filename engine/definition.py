@@ -284,19 +284,10 @@ class _Ctx:
         return tuple(value)
 
     def duration(self, node: _LDict, key: str, where: str) -> float:
-        value = node[key]
-        if isinstance(value, bool):
-            value = None
-        if isinstance(value, int | float) and value >= 0:
-            return float(value)
-        match = _DURATION.match(value) if isinstance(value, str) else None
-        if not match:
-            raise self.fail(
-                node,
-                key,
-                f"{where}.{key}: {value!r} is not a duration: use seconds or e.g. 500ms, 30s, 5m, 2h, 7d",
-            )
-        return float(match.group(1)) * _UNITS[match.group(2)]
+        try:
+            return parse_duration(node[key])
+        except ValueError as exc:
+            raise self.fail(node, key, f"{where}.{key}: {exc}") from None
 
     def number(self, node: _LDict, key: str, where: str) -> float:
         value = node[key]
@@ -676,6 +667,16 @@ def load_definitions(folder: Path, registry: Registry) -> dict[str, Definition]:
         if not merged.get("abstract", False):
             out[name] = _build(merged, name, registry)
     return out
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string such as ``500ms``, ``30s``, ``5m``, ``2h``, ``7d``."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"{value!r} is not a duration: use seconds or e.g. 500ms, 30s, 5m, 2h, 7d")
+    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 def human_duration(seconds: float) -> str:

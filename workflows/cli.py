@@ -17,6 +17,8 @@ from typing import Any
 
 from engine.cli import App, CliEnv, Command, UsageError
 from engine.cli import main as engine_main
+from engine.daemon import PeriodicJob
+from engine.definition import human_duration, parse_duration
 from engine.runner import EventView, RunView
 from workflows import preflight
 from workflows.cert_types import CERT_TYPES
@@ -389,6 +391,49 @@ def _cmd_run(args: argparse.Namespace, env: CliEnv) -> int:
     return 1 if any(r.status == "failed" for r in views) else 0
 
 
+# --------------------------------------------------------------------------- daemon
+
+
+def _configure_daemon(p: argparse.ArgumentParser) -> None:
+    add_config_option(p)
+    p.add_argument(
+        "--check-every",
+        metavar="DURATION",
+        help="also look for certificates that came due this often (e.g. 12h) and start their "
+        "renewals in campaign order; without it the daemon drives the runs it is given",
+    )
+
+
+def _daemon_jobs(args: argparse.Namespace, env: CliEnv) -> list[PeriodicJob]:
+    if not args.check_every:
+        return []
+    try:
+        every = parse_duration(args.check_every)
+    except ValueError as exc:
+        raise UsageError(f"--check-every: {exc}") from None
+    if every < 60:
+        raise UsageError(f"--check-every {args.check_every}: check at most once a minute (e.g. 12h)")
+    config = _config(args)  # a bad file stops the daemon here, before it drives anything
+    selection = [(name, list(c.types)) for name, c in config.clusters.items()]
+
+    def start_due() -> None:
+        # Reloaded each time, so an edited file takes effect without a restart; a broken edit is
+        # logged by the daemon and the previous schedule goes on.
+        current = _config(args)
+        wanted = [(name, list(c.types)) for name, c in current.clusters.items()]
+        started = start_campaign(env.engine, current, wanted, force=False, definitions=env.definitions)
+        if started and not env.json:
+            env.stdout.write(f"{datetime.now(UTC):%H:%M:%S}  started {', '.join(started)}\n")
+            env.stdout.flush()
+
+    env.stdout.write(
+        f"checking {len(selection)} cluster(s) for certificates that came due every "
+        f"{human_duration(every)}\n"
+    )
+    env.stdout.flush()
+    return [PeriodicJob("start-due-renewals", every, start_due)]
+
+
 def _held_text(views: Sequence[RunView]) -> str:
     held = [r for r in views if r.status in ("paused", "failed")]
     if not held:
@@ -501,6 +546,8 @@ def build_app() -> App:
         deps_factory=_LazyDeps,
         time_scale=_time_scale,
         description="Renew CA-signed certificates on CUCM clusters, end to end.",
+        daemon_options=_configure_daemon,
+        daemon_jobs=_daemon_jobs,
         commands=[
             Command(
                 "demo", "renew all five types on an embedded simulated cluster", _configure_demo, _cmd_demo

@@ -143,3 +143,16 @@ def test_submit_cert_refuses_an_unreadable_file_before_touching_the_state(tmp_pa
     )
     assert result.returncode == 1 and "nothing recorded" in result.stderr
     assert not (tmp_path / "state").exists()
+
+
+def test_daemon_schedule_options_are_checked_before_anything_starts(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    bad = cucm_renew("--state-dir", str(state), "daemon", "--check-every", "soon", cwd=tmp_path)
+    assert bad.returncode == 2 and "'soon' is not a duration" in bad.stderr
+    eager = cucm_renew("--state-dir", str(state), "daemon", "--check-every", "10s", cwd=tmp_path)
+    assert eager.returncode == 2 and "at most once a minute" in eager.stderr
+    missing = cucm_renew(
+        "--state-dir", str(state), "daemon", "--check-every", "12h", "--config", "nope.toml", cwd=tmp_path
+    )
+    assert missing.returncode == 1 and "configuration file not found" in missing.stderr
+    assert not (state / "daemon.lock").exists()  # refused before the daemon took the folder
