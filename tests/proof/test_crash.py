@@ -82,30 +82,39 @@ def finished(lab: ProofLab, cert_type: str) -> bool:
     return bool(runs) and all(r.status == "final" for r in runs)
 
 
-def attempt(lab: ProofLab, cert_type: str, trial: str | float, tally: Tally) -> None:
-    """One process, killed by its crash point or after ``trial`` seconds, unless it finishes first."""
+def current(lab: ProofLab, cert_type: str) -> Any | None:
+    runs = [r for r in lab.runs() if r.definition == cert_type]
+    assert len(runs) <= 1, [(r.id, r.state) for r in runs]
+    return runs[0] if runs else None
+
+
+def attempt(lab: ProofLab, cert_type: str, trial: str | float, tally: Tally) -> str | None:
+    """One process, killed by its crash point or after ``trial`` seconds, unless it finishes first;
+    returns what went wrong when it ended otherwise than killed or finished."""
     if isinstance(trial, str):
         proc = lab.popen("run", "--type", cert_type, crash=trial)
         try:
-            _out, err = proc.communicate(timeout=240)
+            out, err = proc.communicate(timeout=240)
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
     else:
         proc = lab.popen("run", "--type", cert_type)
         try:
-            _out, err = proc.communicate(timeout=trial)
+            out, err = proc.communicate(timeout=trial)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
-            _out, err = proc.communicate(timeout=60)
-    run = lab.run_of(cert_type)
+            out, err = proc.communicate(timeout=60)
+    run = current(lab, cert_type)
     if proc.returncode == -signal.SIGKILL:
         tally.kills += 1
-        tally.states_at_kill[run.held_from or run.state] += 1
-        return
-    # The crash point was not reached this many times: the process finished the run.
-    assert proc.returncode == 0, f"{trial}: exit {proc.returncode}: {err[-3000:]}"
-    tally.finished_early += 1
+        tally.states_at_kill[(run.held_from or run.state) if run else "(before the run existed)"] += 1
+        return None
+    if proc.returncode == 0:  # the crash point was not reached this many times: the run finished
+        tally.finished_early += 1
+        return None
+    where = f"{run.status} in {run.held_from or run.state}: {run.last_error}" if run else "no run"
+    return f"{trial}: exit {proc.returncode}, the run is {where} {err[-1500:]}{out[-1500:]}"
 
 
 def crash_round(
@@ -120,7 +129,10 @@ def crash_round(
         for trial in schedule(cert_type, rng, soak=soak):
             if finished(lab, cert_type):
                 break  # a second `run` would start a new run of a type already renewed
-            attempt(lab, cert_type, trial, tally)
+            problem = attempt(lab, cert_type, trial, tally)
+            if problem:
+                tally.outcomes["failed"] += 1
+                return f"{where}, kills in {dict(tally.states_at_kill)}: {problem}"
         where += f", kills in {dict(tally.states_at_kill)}"
         if not finished(lab, cert_type):
             final = lab.cli("run", "--type", cert_type)
