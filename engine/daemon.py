@@ -29,7 +29,7 @@ from engine.api import JSON, Registry, SubmitRejected
 from engine.audit import VerifyResult, export, verify
 from engine.definition import Definition
 from engine.logging import get_logger
-from engine.runner import Clock, EventView, Runner, RunView, iso, view
+from engine.runner import Clock, EventView, Runner, RunView, iso, missing_state, view
 from engine.store import EventRow, RunRow, Store, Tx
 
 LOCK_NAME = "daemon.lock"
@@ -299,6 +299,13 @@ class Engine:
         self.runner.schedule(run.id, run.next_wake_at if run.status == "active" else None)
         return view(run, self.store.progress(run.id))
 
+    def _known_state(self, run: RunRow) -> str:
+        """The state a held run goes back to, which its definition must still have."""
+        where = run.held_from or run.state
+        if where not in self.definitions[run.definition].states:
+            raise CommandError(f"run {run.id}: {missing_state(where, run.definition)}")
+        return where
+
     @staticmethod
     def _where(run: RunRow) -> str:
         return f"{run.state} (held from {run.held_from})" if run.held_from else run.state
@@ -313,7 +320,7 @@ class Engine:
                     f"run {run.id} is not paused (it is {self._where(run)}): "
                     "approve applies only to a paused run"
                 )
-            held = run.held_from
+            held = self._known_state(run)
             trigger = run.on_approve
             run.state, run.held_from, run.status = held, None, "active"
             if trigger is None:
@@ -354,7 +361,7 @@ class Engine:
             if run.status == "final":
                 raise CommandError(f"run {run.id} is finished ({run.state}): nothing to advance")
             defn = self.definitions[run.definition]
-            where = run.held_from or run.state
+            where = self._known_state(run)
             allowed = sorted({t.dest for t in defn.outgoing(where)})
             if to not in allowed:
                 raise CommandError(
@@ -379,7 +386,7 @@ class Engine:
                     f"run {run.id} has not failed (it is {self._where(run)}): "
                     "retry applies only to a failed run"
                 )
-            held = run.held_from
+            held = self._known_state(run)
             tx.append_event(
                 ts=iso(self.clock()),
                 run=run,

@@ -34,6 +34,9 @@ Clock = Callable[[], float]
 EventView = EventRow
 _UNSET: Any = object()
 CHAIN_LIMIT = 100
+CLOCK_SLACK = 1.0
+"""Seconds the wall clock may step back before stored wake times are re-based (NTP slews and
+small corrections stay below it)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,14 @@ class RunView:
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
         }
+
+
+def missing_state(state: str, definition: str) -> str:
+    """Why a run cannot go on in a state its definition no longer has, and the fix."""
+    return (
+        f"state {state!r} is no longer in definition {definition!r} (the definition file changed "
+        f"since the run entered it): restore the state in the file and retry, or abort the run"
+    )
 
 
 def iso(value: datetime | float) -> str:
@@ -214,6 +225,9 @@ class Runner:
         self._heap: list[tuple[float, str]] = []
         self._wake: dict[str, float] = {}
         self._inflight: set[str] = set()
+        # Runs an operator command touched while a worker had them: the worker's own result may
+        # predate the command, so it re-reads the row when it lets go.
+        self._touched: set[str] = set()
         self._cond = threading.Condition()
         self._fatal: BaseException | None = None
         self._stopping = threading.Event()
@@ -223,13 +237,16 @@ class Runner:
         # The row each worker committed last, reused by the same worker's next tick of that run.
         self._last: dict[str, RunRow] = {}
         self._rng = random.Random()
+        self.commits = 0
+        """Transactions the runner has committed (a batch of ticks counts once)."""
 
     # ------------------------------------------------------------------ scheduling
 
     def load(self) -> None:
         """Resume: every active run goes on the heap at its stored wake time."""
         with self._cond:
-            self._wake = {run_id: at for at, run_id in self.store.wake_list()}
+            written_before = self.clock() + CLOCK_SLACK
+            self._wake = {run_id: at for at, run_id in self.store.wake_list(written_before)}
             self._heap = [(at, run_id) for run_id, at in self._wake.items()]
             heapq.heapify(self._heap)
 
@@ -240,6 +257,8 @@ class Runner:
 
     def schedule(self, run_id: str, at: float | None) -> None:
         with self._cond:
+            if run_id in self._inflight:
+                self._touched.add(run_id)
             if at is None:
                 self._wake.pop(run_id, None)
             else:
@@ -250,6 +269,7 @@ class Runner:
     def refresh(self, run_ids: list[tuple[str, int, str, float | None]]) -> None:
         for run_id, _rev, status, at in run_ids:
             if run_id in self._inflight:
+                self._touched.add(run_id)
                 continue
             self.schedule(run_id, (at or 0.0) if status == "active" else None)
 
@@ -258,6 +278,7 @@ class Runner:
         seen_version = self.store.data_version()
         seen_rev = self.store.max_rev()
         last_poll = time.monotonic()
+        last_now = self.clock()
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="run") as pool:
             while not stop.is_set():
                 if time.monotonic() - last_poll >= poll:
@@ -273,6 +294,9 @@ class Runner:
                     if self._fatal is not None:
                         break
                     now = self.clock()
+                    if now < last_now - CLOCK_SLACK:
+                        self._clock_went_back(last_now - now, now)
+                    last_now = now
                     while self._heap and self._heap[0][0] <= now:
                         at, run_id = heapq.heappop(self._heap)
                         if self._wake.get(run_id) != at or run_id in self._inflight:
@@ -293,6 +317,15 @@ class Runner:
             self._stopping.clear()
         if self._fatal is not None:
             raise self._fatal
+
+    def _clock_went_back(self, by: float, now: float) -> None:
+        """The wall clock was stepped back: the wake times on the heap lie that much further
+        ahead than they were meant to. Every scheduled run is looked at once; :meth:`work`
+        re-bases the times of the runs written since (the others keep theirs)."""
+        logger().warning("wall clock went back", seconds=round(by, 3), runs=len(self._wake))
+        for run_id in self._wake:
+            self._wake[run_id] = now
+            heapq.heappush(self._heap, (now, run_id))
 
     def _quiet(self) -> bool:
         """Nothing can move without an operator: every run is final or held, or waits on a lease
@@ -334,10 +367,24 @@ class Runner:
             self._last.pop(run_id, None)
             with self._cond:
                 self._inflight.discard(run_id)
+                if run_id in self._touched:
+                    self._touched.discard(run_id)
+                    at = self._reread(run_id, at)
                 if at is not None and self._fatal is None:
                     self._wake[run_id] = at
                     heapq.heappush(self._heap, (at, run_id))
                 self._cond.notify_all()
+
+    def _reread(self, run_id: str, at: float | None) -> float | None:
+        """When a run touched by a command during its tick is next due, from the stored row."""
+        try:
+            latest = self.store.get_run(run_id)
+        except StoreFatal as exc:
+            self._fatal = exc
+            return at
+        if latest is None or latest.status != "active":
+            return None
+        return latest.next_wake_at or self.clock()
 
     # ------------------------------------------------------------------ one tick
 
@@ -349,6 +396,11 @@ class Runner:
         if run is None or run.status != "active":
             return None
         now = self.clock()
+        if run.updated_at > now + CLOCK_SLACK:
+            # Written "in the future": the clock went back since. Its wake time and wait start
+            # move back by as much, so a poll interval or a timeout is measured from now instead
+            # of from a moment the clock will only reach later.
+            return self._commit(run, lambda tx, r: self._rebase(r, r.updated_at - now))
         if run.next_wake_at is not None and run.next_wake_at > now:
             return run.next_wake_at
         defn = self.definitions.get(run.definition)
@@ -365,7 +417,19 @@ class Runner:
                     actor=self.actor,
                 ),
             )
-        sdef = defn.states[run.state]
+        sdef = defn.states.get(run.state)
+        if sdef is None:
+            return self._commit(
+                run,
+                lambda tx, r: self.hold(
+                    tx,
+                    r,
+                    "failed",
+                    missing_state(run.state, run.definition),
+                    trigger="fail",
+                    actor=self.actor,
+                ),
+            )
         timeout = sdef.wait.timeout if sdef.wait else None
         if (
             timeout is not None
@@ -404,6 +468,13 @@ class Runner:
             outcome = Outcome.fail(redact_text(f"{type(exc).__name__}: {exc}"), retryable=True)
         log.debug("step done", run=run.id, step=sdef.step, outcome=outcome.kind, trigger=outcome.trigger)
         return self._commit(run, lambda tx, r: self._apply(tx, r, defn, outcome))
+
+    def _rebase(self, run: RunRow, by: float) -> None:
+        logger().warning("clock went back: wake time re-based", run=run.id, seconds=round(by, 3))
+        if run.next_wake_at is not None:
+            run.next_wake_at -= by
+        if run.wait_started_at is not None:
+            run.wait_started_at -= by
 
     def _commit(self, run: RunRow, change: Callable[[Tx, RunRow], None]) -> float | None:
         """Commit one tick's decision, unless an operator changed the run since it was read.
@@ -455,6 +526,7 @@ class Runner:
                 item.error, item.result, item.done = exc, None, True
             return
         crashpoint("transition.after_commit")
+        self.commits += 1
         for item in batch:
             item.done = True
 

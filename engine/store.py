@@ -571,9 +571,18 @@ class Store:
             for r in self._query(f"SELECT {_RUN_COLS} FROM runs {where} ORDER BY created_at, id")  # noqa: S608
         ]
 
-    def wake_list(self) -> list[tuple[float, str]]:
-        """``(next_wake_at, run_id)`` of every active run (a run due now has its creation time)."""
-        rows = self._query("SELECT COALESCE(next_wake_at, 0), id FROM runs WHERE status = 'active'")
+    def wake_list(self, written_before: float | None = None) -> list[tuple[float, str]]:
+        """``(next_wake_at, run_id)`` of every active run (a run due now has its creation time).
+        A run last written after ``written_before`` is due at once (``0``): the clock has gone
+        back since its wake time was set, so that time is no longer to be trusted."""
+        if written_before is None:
+            rows = self._query("SELECT COALESCE(next_wake_at, 0), id FROM runs WHERE status = 'active'")
+        else:
+            rows = self._query(
+                "SELECT CASE WHEN updated_at > ? THEN 0 ELSE COALESCE(next_wake_at, 0) END, id "
+                "FROM runs WHERE status = 'active'",
+                (written_before,),
+            )
         return [(float(r[0]), str(r[1])) for r in rows]
 
     def active_summary(self) -> list[tuple[str, str, str, str]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -112,3 +113,64 @@ def test_sigkill_at_random_points(make_engine: Callable[..., Engine], journal: P
     assert engine.store.lease_holders() == {}
     unfinished = [e for r in runs for e in engine.store.effects(r) if e["completed_at"] is None]
     assert unfinished == []
+
+
+def test_sigkill_while_runs_hold_in_every_kind_of_state(
+    make_engine: Callable[..., Engine], journal: Path, tmp_path: Path
+) -> None:
+    """Killed while one run waits on a timer, one has failed, one is paused at a gate holding a
+    lease and one waits for that lease: the next daemon leaves each as it was, and operator
+    commands then take every run to the end with no side effect twice."""
+    engine = make_engine()
+    state = engine.state_dir
+    outage = tmp_path / "outage"
+    outage.touch()
+    base = {"journal": str(journal)}
+    ticket = engine.start_run("toy", "c2", {**base, "need_ticket": True}, run_id="timer")
+    failed = engine.start_run("toy", "c3", {**base, "fail_file": str(outage)}, run_id="failed")
+    gate = engine.start_run("toy", "c1", base, run_id="gate")
+    proc = start_daemon(state)
+    try:
+        wait_for(lambda: engine.status(gate)[0].held_from == "approval", what="gate run paused")
+        lease = engine.start_run("toy", "c1", base, run_id="lease")
+        wait_for(lambda: kind(engine, lease) == "lease", what="lease run waiting")
+        wait_for(lambda: engine.status(failed)[0].status == "failed", what="run failed")
+        wait_for(
+            lambda: engine.status(ticket)[0].waiting_reason.startswith("waiting for a ticket"), what="wait"
+        )
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    before = {r.id: (r.state, r.held_from, r.status, r.waiting_kind) for r in engine.store.runs()}
+
+    proc = start_daemon(state)
+    try:
+        wait_for(lambda: daemon_locked(state, proc.pid), what="second daemon lock")
+        time.sleep(0.5)  # a few poll intervals at the toy's time scale
+        after = {r.id: (r.state, r.held_from, r.status, r.waiting_kind) for r in engine.store.runs()}
+        assert after == before
+        assert engine.store.lease_holders() == {("slot", "c1"): gate}
+        engine.submit(ticket, "ticket", {"id": "CHG9"})
+        outage.unlink()
+        engine.retry(failed)
+        engine.approve(gate)
+        wait_for(lambda: engine.status(lease)[0].held_from == "approval", what="lease run at the gate")
+        engine.approve(lease)
+        wait_for(lambda: engine.status(ticket)[0].held_from == "approval", what="ticket run at the gate")
+        engine.approve(ticket)
+        wait_for(lambda: engine.status(failed)[0].held_from == "approval", what="retried run at the gate")
+        engine.approve(failed)
+        wait_for(lambda: all(v.status == "final" for v in engine.status()), what="all runs final")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert {v.state for v in engine.status()} == {"done"}
+    lines = journal.read_text().splitlines()
+    assert [line for line, n in Counter(lines).items() if n > 1] == []
+    assert engine.verify_audit().ok
+    assert engine.store.lease_holders() == {}
+
+
+def kind(engine: Engine, run_id: str) -> str:
+    run = engine.store.get_run(run_id)
+    return run.waiting_kind if run else ""

@@ -81,6 +81,10 @@ def restart_services(ctx: StepContext) -> Outcome:
         record["running_at"] = iso(ctx.now())
         record["start_time"] = started
         ctx.progress(node, f"{service} running again")
+        if any(not (r.get("running_at") or r.get("skipped")) for r in done):
+            # Checkpoint before the next restart: were the process to die after that restart, the
+            # resumed step must not record this service as running only once the next one began.
+            return Outcome.wait(0, f"{service} on {node} is running again", output={"restarts": done})
     restarted = [r for r in done if not r.get("skipped")]
     return Outcome.advance(
         output={"restarts": done},
