@@ -36,6 +36,10 @@ POINTS = [
 ]
 SPREAD = [1, 2, 3, 5]
 LAB = {"nodes": 2, "imp": 1, "phones": 40, "mixed_mode": True, "time_scale": 2000.0}
+# Engine waits are scaled, a restarted process is not: each kill costs ~1.5 s of wall time, which
+# at x2000 is most of `restarted`'s 4 h timeout (7.2 s). The soak kills far more often in one state,
+# so its clusters run at x300 (48 s).
+SOAK_LAB = {**LAB, "time_scale": 300.0}
 
 
 @dataclass
@@ -125,7 +129,7 @@ def crash_round(
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     where = f"{cert_type}, seed {seed}"
-    with ProofLab(tmp, **LAB) as lab:  # type: ignore[arg-type]
+    with ProofLab(tmp, **(SOAK_LAB if soak else LAB)) as lab:  # type: ignore[arg-type]
         for trial in schedule(cert_type, rng, soak=soak):
             if finished(lab, cert_type):
                 break  # a second `run` would start a new run of a type already renewed
@@ -154,7 +158,11 @@ def check_outcome(lab: ProofLab, cert_type: str, run: Any, expected: dict[str, A
     state = lab.sim.state()
     got = outcome_shape(state, cert_type, run)
     assert run.state == "done", where
-    differs = {k: (got.get(k), expected[k]) for k in expected if got.get(k) != expected[k]}
+    # Rebuilding the CTL again after a crash yields the same CTL file: counted, not compared.
+    assert (got["ctl_updates"] > 0) == (expected["ctl_updates"] > 0), where
+    differs = {
+        k: (got.get(k), expected[k]) for k in expected if k != "ctl_updates" and got.get(k) != expected[k]
+    }
     assert not differs, f"{where}: differs from an uninterrupted run in (got, uninterrupted): {differs}"
     targets = role_nodes(lab.sim, cert_type)
     assert got["targets"] == sorted(targets)
@@ -192,7 +200,7 @@ SOAK_KILLS_PER_TYPE = 42  # five types: at least 210 kills
 @pytest.mark.soak
 @pytest.mark.parametrize("cert_type", TYPES)
 def test_crash_soak(tmp_path: Path, cert_type: str) -> None:
-    expected, _ = reference(tmp_path, cert_type)
+    expected, _ = reference(tmp_path, cert_type, soak=True)
     tally = Tally()
     problems: list[str] = []
     rounds = 0
@@ -277,3 +285,22 @@ def test_restart_order_survives_a_crash_between_two_restarts(tmp_path: Path) -> 
         run = lab.run_of("CAPF")
         assert final.returncode == 0 and run.state == "done", f"{run.state}: {run.last_error}"
         assert set(restart_counts(lab.sim.state()).values()) == {1}
+
+
+@pytest.mark.slow
+def test_phone_reset_interrupted_before_axl_was_called_still_resets_every_phone_once(tmp_path: Path) -> None:
+    """Killed after the reset batch's intent is journaled, before any doDeviceReset: no phone was
+    reset, so the resumed run must reset each of them (once), not record them as unconfirmed and
+    finish with phones that never received the new trust list."""
+    _, effects = reference(tmp_path, "CallManager")
+    ordered = sorted(effects, key=lambda e: e["recorded_at"])
+    n = next(i for i, e in enumerate(ordered, 1) if e["name"] == "phone_reset")
+    with ProofLab(tmp_path / "crash", **LAB) as lab:  # type: ignore[arg-type]
+        killed = lab.cli("run", "--type", "CallManager", crash=f"effect.after_intent:{n}")
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        assert lab.sim.state()["phone_resets"] == 0
+        final = lab.cli("run", "--type", "CallManager")
+        assert final.returncode == 0, final.stderr[-2000:]
+        assert lab.run_of("CallManager").state == "done"
+        phones = lab.sim.cluster.phones.count
+        assert lab.sim.state()["phone_resets"] == phones, "phones were left without their reset"
