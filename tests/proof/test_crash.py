@@ -50,22 +50,22 @@ class Tally:
     outcomes: Counter[str] = field(default_factory=Counter)
 
 
-_REFERENCES: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+_REFERENCES: dict[tuple[str, bool], tuple[dict[str, Any], list[dict[str, Any]]]] = {}
 
 
-def reference(tmp: Path, cert_type: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def reference(
+    tmp: Path, cert_type: str, *, soak: bool = False
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """An uninterrupted run on an identical cluster: its outcome, and its effects in order (kept for
     the other tests of this process: the simulator is deterministic in what these compare)."""
-    if cert_type not in _REFERENCES:
-        with ProofLab(tmp / f"ref-{cert_type}", **LAB) as lab:  # type: ignore[arg-type]
+    key = (cert_type, soak)
+    if key not in _REFERENCES:
+        with ProofLab(tmp / f"ref-{cert_type}", **(SOAK_LAB if soak else LAB)) as lab:  # type: ignore[arg-type]
             done = lab.cli("run", "--type", cert_type)
             assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
             run = lab.run_of(cert_type)
-            _REFERENCES[cert_type] = (
-                outcome_shape(lab.sim.state(), cert_type, run),
-                lab.store.effects(run.id),
-            )
-    return _REFERENCES[cert_type]
+            _REFERENCES[key] = (outcome_shape(lab.sim.state(), cert_type, run), lab.store.effects(run.id))
+    return _REFERENCES[key]
 
 
 def schedule(cert_type: str, rng: random.Random, *, soak: bool) -> list[str | float]:
