@@ -10,6 +10,7 @@ time scale; "CUCM time" multiplies them back.
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 import threading
@@ -37,6 +38,7 @@ PHONE_TYPES = ("CAPF", "CallManager", "TVS")
 
 def main() -> None:
     configure_logging("error")
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     folder = Path(tempfile.mkdtemp(prefix="bench-campaign-"))
     sim = SimulatedCluster(
         folder / "sim", nodes=3, imp=1, phones=PHONES, mixed_mode=True, time_scale=TIME_SCALE

@@ -180,14 +180,32 @@ _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 
 def _parse(path: Path) -> _LDict:
-    text = path.read_text(encoding="utf-8")
-    loader = _Loader(text)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DefinitionError(
+            str(path),
+            path.read_bytes()[: exc.start].count(b"\n") + 1,
+            f"not UTF-8 text (byte {exc.object[exc.start]:#04x}): save the file as UTF-8",
+        ) from None
+    except OSError as exc:
+        raise DefinitionError(str(path), None, f"cannot read the file: {exc.strerror}") from None
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:
+        raise DefinitionError(
+            str(path),
+            text[: exc.position].count("\n") + 1,
+            f"not valid YAML: character #x{exc.character:04x} is not allowed; remove it",
+        ) from None
     loader.file_name = str(path)
     try:
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise DefinitionError(str(path), line, f"not valid YAML: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise DefinitionError(str(path), None, f"not valid YAML: {exc}") from None
     finally:
         loader.dispose()
     if not isinstance(data, _LDict):

@@ -329,25 +329,42 @@ class Runner:
 
     def _quiet(self) -> bool:
         """Nothing can move without an operator: every run is final or held, or waits on a lease
-        that a held run keeps."""
+        whose holder is held or, in turn, waits on such a lease (a chain of waiters behind one
+        failed run)."""
         if not self._wake:
             return True
         active = self.store.active_summary()
         if any(kind != "lease" for _id, _defn, _scope, kind in active):
             return False
         holders = self.store.lease_holders()
+        waiting = {run_id for run_id, _defn, _scope, _kind in active}
+        blockers: dict[str, set[str]] = {}
+        held: set[str] = set()
         for run_id, definition, scope, _kind in active:
             defn = self.definitions.get(definition)
-            held_elsewhere = False
+            found: set[str] = set()
             for excl in defn.exclusion if defn else ():
                 holder = holders.get((excl.group, scope))
-                other = self.store.get_run(holder) if holder and holder != run_id else None
-                if other is not None and other.status == "active":
-                    return False
-                held_elsewhere = held_elsewhere or other is not None
-            if not held_elsewhere:
+                if holder is None or holder == run_id:
+                    continue
+                if holder not in waiting:
+                    other = self.store.get_run(holder)
+                    if other is None or other.status == "active":
+                        return False  # a holder that is moving will release its lease
+                    held.add(holder)
+                found.add(holder)
+            if not found:
                 return False
-        return True
+            blockers[run_id] = found
+        stuck: set[str] = set()
+        grew = True
+        while grew:
+            grew = False
+            for run_id, found in blockers.items():
+                if run_id not in stuck and all(h in held or h in stuck for h in found):
+                    stuck.add(run_id)
+                    grew = True
+        return len(stuck) == len(blockers)
 
     def _tick(self, run_id: str) -> None:
         at: float | None = None

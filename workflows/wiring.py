@@ -88,7 +88,9 @@ def cucm_config(config: Config, cluster: ClusterConfig, bundle: Path | None = No
         known_hosts=str(cluster.known_hosts),
         use_rest=cluster.rest,
         # The limits are CUCM's, in CUCM's time; a time-scaled lab runs that much faster.
-        ris_requests_per_minute=max(1, int(config.risport_per_minute * config.time_scale)),
+        # RisPort70 counts its requests over a minute; in a time-scaled lab that minute is shorter.
+        ris_requests_per_minute=max(1, int(config.risport_per_minute)),
+        ris_window_seconds=60.0 / config.time_scale,
         resets_per_second=max(1, int(PHONE_RESETS_PER_SECOND * config.time_scale)),
         reset_concurrency=min(24, max(4, int(4 * config.time_scale))),
         port_map={n.name: dict(n.ports) for n in cluster.nodes if n.ports},

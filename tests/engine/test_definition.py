@@ -268,3 +268,19 @@ def test_mermaid_is_valid_state_diagram_syntax(tmp_path: Path) -> None:
     assert "timeout 30d then" in out and "poll 30s" in out
     assert 'state "pre-check" as ' in out and 'state "wait here" as ' in out and 'state "end" as ' in out
     assert "Check\u2236 the CA, then \u2039approve\u203a \u266f1" in out
+
+
+@pytest.mark.parametrize(
+    ("data", "line", "problem"),
+    [
+        (b"name: t\n\x80\n", 2, "not UTF-8 text (byte 0x80): save the file as UTF-8"),
+        (b"name: t\ninitial: \x00\n", 2, "character #x0000 is not allowed"),
+    ],
+)
+def test_unreadable_bytes_are_a_definition_error(
+    tmp_path: Path, data: bytes, line: int, problem: str
+) -> None:
+    (tmp_path / "t.yaml").write_bytes(data)
+    with pytest.raises(DefinitionError) as info:
+        load_definitions(tmp_path, registry)
+    assert info.value.line == line and problem in info.value.problem

@@ -44,6 +44,11 @@ def flaky(ctx: StepContext) -> Outcome:
     return Outcome.advance()
 
 
+@registry.step("go")
+def go(ctx: StepContext) -> Outcome:
+    return Outcome.advance()
+
+
 @registry.validator("ticket")
 def ticket(context: object, key: str, data: object) -> object:
     if key != "ticket":
@@ -259,3 +264,68 @@ def test_command_landing_between_a_commit_and_the_worker_letting_go_is_seen(tmp_
         serving.close()
         daemon.close()
         cli.close()
+
+
+ONE = """\
+name: one
+initial: a1
+final: [done]
+states:
+  a1: {step: go}
+  c1: {step: flaky}
+  done: {}
+transitions:
+  - {trigger: next, source: a1, dest: c1}
+  - {trigger: next, source: c1, dest: done}
+exclusion:
+  - {group: g1, from: c1, until: done}
+"""
+TWO = """\
+name: two
+initial: a2
+final: [done]
+states:
+  a2: {step: go}
+  b2: {step: go}
+  c2: {step: go}
+  done: {}
+transitions:
+  - {trigger: next, source: a2, dest: b2}
+  - {trigger: next, source: b2, dest: c2}
+  - {trigger: next, source: c2, dest: done}
+exclusion:
+  - {group: g2, from: b2, until: done}
+  - {group: g1, from: c2, until: done}
+"""
+
+
+def test_run_until_quiet_returns_behind_a_chain_of_lease_waiters(tmp_path: Path) -> None:
+    """X failed holding g1; Y holds g2 and waits for g1; Z waits for g2 (held by Y, which is active
+    but cannot move): nothing can move without an operator, so the foreground run returns."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "one.yaml").write_text(ONE)
+    (folder / "two.yaml").write_text(TWO)
+    definitions = load_definitions(folder, registry)
+    fail_file = tmp_path / "fail"
+    fail_file.touch()
+    with Engine(tmp_path / "state", definitions, registry, actor="op@h", time_scale=100.0) as engine:
+        x = engine.start_run("one", "c1", {"fail_file": str(fail_file)})
+        engine.run_until_quiet()
+        y = engine.start_run("two", "c1", {})
+        engine.run_until_quiet()
+        z = engine.start_run("two", "c1", {})
+        stop = threading.Event()
+        timer = threading.Timer(20, stop.set)
+        timer.start()
+        try:
+            engine.run_until_quiet(stop=stop)
+        finally:
+            timer.cancel()
+        assert not stop.is_set(), "run_until_quiet waited for a chain of waiters that cannot move"
+        assert [engine.status(r)[0].status for r in (x, y, z)] == ["failed", "active", "active"]
+        assert engine.store.lease_holders() == {("g1", "c1"): x, ("g2", "c1"): y}
+        fail_file.unlink()
+        engine.retry(x)
+        engine.run_until_quiet()
+        assert [engine.status(r)[0].state for r in (x, y, z)] == ["done", "done", "done"]
