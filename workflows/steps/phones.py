@@ -29,13 +29,31 @@ def sweep_interval(ctx: StepContext, phones: int) -> float:
     return max(float(ctx.params.get("sweep_interval", 15)), 60.0 * requests / per_minute)
 
 
-def _reset_in_batches(ctx: StepContext, publisher: str, expected: list[str]) -> dict[str, Any]:
+def _untouched(cucm: Any, names: list[str], stamps: dict[str, int]) -> list[str]:
+    """The phones among ``names`` that still show the registration the baseline saw: same
+    RisPort TimeStamp, still registered. A reset phone has dropped that registration since."""
+    seen = cucm.registered_phones(names)
+    return [
+        n
+        for n in names
+        if (s := seen.get(n)) is not None
+        and s.status == REGISTERED
+        and s.timestamp is not None
+        and s.timestamp == stamps.get(n)
+    ]
+
+
+def _reset_in_batches(
+    ctx: StepContext, publisher: str, expected: list[str], stamps: dict[str, int]
+) -> dict[str, Any]:
     """Reset the phones batch by batch, each batch an effect of its own.
 
-    CUCM keeps no record of a reset, so a batch whose intent was journaled but not its outcome
-    counts as done: resetting it again would reboot those phones (and drop their calls) twice for
-    one intent. The cost of that choice is bounded by the batch: its phones are reported as
-    "reset not confirmed" in the audit, for the operator to check.
+    CUCM keeps no record of a reset, but RisPort shows its trace: a phone that was reset has
+    dropped the registration the baseline saw (its TimeStamp moved, or it is not registered). So a
+    batch whose intent was journaled but not its outcome is reconciled by resetting only the phones
+    that still show their baseline registration: each phone is reset once for one intent. Without
+    baseline timestamps (a run started by an older version) the batch counts as done and its phones
+    are reported as "reset not confirmed", for the operator to check.
     """
     cucm = deps(ctx).cucm
     size = max(1, int(ctx.params.get("reset_batch", 200)))
@@ -45,7 +63,11 @@ def _reset_in_batches(ctx: StepContext, publisher: str, expected: list[str]) -> 
         batch = expected[start : start + size]
 
         def reconcile(_effect: Effect, batch: list[str] = batch) -> Any:
-            return {"accepted": len(batch), "unconfirmed": True}
+            if not stamps:
+                return {"accepted": len(batch), "unconfirmed": True}
+            untouched = _untouched(cucm, batch, stamps)
+            redone = cucm.reset_phones(untouched) if untouched else 0
+            return {"accepted": len(batch) - len(untouched) + redone, "reset_on_resume": len(untouched)}
 
         def reset(batch: list[str] = batch) -> Any:
             return {"accepted": cucm.reset_phones(batch)}
@@ -69,20 +91,21 @@ def watch_phones(ctx: StepContext) -> Outcome:
     publisher = _publisher(ctx)
     state: dict[str, Any] = dict(ctx.context.get("phones") or {})
 
-    baseline = ctx.effect(
-        publisher,
-        "phone_baseline",
-        lambda: {
-            "names": sorted(n for n, s in cucm.registered_phones().items() if s.status == REGISTERED),
+    def take_baseline() -> dict[str, Any]:
+        registered = {n: s for n, s in cucm.registered_phones().items() if s.status == REGISTERED}
+        return {
+            "names": sorted(registered),
+            "stamps": {n: s.timestamp for n, s in registered.items() if s.timestamp is not None},
             "at": iso(ctx.now()),
-        },
-    )
+        }
+
+    baseline = ctx.effect(publisher, "phone_baseline", take_baseline)
     expected: list[str] = list(baseline["names"])
     if not expected:
         return Outcome.advance(
             evidence={"phones_baseline": 0}, reason="no phone was registered: nothing to reset"
         )
-    reset = _reset_in_batches(ctx, publisher, expected)
+    reset = _reset_in_batches(ctx, publisher, expected, dict(baseline.get("stamps") or {}))
     if not state.get("reset_at"):
         state.update(
             baseline=len(expected),
