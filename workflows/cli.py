@@ -427,8 +427,7 @@ def _daemon_jobs(args: argparse.Namespace, env: CliEnv) -> list[PeriodicJob]:
             env.stdout.flush()
 
     env.stdout.write(
-        f"checking {len(selection)} cluster(s) for certificates that came due every "
-        f"{human_duration(every)}\n"
+        f"checking {len(selection)} cluster(s) for certificates that came due every {human_duration(every)}\n"
     )
     env.stdout.flush()
     return [PeriodicJob("start-due-renewals", every, start_due)]

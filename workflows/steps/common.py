@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from cryptography import x509
 
@@ -13,6 +14,8 @@ from engine.api import StepContext
 from workflows.deps import RunDeps
 
 ROLE_RANK = {"publisher": 0, "subscriber": 1, "imp": 2}
+NODE_WORKERS = 8
+T = TypeVar("T")
 
 
 def deps(ctx: StepContext) -> RunDeps:
@@ -36,6 +39,27 @@ def role_of(ctx: StepContext, node: str) -> str:
 def order_nodes(nodes: Iterable[tuple[str, str]]) -> list[str]:
     """``(name, role)`` pairs sorted publisher first, then subscribers, then IM&P nodes."""
     return [n for n, _ in sorted(nodes, key=lambda nr: (ROLE_RANK.get(nr[1], 3), nr[0]))]
+
+
+def each_node(nodes: Sequence[str], work: Callable[[str], T]) -> dict[str, T]:
+    """``work(node)`` for every node at once; results by node, in ``nodes`` order.
+
+    CUCM's certificate APIs are server-specific, so nodes do not contend and a cluster's CSRs and
+    uploads need not wait for each other (no guard orders them; restarts do not use this). Every
+    node's work ends before the first error, in node order, is raised: no node is left half-done
+    because another failed. Each node's side effects are journaled effects of their own.
+    """
+    if len(nodes) <= 1:
+        return {node: work(node) for node in nodes}
+    with ThreadPoolExecutor(max_workers=min(NODE_WORKERS, len(nodes)), thread_name_prefix="node") as pool:
+        futures = {node: pool.submit(work, node) for node in nodes}
+    results: dict[str, T] = {}
+    for node in nodes:
+        error = futures[node].exception()
+        if error is not None:
+            raise error
+        results[node] = futures[node].result()
+    return results
 
 
 def node_map(ctx: StepContext, key: str) -> dict[str, Any]:

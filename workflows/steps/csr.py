@@ -6,7 +6,7 @@ from typing import Any
 
 from engine.api import Effect, Outcome, Registry, StepContext
 
-from .common import deps, node_map, sha256_text, targets, unit
+from .common import deps, each_node, node_map, sha256_text, targets, unit
 from .errors import classified
 
 
@@ -22,27 +22,22 @@ def generate_csrs(ctx: StepContext) -> Outcome:
     kind = unit(ctx)
     csrs = node_map(ctx, "csr")
     sent = node_map(ctx, "ca")
-    for node in targets(ctx):
-        if node in csrs and node in sent:
-            continue
 
-        def reconcile(_effect: Effect, node: str = node) -> Any:
+    def one(node: str) -> dict[str, str]:
+        def reconcile(_effect: Effect) -> Any:
             pem = cucm.current_csr(node, kind)
             return {"pem": pem, "adopted": True} if pem else None
 
-        def generate(node: str = node) -> Any:
+        def generate() -> Any:
             return {"pem": cucm.generate_csr(node, kind)}
 
-        result = ctx.effect(
-            node,
-            "generate_csr",
-            generate,
-            intent={"unit": kind},
-            reconcile=reconcile,
-        )
+        result = ctx.effect(node, "generate_csr", generate, intent={"unit": kind}, reconcile=reconcile)
         pem = str(result["pem"])
-        csrs[node] = {"pem": pem, "sha256": sha256_text(pem)}
-        ctx.progress(node, f"CSR generated ({csrs[node]['sha256'][:12]})")
+        made = {"pem": pem, "sha256": sha256_text(pem)}
+        ctx.progress(node, f"CSR generated ({made['sha256'][:12]})")
+        return made
+
+    csrs.update(each_node([n for n in targets(ctx) if not (n in csrs and n in sent)], one))
     return Outcome.advance(
         output={"csr": csrs},
         evidence={"csr_sha256": {n: csrs[n]["sha256"] for n in targets(ctx)}},

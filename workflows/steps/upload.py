@@ -9,7 +9,7 @@ from engine.api import Effect, Outcome, Registry, StepContext
 from workflows.preflight import PreflightError
 
 from .certificate import check_signed
-from .common import deps, fingerprint, node_map, sha256_text, targets, unit
+from .common import deps, each_node, fingerprint, node_map, sha256_text, targets, unit
 from .errors import classified
 
 
@@ -29,8 +29,9 @@ def upload_trust(ctx: StepContext) -> Outcome:
     kind = unit(ctx)
     issued = node_map(ctx, "issued")
     trusted = node_map(ctx, "trusted")
-    added: dict[str, int] = {}
-    for node in targets(ctx):
+
+    def one(node: str) -> tuple[list[str], int]:
+        # Within a node the order matters (root, then intermediates); across nodes it does not.
         chain: list[str] = list(issued[node]["chain_pems"])
         have = _trusted_fingerprints(cucm.trust_certificates(node, kind))
         count = 0
@@ -39,29 +40,26 @@ def upload_trust(ctx: StepContext) -> Outcome:
             if fp in have:
                 continue
 
-            def reconcile(_e: Effect, node: str = node, fp: str = fp) -> Any:
+            def reconcile(_e: Effect, fp: str = fp) -> Any:
                 return (
                     {"uploaded": fp}
                     if fp in _trusted_fingerprints(cucm.trust_certificates(node, kind))
                     else None
                 )
 
-            def upload(node: str = node, pem: str = pem, fp: str = fp) -> Any:
+            def upload(pem: str = pem, fp: str = fp) -> Any:
                 cucm.upload_trust(node, kind, [pem], f"CA for {kind} renewed by cucm-renew")
                 return {"uploaded": fp}
 
-            ctx.effect(
-                node,
-                f"trust:{fp[:16]}",
-                upload,
-                intent={"sha256": fp},
-                reconcile=reconcile,
-            )
+            ctx.effect(node, f"trust:{fp[:16]}", upload, intent={"sha256": fp}, reconcile=reconcile)
             have.add(fp)
             count += 1
-        trusted[node] = sorted(have & set(issued[node]["chain_sha256"]))
-        added[node] = count
         ctx.progress(node, f"{kind}-trust: {count} CA certificate(s) added")
+        return sorted(have & set(issued[node]["chain_sha256"])), count
+
+    done = each_node(targets(ctx), one)
+    trusted.update({node: result[0] for node, result in done.items()})
+    added = {node: result[1] for node, result in done.items()}
     return Outcome.advance(
         output={"trusted": trusted},
         evidence={"trust_added": added},
@@ -76,17 +74,16 @@ def upload_leaf(ctx: StepContext) -> Outcome:
     issued = node_map(ctx, "issued")
     csrs = node_map(ctx, "csr")
     uploaded = node_map(ctx, "uploaded")
-    for node in targets(ctx):
+
+    def one(node: str) -> str:
         info = issued[node]
         expected = str(info["sha256"])
-        if uploaded.get(node) == expected:
-            continue
 
-        def reconcile(_e: Effect, node: str = node, expected: str = expected) -> Any:
+        def reconcile(_e: Effect) -> Any:
             current = fingerprint(cucm.identity_certificate(node, kind))
             return {"uploaded": expected} if current == expected else None
 
-        def act(node: str = node, info: dict[str, Any] = info) -> Any:
+        def act() -> Any:
             current_csr = cucm.current_csr(node, kind)
             if current_csr is None or sha256_text(current_csr) != csrs[node]["sha256"]:
                 raise CsrReplaced(node, kind, ctx.run_id)
@@ -105,13 +102,16 @@ def upload_leaf(ctx: StepContext) -> Outcome:
         try:
             ctx.effect(node, "upload_identity", act, intent={"sha256": expected}, reconcile=reconcile)
         except (PreflightError, CsrReplaced) as exc:
-            return Outcome.fail(f"{node}: {exc}; nothing was uploaded to {node}", retryable=False)
+            raise _NodeRefused(f"{node}: {exc}; nothing was uploaded to {node}") from exc
         except CucmRejected as exc:
-            return Outcome.fail(
-                f"CUCM refused the {kind} certificate on {node}: {exc.cucm_message}", retryable=False
-            )
-        uploaded[node] = expected
+            raise _NodeRefused(f"CUCM refused the {kind} certificate on {node}: {exc.cucm_message}") from exc
         ctx.progress(node, f"{kind} certificate uploaded (serial {info['serial']})")
+        return expected
+
+    try:
+        uploaded.update(each_node([n for n in targets(ctx) if uploaded.get(n) != issued[n]["sha256"]], one))
+    except _NodeRefused as exc:
+        return Outcome.fail(str(exc), retryable=False)
     return Outcome.advance(
         output={"uploaded": uploaded},
         evidence={
@@ -119,6 +119,10 @@ def upload_leaf(ctx: StepContext) -> Outcome:
         },
         reason=f"{kind} certificate installed on {len(targets(ctx))} node(s)",
     )
+
+
+class _NodeRefused(Exception):
+    """One node's upload was refused for good; the message says which and why."""
 
 
 class CsrReplaced(Exception):
