@@ -820,9 +820,10 @@ class Cluster:
         for pool in self.device_pools:
             if name is not None and pool.lower() == name.lower():
                 return pool
-            if pool_uuid is not None and self.device_pool_uuid(pool).strip("{}").lower() == pool_uuid.strip(
-                "{}"
-            ).lower():
+            if (
+                pool_uuid is not None
+                and self.device_pool_uuid(pool).strip("{}").lower() == pool_uuid.strip("{}").lower()
+            ):
                 return pool
         return None
 

@@ -388,9 +388,10 @@ def test_axl_device_pools_listed_and_reset_by_name_or_uuid(sim, axl14, axl_schem
     state = sim.state()
     sub1 = len(members["DP-cucm-sub1"])
     assert state["phone_resets"] - before["phone_resets"] == sub1  # each phone of the pool counts once
-    assert len(state["device_pool_resets"]["DP-cucm-sub1"]) == len(
-        before["device_pool_resets"].get("DP-cucm-sub1", [])
-    ) + 1
+    assert (
+        len(state["device_pool_resets"]["DP-cucm-sub1"])
+        == len(before["device_pool_resets"].get("DP-cucm-sub1", [])) + 1
+    )
     index = sim.cluster.phones.index[members["DP-cucm-sub1"][0]]
     assert sim.cluster.phones.reg_at[index] >= started + sim.cluster.scaled(sim.cluster.reregister_seconds[0])
     other = sim.cluster.phones.index[members["DP-cucm-sub2"][0]]
@@ -423,7 +424,10 @@ def test_axl_15_device_pool_reset(tmp_path, schema_dir, axl_schemas):
 def test_phones_outside_any_pool_are_not_listed(tmp_path, schema_dir):
     with SimulatedCluster(tmp_path / "nopool", nodes=2, phones=5, device_pool=None) as plain:
         axl, _ = axl_client(plain, schema_dir, "14.0")
-        assert axl.executeSQLQuery(
-            sql="select d.name, dp.name from device d, devicepool dp where d.fkdevicepool = dp.pkid"
-        )["return"] is None
+        assert (
+            axl.executeSQLQuery(
+                sql="select d.name, dp.name from device d, devicepool dp where d.fkdevicepool = dp.pkid"
+            )["return"]
+            is None
+        )
         assert len(axl.executeSQLQuery(sql="select name from device where tkclass = 1")["return"]["row"]) == 5
