@@ -22,7 +22,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 soak: $(STAMP)
-	CUCM_RENEW_SOAK=1 $(BIN)/python -m pytest -m soak -p no:randomly
+	CUCM_RENEW_SOAK=1 $(BIN)/python -m pytest -m soak
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

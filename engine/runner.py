@@ -237,6 +237,8 @@ class Runner:
         # The row each worker committed last, reused by the same worker's next tick of that run.
         self._last: dict[str, RunRow] = {}
         self._rng = random.Random()
+        self._seen: tuple[int, int] | None = None
+        """(data_version, max rev) read just before the last :meth:`load`."""
         self.commits = 0
         """Transactions the runner has committed (a batch of ticks counts once)."""
 
@@ -245,6 +247,9 @@ class Runner:
     def load(self) -> None:
         """Resume: every active run goes on the heap at its stored wake time."""
         with self._cond:
+            # Read the change markers first: a run another process writes while we load is then
+            # either in the wake list or seen as a change by the loop, never neither.
+            self._seen = (self.store.data_version(), self.store.max_rev())
             written_before = self.clock() + CLOCK_SLACK
             self._wake = {run_id: at for at, run_id in self.store.wake_list(written_before)}
             self._heap = [(at, run_id) for run_id, at in self._wake.items()]
@@ -275,9 +280,11 @@ class Runner:
 
     def loop(self, stop: threading.Event, *, until_quiet: bool, poll: float = 0.3) -> None:
         """Run ticks until ``stop`` is set (or, with ``until_quiet``, nothing is left to do)."""
-        seen_version = self.store.data_version()
-        seen_rev = self.store.max_rev()
-        last_poll = time.monotonic()
+        if self._seen is not None:
+            seen_version, seen_rev = self._seen
+        else:
+            seen_version, seen_rev = self.store.data_version(), self.store.max_rev()
+        last_poll = 0.0  # look for changes made since load() at once
         last_now = self.clock()
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="run") as pool:
             while not stop.is_set():

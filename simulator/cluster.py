@@ -271,6 +271,9 @@ class Cluster:
             raise ValueError("time_scale must be > 0")
         self.lock = threading.RLock()
         self.time_scale = float(time_scale)
+        # CUCM's own clock runs time_scale times faster than ours: RisPort's TimeStamp reads it,
+        # so two registrations a scaled minute apart never share a timestamp.
+        self._clock_origin = (time.time(), time.monotonic())
         self.seed = seed
         self.rng = random.Random(seed)
         self.version = version
@@ -370,6 +373,11 @@ class Cluster:
 
     def _wall(self) -> float:
         return time.time() - (time.monotonic() - self._now())
+
+    def cucm_time(self, monotonic: float) -> int:
+        """CUCM's wall clock (epoch seconds, scaled) at a moment of ``time.monotonic()``."""
+        wall, mono = self._clock_origin
+        return int(wall + (monotonic - mono) * self.time_scale)
 
     def scaled(self, seconds: float) -> float:
         return seconds / self.time_scale
@@ -777,7 +785,7 @@ class Cluster:
         else:
             p.snap_cm[i], p.snap_tvs[i] = cm, tvs
             p.pending[i] = False
-            p.registered_ts[i] = int(time.time() - (now - t))
+            p.registered_ts[i] = self.cucm_time(t)
 
     def _unregister(self, i: int, now: float, until: float) -> None:
         self._settle(i, now)
@@ -785,6 +793,7 @@ class Cluster:
         p.pending[i] = True
         p.blocked[i] = BLOCK_NONE
         p.reg_at[i] = until
+        p.registered_ts[i] = self.cucm_time(now)  # TimeStamp: the last status change
 
     def _schedule_registration(self, i: int, now: float) -> None:
         p = self.phones

@@ -79,12 +79,15 @@ class PhoneState:
     """One device's registration as RisPort70 reports it.
 
     ``status`` is ``Registered``, ``UnRegistered``, ``Rejected``, ``PartiallyRegistered`` or
-    ``Unknown``; ``node`` is the CallManager node that reported it.
+    ``Unknown``; ``node`` is the CallManager node that reported it; ``timestamp`` is RisPort's
+    ``TimeStamp``, the time (epoch seconds, CUCM's clock) of the device's last status change, when
+    it was given. Two sweeps showing the same timestamp saw the same registration.
     """
 
     name: str
     status: str
     node: str
+    timestamp: int | None = None
 
 
 # --------------------------------------------------------------------------- errors

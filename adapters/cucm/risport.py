@@ -69,9 +69,13 @@ def parse_page(response: ET.Element) -> Page:
         listing = child(node, "CmDevices")
         for device in children(listing, "item") if listing is not None else []:
             entries += 1
+            stamp = text(device, "TimeStamp")
             devices.append(
                 PhoneState(
-                    name=text(device, "Name"), status=text(device, "Status", "Unknown"), node=node_name
+                    name=text(device, "Name"),
+                    status=text(device, "Status", "Unknown"),
+                    node=node_name,
+                    timestamp=int(stamp) if stamp.isdigit() else None,
                 )
             )
     return Page(

@@ -315,3 +315,20 @@ def test_a_run_whose_definition_is_gone_fails_with_the_fix(
         view = other.status(run)[0]
     assert view.state == "failed"
     assert view.last_error == "definition 'flow' is not loaded: restore its file, then retry"
+
+
+def test_a_run_another_process_writes_while_the_daemon_loads_is_not_missed(
+    make_engine: Callable[..., Engine], journal: Path
+) -> None:
+    daemon = make_engine()
+    cli = make_engine()  # its own connection, as the CLI in another process has
+    daemon.runner.load()  # the daemon has read the wake list...
+    run_id = cli.start_run("flow", "c1", {"journal": str(journal)})  # ...when this commits
+    stop = threading.Event()
+    timer = threading.Timer(30, stop.set)
+    timer.start()
+    try:
+        daemon.runner.loop(stop, until_quiet=True)
+    finally:
+        timer.cancel()
+    assert daemon.status(run_id)[0].state == "done"

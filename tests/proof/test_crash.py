@@ -36,6 +36,10 @@ POINTS = [
 ]
 SPREAD = [1, 2, 3, 5]
 LAB = {"nodes": 2, "imp": 1, "phones": 40, "mixed_mode": True, "time_scale": 2000.0}
+# Engine waits are scaled, a restarted process is not: each kill costs ~1.5 s of wall time, which
+# at x2000 is most of `restarted`'s 4 h timeout (7.2 s). The soak kills far more often in one state,
+# so its clusters run at x300 (48 s).
+SOAK_LAB = {**LAB, "time_scale": 300.0}
 
 
 @dataclass
@@ -46,22 +50,22 @@ class Tally:
     outcomes: Counter[str] = field(default_factory=Counter)
 
 
-_REFERENCES: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+_REFERENCES: dict[tuple[str, bool], tuple[dict[str, Any], list[dict[str, Any]]]] = {}
 
 
-def reference(tmp: Path, cert_type: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def reference(
+    tmp: Path, cert_type: str, *, soak: bool = False
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """An uninterrupted run on an identical cluster: its outcome, and its effects in order (kept for
     the other tests of this process: the simulator is deterministic in what these compare)."""
-    if cert_type not in _REFERENCES:
-        with ProofLab(tmp / f"ref-{cert_type}", **LAB) as lab:  # type: ignore[arg-type]
+    key = (cert_type, soak)
+    if key not in _REFERENCES:
+        with ProofLab(tmp / f"ref-{cert_type}", **(SOAK_LAB if soak else LAB)) as lab:  # type: ignore[arg-type]
             done = lab.cli("run", "--type", cert_type)
             assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
             run = lab.run_of(cert_type)
-            _REFERENCES[cert_type] = (
-                outcome_shape(lab.sim.state(), cert_type, run),
-                lab.store.effects(run.id),
-            )
-    return _REFERENCES[cert_type]
+            _REFERENCES[key] = (outcome_shape(lab.sim.state(), cert_type, run), lab.store.effects(run.id))
+    return _REFERENCES[key]
 
 
 def schedule(cert_type: str, rng: random.Random, *, soak: bool) -> list[str | float]:
@@ -82,30 +86,39 @@ def finished(lab: ProofLab, cert_type: str) -> bool:
     return bool(runs) and all(r.status == "final" for r in runs)
 
 
-def attempt(lab: ProofLab, cert_type: str, trial: str | float, tally: Tally) -> None:
-    """One process, killed by its crash point or after ``trial`` seconds, unless it finishes first."""
+def current(lab: ProofLab, cert_type: str) -> Any | None:
+    runs = [r for r in lab.runs() if r.definition == cert_type]
+    assert len(runs) <= 1, [(r.id, r.state) for r in runs]
+    return runs[0] if runs else None
+
+
+def attempt(lab: ProofLab, cert_type: str, trial: str | float, tally: Tally) -> str | None:
+    """One process, killed by its crash point or after ``trial`` seconds, unless it finishes first;
+    returns what went wrong when it ended otherwise than killed or finished."""
     if isinstance(trial, str):
         proc = lab.popen("run", "--type", cert_type, crash=trial)
         try:
-            _out, err = proc.communicate(timeout=240)
+            out, err = proc.communicate(timeout=240)
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
     else:
         proc = lab.popen("run", "--type", cert_type)
         try:
-            _out, err = proc.communicate(timeout=trial)
+            out, err = proc.communicate(timeout=trial)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
-            _out, err = proc.communicate(timeout=60)
-    run = lab.run_of(cert_type)
+            out, err = proc.communicate(timeout=60)
+    run = current(lab, cert_type)
     if proc.returncode == -signal.SIGKILL:
         tally.kills += 1
-        tally.states_at_kill[run.held_from or run.state] += 1
-        return
-    # The crash point was not reached this many times: the process finished the run.
-    assert proc.returncode == 0, f"{trial}: exit {proc.returncode}: {err[-3000:]}"
-    tally.finished_early += 1
+        tally.states_at_kill[(run.held_from or run.state) if run else "(before the run existed)"] += 1
+        return None
+    if proc.returncode == 0:  # the crash point was not reached this many times: the run finished
+        tally.finished_early += 1
+        return None
+    where = f"{run.status} in {run.held_from or run.state}: {run.last_error}" if run else "no run"
+    return f"{trial}: exit {proc.returncode}, the run is {where} {err[-1500:]}{out[-1500:]}"
 
 
 def crash_round(
@@ -116,11 +129,14 @@ def crash_round(
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     where = f"{cert_type}, seed {seed}"
-    with ProofLab(tmp, **LAB) as lab:  # type: ignore[arg-type]
+    with ProofLab(tmp, **(SOAK_LAB if soak else LAB)) as lab:  # type: ignore[arg-type]
         for trial in schedule(cert_type, rng, soak=soak):
             if finished(lab, cert_type):
                 break  # a second `run` would start a new run of a type already renewed
-            attempt(lab, cert_type, trial, tally)
+            problem = attempt(lab, cert_type, trial, tally)
+            if problem:
+                tally.outcomes["failed"] += 1
+                return f"{where}, kills in {dict(tally.states_at_kill)}: {problem}"
         where += f", kills in {dict(tally.states_at_kill)}"
         if not finished(lab, cert_type):
             final = lab.cli("run", "--type", cert_type)
@@ -142,7 +158,12 @@ def check_outcome(lab: ProofLab, cert_type: str, run: Any, expected: dict[str, A
     state = lab.sim.state()
     got = outcome_shape(state, cert_type, run)
     assert run.state == "done", where
-    assert got == expected, f"{where}: differs from an uninterrupted run: {got} != {expected}"
+    # Rebuilding the CTL again after a crash yields the same CTL file: counted, not compared.
+    assert (got["ctl_updates"] > 0) == (expected["ctl_updates"] > 0), where
+    differs = {
+        k: (got.get(k), expected[k]) for k in expected if k != "ctl_updates" and got.get(k) != expected[k]
+    }
+    assert not differs, f"{where}: differs from an uninterrupted run in (got, uninterrupted): {differs}"
     targets = role_nodes(lab.sim, cert_type)
     assert got["targets"] == sorted(targets)
     # Exactly one CSR per node and type; one accepted leaf per node; presented == issued.
@@ -179,7 +200,7 @@ SOAK_KILLS_PER_TYPE = 42  # five types: at least 210 kills
 @pytest.mark.soak
 @pytest.mark.parametrize("cert_type", TYPES)
 def test_crash_soak(tmp_path: Path, cert_type: str) -> None:
-    expected, _ = reference(tmp_path, cert_type)
+    expected, _ = reference(tmp_path, cert_type, soak=True)
     tally = Tally()
     problems: list[str] = []
     rounds = 0
@@ -264,3 +285,22 @@ def test_restart_order_survives_a_crash_between_two_restarts(tmp_path: Path) -> 
         run = lab.run_of("CAPF")
         assert final.returncode == 0 and run.state == "done", f"{run.state}: {run.last_error}"
         assert set(restart_counts(lab.sim.state()).values()) == {1}
+
+
+@pytest.mark.slow
+def test_phone_reset_interrupted_before_axl_was_called_still_resets_every_phone_once(tmp_path: Path) -> None:
+    """Killed after the reset batch's intent is journaled, before any doDeviceReset: no phone was
+    reset, so the resumed run must reset each of them (once), not record them as unconfirmed and
+    finish with phones that never received the new trust list."""
+    _, effects = reference(tmp_path, "CallManager")
+    ordered = sorted(effects, key=lambda e: e["recorded_at"])
+    n = next(i for i, e in enumerate(ordered, 1) if e["name"] == "phone_reset")
+    with ProofLab(tmp_path / "crash", **LAB) as lab:  # type: ignore[arg-type]
+        killed = lab.cli("run", "--type", "CallManager", crash=f"effect.after_intent:{n}")
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        assert lab.sim.state()["phone_resets"] == 0
+        final = lab.cli("run", "--type", "CallManager")
+        assert final.returncode == 0, final.stderr[-2000:]
+        assert lab.run_of("CallManager").state == "done"
+        phones = lab.sim.cluster.phones.count
+        assert lab.sim.state()["phone_resets"] == phones, "phones were left without their reset"

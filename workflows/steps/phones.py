@@ -33,9 +33,24 @@ def sweep_interval(ctx: StepContext, phones: int) -> float:
     return max(float(ctx.params.get("sweep_interval", 15)), 60.0 * requests / per_minute)
 
 
-def _pools_for(ctx: StepContext, expected: list[str]) -> tuple[dict[str, int], list[str]]:
-    """The device pools holding the expected phones (pool -> how many phones CUCM lists in it), and
-    the expected phones in no pool. Everything by name when configured so or pools cannot be read."""
+def _untouched(cucm: Any, names: list[str], stamps: dict[str, int]) -> list[str]:
+    """The phones among ``names`` that still show the registration the baseline saw: same
+    RisPort TimeStamp, still registered. A reset phone has dropped that registration since."""
+    seen = cucm.registered_phones(names)
+    return [
+        n
+        for n in names
+        if (s := seen.get(n)) is not None
+        and s.status == REGISTERED
+        and s.timestamp is not None
+        and s.timestamp == stamps.get(n)
+    ]
+
+
+def _pools_for(ctx: StepContext, expected: list[str]) -> tuple[dict[str, tuple[int, list[str]]], list[str]]:
+    """The device pools holding the expected phones (pool -> how many phones CUCM lists in it, and
+    the expected ones), and the expected phones in no pool. Everything by name when configured so
+    or pools cannot be read."""
     if deps(ctx).phone_reset != "pools":
         return {}, expected
     try:
@@ -44,32 +59,40 @@ def _pools_for(ctx: StepContext, expected: list[str]) -> tuple[dict[str, int], l
         ctx.progress(_publisher(ctx), f"device pools not readable ({error.cucm_message}): resetting by name")
         return {}, expected
     pool_of = {name.upper(): pool for pool, phones in pools.items() for name in phones}
-    wanted: dict[str, int] = {}
+    wanted: dict[str, tuple[int, list[str]]] = {}
     outside: list[str] = []
     for name in expected:
         pool = pool_of.get(name.upper())
         if pool is None:
             outside.append(name)
         else:
-            wanted[pool] = len(pools[pool])
+            wanted.setdefault(pool, (len(pools[pool]), []))[1].append(name)
     return dict(sorted(wanted.items())), outside
 
 
-def _reset(ctx: StepContext, publisher: str, expected: list[str]) -> dict[str, Any]:
+def _reset(ctx: StepContext, publisher: str, expected: list[str], stamps: dict[str, int]) -> dict[str, Any]:
     """Reset the expected phones: their device pools first, then the phones in no pool by name.
 
-    Each pool reset is an effect of its own. CUCM keeps no record of a reset, so a pool whose intent
-    was journaled but not its outcome counts as done: resetting it again would reboot its phones (and
-    drop their calls) twice for one intent; its phones are reported as "reset not confirmed".
+    Each pool reset is an effect of its own. CUCM keeps no record of a reset, but RisPort shows its
+    trace (see :func:`_reset_in_batches`). CUCM resets a pool as a whole, so a pool whose intent was
+    journaled but not its outcome is reset again only when every one of its expected phones still
+    shows its baseline registration (the request never reached CUCM); otherwise it counts as done.
+    Without baseline timestamps it counts as done and its phones are reported "reset not confirmed".
     """
     cucm = deps(ctx).cucm
     pools, outside = _pools_for(ctx, expected)
     accepted = 0
     unconfirmed = 0
-    for pool, count in pools.items():
+    for pool, (count, members) in pools.items():
 
-        def reconcile(_effect: Effect, count: int = count) -> Any:
-            return {"accepted": count, "unconfirmed": True}
+        def reconcile(
+            _effect: Effect, pool: str = pool, count: int = count, members: list[str] = members
+        ) -> Any:
+            if not stamps:
+                return {"accepted": count, "unconfirmed": True}
+            if len(_untouched(cucm, members, stamps)) < len(members):
+                return {"accepted": count}
+            return {"accepted": count if cucm.reset_device_pools([pool]) else 0, "reset_on_resume": count}
 
         def reset_pool(pool: str = pool, count: int = count) -> Any:
             return {"accepted": count if cucm.reset_device_pools([pool]) else 0}
@@ -83,7 +106,7 @@ def _reset(ctx: StepContext, publisher: str, expected: list[str]) -> dict[str, A
         )
         accepted += int(result["accepted"])
         unconfirmed += count if result.get("unconfirmed") else 0
-    by_name = _reset_in_batches(ctx, publisher, outside)
+    by_name = _reset_in_batches(ctx, publisher, outside, stamps)
     return {
         "accepted": accepted + by_name["accepted"],
         "unconfirmed": unconfirmed + by_name["unconfirmed"],
@@ -92,12 +115,17 @@ def _reset(ctx: StepContext, publisher: str, expected: list[str]) -> dict[str, A
     }
 
 
-def _reset_in_batches(ctx: StepContext, publisher: str, expected: list[str]) -> dict[str, int]:
+def _reset_in_batches(
+    ctx: StepContext, publisher: str, expected: list[str], stamps: dict[str, int]
+) -> dict[str, int]:
     """Reset the phones by name batch by batch, each batch an effect of its own.
 
-    As with pools, a batch whose intent was journaled but not its outcome counts as done. The cost
-    of that choice is bounded by the batch: its phones are reported as "reset not confirmed" in the
-    audit, for the operator to check.
+    CUCM keeps no record of a reset, but RisPort shows its trace: a phone that was reset has
+    dropped the registration the baseline saw (its TimeStamp moved, or it is not registered). So a
+    batch whose intent was journaled but not its outcome is reconciled by resetting only the phones
+    that still show their baseline registration: each phone is reset once for one intent. Without
+    baseline timestamps (a run started by an older version) the batch counts as done and its phones
+    are reported as "reset not confirmed", for the operator to check.
     """
     cucm = deps(ctx).cucm
     size = max(1, int(ctx.params.get("reset_batch", 200)))
@@ -107,7 +135,11 @@ def _reset_in_batches(ctx: StepContext, publisher: str, expected: list[str]) -> 
         batch = expected[start : start + size]
 
         def reconcile(_effect: Effect, batch: list[str] = batch) -> Any:
-            return {"accepted": len(batch), "unconfirmed": True}
+            if not stamps:
+                return {"accepted": len(batch), "unconfirmed": True}
+            untouched = _untouched(cucm, batch, stamps)
+            redone = cucm.reset_phones(untouched) if untouched else 0
+            return {"accepted": len(batch) - len(untouched) + redone, "reset_on_resume": len(untouched)}
 
         def reset(batch: list[str] = batch) -> Any:
             return {"accepted": cucm.reset_phones(batch)}
@@ -131,14 +163,15 @@ def watch_phones(ctx: StepContext) -> Outcome:
     publisher = _publisher(ctx)
     state: dict[str, Any] = dict(ctx.context.get("phones") or {})
 
-    baseline = ctx.effect(
-        publisher,
-        "phone_baseline",
-        lambda: {
-            "names": sorted(n for n, s in cucm.registered_phones().items() if s.status == REGISTERED),
+    def take_baseline() -> dict[str, Any]:
+        registered = {n: s for n, s in cucm.registered_phones().items() if s.status == REGISTERED}
+        return {
+            "names": sorted(registered),
+            "stamps": {n: s.timestamp for n, s in registered.items() if s.timestamp is not None},
             "at": iso(ctx.now()),
-        },
-    )
+        }
+
+    baseline = ctx.effect(publisher, "phone_baseline", take_baseline)
     expected: list[str] = list(baseline["names"])
     if not expected:
         return Outcome.advance(
@@ -146,7 +179,7 @@ def watch_phones(ctx: StepContext) -> Outcome:
         )
     if not state.get("reset_at"):
         # Once recorded, the resets are done: later sweeps neither read the pools nor reset again.
-        reset = _reset(ctx, publisher, expected)
+        reset = _reset(ctx, publisher, expected, dict(baseline.get("stamps") or {}))
         state.update(
             baseline=len(expected),
             reset=reset["accepted"],

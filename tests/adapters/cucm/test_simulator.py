@@ -269,6 +269,12 @@ def test_sweep_reset_and_reregistration(cluster: Cluster, sim: SimulatedCluster)
     assert cluster.reset_phones([*targets, "SEPDOESNOTEXIST"]) == 40
     assert sim.cluster.phone_resets - resets_before == 40  # the simulator saw each reset once
     wait_for(lambda: all(p.status == "Registered" for p in cluster.registered_phones(targets).values()))
+    # RisPort's TimeStamp tells a new registration from the one seen before the reset.
+    after = cluster.registered_phones()
+    assert all(first[n].timestamp is not None for n in first)
+    assert all(after[n].timestamp != first[n].timestamp for n in targets)
+    untouched = sorted(first)[40:]
+    assert all(after[n].timestamp == first[n].timestamp for n in untouched)
 
 
 def test_device_pools_and_pool_reset(cluster: Cluster, sim: SimulatedCluster) -> None:
