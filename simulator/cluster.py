@@ -203,6 +203,9 @@ class Node:
         return ctx
 
 
+DEVICE_POOL_FORMAT = "DP-{short}"
+
+
 class PhoneTable:
     """Phone registration state in flat lists; status is derived from timestamps on read."""
 
@@ -228,6 +231,8 @@ class PhoneTable:
         self.snap_cm = [0] * count
         self.snap_tvs = [0] * count
         self.registered_ts = [int(time.time())] * count
+        # Index into Cluster.device_pools; -1: the phone is in no pool.
+        self.pool = [-1] * count
         self.index = {name: i for i, name in enumerate(self.names)}
         self.mixed = mixed
         self.rng = rng
@@ -253,7 +258,11 @@ class Cluster:
         subject: pki.Subject | None = None,
         restart_seconds: tuple[float, float] = (60.0, 180.0),
         reregister_seconds: tuple[float, float] = (30.0, 120.0),
+        device_pool: str | None = DEVICE_POOL_FORMAT,
     ) -> None:
+        """``device_pool`` names each CallManager node's device pool (``{short}``: the node's short
+        name, ``{name}``: its FQDN); a phone belongs to its home node's pool. ``None``: phones belong
+        to no pool."""
         if nodes < 1:
             raise ValueError("a cluster needs at least one CUCM node (the publisher): use nodes >= 1")
         if not 0 <= phones <= 40000:
@@ -289,6 +298,7 @@ class Cluster:
         self.uploads_rejected: list[dict[str, Any]] = []
         self.restarts: dict[str, dict[str, list[str]]] = {}
         self.phone_resets = 0
+        self.device_pool_resets: dict[str, list[str]] = {}
         self.ctl_updates = 0
         self.itl_resets = 0
 
@@ -300,6 +310,17 @@ class Cluster:
             self.nodes.append(Node(self, f"imp{i}.{domain}", "imp", len(self.nodes)))
         self._init_certificates(expiry_days or default_expiry_days())
         self.phones = PhoneTable(phones, self.nodes, mixed_mode, random.Random(seed + 1))
+        # One pool per CallManager node, as clusters are commonly built (pool -> CallManager group).
+        self.device_pools: list[str] = []
+        if device_pool is not None:
+            pool_of_node: dict[int, int] = {}
+            for n in self.nodes:
+                if n.runs_callmanager:
+                    pool_of_node[n.index] = len(self.device_pools)
+                    self.device_pools.append(device_pool.format(short=n.short, name=n.name))
+            if len(set(self.device_pools)) != len(self.device_pools):
+                raise ValueError("device_pool must give each node its own pool name: use {short} or {name}")
+            self.phones.pool = [pool_of_node.get(n, -1) for n in self.phones.node]
         self.cm_epoch = 0
         self.tvs_epoch = 0
         self.ctl_entries: set[str] = set()
@@ -800,6 +821,45 @@ class Cluster:
                 self._schedule_registration(i, now)
             self.phone_resets += 1
 
+    def device_pool_uuid(self, pool: str) -> str:
+        return "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"devicepool/{pool}")).upper() + "}"
+
+    def find_device_pool(self, name: str | None = None, pool_uuid: str | None = None) -> str | None:
+        """The pool called ``name`` (case-insensitive, as CUCM matches names) or with ``pool_uuid``."""
+        for pool in self.device_pools:
+            if name is not None and pool.lower() == name.lower():
+                return pool
+            if (
+                pool_uuid is not None
+                and self.device_pool_uuid(pool).strip("{}").lower() == pool_uuid.strip("{}").lower()
+            ):
+                return pool
+        return None
+
+    def reset_device_pool(self, pool: str) -> int:
+        """resetDevicePool: every phone of the pool unregisters and re-registers as after doDeviceReset.
+
+        Returns how many phones were reset; each counts in ``phone_resets`` as a doDeviceReset would.
+        """
+        with self.lock:
+            self.advance()
+            if pool not in self.device_pools:
+                raise CucmError(f"Device pool not found with name {pool}.", status=500)
+            k = self.device_pools.index(pool)
+            p = self.phones
+            now = time.monotonic()
+            reset = 0
+            for i in range(p.count):
+                if p.pool[i] != k:
+                    continue
+                self._unregister(i, now, math.inf)
+                if self.nodes[p.node[i]].services["Cisco CallManager"].state == "Started":
+                    self._schedule_registration(i, now)
+                reset += 1
+            self.phone_resets += reset
+            self.device_pool_resets.setdefault(pool, []).append(_iso(time.time()))
+            return reset
+
     def update_ctl(self, node: Node) -> None:
         with self.lock:
             self.advance()
@@ -855,6 +915,7 @@ class Cluster:
                 "uploads_rejected": list(self.uploads_rejected),
                 "restarts": {n: {s: list(t) for s, t in v.items()} for n, v in self.restarts.items()},
                 "phone_resets": self.phone_resets,
+                "device_pool_resets": {k: list(v) for k, v in self.device_pool_resets.items()},
                 "phones": counts,
                 "phones_registered": counts["registered"],
                 "itl_mismatched_phones": counts["itl_mismatched"],

@@ -24,7 +24,7 @@ from cryptography import x509
 
 from simulator import pki
 from simulator.cli import PROMPT, CliSession
-from simulator.cluster import Cluster, Node
+from simulator.cluster import DEVICE_POOL_FORMAT, Cluster, Node
 from simulator.faults import Faults
 from simulator.https import NodeHTTPSServer
 from simulator.ssh import NodeSSHServer
@@ -53,6 +53,7 @@ class SimulatedCluster:
         restart_seconds: tuple[float, float] = (60.0, 180.0),
         reregister_seconds: tuple[float, float] = (30.0, 120.0),
         pager: bool = True,
+        device_pool: str | None = DEVICE_POOL_FORMAT,
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -73,6 +74,7 @@ class SimulatedCluster:
             workdir=str(self.directory),
             restart_seconds=restart_seconds,
             reregister_seconds=reregister_seconds,
+            device_pool=device_pool,
         )
         for node_short, service, factor in self.faults.slow:
             self.cluster.slow_restarts[(node_short, service)] = factor

@@ -499,6 +499,30 @@ def axl(cluster: Cluster, node: Node, op: ET.Element, action: str) -> str:
         except CucmError:
             raise _axl_fault("Item not valid: The specified Device was not found", 5007, name) from None
         return f"{pre}<return>{_guid('device', dev_name)}</return>{post}"
+    if name == "resetDevicePool":
+        # NameAndGUIDRequest: the pool by <name> or by <uuid>, exactly one of them.
+        pool_name, pool_uuid = _child(op, "name"), _child(op, "uuid")
+        with cluster.lock:
+            pool = cluster.find_device_pool(
+                (pool_name.text or "").strip() if pool_name is not None else None,
+                (pool_uuid.text or "").strip() if pool_uuid is not None else None,
+            )
+            if pool is None:
+                raise _axl_fault("Item not valid: The specified DevicePool was not found", 5007, name)
+            cluster.reset_device_pool(pool)
+            return f"{pre}<return>{cluster.device_pool_uuid(pool)}</return>{post}"
+    if name == "listDevicePool":
+        crit = _child(op, "searchCriteria")
+        tags_el = _child(op, "returnedTags")
+        wanted = {_local(c.tag) for c in tags_el} if tags_el is not None else set()
+        name_pat = _text(crit, "name", "%") or "%"
+        out = []
+        with cluster.lock:
+            for pool in cluster.device_pools:
+                if _like(pool, name_pat):
+                    fields = _e("name", pool) if not wanted or "name" in wanted else ""
+                    out.append(f'<devicePool uuid="{cluster.device_pool_uuid(pool)}">{fields}</devicePool>')
+        return f"{pre}<return>{''.join(out)}</return>{post}"
     if name == "getCCMVersion":
         v = cluster.version
         pretty = re.sub(r"-(\d+)$", r"(\1)", v)

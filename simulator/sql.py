@@ -1,9 +1,11 @@
 """A very small SELECT engine over the CUCM tables the tool reads (AXL executeSQLQuery, `run sql`).
 
 Supported: ``select COLS from T [alias] [, T2 [alias] ...] [where A and B ...]`` where each
-condition is ``x = y``, ``x != y`` / ``x <> y`` or ``x like 'pat%'`` with columns or quoted literals.
+condition is ``x = y``, ``x != y`` / ``x <> y`` or ``x like 'pat%'`` with columns, quoted literals or
+integers.
 Tables: processnode, processconfig, certificate, certificateservicecertificatemap,
-typecertificateservice, certificatetrustrolemap, typetrustrole. Column sets are a subset of CUCM's;
+typecertificateservice, certificatetrustrolemap, typetrustrole, devicepool, device (phones only:
+``tkclass`` 1; ``fkdevicepool`` empty for a phone in no pool). Column sets are a subset of CUCM's;
 the enum values of the two type tables are modelled.
 """
 
@@ -90,8 +92,27 @@ def tables(cluster: Cluster) -> dict[str, list[Row]]:
                     certificate.append(_cert_row(pk, n.name, c))
                     role = list(CERT_SERVICE_ENUM).index(store.removesuffix("-trust")) + 1
                     ctrm.append({"pkid": _pkid("ctrm", pk), "fkcertificate": pk, "tktrustrole": str(role)})
+        pool_pkids = [cluster.device_pool_uuid(pool).strip("{}").lower() for pool in cluster.device_pools]
+        devicepool = [
+            {"pkid": pk, "name": pool, "fkcallmanagergroup": _pkid("callmanagergroup", pool)}
+            for pk, pool in zip(pool_pkids, cluster.device_pools, strict=True)
+        ]
+        p = cluster.phones
+        device = [
+            {
+                "pkid": _pkid("device", p.names[i]),
+                "name": p.names[i],
+                "description": "Phone " + p.dirnum[i],
+                "tkclass": "1",
+                "tkmodel": str(p.model[i]),
+                "fkdevicepool": pool_pkids[p.pool[i]] if p.pool[i] >= 0 else "",
+            }
+            for i in range(p.count)
+        ]
         return {
             "processnode": processnode,
+            "devicepool": devicepool,
+            "device": device,
             "processconfig": processconfig,
             "certificate": certificate,
             "certificateservicecertificatemap": cscm,
@@ -151,6 +172,8 @@ def query(cluster: Cluster, sql: str) -> tuple[list[str], list[Row]]:
     def lookup(env: dict[str, Row], ref: str) -> str:
         if ref.startswith("'"):
             return ref[1:-1]
+        if ref.isdigit():
+            return ref
         alias, _, col = ref.lower().rpartition(".")
         if alias:
             row = env.get(alias)

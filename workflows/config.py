@@ -23,6 +23,7 @@ DEFAULT_FILE = "cucm-renew.toml"
 ENV_VAR = "CUCM_RENEW_CONFIG"
 CA_KINDS = ("manual", "local", "command")
 ROLES = ("publisher", "subscriber", "imp")
+PHONE_RESET_METHODS = ("pools", "phones")
 
 
 class ConfigError(Exception):
@@ -88,6 +89,9 @@ class ClusterConfig:
     types: tuple[str, ...]
     version: str = "14.0"
     """CUCM's version: 14 and later use the certmgr REST API, older ones the SSH CLI."""
+    phone_reset: str = "pools"
+    """How phones are reset: ``pools`` (AXL resetDevicePool per device pool, phones in no pool by
+    name) or ``phones`` (AXL doDeviceReset per phone, throttled)."""
 
     @property
     def rest(self) -> bool:
@@ -319,11 +323,19 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
                 "types",
                 "nodes",
                 "version",
+                "phone_reset",
             },
         )
         version = r.string(table, "version", where, default="14.0")
         if not version.split(".")[0].isdigit():
             raise r.fail(f"{where}.version", f"not a CUCM version: {version!r}", 'e.g. version = "14.0"')
+        phone_reset = table.get("phone_reset", "pools")
+        if phone_reset not in PHONE_RESET_METHODS:
+            raise r.fail(
+                f"{where}.phone_reset",
+                f"unknown phone reset method {phone_reset!r}",
+                'use phone_reset = "pools" (one request per device pool) or "phones" (one per phone)',
+            )
         nodes_raw = table.get("nodes")
         if not isinstance(nodes_raw, list) or not nodes_raw:
             raise r.fail(f"{where}.nodes", "no nodes", f"add [[{where}.nodes]] tables, the publisher first")
@@ -391,5 +403,6 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             renew_before_days=r.number(table, "renew_before_days", where, renew, minimum=0),
             types=r.types(table, "types", where, types),
             version=version,
+            phone_reset=str(phone_reset),
         )
     return Config(path, renew, types, per_minute, time_scale, clusters, cas)

@@ -45,6 +45,9 @@ ca = "desk"                               # the CA for every type...
 ca_per_type = { tomcat = "desk" }         # ...unless named here
 # renew_before_days = 45                  # overrides the global value for this cluster
 # types = ["tomcat"]                      # overrides the global list for this cluster
+# phone_reset = "phones"                  # "pools" (default): one AXL resetDevicePool per device
+#                                         # pool, which resets every device in it (gateways and
+#                                         # trunks too); "phones": one doDeviceReset per phone
 
 [clusters.prod.platform]                  # OS administrator: certmgr REST and the SSH CLI
 username = "osadmin"

@@ -156,6 +156,7 @@ class Adapters:
             cucm=cucm,
             ca=self.ca(run.scope, run.definition),
             risport_per_minute=self.config.risport_per_minute,
+            phone_reset=self.config.cluster(run.scope).phone_reset,
             tls_anchors=bundle_fingerprints(bundle),
             tls_bundle=str(bundle),
         )

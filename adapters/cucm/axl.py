@@ -1,4 +1,4 @@
-"""AXL on the publisher: SQL queries, process nodes, version, device resets.
+"""AXL on the publisher: SQL queries, process nodes, version, device and device pool resets.
 
 The SOAPAction header (``CUCM:DB ver=<v> <operation>``) and the request namespace
 (``http://www.cisco.com/AXL/API/<v>``) must name the same schema version, so both come from one
@@ -15,8 +15,15 @@ from adapters.cucm.soap import child, children, envelope, local, path, soap_post
 
 PATH = "axl/"
 
-# AXL's fault for a device name it does not know (axlcode 5007 in the detail).
+# AXL's fault for a device (or device pool) name it does not know (axlcode 5007 in the detail).
 UNKNOWN_DEVICE_MARKERS = ("was not found", "Item not valid", "5007")
+
+# Phones (typeclass 1) by device pool. A phone always has a pool on CUCM; one whose pool row is
+# missing is simply not listed, and its caller falls back to resetting it by name.
+DEVICE_POOLS_SQL = (
+    "select d.name, dp.name as devicepool from device d, devicepool dp "
+    "where d.fkdevicepool = dp.pkid and d.tkclass = 1"
+)
 
 
 def namespace(version: str) -> str:
@@ -96,6 +103,27 @@ class Axl:
         sub(body, "isHardReset", "true" if hard else "false")
         try:
             self._call("doDeviceReset", body, "doDeviceResetResponse")
+        except CucmRejected as error:
+            if any(marker in error.cucm_message for marker in UNKNOWN_DEVICE_MARKERS):
+                return False
+            raise
+        return True
+
+    def device_pools(self) -> dict[str, list[str]]:
+        """Device pool name -> the names of its phones (pools without phones are absent)."""
+        pools: dict[str, list[str]] = {}
+        for row in self.sql(DEVICE_POOLS_SQL):
+            name, pool = row.get("name", ""), row.get("devicepool", "")
+            if name and pool:
+                pools.setdefault(pool, []).append(name)
+        return {pool: sorted(phones) for pool, phones in sorted(pools.items())}
+
+    def reset_device_pool(self, name: str) -> bool:
+        """Reset every device of the pool in one request; False when CUCM does not know the pool."""
+        body = self._request("resetDevicePool")
+        sub(body, "name", name)
+        try:
+            self._call("resetDevicePool", body, "resetDevicePoolResponse")
         except CucmRejected as error:
             if any(marker in error.cucm_message for marker in UNKNOWN_DEVICE_MARKERS):
                 return False

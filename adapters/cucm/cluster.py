@@ -491,6 +491,19 @@ class Cluster:
         log.info("cucm.phones_reset", cluster=self.cluster, requested=len(wanted), accepted=accepted)
         return accepted
 
+    def device_pools(self) -> dict[str, list[str]]:
+        return self._axl().device_pools()
+
+    def reset_device_pools(self, names: Iterable[str]) -> int:
+        wanted = list(dict.fromkeys(names))
+        if not wanted:
+            return 0
+        axl = self._axl()
+        # A handful of requests, each resetting a whole pool: sequential, so a refusal stops the rest.
+        accepted = sum(axl.reset_device_pool(name) for name in wanted)
+        log.info("cucm.device_pools_reset", cluster=self.cluster, requested=len(wanted), accepted=accepted)
+        return accepted
+
     def registered_phones(
         self, names: Iterable[str] | None = None, *, device_class: str = "Phone"
     ) -> dict[str, PhoneState]:

@@ -144,9 +144,10 @@ class CucmPort(Protocol):
     """One CUCM cluster. Every method raises only :class:`CucmError` subclasses.
 
     Reads are safe to repeat. Writes (``generate_csr``, ``upload_*``, ``ctl_update``,
-    ``restart_service``, ``reset_phones``) are not idempotent on CUCM's side: callers journal an
-    intent first and reconcile with the matching read (``current_csr``, ``identity_certificate``,
-    ``trust_certificates``, ``service_status``, ``registered_phones``) before repeating one.
+    ``restart_service``, ``reset_phones``, ``reset_device_pools``) are not idempotent on CUCM's side:
+    callers journal an intent first and reconcile with the matching read (``current_csr``,
+    ``identity_certificate``, ``trust_certificates``, ``service_status``, ``registered_phones``) before
+    repeating one.
     """
 
     @property
@@ -236,6 +237,23 @@ class CucmPort(Protocol):
         """AXL ``doDeviceReset`` each device (throttled); returns how many CUCM accepted.
 
         A device CUCM does not know is skipped and not counted; transport failures raise.
+        """
+        ...
+
+    def device_pools(self) -> dict[str, list[str]]:
+        """Device pool name -> the names of the phones in it, sorted (AXL SQL on ``device`` and
+        ``devicepool``, one request). Pools without phones are absent; a phone CUCM lists in no pool
+        is in none of the lists.
+        """
+        ...
+
+    def reset_device_pools(self, names: Iterable[str]) -> int:
+        """AXL ``resetDevicePool`` each named pool, one request per pool; returns how many CUCM
+        accepted. CUCM resets (hard) every device of an accepted pool, as ``reset_phones`` would each.
+
+        A pool CUCM does not know is skipped and not counted; other refusals raise
+        :class:`CucmRejected`, transport failures :class:`CucmUnreachable`. Not idempotent: a pool
+        reset twice reboots its phones twice.
         """
         ...
 

@@ -358,3 +358,76 @@ def test_axl_15_against_a_15_cluster(tmp_path, schema_dir, axl_schemas):
         axl, _ = axl_client(v14, schema_dir, "15.0")
         with pytest.raises(zeep.exceptions.Fault, match=r"Unsupported AXL version 15\.0"):
             axl.getCCMVersion()
+
+
+def test_axl_device_pools_listed_and_reset_by_name_or_uuid(sim, axl14, axl_schemas):
+    axl, history = axl14
+    schema = axl_schemas["14.0"]
+    rows = axl.executeSQLQuery(
+        sql="select d.name, dp.name as devicepool from device d, devicepool dp "
+        "where d.fkdevicepool = dp.pkid and d.tkclass = 1"
+    )["return"]["row"]
+    check_bodies(schema, history)
+    members: dict[str, list[str]] = {}
+    for r in rows:
+        members.setdefault(r[1].text, []).append(r[0].text)
+    # Phones are homed on the subscribers: one pool per CallManager node, the publisher's empty.
+    assert sorted(members) == ["DP-cucm-sub1", "DP-cucm-sub2"]
+    assert sum(map(len, members.values())) == sim.cluster.phones.count
+    pools = axl.listDevicePool(searchCriteria={"name": "DP-%"}, returnedTags={"name": ""})["return"][
+        "devicePool"
+    ]
+    check_bodies(schema, history)
+    assert [p["name"] for p in pools] == ["DP-cucm-pub", "DP-cucm-sub1", "DP-cucm-sub2"]
+
+    before = sim.state()
+    started = time.monotonic()
+    uid = axl.resetDevicePool(name="DP-cucm-sub1")["return"]
+    check_bodies(schema, history)
+    assert uid == next(p["uuid"] for p in pools if p["name"] == "DP-cucm-sub1")
+    state = sim.state()
+    sub1 = len(members["DP-cucm-sub1"])
+    assert state["phone_resets"] - before["phone_resets"] == sub1  # each phone of the pool counts once
+    assert (
+        len(state["device_pool_resets"]["DP-cucm-sub1"])
+        == len(before["device_pool_resets"].get("DP-cucm-sub1", [])) + 1
+    )
+    index = sim.cluster.phones.index[members["DP-cucm-sub1"][0]]
+    assert sim.cluster.phones.reg_at[index] >= started + sim.cluster.scaled(sim.cluster.reregister_seconds[0])
+    other = sim.cluster.phones.index[members["DP-cucm-sub2"][0]]
+    assert sim.cluster.phone_status(other) == "Registered"  # the other pool was left alone
+
+    axl.resetDevicePool(uuid=next(p["uuid"] for p in pools if p["name"] == "DP-cucm-sub2"))
+    check_bodies(schema, history)
+    assert sim.state()["phone_resets"] - before["phone_resets"] == sim.cluster.phones.count
+    wait_for(
+        lambda: sim.state()["phones"]["registered"] == sim.cluster.phones.count,
+        what="every phone of both pools to re-register",
+    )
+    with pytest.raises(zeep.exceptions.Fault) as fault:
+        axl.resetDevicePool(name="DP-NOSUCHPOOL")
+    assert "not found" in fault.value.message
+    assert fault.value.detail.find("axlError/axlcode").text == "5007"
+
+
+def test_axl_15_device_pool_reset(tmp_path, schema_dir, axl_schemas):
+    with SimulatedCluster(
+        tmp_path / "v15", nodes=2, phones=10, version="15.0.1.10000-32", device_pool="Pool {short}"
+    ) as v15:
+        axl, history = axl_client(v15, schema_dir, "15.0")
+        assert axl.resetDevicePool(name="pool CUCM-SUB1")["return"].startswith("{")  # names: any case
+        check_bodies(axl_schemas["15.0"], history)
+        assert v15.state()["device_pool_resets"].keys() == {"Pool cucm-sub1"}
+        assert v15.state()["phone_resets"] == 10
+
+
+def test_phones_outside_any_pool_are_not_listed(tmp_path, schema_dir):
+    with SimulatedCluster(tmp_path / "nopool", nodes=2, phones=5, device_pool=None) as plain:
+        axl, _ = axl_client(plain, schema_dir, "14.0")
+        assert (
+            axl.executeSQLQuery(
+                sql="select d.name, dp.name from device d, devicepool dp where d.fkdevicepool = dp.pkid"
+            )["return"]
+            is None
+        )
+        assert len(axl.executeSQLQuery(sql="select name from device where tkclass = 1")["return"]["row"]) == 5

@@ -151,6 +151,12 @@ def test_inline_password_refused_without_echoing_it(folder: Path) -> None:
             "clusters.lab.ca_per_type.tomcat",
             ["unknown CA 'nope'"],
         ),
+        (
+            'ca = "lab"',
+            'ca = "lab"\nphone_reset = "devicepool"',
+            "clusters.lab.phone_reset",
+            ["unknown phone reset method 'devicepool'", 'phone_reset = "pools"', '"phones"'],
+        ),
     ],
 )
 def test_each_mistake_names_key_and_fix(folder: Path, old: str, new: str, key: str, words: list[str]) -> None:
@@ -183,3 +189,11 @@ def test_the_example_parses_once_its_files_exist(tmp_path: Path, monkeypatch: py
     config = load_config(path)
     assert config.cluster("prod").ca_for("tomcat") == "desk"
     assert [n.role for n in config.cluster("prod").nodes] == ["publisher", "subscriber", "imp"]
+
+
+def test_phone_reset_method_defaults_to_pools(folder: Path) -> None:
+    assert load_config(write(folder, GOOD)).cluster("lab").phone_reset == "pools"
+    forced = load_config(write(folder, GOOD.replace('ca = "lab"', 'ca = "lab"\nphone_reset = "phones"')))
+    assert forced.cluster("lab").phone_reset == "phones"
+    # The example documents the key, commented out: uncommented, it parses.
+    assert '# phone_reset = "phones"' in example_config()

@@ -1,7 +1,10 @@
 """phones_reregistered: reset every phone, then watch them register again (RisPort70).
 
 The baseline is the set of phones registered before the reset: a phone that was not registered
-then is not waited for. Sweeps are spaced so RisPort70's rate limit is never reached.
+then is not waited for. Phones are reset by device pool (AXL ``resetDevicePool``, one request per
+pool) unless the cluster is configured with ``phone_reset = "phones"``; a phone in no pool is reset
+by name (``doDeviceReset``, throttled, in batches). Sweeps are spaced so RisPort70's rate limit is
+never reached.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from adapters.cucm.port import CucmRejected
 from engine.api import Effect, Outcome, Registry, StepContext
 
 from .common import deps, iso, names
@@ -43,10 +47,78 @@ def _untouched(cucm: Any, names: list[str], stamps: dict[str, int]) -> list[str]
     ]
 
 
+def _pools_for(ctx: StepContext, expected: list[str]) -> tuple[dict[str, tuple[int, list[str]]], list[str]]:
+    """The device pools holding the expected phones (pool -> how many phones CUCM lists in it, and
+    the expected ones), and the expected phones in no pool. Everything by name when configured so
+    or pools cannot be read."""
+    if deps(ctx).phone_reset != "pools":
+        return {}, expected
+    try:
+        pools = deps(ctx).cucm.device_pools()
+    except CucmRejected as error:
+        ctx.progress(_publisher(ctx), f"device pools not readable ({error.cucm_message}): resetting by name")
+        return {}, expected
+    pool_of = {name.upper(): pool for pool, phones in pools.items() for name in phones}
+    wanted: dict[str, tuple[int, list[str]]] = {}
+    outside: list[str] = []
+    for name in expected:
+        pool = pool_of.get(name.upper())
+        if pool is None:
+            outside.append(name)
+        else:
+            wanted.setdefault(pool, (len(pools[pool]), []))[1].append(name)
+    return dict(sorted(wanted.items())), outside
+
+
+def _reset(ctx: StepContext, publisher: str, expected: list[str], stamps: dict[str, int]) -> dict[str, Any]:
+    """Reset the expected phones: their device pools first, then the phones in no pool by name.
+
+    Each pool reset is an effect of its own. CUCM keeps no record of a reset, but RisPort shows its
+    trace (see :func:`_reset_in_batches`). CUCM resets a pool as a whole, so a pool whose intent was
+    journaled but not its outcome is reset again only when every one of its expected phones still
+    shows its baseline registration (the request never reached CUCM); otherwise it counts as done.
+    Without baseline timestamps it counts as done and its phones are reported "reset not confirmed".
+    """
+    cucm = deps(ctx).cucm
+    pools, outside = _pools_for(ctx, expected)
+    accepted = 0
+    unconfirmed = 0
+    for pool, (count, members) in pools.items():
+
+        def reconcile(
+            _effect: Effect, pool: str = pool, count: int = count, members: list[str] = members
+        ) -> Any:
+            if not stamps:
+                return {"accepted": count, "unconfirmed": True}
+            if len(_untouched(cucm, members, stamps)) < len(members):
+                return {"accepted": count}
+            return {"accepted": count if cucm.reset_device_pools([pool]) else 0, "reset_on_resume": count}
+
+        def reset_pool(pool: str = pool, count: int = count) -> Any:
+            return {"accepted": count if cucm.reset_device_pools([pool]) else 0}
+
+        result = ctx.effect(
+            f"{publisher}#pool-{pool}",
+            "phone_reset",
+            reset_pool,
+            intent={"device_pool": pool, "count": count},
+            reconcile=reconcile,
+        )
+        accepted += int(result["accepted"])
+        unconfirmed += count if result.get("unconfirmed") else 0
+    by_name = _reset_in_batches(ctx, publisher, outside, stamps)
+    return {
+        "accepted": accepted + by_name["accepted"],
+        "unconfirmed": unconfirmed + by_name["unconfirmed"],
+        "pools": len(pools),
+        "at": iso(ctx.now()),
+    }
+
+
 def _reset_in_batches(
     ctx: StepContext, publisher: str, expected: list[str], stamps: dict[str, int]
-) -> dict[str, Any]:
-    """Reset the phones batch by batch, each batch an effect of its own.
+) -> dict[str, int]:
+    """Reset the phones by name batch by batch, each batch an effect of its own.
 
     CUCM keeps no record of a reset, but RisPort shows its trace: a phone that was reset has
     dropped the registration the baseline saw (its TimeStamp moved, or it is not registered). So a
@@ -81,7 +153,7 @@ def _reset_in_batches(
         )
         accepted += int(result["accepted"])
         unconfirmed += len(batch) if result.get("unconfirmed") else 0
-    return {"accepted": accepted, "unconfirmed": unconfirmed, "at": iso(ctx.now())}
+    return {"accepted": accepted, "unconfirmed": unconfirmed}
 
 
 def watch_phones(ctx: StepContext) -> Outcome:
@@ -105,12 +177,14 @@ def watch_phones(ctx: StepContext) -> Outcome:
         return Outcome.advance(
             evidence={"phones_baseline": 0}, reason="no phone was registered: nothing to reset"
         )
-    reset = _reset_in_batches(ctx, publisher, expected, dict(baseline.get("stamps") or {}))
     if not state.get("reset_at"):
+        # Once recorded, the resets are done: later sweeps neither read the pools nor reset again.
+        reset = _reset(ctx, publisher, expected, dict(baseline.get("stamps") or {}))
         state.update(
             baseline=len(expected),
             reset=reset["accepted"],
             reset_unconfirmed=reset["unconfirmed"],
+            reset_pools=reset["pools"],
             reset_at=reset["at"],
             sweeps=0,
         )
@@ -141,7 +215,8 @@ def watch_phones(ctx: StepContext) -> Outcome:
         output={"phones": state},
         evidence={
             "phones_baseline": len(expected),
-            "phones_reset": state.get("reset", reset["accepted"]),
+            "phones_reset": state.get("reset", 0),
+            "phones_reset_pools": state.get("reset_pools", 0),
             "phones_reset_unconfirmed": state.get("reset_unconfirmed", 0),
             "phones_registered": state["registered"],
             "risport_sweeps": state["sweeps"],

@@ -277,6 +277,22 @@ def test_sweep_reset_and_reregistration(cluster: Cluster, sim: SimulatedCluster)
     assert all(after[n].timestamp == first[n].timestamp for n in untouched)
 
 
+def test_device_pools_and_pool_reset(cluster: Cluster, sim: SimulatedCluster) -> None:
+    pools = cluster.device_pools()
+    # Phones are homed on the only subscriber: one pool holds them all; the publisher's pool is empty.
+    assert list(pools) == ["DP-cucm-sub1"]
+    assert pools["DP-cucm-sub1"] == sorted(sim.cluster.phones.names)
+    resets_before = sim.cluster.phone_resets
+    started = time.monotonic()
+    assert cluster.reset_device_pools(["DP-cucm-sub1", "DP-cucm-sub1", "DP-NOWHERE"]) == 1
+    assert sim.cluster.phone_resets - resets_before == PHONES  # one request, every phone reset once
+    assert len(sim.state()["device_pool_resets"]["DP-cucm-sub1"]) == 1
+    first = sim.cluster.phones.index[pools["DP-cucm-sub1"][0]]
+    assert sim.cluster.phones.reg_at[first] >= started + sim.cluster.scaled(sim.cluster.reregister_seconds[0])
+    assert cluster.reset_device_pools([]) == 0
+    wait_for(lambda: all(p.status == "Registered" for p in cluster.registered_phones().values()))
+
+
 def test_rate_limit_is_respected_and_the_simulator_would_notice(sim: SimulatedCluster) -> None:
     window = 60.0 / SCALE
     # Control: with no client-side limit, a burst trips the simulator (made stricter for the burst,

@@ -212,6 +212,61 @@ def test_axl_version_is_configurable(https: HttpsServer, pki: Pki, schema_dir: P
     assert actions == ['"CUCM:DB ver=15.0 getCCMVersion"']
 
 
+def test_device_pools_and_pool_reset_requests_match_the_schema(
+    https: HttpsServer, pki: Pki, axl_schema: etree.XMLSchema
+) -> None:
+    pools = {"DP-Sub1": ["SEP000000000002", "SEP000000000001"], "DP-Sub2": ["SEP000000000003"]}
+    reset: list[str] = []
+
+    def handle(request: Request) -> Reply:
+        op = body_of(request)
+        name = op.tag.split("}")[1]
+        if name == "executeSQLQuery":
+            sql = op.findtext("sql") or ""
+            assert "fkdevicepool" in sql and "devicepool" in sql
+            rows = "".join(
+                f"<row><name>{phone}</name><devicepool>{pool}</devicepool></row>"
+                for pool, phones in pools.items()
+                for phone in phones
+            )
+            return soap_reply(
+                f'<ns:executeSQLQueryResponse xmlns:ns="{AXL_NS}"><return>{rows}</return>'
+                "</ns:executeSQLQueryResponse>"
+            )
+        if name == "resetDevicePool":
+            pool = op.findtext("name") or ""
+            if pool not in pools:
+                return soap_fault(
+                    "Item not valid: The specified DevicePool was not found",
+                    "<axlError><axlcode>5007</axlcode><axlmessage>Item not valid</axlmessage></axlError>",
+                )
+            reset.append(pool)
+            return soap_reply(
+                f'<ns:resetDevicePoolResponse xmlns:ns="{AXL_NS}"><return>'
+                "{9E5E2C4A-0D5B-4B0E-8A8C-2D0E8D1F0A11}</return></ns:resetDevicePoolResponse>"
+            )
+        if name == "doDeviceReset":
+            return soap_fault("AXL is not available", "<axlError><axlcode>5000</axlcode></axlError>")
+        return soap_fault(f"unknown operation {name}")
+
+    https.route("POST", "/axl/", handle)
+    axl = Axl(node_http(https, pki))
+    assert axl.device_pools() == {
+        "DP-Sub1": ["SEP000000000001", "SEP000000000002"],
+        "DP-Sub2": ["SEP000000000003"],
+    }
+    assert axl.reset_device_pool("DP-Sub2") is True
+    assert axl.reset_device_pool("DP-Nowhere") is False  # unknown pool: skipped, not an error
+    assert reset == ["DP-Sub2"]
+    for request in https.requests:
+        assert request.headers["SOAPAction"].strip('"').split()[-1] in ("executeSQLQuery", "resetDevicePool")
+        assert_valid(axl_schema, body_of(request))
+    assert len(https.requests) == 3  # the fault for the unknown pool was not retried
+    with pytest.raises(CucmRejected) as refused:
+        axl.reset_device("SEP000000000001")
+    assert "not available" in refused.value.cucm_message
+
+
 # ------------------------------------------------------------------ RisPort70
 
 
