@@ -99,7 +99,11 @@ def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started:
         f"and re-registration (CAPF, CallManager, TVS, one after the other)\n"
     )
     phones_state = counters.get("phones") or {}
-    out.write(f"phones: {phones_state}\n")
+    out.write(
+        f"phones: {phones_state.get('registered', 0)} of {phones_state.get('total', 0)} registered, "
+        f"{phones_state.get('itl_mismatched', 0)} ITL-mismatched, "
+        f"{phones_state.get('ctl_failed', 0)} refused for a stale CTL\n"
+    )
     out.write(f"audit: {exported} events in {audit}\n")
     out.write(f"done in {elapsed:.1f} s\n")
     out.flush()
