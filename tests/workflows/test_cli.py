@@ -156,3 +156,19 @@ def test_daemon_schedule_options_are_checked_before_anything_starts(tmp_path: Pa
     )
     assert missing.returncode == 1 and "configuration file not found" in missing.stderr
     assert not (state / "daemon.lock").exists()  # refused before the daemon took the folder
+
+
+def test_demo_renews_every_type_on_every_node_and_exports_the_audit(tmp_path: Path) -> None:
+    demo = cucm_renew("demo", cwd=tmp_path)
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    table = demo.stdout[demo.stdout.index("old expiry") :].splitlines()[2:]
+    rows = [
+        line.split() for line in table if line and not line.startswith(("waiting", "phones", "audit", "done"))
+    ]
+    expected = {"tomcat": 4, "ipsec": 4, "CAPF": 1, "CallManager": 3, "TVS": 3}
+    assert {t: sum(r[0] == t for r in rows) for t in expected} == expected, demo.stdout
+    assert all(r[-2:] == ["yes", "done"] and r[3] > r[2] for r in rows), demo.stdout
+    assert "phones: 2000 of 2000 registered, 0 ITL-mismatched" in demo.stdout
+    audit = Path(demo.stdout.split("events in ")[1].split()[0])
+    events = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
