@@ -74,9 +74,8 @@ def main(method: str = "pools") -> None:
     try:
         config_path = folder / "cucm-renew.toml"
         text = simulator_config(sim.json_path, config_path)
-        if method != "pools":
-            assert '\nca = "lab"\n' in text
-            text = text.replace('\nca = "lab"\n', f'\nca = "lab"\nphone_reset = "{method}"\n', 1)
+        assert '\nphone_reset = "pools"\n' in text
+        text = text.replace('\nphone_reset = "pools"\n', f'\nphone_reset = "{method}"\n', 1)
         config_path.write_text(text)
         config = load_config(config_path)
         lab = config.cas["lab"]

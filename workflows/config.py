@@ -89,9 +89,10 @@ class ClusterConfig:
     types: tuple[str, ...]
     version: str = "14.0"
     """CUCM's version: 14 and later use the certmgr REST API, older ones the SSH CLI."""
-    phone_reset: str = "pools"
-    """How phones are reset: ``pools`` (AXL resetDevicePool per device pool, phones in no pool by
-    name) or ``phones`` (AXL doDeviceReset per phone, throttled)."""
+    phone_reset: str = "phones"
+    """How phones are reset: ``phones`` (AXL doDeviceReset per phone, throttled: only phones are
+    touched) or ``pools`` (AXL resetDevicePool per device pool, phones in no pool by name: one
+    request per pool, but every device in the pool restarts, gateways and trunks included)."""
 
     @property
     def rest(self) -> bool:
@@ -329,7 +330,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         version = r.string(table, "version", where, default="14.0")
         if not version.split(".")[0].isdigit():
             raise r.fail(f"{where}.version", f"not a CUCM version: {version!r}", 'e.g. version = "14.0"')
-        phone_reset = table.get("phone_reset", "pools")
+        phone_reset = table.get("phone_reset", "phones")
         if phone_reset not in PHONE_RESET_METHODS:
             raise r.fail(
                 f"{where}.phone_reset",

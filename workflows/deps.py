@@ -16,7 +16,7 @@ class RunDeps:
     ca: CaPort
     risport_per_minute: float = 15.0
     """RisPort70's allowed rate; sweeps are spaced so that it is never exceeded."""
-    phone_reset: str = "pools"
+    phone_reset: str = "phones"
     """``pools``: reset phones by device pool (names for phones in none); ``phones``: each by name."""
     tls_anchors: frozenset[str] = frozenset()
     """SHA-256 of every certificate in the bundle the nodes' TLS is verified against (empty: not

@@ -45,9 +45,10 @@ ca = "desk"                               # the CA for every type...
 ca_per_type = { tomcat = "desk" }         # ...unless named here
 # renew_before_days = 45                  # overrides the global value for this cluster
 # types = ["tomcat"]                      # overrides the global list for this cluster
-# phone_reset = "phones"                  # "pools" (default): one AXL resetDevicePool per device
-#                                         # pool, which resets every device in it (gateways and
-#                                         # trunks too); "phones": one doDeviceReset per phone
+# phone_reset = "pools"                   # "phones" (default): one doDeviceReset per phone,
+#                                         # throttled; "pools": one resetDevicePool per device
+#                                         # pool: much faster, but it restarts every device in
+#                                         # the pool, gateways and trunks too
 
 [clusters.prod.platform]                  # OS administrator: certmgr REST and the SSH CLI
 username = "osadmin"
@@ -133,6 +134,8 @@ def simulator_config(
         f"ca_bundle = {_q(str(info['ca_bundle']))}",
         f"known_hosts = {_q(str(info['known_hosts']))}",
         'ca = "lab"',
+        "# The simulator's device pools hold phones only: resetting a pool resets just its phones.",
+        'phone_reset = "pools"',
         "",
         f"[clusters.{name}.platform]",
         f"username = {_q(str(creds['platform']['username']))}",

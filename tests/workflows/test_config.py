@@ -191,9 +191,10 @@ def test_the_example_parses_once_its_files_exist(tmp_path: Path, monkeypatch: py
     assert [n.role for n in config.cluster("prod").nodes] == ["publisher", "subscriber", "imp"]
 
 
-def test_phone_reset_method_defaults_to_pools(folder: Path) -> None:
-    assert load_config(write(folder, GOOD)).cluster("lab").phone_reset == "pools"
-    forced = load_config(write(folder, GOOD.replace('ca = "lab"', 'ca = "lab"\nphone_reset = "phones"')))
-    assert forced.cluster("lab").phone_reset == "phones"
+def test_phone_reset_method_defaults_to_phones(folder: Path) -> None:
+    # Only phones by default: a device pool reset restarts gateways and trunks in the pool too.
+    assert load_config(write(folder, GOOD)).cluster("lab").phone_reset == "phones"
+    pools = load_config(write(folder, GOOD.replace('ca = "lab"', 'ca = "lab"\nphone_reset = "pools"')))
+    assert pools.cluster("lab").phone_reset == "pools"
     # The example documents the key, commented out: uncommented, it parses.
-    assert '# phone_reset = "phones"' in example_config()
+    assert '# phone_reset = "pools"' in example_config()

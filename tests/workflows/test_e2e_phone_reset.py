@@ -49,8 +49,8 @@ def test_pools_reset_once_each_and_phones_in_no_pool_by_name(tmp_path: Path) -> 
 def test_configured_per_phone_reset_never_resets_a_pool(tmp_path: Path) -> None:
     with Lab(tmp_path, nodes=3, phones=PHONES) as lab:
         text = lab.config_path.read_text()
-        assert 'ca = "lab"\n' in text
-        lab.config_path.write_text(text.replace('ca = "lab"\n', 'ca = "lab"\nphone_reset = "phones"\n', 1))
+        assert 'phone_reset = "pools"\n' in text  # what init writes for the simulator
+        lab.config_path.write_text(text.replace('phone_reset = "pools"\n', 'phone_reset = "phones"\n', 1))
         lab.close_engine()
         lab.config = load_config(lab.config_path)
         lab.open_engine()
