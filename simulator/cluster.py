@@ -379,6 +379,12 @@ class Cluster:
         wall, mono = self._clock_origin
         return int(wall + (monotonic - mono) * self.time_scale)
 
+    def cucm_wall(self, wall: float) -> int:
+        """CUCM's wall clock (epoch seconds, scaled) at a moment of ``time.time()``. Start times are
+        read on it: a restart a scaled minute after the last one never shows the same second."""
+        origin, _ = self._clock_origin
+        return int(origin + (wall - origin) * self.time_scale)
+
     def scaled(self, seconds: float) -> float:
         return seconds / self.time_scale
 

@@ -186,7 +186,7 @@ def _service_item(cluster: Cluster, node: Node, name: str, reason: str | None = 
     else:
         code, text = -1, reason or " "
         running = svc.state == "Started"
-        start = _start_time(svc.started_at) if running else None
+        start = _start_time(cluster.cucm_wall(svc.started_at)) if running else None
         up = int(time.time() - svc.started_at) if running else -1
     return (
         f"<item>{_e('ServiceName', name)}{_e('ServiceStatus', svc.status())}{_e('ReasonCode', code)}"

@@ -431,3 +431,29 @@ def test_phones_outside_any_pool_are_not_listed(tmp_path, schema_dir):
             is None
         )
         assert len(axl.executeSQLQuery(sql="select name from device where tkclass = 1")["return"]["row"]) == 5
+
+
+def test_ccs_start_times_tell_back_to_back_restarts_apart(sim, ccs):
+    # StartTime has one-second resolution and restarts here take ~0.1 s of real time: on the
+    # cluster's own (scaled) clock each restart still starts seconds after the one before.
+    def restart_and_read() -> str:
+        ccs.soapDoControlServices(
+            ControlServiceRequest={
+                "NodeName": "cucm-sub1.example.com",
+                "ControlType": "Restart",
+                "ServiceList": {"item": ["Cisco Tftp"]},
+            }
+        )
+        seen: list[str] = []
+
+        def started() -> bool:
+            item = ccs.soapGetServiceStatus(ServiceStatus=["Cisco Tftp"])["ServiceInfoList"]["item"][0]
+            seen.append(item["StartTime"] or "")
+            return item["ServiceStatus"] == "Started"
+
+        wait_for(started, what="Cisco Tftp started again")
+        return seen[-1]
+
+    fmt = "%a %b %d %H:%M:%S %Y"
+    first, second = restart_and_read(), restart_and_read()
+    assert time.strptime(second, fmt) > time.strptime(first, fmt), (first, second)
