@@ -692,7 +692,6 @@ class Runner:
         """Move ``run`` into ``dest`` (leases already checked) and record the event."""
         defn = self.definitions[run.definition]
         now = self.clock()
-        source = run.held_from or run.state
         self.runtime.move_leases(tx, run, dest, now)
         tx.append_event(
             ts=iso(now),
@@ -704,7 +703,6 @@ class Runner:
             reason=reason,
             evidence=evidence,
         )
-        del source
         run.state = dest
         run.visits = {**run.visits, dest: run.visits.get(dest, 0) + 1}
         run.held_from = None
