@@ -24,18 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from adapters.ca.local import LocalCA
+from app.campaign import start_campaign
+from app.config import load_config
+from app.demo import wait_figures
+from app.initconfig import simulator_config
+from app.wiring import PHONE_RESETS_PER_SECOND, Adapters
 from engine.daemon import Engine
 from engine.definition import load_definitions
 from engine.logging import configure_logging
 from simulator import soap
 from simulator.runtime import SimulatedCluster
 from workflows.cert_types import CERT_TYPES
-from workflows.cli import start_campaign
-from workflows.config import load_config
-from workflows.demo import wait_figures
-from workflows.initconfig import simulator_config
 from workflows.registry import DEFINITIONS_DIR, build_registry
-from workflows.wiring import PHONE_RESETS_PER_SECOND, Adapters
 
 PHONES = 10_000
 TIME_SCALE = 600.0

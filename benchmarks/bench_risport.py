@@ -23,11 +23,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from app.config import load_config
+from app.initconfig import simulator_config
+from app.wiring import Adapters
 from simulator.runtime import SimulatedCluster
-from workflows.config import load_config
-from workflows.initconfig import simulator_config
 from workflows.steps.phones import REGISTERED, sweep_interval
-from workflows.wiring import Adapters
 
 PHONES = 40_000
 PER_MINUTE = 600

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, Generic, TextIO, TypeVar
 
 from engine.api import JSON, Registry
 from engine.audit import AuditError
@@ -30,44 +30,58 @@ from engine.store import StoreFatal
 
 STATE_ENV = "CUCM_RENEW_STATE"
 
+C = TypeVar("C")
+"""The application's context: what one command knows beside its arguments (its configuration,
+the adapters built from it). Built once per command by :attr:`App.context`, handed to every hook."""
+
 
 @dataclass
-class Command:
+class Command(Generic[C]):
     """An extra subcommand supplied by the application."""
 
     name: str
     help: str
     configure: Callable[[argparse.ArgumentParser], None]
-    handler: Callable[[argparse.Namespace, CliEnv], int]
+    handler: Callable[[argparse.Namespace, CliEnv[C]], int]
+
+
+def _no_jobs(context: object, env: object) -> Sequence[PeriodicJob]:
+    return ()
 
 
 @dataclass
-class App:
+class App(Generic[C]):
     prog: str
     definitions_dir: Path
     registry: Registry
-    deps_factory: Callable[[argparse.Namespace], Callable[[RunView], Any]]
-    """Builds the per-run dependencies from the command line and configuration."""
-    commands: list[Command] = field(default_factory=list)
-    time_scale: Callable[[argparse.Namespace], float] = lambda args: 1.0
+    context: Callable[[argparse.Namespace], C]
+    """Builds the command's context from its arguments; it should load what it needs lazily, so
+    that commands reading only the state folder need no configuration."""
+    deps_factory: Callable[[C], Callable[[RunView], Any]]
+    """Builds the per-run dependencies from the context."""
+    commands: list[Command[C]] = field(default_factory=list)
+    time_scale: Callable[[C], float] = lambda context: 1.0
     description: str = ""
     daemon_options: Callable[[argparse.ArgumentParser], None] = lambda parser: None
     """Adds the application's options to ``daemon``."""
-    daemon_jobs: Callable[[argparse.Namespace, CliEnv], Sequence[PeriodicJob]] = lambda args, env: ()
+    daemon_jobs: Callable[[C, CliEnv[C]], Sequence[PeriodicJob]] = _no_jobs
     """What the daemon does on a schedule beside driving runs (e.g. start the runs that came due)."""
+    close: Callable[[C], None] = lambda context: None
+    """Releases what the context holds (connection pools) when the command ends."""
 
 
 class UsageError(Exception):
     """Bad arguments that argparse could not catch; exit code 2."""
 
 
-class CliEnv:
-    """What a subcommand handler gets: the state folder, definitions, a lazily built engine and
-    output helpers that honour ``--json``."""
+class CliEnv(Generic[C]):
+    """What a subcommand handler gets: the state folder, definitions, the application's context, a
+    lazily built engine and output helpers that honour ``--json``."""
 
-    def __init__(self, app: App, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> None:
+    def __init__(self, app: App[C], args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> None:
         self.app = app
         self.args = args
+        self.context: C = app.context(args)
         self.state_dir = Path(args.state_dir)
         self.json = bool(getattr(args, "json", False))
         self.stdout = stdout
@@ -88,14 +102,17 @@ class CliEnv:
                 self.state_dir,
                 self.definitions,
                 self.app.registry,
-                self.app.deps_factory(self.args),
-                time_scale=self.app.time_scale(self.args),
+                self.app.deps_factory(self.context),
+                time_scale=self.app.time_scale(self.context),
             )
         return self._engine
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.close()
+        try:
+            if self._engine is not None:
+                self._engine.close()
+        finally:
+            self.app.close(self.context)
 
     def out(self, data: JSON, text: str | None = None) -> None:
         """Print ``data`` as JSON with ``--json``, else ``text`` (or ``data`` as it is)."""
@@ -140,43 +157,43 @@ def _read_submission(path: str) -> JSON:
         return text
 
 
-def _cmd_status(args: argparse.Namespace, env: CliEnv) -> int:
+def _cmd_status(args: argparse.Namespace, env: CliEnv[Any]) -> int:
     runs = env.engine.status(args.run)
     env.out([r.as_dict() for r in runs], format_status(runs, detail=args.run is not None))
     return 0
 
 
-def _cmd_approve(args: argparse.Namespace, env: CliEnv) -> int:
+def _cmd_approve(args: argparse.Namespace, env: CliEnv[Any]) -> int:
     run = env.engine.approve(args.run, reason=args.reason)
     env.out(run.as_dict(), f"approved {run.id}: now {run.state}")
     return 0
 
 
-def _cmd_advance(args: argparse.Namespace, env: CliEnv) -> int:
+def _cmd_advance(args: argparse.Namespace, env: CliEnv[Any]) -> int:
     run = env.engine.advance(args.run, args.to, args.reason)
     env.out(run.as_dict(), f"advanced {run.id}: now {run.state}")
     return 0
 
 
-def _cmd_retry(args: argparse.Namespace, env: CliEnv) -> int:
+def _cmd_retry(args: argparse.Namespace, env: CliEnv[Any]) -> int:
     run = env.engine.retry(args.run)
     env.out(run.as_dict(), f"retrying {run.id} in {run.state}")
     return 0
 
 
-def _cmd_abort(args: argparse.Namespace, env: CliEnv) -> int:
+def _cmd_abort(args: argparse.Namespace, env: CliEnv[Any]) -> int:
     run = env.engine.abort(args.run, args.reason)
     env.out(run.as_dict(), f"aborted {run.id}")
     return 0
 
 
-def _cmd_submit(args: argparse.Namespace, env: CliEnv) -> int:
+def _cmd_submit(args: argparse.Namespace, env: CliEnv[Any]) -> int:
     run = env.engine.submit(args.run, args.key, _read_submission(args.file))
     env.out(run.as_dict(), f"submitted {args.key} to {run.id}")
     return 0
 
 
-def _cmd_audit(args: argparse.Namespace, env: CliEnv) -> int:
+def _cmd_audit(args: argparse.Namespace, env: CliEnv[Any]) -> int:
     if args.audit_command == "verify":
         result = env.engine.verify_audit()
         env.out(
@@ -199,7 +216,7 @@ def _cmd_audit(args: argparse.Namespace, env: CliEnv) -> int:
     return 0
 
 
-def _cmd_graph(args: argparse.Namespace, env: CliEnv) -> int:
+def _cmd_graph(args: argparse.Namespace, env: CliEnv[Any]) -> int:
     defn = env.definitions.get(args.definition)
     if defn is None:
         raise UsageError(
@@ -225,14 +242,14 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, previous)
 
 
-def _cmd_daemon(args: argparse.Namespace, env: CliEnv) -> int:
-    jobs = env.app.daemon_jobs(args, env)
+def _cmd_daemon(args: argparse.Namespace, env: CliEnv[Any]) -> int:
+    jobs = env.app.daemon_jobs(env.context, env)
     with stop_on_signals() as stop:
         env.engine.serve(stop, jobs=jobs)
     return 0
 
 
-def build_parser(app: App) -> argparse.ArgumentParser:
+def build_parser(app: App[C]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=app.prog, description=app.description or None)
     parser.add_argument(
         "--state-dir",
@@ -243,7 +260,7 @@ def build_parser(app: App) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(
-        name: str, help_text: str, handler: Callable[[argparse.Namespace, CliEnv], int]
+        name: str, help_text: str, handler: Callable[[argparse.Namespace, CliEnv[C]], int]
     ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(handler=handler)
@@ -294,7 +311,7 @@ def build_parser(app: App) -> argparse.ArgumentParser:
 
 
 def main(
-    app: App, argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+    app: App[C], argv: list[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
     out, err = stdout or sys.stdout, stderr or sys.stderr
     parser = build_parser(app)

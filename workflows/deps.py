@@ -10,7 +10,7 @@ from adapters.cucm.port import CucmPort
 
 @dataclass
 class RunDeps:
-    """Handed to every step as ``ctx.deps`` by the composition root (:mod:`workflows.wiring`)."""
+    """Handed to every step as ``ctx.deps`` by the composition root (:mod:`app.wiring`)."""
 
     cucm: CucmPort
     ca: CaPort

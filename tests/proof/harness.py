@@ -133,7 +133,7 @@ class ProofLab:
         return env
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "workflows.cli", *args]
+        return [sys.executable, "-m", "app.cli", *args]
 
     def cli(
         self, *args: str, crash: str | None = None, timeout: float = DEADLINE, **extra: str

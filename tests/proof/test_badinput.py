@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from app.cli import main as cli_main
 from tests.proof.harness import ProofLab
-from workflows.cli import main as cli_main
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 CORPUS = DATA / "badcerts"
@@ -202,7 +202,7 @@ def test_bad_configuration_is_refused_before_anything_happens(tmp_path: Path, ca
     import sys
 
     done = subprocess.run(
-        [sys.executable, "-m", "workflows.cli", *case["args"], "--config", str(config)],
+        [sys.executable, "-m", "app.cli", *case["args"], "--config", str(config)],
         capture_output=True, text=True, timeout=120, env=env, cwd=str(tmp_path),
     )  # fmt: skip
     assert done.returncode != 0, done.stdout

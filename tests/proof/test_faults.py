@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from adapters.cucm.retry import RetryPolicy
+from app.config import load_config
+from app.wiring import Adapters
 from tests.proof.harness import ProofLab, assert_audit_sound, definitions
-from workflows.config import load_config
-from workflows.wiring import Adapters
 
 ALL_TYPES = ["tomcat", "ipsec", "CAPF", "CallManager", "TVS"]
 

@@ -3,7 +3,7 @@
 * ``engine.definition.load_definitions``: :class:`DefinitionError` (file, line, problem);
 * the ``signed_certificate`` validator behind ``submit-cert``: :class:`SubmitRejected`;
 * ``workflows.preflight.preflight`` on damaged real bundles: :class:`PreflightError`;
-* ``workflows.config`` on any TOML text or table: :class:`ConfigError`.
+* ``app.config`` on any TOML text or table: :class:`ConfigError`.
 
 CUCM_RENEW_FUZZ_EXAMPLES raises the number of examples for a longer hunt.
 """
@@ -22,10 +22,10 @@ from cryptography import x509
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.config import ConfigError, load_config, parse_config
 from engine.api import SubmitRejected
 from engine.definition import DefinitionError, load_definitions
 from workflows import preflight
-from workflows.config import ConfigError, load_config, parse_config
 from workflows.registry import DEFINITIONS_DIR, build_registry
 from workflows.steps.signature import signed_certificate
 

@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from adapters.ca.local import LocalCA
+from app.campaign import start_campaign
+from app.config import Config, load_config
+from app.initconfig import simulator_config
+from app.wiring import Adapters
 from engine.daemon import Engine
 from engine.definition import load_definitions
 from engine.runner import EventView, RunView
 from simulator.runtime import SimulatedCluster
-from workflows.cli import start_campaign
-from workflows.config import Config, load_config
-from workflows.initconfig import simulator_config
 from workflows.registry import DEFINITIONS_DIR, build_registry
-from workflows.wiring import Adapters
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE = 120.0
@@ -179,7 +179,7 @@ class Lab:
 
     def cli(self, *args: str, timeout: float = DEADLINE) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "workflows.cli", *args],
+            [sys.executable, "-m", "app.cli", *args],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -189,7 +189,7 @@ class Lab:
 
     def daemon(self, **env: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", "workflows.cli", "daemon"],
+            [sys.executable, "-m", "app.cli", "daemon"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

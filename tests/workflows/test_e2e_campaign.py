@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+from app.present import summary_rows
 from tests.workflows.lab import Lab, sim_restarts
 from workflows.cert_types import CERT_TYPES
-from workflows.cli import summary_rows
 
 
 def test_full_campaign_on_a_four_node_mixed_mode_cluster(tmp_path: Path) -> None:

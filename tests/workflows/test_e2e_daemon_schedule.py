@@ -20,7 +20,7 @@ def test_daemon_renews_what_came_due_then_finds_nothing_due(tmp_path: Path) -> N
         engine = lab.engine
         # 30 min of declared period at the lab's time scale: a check every 3.6 s.
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "workflows.cli", "daemon", "--check-every", "30m"],
+            [sys.executable, "-m", "app.cli", "daemon", "--check-every", "30m"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from app.config import load_config
 from tests.workflows.lab import Lab
-from workflows.config import load_config
 
 PHONES = 60
 

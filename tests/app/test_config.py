@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from workflows.config import ConfigError, canonical_type, load_config
-from workflows.initconfig import example_config
+from app.config import ConfigError, canonical_type, load_config
+from app.initconfig import example_config
 
 GOOD = """
 renew_before_days = 40

@@ -1,6 +1,6 @@
 """The composition root: builds the CUCM and CA adapters from the configuration.
 
-The only module of the workflows (with :mod:`workflows.cli` and :mod:`workflows.demo`) that imports
+The only module of the workflows (with :mod:`app.cli` and :mod:`app.demo`) that imports
 adapter implementations; the steps see ports only, through :class:`workflows.deps.RunDeps`.
 """
 
@@ -22,7 +22,7 @@ from adapters.ca.port import CaPort
 from adapters.cucm.cluster import ClusterConfig as CucmClusterConfig
 from adapters.cucm.cluster import Credentials, build_cluster
 from adapters.cucm.port import CucmPort, NodeRef
-from workflows.config import CaConfig, ClusterConfig, Config, ConfigError
+from app.config import CaConfig, ClusterConfig, Config, ConfigError
 from workflows.deps import RunDeps
 
 PHONE_RESETS_PER_SECOND = 10

@@ -1,64 +1,45 @@
 """``cucm-renew``: the engine's operator commands plus the certificate-specific ones.
 
 Engine commands (status, approve, advance, retry, abort, submit, audit, graph, daemon) come from
-:mod:`engine.cli`; this module adds demo, init, check, plan, run, simulate and submit-cert, and is
-(with :mod:`workflows.wiring`) the composition root that turns the configuration into adapters.
+:mod:`engine.cli`; this module adds demo, init, check, plan, run, simulate and submit-cert. Each
+command gets an :class:`app.context.AppContext` (its configuration, loaded once, and the adapters
+built from it); what it prints comes from :mod:`app.present`, what it starts from
+:mod:`app.campaign`.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from adapters.cucm.port import CucmError
+from app.campaign import latest_runs, select, start_campaign
+from app.config import Config, ConfigError, canonical_type
+from app.context import AppContext
+from app.initconfig import example_config, simulator_config
+from app.present import format_table, held_text, printer, summary_rows
 from engine.cli import App, CliEnv, Command, UsageError
 from engine.cli import main as engine_main
 from engine.daemon import PeriodicJob
 from engine.definition import human_duration, parse_duration
-from engine.runner import EventView, RunView
 from workflows import preflight
 from workflows.cert_types import CERT_TYPES
-from workflows.config import Config, ConfigError, canonical_type, load_config
-from workflows.initconfig import example_config, simulator_config
 from workflows.registry import DEFINITIONS_DIR, build_registry
 
 PROG = "cucm-renew"
-FINAL_OK = ("done", "not_due")
 
 
 # --------------------------------------------------------------------------- configuration
 
 
-def _config(args: argparse.Namespace) -> Config:
-    return load_config(getattr(args, "config", None))
-
-
-class _LazyDeps:
-    """The engine's deps factory: loads the configuration on the first run that needs adapters, so
-    commands that only read the state folder (status, approve, audit) work without one."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-        self._adapters: Any = None
-        self._lock = threading.Lock()
-
-    def __call__(self, run: RunView) -> Any:
-        with self._lock:
-            if self._adapters is None:
-                from workflows.wiring import Adapters
-
-                self._adapters = Adapters(_config(self.args))
-        return self._adapters.deps(run)
-
-
-def _time_scale(args: argparse.Namespace) -> float:
-    if args.command not in ("daemon", "run"):
-        return 1.0
-    return _config(args).time_scale
+Env = CliEnv[AppContext]
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -67,92 +48,6 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="configuration file (default: $CUCM_RENEW_CONFIG, else ./cucm-renew.toml)",
     )
-
-
-# --------------------------------------------------------------------------- progress
-
-
-def event_line(event: EventView) -> str:
-    """One progress line per audited transition."""
-    ts = event.ts[11:19] if len(event.ts) >= 19 else event.ts
-    move = f"{event.from_state or '-'} -> {event.to_state or '-'}"
-    node = f" [{event.node}]" if event.node else ""
-    why = f"  {event.reason}" if event.reason else ""
-    return f"{ts}  {event.scope:<8} {event.definition:<12} {move}{node}{why}"
-
-
-def printer(stream: Any) -> Callable[[EventView], None]:
-    lock = threading.Lock()
-
-    def show(event: EventView) -> None:
-        with lock:
-            stream.write(event_line(event) + "\n")
-            stream.flush()
-
-    return show
-
-
-def summary_rows(runs: Sequence[RunView]) -> list[dict[str, Any]]:
-    """Type x node: old expiry -> new expiry, serial, verified; from each run's context."""
-    rows: list[dict[str, Any]] = []
-    for run in runs:
-        ctx = run.context
-        old = ctx.get("old") or {}
-        issued = ctx.get("issued") or {}
-        verified = ctx.get("verified") or {}
-        for node in ctx.get("targets") or []:
-            rows.append(
-                {
-                    "cluster": run.scope,
-                    "type": run.definition,
-                    "node": node,
-                    "old_expiry": str((old.get(node) or {}).get("not_after", ""))[:10],
-                    "new_expiry": str((issued.get(node) or {}).get("not_after", ""))[:10],
-                    "serial": str((issued.get(node) or {}).get("serial", ""))[:16],
-                    "verified": bool((verified.get(node) or {}).get("ok")),
-                    "state": run.state,
-                }
-            )
-        if not ctx.get("targets"):
-            # Nothing renewed (not due, or stopped before the nodes were chosen): show what each
-            # node presents now, so the table still answers "when does it expire?".
-            expiry = ctx.get("expiry") or {"-": {}}
-            for node, seen in expiry.items():
-                rows.append(
-                    {
-                        "cluster": run.scope,
-                        "type": run.definition,
-                        "node": node,
-                        "old_expiry": str((seen or {}).get("not_after", ""))[:10],
-                        "new_expiry": "",
-                        "serial": "",
-                        "verified": None,
-                        "state": run.state,
-                    }
-                )
-    return rows
-
-
-def format_table(rows: Sequence[dict[str, Any]]) -> str:
-    headers = ["type", "node", "old expiry", "new expiry", "serial", "verified", "state"]
-    body = [
-        [
-            r["type"],
-            r["node"],
-            r["old_expiry"],
-            r["new_expiry"],
-            r["serial"],
-            "-" if r["verified"] is None else "yes" if r["verified"] else "no",
-            r["state"],
-        ]
-        for r in rows
-    ]
-    widths = [max(len(h), *(len(str(b[i])) for b in body)) if body else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    for b in body:
-        lines.append("  ".join(str(c).ljust(w) for c, w in zip(b, widths, strict=True)))
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- init
@@ -168,7 +63,7 @@ def _configure_init(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
 
 
-def _cmd_init(args: argparse.Namespace, env: CliEnv) -> int:
+def _cmd_init(args: argparse.Namespace, env: Env) -> int:
     out = Path(args.output)
     if out.exists() and not args.force:
         raise UsageError(f"{out} already exists: pass --force to overwrite it, or --output another file")
@@ -194,33 +89,16 @@ def _configure_filters(p: argparse.ArgumentParser, *, force: bool = False) -> No
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _selection(config: Config, args: argparse.Namespace) -> list[tuple[str, list[str]]]:
-    clusters = args.cluster or list(config.clusters)
-    for c in clusters:
-        config.cluster(c)
-    wanted = [canonical_type(t, key="--type") for t in (args.types or [])]
-    out = []
-    for c in clusters:
-        types = [t for t in config.cluster(c).types if not wanted or t in wanted]
-        out.append((c, types))
-    return out
-
-
-def _cmd_check(args: argparse.Namespace, env: CliEnv) -> int:
-    from cryptography import x509
-
-    from adapters.cucm.port import CucmError
-    from workflows.wiring import Adapters
-
-    config = _config(args)
-    adapters = Adapters(config)
+def _cmd_check(args: argparse.Namespace, env: Env) -> int:
+    config = env.context.config
+    adapters = env.context.adapters
     defs = env.definitions
     report: list[dict[str, Any]] = []
     lines: list[str] = []
     failed = False
     now = datetime.now(UTC)
     try:
-        for cluster, types in _selection(config, args):
+        for cluster, types in select(config, args.cluster, args.types):
             cc = config.cluster(cluster)
             try:
                 port = adapters.cucm(cluster)
@@ -260,7 +138,7 @@ def _cmd_check(args: argparse.Namespace, env: CliEnv) -> int:
                         lines.append(f"  {t:<12} {node.name:<28} ERROR {exc}")
                     report.append(entry)
     finally:
-        adapters.close()
+        env.context.close()
     env.out(report, "\n".join(lines))
     return 1 if failed else 0
 
@@ -268,11 +146,11 @@ def _cmd_check(args: argparse.Namespace, env: CliEnv) -> int:
 # --------------------------------------------------------------------------- plan
 
 
-def _cmd_plan(args: argparse.Namespace, env: CliEnv) -> int:
+def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
     defs = env.definitions
     config: Config | None
     try:
-        config = _config(args)
+        config = env.context.config
     except ConfigError:
         if args.cluster:
             raise
@@ -330,44 +208,9 @@ def _cmd_plan(args: argparse.Namespace, env: CliEnv) -> int:
 # --------------------------------------------------------------------------- run
 
 
-def start_campaign(
-    engine: Any,
-    config: Config,
-    selection: Sequence[tuple[str, Sequence[str]]],
-    *,
-    force: bool,
-    definitions: dict[str, Any],
-) -> list[str]:
-    """Start one run per cluster and type in campaign order, unless one is already in progress."""
-    started = []
-    for cluster, types in selection:
-        cc = config.cluster(cluster)
-        for t in sorted(
-            types,
-            key=lambda x: (
-                cc.types.index(x) if x in cc.types else definitions[x].params.get("campaign_position", 99)
-            ),
-        ):
-            if engine.find_runs(definition=t, scope=cluster):
-                continue  # resume the run in progress rather than start a second one
-            started.append(
-                engine.start_run(
-                    t,
-                    cluster,
-                    {
-                        "cluster": cluster,
-                        "cert_type": t,
-                        "force": force,
-                        "renew_before_days": cc.renew_before_days,
-                    },
-                )
-            )
-    return started
-
-
-def _cmd_run(args: argparse.Namespace, env: CliEnv) -> int:
-    config = _config(args)
-    selection = _selection(config, args)
+def _cmd_run(args: argparse.Namespace, env: Env) -> int:
+    config = env.context.config
+    selection = select(config, args.cluster, args.types)
     engine = env.engine
     started = start_campaign(engine, config, selection, force=args.force, definitions=env.definitions)
     if args.detach:
@@ -375,19 +218,14 @@ def _cmd_run(args: argparse.Namespace, env: CliEnv) -> int:
             started, "\n".join(f"started {r}" for r in started) or "nothing to start: runs are in progress"
         )
         return 0
-    wanted = {(c, t) for c, ts in selection for t in ts}
     if not env.json:
         env.stdout.write(
             f"renewing {sum(len(t) for _, t in selection)} type(s) on "
             f"{len(selection)} cluster(s); Ctrl-C stops, `cucm-renew run` resumes\n"
         )
     engine.run_until_quiet(on_event=None if env.json else printer(env.stdout))
-    runs = [r for r in engine.find_runs(include_final=True) if (r.scope, r.definition) in wanted]
-    latest: dict[tuple[str, str], RunView] = {}
-    for r in sorted(runs, key=lambda r: r.created_at):
-        latest[(r.scope, r.definition)] = r
-    views = [engine.status(r.id)[0] for r in latest.values()]
-    env.out([r.as_dict() for r in views], format_table(summary_rows(views)) + "\n" + _held_text(views))
+    views = latest_runs(engine, selection)
+    env.out([r.as_dict() for r in views], format_table(summary_rows(views)) + "\n" + held_text(views))
     return 1 if any(r.status == "failed" for r in views) else 0
 
 
@@ -404,7 +242,8 @@ def _configure_daemon(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _daemon_jobs(args: argparse.Namespace, env: CliEnv) -> list[PeriodicJob]:
+def _daemon_jobs(context: AppContext, env: Env) -> list[PeriodicJob]:
+    args = context.args
     if not args.check_every:
         return []
     try:
@@ -413,12 +252,12 @@ def _daemon_jobs(args: argparse.Namespace, env: CliEnv) -> list[PeriodicJob]:
         raise UsageError(f"--check-every: {exc}") from None
     if every < 60:
         raise UsageError(f"--check-every {args.check_every}: check at most once a minute (e.g. 12h)")
-    config = _config(args)  # a bad file stops the daemon here, before it drives anything
+    config = context.config  # a bad file stops the daemon here, before it drives anything
 
     def start_due() -> None:
         # Reloaded each time, so an edited file takes effect without a restart; a broken edit is
         # logged by the daemon and the previous schedule goes on.
-        current = _config(args)
+        current = context.reload_config()
         wanted = [(name, list(c.types)) for name, c in current.clusters.items()]
         started = start_campaign(env.engine, current, wanted, force=False, definitions=env.definitions)
         if started and not env.json:
@@ -431,16 +270,6 @@ def _daemon_jobs(args: argparse.Namespace, env: CliEnv) -> list[PeriodicJob]:
     )
     env.stdout.flush()
     return [PeriodicJob("start-due-renewals", every, start_due)]
-
-
-def _held_text(views: Sequence[RunView]) -> str:
-    held = [r for r in views if r.status in ("paused", "failed")]
-    if not held:
-        return ""
-    out = []
-    for r in held:
-        out.append(f"{r.id} is {r.status} at {r.held_from or r.state}: {r.waiting_reason or r.last_error}")
-    return "\n".join(out)
 
 
 # --------------------------------------------------------------------------- submit-cert
@@ -472,13 +301,11 @@ def read_certificate_files(cert: str, chain: Sequence[str]) -> dict[str, Any]:
             raise UsageError(f"cannot read {path}: {exc.strerror}") from None
         certs.extend(preflight.parse_bundle(data, source=path))
     leaf, intermediates, root = preflight.order_chain(certs)
-    from cryptography.hazmat.primitives.serialization import Encoding
-
     pems = [c.public_bytes(Encoding.PEM).decode() for c in [*intermediates, *([root] if root else [])]]
     return {"leaf_pem": leaf.public_bytes(Encoding.PEM).decode(), "chain_pems": pems}
 
 
-def _cmd_submit_cert(args: argparse.Namespace, env: CliEnv) -> int:
+def _cmd_submit_cert(args: argparse.Namespace, env: Env) -> int:
     try:
         data = read_certificate_files(args.cert, args.chain)
     except preflight.PreflightError as exc:
@@ -500,8 +327,8 @@ def _configure_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-scale", type=float, default=600.0)
 
 
-def _cmd_demo(args: argparse.Namespace, env: CliEnv) -> int:
-    from workflows.demo import run_demo
+def _cmd_demo(args: argparse.Namespace, env: Env) -> int:
+    from app.demo import run_demo
 
     return run_demo(phones=args.phones, time_scale=args.time_scale, out=env.stdout)
 
@@ -514,7 +341,7 @@ def _configure_simulate(p: argparse.ArgumentParser) -> None:
     sim_main.add_arguments(p)
 
 
-def _cmd_simulate(args: argparse.Namespace, env: CliEnv) -> int:
+def _cmd_simulate(args: argparse.Namespace, env: Env) -> int:
     from simulator import main as sim_main
 
     return int(sim_main.run(args) or 0)
@@ -523,7 +350,7 @@ def _cmd_simulate(args: argparse.Namespace, env: CliEnv) -> int:
 # --------------------------------------------------------------------------- app
 
 
-def build_app() -> App:
+def build_app() -> App[AppContext]:
     def configure_plan(p: argparse.ArgumentParser) -> None:
         _configure_filters(p)
 
@@ -542,8 +369,10 @@ def build_app() -> App:
         prog=PROG,
         definitions_dir=DEFINITIONS_DIR,
         registry=build_registry(),
-        deps_factory=_LazyDeps,
-        time_scale=_time_scale,
+        context=AppContext,
+        deps_factory=lambda context: context.deps,
+        time_scale=lambda context: context.time_scale(),
+        close=lambda context: context.close(),
         description="Renew CA-signed certificates on CUCM clusters, end to end.",
         daemon_options=_configure_daemon,
         daemon_jobs=_daemon_jobs,

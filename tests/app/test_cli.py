@@ -17,7 +17,7 @@ from tests.workflows.lab import REPO, stop_process
 def cucm_renew(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
     return subprocess.run(
-        [sys.executable, "-m", "workflows.cli", *args],
+        [sys.executable, "-m", "app.cli", *args],
         capture_output=True,
         text=True,
         timeout=180,
@@ -34,7 +34,7 @@ def simulator(tmp_path: Path) -> Path:
         [
             sys.executable,
             "-m",
-            "workflows.cli",
+            "app.cli",
             "simulate",
             "--dir",
             str(folder),

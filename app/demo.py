@@ -17,16 +17,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from adapters.ca.local import LocalCA
+from app.campaign import start_campaign
+from app.config import load_config
+from app.initconfig import simulator_config
+from app.present import format_table, printer, summary_rows
+from app.wiring import Adapters
 from engine.daemon import Engine
 from engine.definition import load_definitions
 from engine.logging import configure_logging
 from simulator.runtime import SimulatedCluster
 from workflows.cert_types import CERT_TYPES
-from workflows.cli import format_table, printer, start_campaign, summary_rows
-from workflows.config import load_config
-from workflows.initconfig import simulator_config
 from workflows.registry import DEFINITIONS_DIR, build_registry
-from workflows.wiring import Adapters
 
 
 def run_demo(*, phones: int = 2000, time_scale: float = 600.0, out: TextIO | None = None) -> int:
@@ -140,28 +141,3 @@ def wait_figures(view: Any, events: list[Any]) -> dict[str, float]:
         out["reset"] = _ts(phones["reset_at"]) - entered
         out["reregistration"] = left - _ts(phones["reset_at"])
     return out
-
-
-def main() -> int:
-    return run_demo()
-
-
-class TypeListeners:
-    """Where a simulated cluster presents the non-web types (CallManager 5061, TVS 2445, CAPF
-    3804, ipsec 4040): per node name, CUCM port -> the port reached.
-
-    The simulator now serves these ports itself and lists them in ``simulator.json``
-    (``tls_ports``); this class only reads them, for callers that pass them on explicitly.
-    """
-
-    def __init__(self, sim: SimulatedCluster) -> None:
-        self.sim = sim
-
-    def start(self) -> dict[str, dict[int, int]]:
-        return {
-            node["name"]: {int(k): int(v) for k, v in (node.get("tls_ports") or {}).items()}
-            for node in self.sim.info.get("nodes", [])
-        }
-
-    def stop(self) -> None:
-        """Nothing to stop: the listeners belong to the simulator."""

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from workflows.config import ConfigError
+from app.config import ConfigError
 
 EXAMPLE = """\
 # cucm-renew configuration. Paths are relative to this file.
