@@ -26,8 +26,8 @@ soak: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check engine
-	$(BIN)/mypy engine
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy app engine workflows adapters
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

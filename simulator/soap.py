@@ -514,13 +514,13 @@ def axl(cluster: Cluster, node: Node, op: ET.Element, action: str) -> str:
     if name == "listDevicePool":
         crit = _child(op, "searchCriteria")
         tags_el = _child(op, "returnedTags")
-        wanted = {_local(c.tag) for c in tags_el} if tags_el is not None else set()
+        wanted_tags = {_local(c.tag) for c in tags_el} if tags_el is not None else set()
         name_pat = _text(crit, "name", "%") or "%"
         out = []
         with cluster.lock:
             for pool in cluster.device_pools:
                 if _like(pool, name_pat):
-                    fields = _e("name", pool) if not wanted or "name" in wanted else ""
+                    fields = _e("name", pool) if not wanted_tags or "name" in wanted_tags else ""
                     out.append(f'<devicePool uuid="{cluster.device_pool_uuid(pool)}">{fields}</devicePool>')
         return f"{pre}<return>{''.join(out)}</return>{post}"
     if name == "getCCMVersion":
