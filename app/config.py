@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.logging import register_secret
 from workflows.cert_types import CERT_TYPES
 
 DEFAULT_FILE = "cucm-renew.toml"
@@ -44,6 +45,11 @@ class Secret:
 
     value: str = field(repr=False)
     source: str
+
+    def __post_init__(self) -> None:
+        # From the moment it is read, the value is redacted wherever it would reach a log line or a
+        # run's last error (a CUCM or CA message that echoes it back, say).
+        register_secret(self.value)
 
     def __str__(self) -> str:
         return f"<secret from {self.source}>"

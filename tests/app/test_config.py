@@ -198,3 +198,14 @@ def test_phone_reset_method_defaults_to_phones(folder: Path) -> None:
     assert pools.cluster("lab").phone_reset == "pools"
     # The example documents the key, commented out: uncommented, it parses.
     assert '# phone_reset = "pools"' in example_config()
+
+
+def test_every_password_read_is_redacted_from_log_text_from_then_on(folder: Path) -> None:
+    from engine.logging import REDACTED, redact_text
+
+    (folder / "axl.pw").write_text("axl-pw-only-in-this-test\n")
+    before = redact_text("CUCM said: bad password axl-pw-only-in-this-test")
+    assert "axl-pw-only-in-this-test" in before
+    load_config(write(folder, GOOD))
+    after = redact_text("CUCM said: bad password axl-pw-only-in-this-test")
+    assert after == f"CUCM said: bad password {REDACTED}"
