@@ -37,7 +37,8 @@ PIPELINE = (
     ("verified", "verify_presented"),
     ("sso_reenabled", "remind_sso"),
 )
-STEP_OF = dict(PIPELINE)
+# Reached only when phones do not come back in time: not on the way to any other state.
+STEP_OF = {**dict(PIPELINE), "phones_missing": "report_missing_phones"}
 
 
 class Lab:
