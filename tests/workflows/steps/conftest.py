@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from adapters.ca.local import LocalCA
 from adapters.ca.port import CaPort
@@ -39,6 +41,11 @@ PIPELINE = (
 )
 # Reached only when phones do not come back in time: not on the way to any other state.
 STEP_OF = {**dict(PIPELINE), "phones_missing": "report_missing_phones"}
+
+
+def fingerprint(pem: str) -> str:
+    """SHA-256 of the certificate's DER, lowercase hex: how the steps name a certificate."""
+    return x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256()).hex()
 
 
 class Lab:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from adapters.ca.local import LocalCA
 from adapters.ca.manual import ManualCA
-from tests.workflows.steps.conftest import IMP, PUB, SUB, Lab
-from workflows.steps.common import fingerprint
+from tests.workflows.steps.conftest import IMP, PUB, SUB, Lab, fingerprint
 
 
 def test_issued_certificates_are_preflighted_and_recorded(lab: Lab, local_ca: LocalCA) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.ca.local import LocalCA
-from tests.workflows.steps.conftest import IMP, PUB, SUB, Lab
-from workflows.steps.common import fingerprint
+from tests.workflows.steps.conftest import IMP, PUB, SUB, Lab, fingerprint
 
 
 def at(lab: Lab, state: str) -> dict[str, Any]:
