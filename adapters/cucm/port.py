@@ -3,7 +3,17 @@
 Workflows import this module only, never an implementation: :class:`CucmPort` is the single seam
 between the certificate workflows and CUCM (REST certmgr, SSH CLI, ControlCenterServices, RisPort70,
 AXL). One port object serves one cluster; it is built from configuration by
-``adapters.cucm.cluster.build_cluster``.
+``adapters.cucm.cluster.build_cluster``, or held in memory by ``adapters.cucm.fake.FakeCucm`` for
+tests.
+
+The port is made of one small protocol per role, each documented by what it promises and raises::
+
+    ClusterInfo    nodes, release, security mode
+    Certificates   identity certificates, trust stores, CSRs
+    Services       restart, status and start time
+    Phones         resets by name or device pool, registration
+    Platform       SSO and DRS status, the CTL update (platform CLI)
+    Tls            the certificate a node presents on a port
 
 Nodes are named by their ``name`` (the FQDN that is the CN/SAN of their certificates), never by
 address. A certificate type (``cert_type``) is CUCM's unit name: ``tomcat``, ``CallManager``,
@@ -136,18 +146,18 @@ class HostKeyMismatch(CucmError):
     """The node's SSH host key is missing from, or differs from, the cluster's known_hosts file."""
 
 
-# --------------------------------------------------------------------------- the port
+# --------------------------------------------------------------------------- the ports, per role
+#
+# One small protocol per concern, as certbot has one interface per role: a step or a test names the
+# role it needs, and a fake implements only what it models. ``CucmPort`` combines them all.
 
 
 @runtime_checkable
-class CucmPort(Protocol):
-    """One CUCM cluster. Every method raises only :class:`CucmError` subclasses.
+class ClusterInfo(Protocol):
+    """Who the cluster is: its nodes, its release and its security mode (AXL on the publisher).
 
-    Reads are safe to repeat. Writes (``generate_csr``, ``upload_*``, ``ctl_update``,
-    ``restart_service``, ``reset_phones``, ``reset_device_pools``) are not idempotent on CUCM's side:
-    callers journal an intent first and reconcile with the matching read (``current_csr``,
-    ``identity_certificate``, ``trust_certificates``, ``service_status``, ``registered_phones``) before
-    repeating one.
+    ``node`` raises :class:`UnknownNode`; the others :class:`CucmUnreachable`, :class:`CucmAuthError`
+    or :class:`CucmRejected` (e.g. an AXL fault). All are reads, safe to repeat.
     """
 
     @property
@@ -170,6 +180,18 @@ class CucmPort(Protocol):
     def security_mode(self) -> int:
         """Cluster Security Mode: 0 non-secure, 1 mixed (AXL SQL on ``processconfig``)."""
         ...
+
+
+@runtime_checkable
+class Certificates(Protocol):
+    """Each node's identity certificates, trust stores and CSRs (certmgr REST on 14+, CLI below).
+
+    Reads (``identity_certificate``, ``trust_certificates``, ``current_csr``) are safe to repeat.
+    Writes (``generate_csr``, ``upload_trust``, ``upload_identity``) are not: journal an intent first
+    and reconcile with the matching read before repeating one. Every method raises
+    :class:`UnknownNode` for a node not in the cluster, :class:`CucmRejected` (CUCM's text in
+    ``cucm_message``) when CUCM refuses, :class:`CucmUnreachable` when it cannot be reached.
+    """
 
     def identity_certificate(self, node: str, cert_type: str) -> str:
         """The node's current identity certificate for the type, PEM.
@@ -205,21 +227,22 @@ class CucmPort(Protocol):
         """Install the signed leaf as the node's ``cert_type`` identity (``chain``: issuers, leaf excluded).
 
         CUCM refuses (:class:`CucmRejected`, its text verbatim) when the chain is not trusted, no CSR
-        exists, the public keys or the SANs differ. Does not restart any service.
+        exists, the public keys or the SANs differ. Does not restart any service: the node presents
+        the new certificate once the type's services restart.
         """
         ...
 
-    def sso_enabled(self, node: str) -> bool:
-        """Whether SAML single sign-on is enabled (CLI ``utils sso status``)."""
-        ...
 
-    def backup_running(self) -> bool:
-        """Whether a DRS backup or restore is running (CLI on the publisher)."""
-        ...
+@runtime_checkable
+class Services(Protocol):
+    """Services on each node: restart one, read its status and start time (ControlCenterServices;
+    Cisco Tomcat over the SSH CLI).
 
-    def ctl_update(self) -> str:
-        """Run ``utils ctl update CTLFile`` on the publisher; returns the CLI output."""
-        ...
+    ``restart_service`` is not idempotent: callers journal the start time read before it and, on
+    resume, take a later start time as the restart having happened. Both methods raise
+    :class:`UnknownNode`, :class:`CucmRejected` (e.g. ``Service Not Activated``) and
+    :class:`CucmUnreachable`.
+    """
 
     def restart_service(self, node: str, service: str) -> None:
         """Restart a service on the node and return once CUCM reports it restarted or restarting.
@@ -232,6 +255,17 @@ class CucmPort(Protocol):
     def service_status(self, node: str, service: str) -> ServiceStatus:
         """The service's status and start time on the node (ControlCenterServices)."""
         ...
+
+
+@runtime_checkable
+class Phones(Protocol):
+    """Phones: reset them (AXL on the publisher) and read their registration (RisPort70).
+
+    Resets are not idempotent (a phone reset twice reboots twice) and CUCM keeps no record of them;
+    RisPort's ``TimeStamp`` moving is their only trace. Every method raises :class:`CucmUnreachable`
+    (transport), :class:`CucmAuthError` and :class:`CucmRejected` (an AXL fault other than an
+    unknown device or pool, which is skipped and not counted).
+    """
 
     def reset_phones(self, names: Iterable[str], *, hard: bool = True) -> int:
         """AXL ``doDeviceReset`` each device (throttled); returns how many CUCM accepted.
@@ -268,13 +302,56 @@ class CucmPort(Protocol):
         """
         ...
 
+
+@runtime_checkable
+class Platform(Protocol):
+    """What only the platform CLI (SSH) tells or does: SSO and DRS status, the CTL update.
+
+    Raises :class:`CucmUnreachable` (SSH transport), :class:`CucmAuthError`,
+    :class:`HostKeyMismatch`, and :class:`CucmRejected` when the CLI's output is an error or cannot
+    be read.
+    """
+
+    def sso_enabled(self, node: str) -> bool:
+        """Whether SAML single sign-on is enabled (CLI ``utils sso status``)."""
+        ...
+
+    def backup_running(self) -> bool:
+        """Whether a DRS backup or restore is running (CLI on the publisher)."""
+        ...
+
+    def ctl_update(self) -> str:
+        """Run ``utils ctl update CTLFile`` on the publisher; returns the CLI output.
+
+        Rebuilding the CTL twice gives the same file, so repeating it is harmless.
+        """
+        ...
+
+
+@runtime_checkable
+class Tls(Protocol):
+    """What a node presents to a TLS client: the proof that a new certificate is in service."""
+
     def presented_certificate(self, node: str, port: int) -> bytes:
         """The DER certificate the node presents on CUCM port ``port`` (e.g. 8443, 5061).
 
         The configured port map translates CUCM's port to the one actually reached. The handshake
-        is verified against the cluster CA bundle for the node's name (:class:`TlsVerificationError`).
+        is verified against the cluster CA bundle for the node's name (:class:`TlsVerificationError`);
+        no handshake raises :class:`CucmUnreachable`.
         """
         ...
+
+
+@runtime_checkable
+class CucmPort(ClusterInfo, Certificates, Services, Phones, Platform, Tls, Protocol):
+    """One CUCM cluster: every role above. Every method raises only :class:`CucmError` subclasses.
+
+    Reads are safe to repeat. Writes (``generate_csr``, ``upload_*``, ``ctl_update``,
+    ``restart_service``, ``reset_phones``, ``reset_device_pools``) are not idempotent on CUCM's side:
+    callers journal an intent first and reconcile with the matching read (``current_csr``,
+    ``identity_certificate``, ``trust_certificates``, ``service_status``, ``registered_phones``) before
+    repeating one.
+    """
 
     def close(self) -> None:
         """Close pooled HTTPS sessions and SSH connections. The port may be used again afterwards."""

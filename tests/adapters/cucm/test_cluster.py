@@ -9,7 +9,19 @@ from pathlib import Path
 import pytest
 
 from adapters.cucm.cluster import Cluster, ClusterConfig, ConfigError, Credentials, build_cluster
-from adapters.cucm.port import CucmPort, CucmUnreachable, NodeRef, TlsVerificationError, UnknownNode
+from adapters.cucm.port import (
+    Certificates,
+    ClusterInfo,
+    CucmPort,
+    CucmUnreachable,
+    NodeRef,
+    Phones,
+    Platform,
+    Services,
+    Tls,
+    TlsVerificationError,
+    UnknownNode,
+)
 from tests.adapters.cucm.conftest import FAST, NAME, Pki, start_https
 from tests.adapters.cucm.servers import HttpsServer
 from tests.adapters.cucm.test_soap import axl_server
@@ -34,6 +46,8 @@ def config_for(server: HttpsServer, pki: Pki, tmp_path: Path, **overrides: objec
 def test_cluster_is_a_cucm_port(https: HttpsServer, pki: Pki, tmp_path: Path) -> None:
     cluster = build_cluster(config_for(https, pki, tmp_path))
     assert isinstance(cluster, CucmPort)
+    for role in (ClusterInfo, Certificates, Services, Phones, Platform, Tls):
+        assert isinstance(cluster, role), role.__name__
     assert cluster.cluster == "lab"
 
 

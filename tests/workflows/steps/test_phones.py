@@ -1,0 +1,130 @@
+"""watch_phones: reset the registered phones once, then wait for them to register again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.testing import StepContextDouble
+from tests.workflows.steps.conftest import PUB, SUB, Lab
+
+PHONES = [f"SEP{i:012X}" for i in range(5)]
+
+
+def watching(lab: Lab, **deps: Any) -> StepContextDouble:
+    context = lab.context_at("CallManager", "sso_disabled", force=True)
+    ctx = lab.ctx("CallManager", "phones_reregistered", context, **deps)
+    ctx.params = {**ctx.params, "reset_batch": 2}
+    return ctx
+
+
+def reset_by_name(lab: Lab) -> list[str]:
+    return [n for c in lab.fake.calls_to("reset_phones") for n in c.args["names"]]
+
+
+def test_types_without_phone_reset_and_no_registered_phones(lab: Lab) -> None:
+    assert lab.run(lab.ctx("tomcat", "phones_reregistered")).kind == "advance"
+    lab.fake.add_phones(["SEPOFF"], registered=False)
+    outcome = lab.run(watching(lab))
+    assert outcome.kind == "advance" and "nothing to reset" in outcome.reason
+    assert lab.fake.calls_to("reset_phones") == []
+
+
+def test_resets_in_batches_then_waits_for_every_phone(lab: Lab) -> None:
+    lab.fake.add_phones(PHONES[:3])
+    lab.fake.add_phones(PHONES[3:], node=SUB)
+    lab.fake.add_phones(["SEPDOWN"], registered=False)
+    ctx = watching(lab)
+    outcome = lab.run(ctx)
+    assert outcome.kind == "wait" and outcome.wake_in == 20
+    assert [c.args["names"] for c in lab.fake.calls_to("reset_phones")] == [
+        PHONES[:2],
+        PHONES[2:4],
+        PHONES[4:],
+    ]
+    lab.fake.phones[PHONES[1]].stuck = True
+    outcome = lab.run(ctx)  # the first sweep: the phones are still coming back
+    assert outcome.kind == "wait" and "0/5" in outcome.reason
+    outcome = lab.run(ctx)
+    assert outcome.kind == "wait" and "4/5" in outcome.reason and PHONES[1] in outcome.reason
+    assert ctx.context["phones"]["missing"] == [PHONES[1]]
+    lab.fake.phones[PHONES[1]].stuck = False
+    lab.run(ctx)
+    outcome = lab.run(ctx)
+    assert outcome.kind == "advance" and outcome.evidence["phones_reset"] == 5
+    assert len(reset_by_name(lab)) == 5  # never reset again while watching
+
+
+def test_sweeps_are_spaced_for_the_risport_rate(lab: Lab) -> None:
+    lab.fake.add_phones(PHONES)
+    ctx = watching(lab, risport_per_minute=2.0)
+    lab.run(ctx)
+    outcome = lab.run(ctx)
+    assert outcome.kind == "wait" and outcome.wake_in == 30.0
+
+
+def test_a_batch_intent_is_reconciled_from_timestamps(lab: Lab) -> None:
+    lab.fake.add_phones(PHONES)
+    ctx = watching(lab)
+    baseline = lab.fake.registered_phones()
+    ctx.record_output(
+        PUB,
+        "phone_baseline",
+        {"names": PHONES, "stamps": {n: s.timestamp for n, s in baseline.items()}, "at": "then"},
+    )
+    ctx.record_intent(f"{PUB}#phones-1-2", "phone_reset", {"first": PHONES[0], "last": PHONES[1], "count": 2})
+    lab.fake.reset_phones([PHONES[0]])  # the batch had reached one phone before the crash
+    lab.fake.forget_calls()
+    lab.run(ctx)
+    assert reset_by_name(lab) == [PHONES[1], *PHONES[2:]]
+    assert ctx.context["phones"]["reset"] == 5
+
+
+def test_without_baseline_timestamps_a_batch_counts_as_done_unconfirmed(lab: Lab) -> None:
+    lab.fake.add_phones(PHONES)
+    ctx = watching(lab)
+    ctx.record_output(PUB, "phone_baseline", {"names": PHONES, "at": "then"})
+    ctx.record_intent(f"{PUB}#phones-1-2", "phone_reset", {"first": PHONES[0], "last": PHONES[1], "count": 2})
+    lab.run(ctx)
+    assert reset_by_name(lab) == PHONES[2:]
+    assert ctx.context["phones"]["reset_unconfirmed"] == 2
+
+
+def test_by_pool_with_the_phones_in_no_pool_by_name(lab: Lab) -> None:
+    lab.fake.add_phones(PHONES[:2], pool="DP-A")
+    lab.fake.add_phones(PHONES[2:4], pool="DP-B", node=SUB)
+    lab.fake.add_phones(PHONES[4:])
+    ctx = watching(lab, phone_reset="pools")
+    lab.run(ctx)
+    assert [c.args["names"] for c in lab.fake.calls_to("reset_device_pools")] == [["DP-A"], ["DP-B"]]
+    assert reset_by_name(lab) == PHONES[4:]
+    assert ctx.context["phones"]["reset_pools"] == 2 and ctx.context["phones"]["reset"] == 5
+
+
+def test_a_pool_intent_is_reset_again_only_if_no_phone_of_it_moved(lab: Lab) -> None:
+    lab.fake.add_phones(PHONES[:2], pool="DP-A")
+    lab.fake.add_phones(PHONES[2:], pool="DP-B")
+    ctx = watching(lab, phone_reset="pools")
+    baseline = lab.fake.registered_phones()
+    stamps = {n: s.timestamp for n, s in baseline.items()}
+    ctx.record_output(PUB, "phone_baseline", {"names": PHONES, "stamps": stamps, "at": "then"})
+    ctx.record_intent(f"{PUB}#pool-DP-A", "phone_reset", {"device_pool": "DP-A", "count": 2})
+    ctx.record_intent(f"{PUB}#pool-DP-B", "phone_reset", {"device_pool": "DP-B", "count": 3})
+    lab.fake.reset_device_pools(["DP-A"])  # DP-A's request reached CUCM, DP-B's did not
+    lab.fake.forget_calls()
+    lab.run(ctx)
+    assert [c.args["names"] for c in lab.fake.calls_to("reset_device_pools")] == [["DP-B"]]
+
+
+def test_unreadable_pools_fall_back_to_names(lab: Lab) -> None:
+    lab.fake.add_phones(PHONES[:2], pool="DP-A")
+    lab.fake.reject("device_pools", "Access denied to devicepool")
+    ctx = watching(lab, phone_reset="pools")
+    lab.run(ctx)
+    assert reset_by_name(lab) == PHONES[:2]
+    assert any("Access denied to devicepool" in text for _, text in ctx.progress_log)
+
+
+def test_missing_phones_are_reported_to_an_operator(lab: Lab) -> None:
+    ctx = lab.ctx("CallManager", "phones_missing", {"phones": {"missing": PHONES[:2], "missing_count": 7}})
+    outcome = lab.run(ctx)
+    assert outcome.kind == "gate" and "7 phone(s)" in outcome.reason and PHONES[0] in outcome.reason
