@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from engine.definition.model import ABORTED, HELD_STATES, Definition, DefinitionError, TransitionDef
-from engine.definition.yamlfile import LDict
+from engine.definition.yamlfile import LDict, refuse
 
 
 def section(transitions: list[TransitionDef], start: str, until: str, finals: set[str]) -> frozenset[str]:
@@ -27,7 +27,7 @@ def check_graph(raw_states: LDict, defn: Definition) -> None:
     states waits. ``raw_states`` locates each state for the error."""
 
     def fail(state: str, message: str) -> DefinitionError:
-        return DefinitionError(*raw_states.locate(state), message)
+        return refuse(raw_states, state, message)
 
     edges: dict[str, set[str]] = {s: set() for s in defn.states}
     for t in defn.transitions:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.api import Registry
-from engine.definition.model import Definition, DefinitionError
+from engine.definition.model import Definition
 from engine.definition.validator import build
-from engine.definition.yamlfile import LDict, merge, parse
+from engine.definition.yamlfile import LDict, merge, parse, refuse
 
 
 def load_definitions(folder: Path, registry: Registry) -> dict[str, Definition]:
@@ -17,11 +17,9 @@ def load_definitions(folder: Path, registry: Registry) -> dict[str, Definition]:
         raw = parse(path)
         name = raw.get("name", path.stem)
         if not isinstance(name, str) or not name:
-            raise DefinitionError(*raw.locate("name"), "name must be a non-empty string")
+            raise refuse(raw, "name", "name must be a non-empty string")
         if name in raws:
-            raise DefinitionError(
-                *raw.locate("name"), f"definition {name!r} is also defined in {raws[name].file}"
-            )
+            raise refuse(raw, "name", f"definition {name!r} is also defined in {raws[name].file}")
         raws[name] = raw
 
     resolved: dict[str, LDict] = {}
@@ -35,10 +33,10 @@ def load_definitions(folder: Path, registry: Registry) -> dict[str, Definition]:
             merged = raw
         else:
             if not isinstance(parent, str) or parent not in raws:
-                raise DefinitionError(*raw.locate("extends"), f"extends names unknown definition {parent!r}")
+                raise refuse(raw, "extends", f"extends names unknown definition {parent!r}")
             if parent in chain:
                 cycle = " -> ".join((*chain, parent))
-                raise DefinitionError(*raw.locate("extends"), f"extends forms a cycle: {cycle}")
+                raise refuse(raw, "extends", f"extends forms a cycle: {cycle}")
             base = resolve(parent, (*chain, parent))
             merged = merge(base, raw)
             merged.pop("abstract", None)
@@ -52,7 +50,8 @@ def load_definitions(folder: Path, registry: Registry) -> dict[str, Definition]:
     out: dict[str, Definition] = {}
     for name in raws:
         merged = resolve(name, (name,))
-        # An abstract definition is only a shape: it is validated as part of each child.
-        if not merged.get("abstract", False):
+        # An abstract definition is only a shape: it is validated as part of each child. Only
+        # ``true`` makes one abstract; any other value is validated, and refused as not a boolean.
+        if merged.get("abstract") is not True:
             out[name] = build(merged, name, registry)
     return out

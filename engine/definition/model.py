@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from engine.api import JSON
+from engine.schema import SchemaError
 
 HELD_STATES = ("paused", "failed")
 """Holding states every definition has implicitly."""
@@ -15,15 +16,8 @@ ABORTED = "aborted"
 DEFAULT_POLL = 60.0
 
 
-class DefinitionError(Exception):
+class DefinitionError(SchemaError):
     """A definition file is invalid. ``file`` and ``line`` locate the problem."""
-
-    def __init__(self, file: str, line: int | None, message: str) -> None:
-        self.file = file
-        self.line = line
-        self.problem = message
-        where = f"{file}:{line}" if line else file
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass(frozen=True)

@@ -57,9 +57,9 @@ def _construct_map(loader: _Loader, node: yaml.MappingNode) -> Any:
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
         if not isinstance(key, str):
-            raise DefinitionError(loader.file_name, line, f"key {key!r} must be a string")
+            raise DefinitionError(loader.file_name, "", f"key {key!r} must be a string", line=line)
         if key in data:
-            raise DefinitionError(loader.file_name, line, f"key {key!r} appears twice: keep one")
+            raise DefinitionError(loader.file_name, "", f"key {key!r} appears twice: keep one", line=line)
         data[key] = loader.construct_object(value_node, deep=True)
         data.key_lines[key] = line
 
@@ -84,31 +84,35 @@ def parse(path: Path) -> LDict:
     except UnicodeDecodeError as exc:
         raise DefinitionError(
             str(path),
-            path.read_bytes()[: exc.start].count(b"\n") + 1,
+            "",
             f"not UTF-8 text (byte {exc.object[exc.start]:#04x}): save the file as UTF-8",
+            line=path.read_bytes()[: exc.start].count(b"\n") + 1,
         ) from None
     except OSError as exc:
-        raise DefinitionError(str(path), None, f"cannot read the file: {exc.strerror}") from None
+        raise DefinitionError(str(path), "", f"cannot read the file: {exc.strerror}") from None
     try:
         loader = _Loader(text)
     except yaml.reader.ReaderError as exc:
         raise DefinitionError(
             str(path),
-            text[: exc.position].count("\n") + 1,
+            "",
             f"not valid YAML: character #x{exc.character:04x} is not allowed; remove it",
+            line=text[: exc.position].count("\n") + 1,
         ) from None
     loader.file_name = str(path)
     try:
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise DefinitionError(str(path), line, f"not valid YAML: {exc.problem}") from None
+        raise DefinitionError(str(path), "", f"not valid YAML: {exc.problem}", line=line) from None
     except yaml.YAMLError as exc:
-        raise DefinitionError(str(path), None, f"not valid YAML: {exc}") from None
+        raise DefinitionError(str(path), "", f"not valid YAML: {exc}") from None
     finally:
         loader.dispose()
     if not isinstance(data, LDict):
-        raise DefinitionError(str(path), 1, "a definition must be a YAML mapping (name: ..., states: ...)")
+        raise DefinitionError(
+            str(path), "", "a definition must be a YAML mapping (name: ..., states: ...)", line=1
+        )
     return data
 
 
@@ -135,3 +139,10 @@ def plain(value: Any) -> Any:
     if isinstance(value, list):
         return [plain(v) for v in value]
     return value
+
+
+def refuse(node: LDict | LList, key: str | None, message: str, file: str = "") -> DefinitionError:
+    """The error for ``key`` of ``node`` (``None``: the node itself), at its file and line;
+    ``file`` stands in for a node built in code, which has none."""
+    where, line = node.locate(key)
+    return DefinitionError(where or file, "", message, line=line)
