@@ -84,11 +84,13 @@ class Located(Protocol):
 @dataclass(frozen=True)
 class Schema:
     """The keys a mapping may hold and the kind of each; ``required`` ones must be present.
-    ``kind`` is what the mapping itself must be, in the words of its file's language."""
+    ``kind`` is what the mapping itself must be, in the words of its file's language. ``quote``
+    false keeps a refused value out of the message (a table that may hold a secret)."""
 
     keys: Mapping[str, Kind]
     required: tuple[str, ...] = ()
     kind: Kind = MAPPING
+    quote: bool = True
 
     def check(
         self,
@@ -112,7 +114,7 @@ class Schema:
 
         if not isinstance(value, Mapping) or not self.kind.test(value):
             raise refuse(
-                None, f"must be {self.kind.words}, not {_shown(value)}", f"write it as {self.kind.words}"
+                None, f"must be {self.kind.words}, not {self.shown(value)}", f"write it as {self.kind.words}"
             )
         for key in value:
             if key not in self.keys:
@@ -131,11 +133,15 @@ class Schema:
         for key, item in value.items():
             kind = self.keys[key]
             if not kind.test(item):
-                raise refuse(key, f"must be {kind.words}, not {_shown(item)}", f"write it as {kind.words}")
+                raise refuse(
+                    key, f"must be {kind.words}, not {self.shown(item)}", f"write it as {kind.words}"
+                )
         return value
 
-
-def _shown(value: Any) -> str:
-    """``value`` as the problem quotes it: its ``repr``, cut short so a mistake fits on one line."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    def shown(self, value: Any) -> str:
+        """``value`` as a refusal quotes it: its ``repr`` cut short so a mistake fits on one line,
+        or only its type where values are not quoted."""
+        if not self.quote:
+            return f"a value of type {type(value).__name__}"
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
