@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.logging import register_secret
+from engine.schema import ANY, INTEGER, LIST, NUMBER, TABLE, TEXT, TEXTS, Schema, SchemaError
 from workflows.cert_types import CERT_TYPES
 
 DEFAULT_FILE = "cucm-renew.toml"
@@ -27,16 +28,9 @@ ROLES = ("publisher", "subscriber", "imp")
 PHONE_RESET_METHODS = ("pools", "phones")
 
 
-class ConfigError(Exception):
-    """The configuration is unusable: ``file``, ``key``, what is wrong and how to fix it."""
-
-    def __init__(self, file: Path | str, key: str, problem: str, fix: str) -> None:
-        self.file = str(file)
-        self.key = key
-        self.problem = problem
-        self.fix = fix
-        where = f"{self.file}: {key}: " if key else f"{self.file}: "
-        super().__init__(f"{where}{problem}. Fix: {fix}")
+class ConfigError(SchemaError):
+    """The configuration is unusable: ``file``, ``key``, what is wrong and how to fix it. TOML's
+    parser gives no line numbers, so ``line`` stays ``None``."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +162,51 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     return parse_config(raw, path)
 
 
+_TOP = Schema(
+    {
+        "renew_before_days": NUMBER,
+        "types": TEXTS,
+        "time_scale": NUMBER,
+        "risport": TABLE,
+        "ca": TABLE,
+        "clusters": TABLE,
+    },
+    kind=TABLE,
+)
+_RISPORT = Schema({"requests_per_minute": NUMBER}, kind=TABLE)
+_CA = Schema({"kind": TEXT, "folder": TEXT, "argv": TEXTS, "timeout": NUMBER}, required=("kind",), kind=TABLE)
+_CLUSTER = Schema(
+    {
+        "ca_bundle": TEXT,
+        "known_hosts": TEXT,
+        "platform": TABLE,
+        "axl": TABLE,
+        "ca": TEXT,
+        "ca_per_type": TABLE,
+        "renew_before_days": NUMBER,
+        "types": TEXTS,
+        "nodes": LIST,
+        "version": TEXT,
+        "phone_reset": TEXT,
+    },
+    required=("ca_bundle", "known_hosts", "ca"),
+    kind=TABLE,
+)
+_NODE = Schema(
+    {"name": TEXT, "role": TEXT, "address": TEXT, "https_port": INTEGER, "ssh_port": INTEGER, "ports": TABLE},
+    required=("name",),
+    kind=TABLE,
+)
+# ``password`` is accepted here only to be refused with its own message, and no value in this
+# table is quoted back: a password typed into the wrong key must not reach a log.
+_CREDENTIAL = Schema(
+    {"username": TEXT, "password_env": TEXT, "password_file": TEXT, "password": ANY},
+    required=("username",),
+    kind=TABLE,
+    quote=False,
+)
+
+
 class _Reader:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -176,35 +215,14 @@ class _Reader:
     def fail(self, key: str, problem: str, fix: str) -> ConfigError:
         return ConfigError(self.path, key, problem, fix)
 
-    def table(self, raw: Mapping[str, Any], key: str, where: str, allowed: set[str]) -> Mapping[str, Any]:
-        value = raw.get(key, {})
-        if not isinstance(value, Mapping):
-            raise self.fail(where, "must be a table", f"write it as [{where}]")
-        self.only(value, where, allowed)
-        return value
-
-    def only(self, value: Mapping[str, Any], where: str, allowed: set[str]) -> None:
-        unknown = sorted(set(value) - allowed)
-        if unknown:
-            raise self.fail(
-                f"{where}.{unknown[0]}" if where else unknown[0],
-                "unknown key",
-                f"remove it or use one of: {', '.join(sorted(allowed))}",
-            )
-
-    def string(self, raw: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
-        value = raw.get(key, default)
-        if not isinstance(value, str) or not value:
-            raise self.fail(
-                f"{where}.{key}" if where else key, "missing or not a string", f'set {key} = "..."'
-            )
-        return value
+    def table(self, value: Any, schema: Schema, where: str) -> Mapping[str, Any]:
+        return schema.check(value, file=self.path, path=where, error=ConfigError)
 
     def number(
         self, raw: Mapping[str, Any], key: str, where: str, default: float, *, minimum: float
     ) -> float:
         value = raw.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        if value < minimum:
             raise self.fail(
                 f"{where}.{key}" if where else key,
                 f"must be a number >= {minimum:g}",
@@ -213,13 +231,13 @@ class _Reader:
         return float(value)
 
     def port(self, raw: Mapping[str, Any], key: str, where: str, default: int) -> int:
-        value = raw.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        value: int = raw.get(key, default)
+        if not 0 < value < 65536:
             raise self.fail(f"{where}.{key}", "must be a TCP port (1-65535)", f"set {key} = {default}")
         return value
 
     def path_(self, raw: Mapping[str, Any], key: str, where: str, *, must_exist: bool) -> Path:
-        value = Path(self.string(raw, key, where))
+        value = Path(raw[key])
         path = value if value.is_absolute() else self.base / value
         if must_exist and not path.is_file():
             raise self.fail(f"{where}.{key}", f"file {path} does not exist", "point it at an existing file")
@@ -232,15 +250,11 @@ class _Reader:
         if value is None:
             return default
         full = f"{where}.{key}" if where else key
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-            raise self.fail(
-                full, "must be a non-empty list of type names", f'e.g. {key} = ["tomcat", "ipsec"]'
-            )
         return tuple(canonical_type(v, file=self.path, key=full) for v in value)
 
     def credential(self, raw: Mapping[str, Any], key: str, where: str) -> Credential:
         full = f"{where}.{key}"
-        table = self.table(raw, key, full, {"username", "password_env", "password_file", "password"})
+        table = raw.get(key, {})
         if "password" in table:
             raise self.fail(
                 f"{full}.password",
@@ -249,9 +263,10 @@ class _Reader:
             )
         if not table:
             raise self.fail(full, "missing", f"add [{full}] with username and password_env or password_file")
-        username = self.string(table, "username", full)
+        table = self.table(table, _CREDENTIAL, full)
+        username: str = table["username"]
         if "password_env" in table:
-            var = self.string(table, "password_env", full)
+            var = table["password_env"]
             value = os.environ.get(var)
             if not value:
                 raise self.fail(
@@ -271,33 +286,30 @@ class _Reader:
 
 def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
     r = _Reader(path)
-    r.only(raw, "", {"renew_before_days", "types", "time_scale", "risport", "ca", "clusters"})
+    r.table(raw, _TOP, "")
     renew = r.number(raw, "renew_before_days", "", 30, minimum=0)
     types = r.types(raw, "types", "", CERT_TYPES)
     time_scale = r.number(raw, "time_scale", "", 1.0, minimum=1.0)
-    risport = r.table(raw, "risport", "risport", {"requests_per_minute"})
+    risport = r.table(raw.get("risport", {}), _RISPORT, "risport")
     per_minute = r.number(risport, "requests_per_minute", "risport", 15, minimum=0.1)
 
     cas: dict[str, CaConfig] = {}
-    ca_raw = raw.get("ca", {})
-    if not isinstance(ca_raw, Mapping):
-        raise r.fail("ca", "must be a table of CAs", "write [ca.NAME] tables")
-    for name, table in ca_raw.items():
+    for name, table in raw.get("ca", {}).items():
         where = f"ca.{name}"
-        if not isinstance(table, Mapping):
-            raise r.fail(where, "must be a table", f"write [{where}] with kind = ...")
-        r.only(table, where, {"kind", "folder", "argv", "timeout"})
-        kind = r.string(table, "kind", where)
+        table = r.table(table, _CA, where)
+        kind = table["kind"]
         if kind not in CA_KINDS:
             raise r.fail(f"{where}.kind", f"unknown CA kind {kind!r}", f"use one of: {', '.join(CA_KINDS)}")
         folder = None
         argv: tuple[str, ...] = ()
         if kind == "local":
-            rel = Path(r.string(table, "folder", where))
+            if "folder" not in table:
+                raise r.fail(f"{where}.folder", "missing for a local CA", 'set folder = "..."')
+            rel = Path(table["folder"])
             folder = rel if rel.is_absolute() else r.base / rel
         if kind == "command":
             value = table.get("argv")
-            if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            if value is None:
                 raise r.fail(
                     f"{where}.argv",
                     "must be a non-empty list of strings",
@@ -308,32 +320,14 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
 
     clusters: dict[str, ClusterConfig] = {}
     clusters_raw = raw.get("clusters", {})
-    if not isinstance(clusters_raw, Mapping) or not clusters_raw:
+    if not clusters_raw:
         raise r.fail(
             "clusters", "no cluster configured", "add a [clusters.NAME] table (see `cucm-renew init`)"
         )
     for name, table in clusters_raw.items():
         where = f"clusters.{name}"
-        if not isinstance(table, Mapping):
-            raise r.fail(where, "must be a table", f"write [{where}]")
-        r.only(
-            table,
-            where,
-            {
-                "ca_bundle",
-                "known_hosts",
-                "platform",
-                "axl",
-                "ca",
-                "ca_per_type",
-                "renew_before_days",
-                "types",
-                "nodes",
-                "version",
-                "phone_reset",
-            },
-        )
-        version = r.string(table, "version", where, default="14.0")
+        table = r.table(table, _CLUSTER, where)
+        version: str = table.get("version", "14.0")
         if not version.split(".")[0].isdigit():
             raise r.fail(f"{where}.version", f"not a CUCM version: {version!r}", 'e.g. version = "14.0"')
         phone_reset = table.get("phone_reset", "phones")
@@ -344,21 +338,17 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
                 'use phone_reset = "pools" (one request per device pool) or "phones" (one per phone)',
             )
         nodes_raw = table.get("nodes")
-        if not isinstance(nodes_raw, list) or not nodes_raw:
+        if not nodes_raw:
             raise r.fail(f"{where}.nodes", "no nodes", f"add [[{where}.nodes]] tables, the publisher first")
         nodes: list[NodeConfig] = []
         for i, node in enumerate(nodes_raw):
             nwhere = f"{where}.nodes[{i}]"
-            if not isinstance(node, Mapping):
-                raise r.fail(nwhere, "must be a table", f"write [[{where}.nodes]]")
-            r.only(node, nwhere, {"name", "role", "address", "https_port", "ssh_port", "ports"})
-            role = r.string(node, "role", nwhere, default="subscriber")
+            node = r.table(node, _NODE, nwhere)
+            role = node.get("role", "subscriber")
             if role not in ROLES:
                 raise r.fail(f"{nwhere}.role", f"unknown role {role!r}", f"use one of: {', '.join(ROLES)}")
-            nname = r.string(node, "name", nwhere)
+            nname = node["name"]
             ports_raw = node.get("ports", {})
-            if not isinstance(ports_raw, Mapping):
-                raise r.fail(f"{nwhere}.ports", "must be a table", 'e.g. ports = { "5061" = 45061 }')
             ports: dict[int, int] = {}
             for k, v in ports_raw.items():
                 if not str(k).isdigit() or isinstance(v, bool) or not isinstance(v, int):
@@ -372,7 +362,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
                 NodeConfig(
                     nname,
                     role,
-                    r.string(node, "address", nwhere, default=nname),
+                    node.get("address", nname),
                     r.port(node, "https_port", nwhere, 8443),
                     r.port(node, "ssh_port", nwhere, 22),
                     ports,
@@ -384,10 +374,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
                 'exactly one node must have role = "publisher"',
                 'mark the publisher, and only it, with role = "publisher"',
             )
-        ca_default = r.string(table, "ca", where)
+        ca_default = table["ca"]
         per_type_raw = table.get("ca_per_type", {})
-        if not isinstance(per_type_raw, Mapping):
-            raise r.fail(f"{where}.ca_per_type", "must be a table", 'e.g. ca_per_type = { tomcat = "desk" }')
         per_type = {
             canonical_type(k, file=path, key=f"{where}.ca_per_type.{k}"): v for k, v in per_type_raw.items()
         }

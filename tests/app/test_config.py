@@ -209,3 +209,17 @@ def test_every_password_read_is_redacted_from_log_text_from_then_on(folder: Path
     load_config(write(folder, GOOD))
     after = redact_text("CUCM said: bad password axl-pw-only-in-this-test")
     assert after == f"CUCM said: bad password {REDACTED}"
+
+
+def test_typos_and_types_are_refused_by_the_shared_schema(folder: Path) -> None:
+    exc = error(folder, GOOD.replace("renew_before_days = 40", "renew_befor_days = 40"))
+    assert exc.key == "renew_befor_days" and exc.fix.startswith("rename it to 'renew_before_days'")
+    assert exc.line is None
+    exc = error(folder, GOOD.replace("https_port = 40443", 'https_port = "40443"'))
+    assert exc.key == "clusters.lab.nodes[0].https_port" and "must be a whole number, not '40443'" in str(exc)
+
+
+def test_a_mistyped_credential_value_is_not_quoted(folder: Path) -> None:
+    exc = error(folder, GOOD.replace('password_file = "axl.pw"', 'password_file = ["hunter2-typed"]'))
+    assert exc.key == "clusters.lab.axl.password_file" and "must be a non-empty string" in exc.problem
+    assert "hunter2-typed" not in str(exc)

@@ -284,3 +284,18 @@ def test_unreadable_bytes_are_a_definition_error(
     with pytest.raises(DefinitionError) as info:
         load_definitions(tmp_path, registry)
     assert info.value.line == line and problem in info.value.problem
+
+
+def test_schema_refusals_name_the_key_path_and_the_fix(tmp_path: Path) -> None:
+    err = _error(tmp_path, GOOD.replace("  - {trigger: next, source: one, dest: two}", "  - just a string"))
+    assert err.line == 12 and err.key == "transitions[0]" and "must be a mapping" in err.problem
+    err = _error(tmp_path, GOOD.replace("    wait: {poll: 5s,", "    wiat: {poll: 5s,"))
+    assert err.key == "states.two.wiat" and err.fix.startswith("rename it to 'wait'")
+    err = _error(tmp_path, GOOD.replace("initial: one\n", ""))
+    assert err.line == 1 and "missing required key 'initial'" in str(err)
+
+
+def test_abstract_must_be_a_boolean(tmp_path: Path) -> None:
+    # A quoted "no" is truthy: read as a flag it would silently drop the definition.
+    err = _error(tmp_path, GOOD + "abstract: 'no'\n")
+    assert err.line == 14 and "abstract: must be true or false" in str(err)
