@@ -20,7 +20,7 @@ from engine.cli import main as engine_main
 from engine.daemon import PeriodicJob
 from engine.definition import human_duration, parse_duration
 from engine.runner import EventView, RunView
-from workflows import preflight
+from workflows import certkit, preflight
 from workflows.cert_types import CERT_TYPES
 from workflows.config import Config, ConfigError, canonical_type, load_config
 from workflows.initconfig import example_config, simulator_config
@@ -470,12 +470,10 @@ def read_certificate_files(cert: str, chain: Sequence[str]) -> dict[str, Any]:
             data = Path(path).read_bytes()
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-        certs.extend(preflight.parse_bundle(data, source=path))
+        certs.extend(certkit.parse_bundle(data, source=path))
     leaf, intermediates, root = preflight.order_chain(certs)
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    pems = [c.public_bytes(Encoding.PEM).decode() for c in [*intermediates, *([root] if root else [])]]
-    return {"leaf_pem": leaf.public_bytes(Encoding.PEM).decode(), "chain_pems": pems}
+    pems = [certkit.pem(c) for c in [*intermediates, *([root] if root else [])]]
+    return {"leaf_pem": certkit.pem(leaf), "chain_pems": pems}
 
 
 def _cmd_submit_cert(args: argparse.Namespace, env: CliEnv) -> int:

@@ -12,9 +12,11 @@ Context keys read here are written by the steps in :mod:`workflows.steps`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from engine.api import GuardInput, GuardResult, Registry
+from workflows.timestamps import instant
 
 # States in which a run's CUCM changes are live and not yet finished.
 IN_FLIGHT = frozenset(
@@ -167,7 +169,7 @@ def restart_order(g: GuardInput) -> GuardResult:
     """Publisher first, then one node at a time, each service running before the next restart."""
     restarts: list[Mapping[str, Any]] = [r for r in g.context.get("restarts") or [] if not r.get("skipped")]
     seen_other = False
-    previous_running: str | None = None
+    previous_running: datetime | None = None
     for r in restarts:
         rank = ROLE_RANK.get(str(r.get("role")), 3)
         if rank > 0:
@@ -176,12 +178,13 @@ def restart_order(g: GuardInput) -> GuardResult:
             return False, f"{r.get('service')} on the publisher was restarted after a subscriber"
         if not r.get("running_at"):
             return False, f"{r.get('service')} on {r.get('node')} is not running again yet"
-        if previous_running and str(r.get("requested_at")) < previous_running:
+        # As moments, not text: runs recorded before the timestamp format was settled mix two forms.
+        if previous_running and instant(str(r.get("requested_at"))) < previous_running:
             return False, (
                 f"{r.get('service')} on {r.get('node')} was restarted before the previous service "
                 "was running again"
             )
-        previous_running = str(r.get("running_at"))
+        previous_running = instant(str(r.get("running_at")))
     return True, f"{len(restarts)} restart(s), publisher first, one at a time"
 
 

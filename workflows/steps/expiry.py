@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from engine.api import Outcome, Registry, StepContext
+from workflows.certkit import cert_summary, load_cert
 
-from .common import cert_summary, deps, load_cert, order_nodes, unit
+from .common import deps, order_nodes, unit
 from .errors import classified
 
 

@@ -14,8 +14,9 @@ from typing import Any
 
 from adapters.cucm.port import CucmRejected
 from engine.api import Effect, Outcome, Registry, StepContext
+from workflows.timestamps import iso
 
-from .common import deps, iso, names
+from .common import deps, names
 from .errors import classified
 
 REGISTERED = "Registered"

@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from engine.api import Effect, Outcome, Registry, StepContext
+from workflows.timestamps import instant, iso
 
-from .common import deps, iso, role_of, targets
+from .common import deps, role_of, targets
 from .errors import classified
 
 RUNNING = "Started"
@@ -51,7 +52,9 @@ def restart_services(ctx: StepContext) -> Outcome:
             prior = effect.intent.get("previous_start")
             # The plan only restarts services that were Started: one stopping or starting now, or
             # started since the intent, is our restart under way or done.
-            if now.status != RUNNING or (started is not None and (prior is None or started > prior)):
+            if now.status != RUNNING or (
+                started is not None and (prior is None or instant(started) > instant(prior))
+            ):
                 return {"requested_at": effect.intent.get("requested_at"), "reconciled": True}
             return None
 
@@ -71,7 +74,11 @@ def restart_services(ctx: StepContext) -> Outcome:
         record["requested_at"] = result["requested_at"]
         status = cucm.service_status(node, service)
         started = _ts(status.start_time)
-        if status.status != RUNNING or started is None or (previous is not None and started <= previous):
+        if (
+            status.status != RUNNING
+            or started is None
+            or (previous is not None and instant(started) <= instant(str(previous)))
+        ):
             ctx.progress(node, f"{service}: {status.status}")
             return Outcome.wait(
                 5,

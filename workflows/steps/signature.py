@@ -12,9 +12,10 @@ from typing import Any
 
 from adapters.ca.port import CaError, CaMisconfigured, CaRejected, CaUnreachable, Issued, Pending
 from engine.api import JSON, Outcome, Registry, StepContext, SubmitRejected, TransientError
+from workflows.certkit import is_ca, pem_list
 from workflows.preflight import PreflightError
 
-from .certificate import check_signed, is_ca, pem_list, summary_for_audit
+from .certificate import check_signed, summary_for_audit
 from .common import deps, names, node_map, targets, unit
 from .errors import classified
 
