@@ -25,6 +25,8 @@ from workflows.cert_types import CERT_TYPES
 from workflows.config import Config, ConfigError, canonical_type, load_config
 from workflows.initconfig import example_config, simulator_config
 from workflows.registry import DEFINITIONS_DIR, build_registry
+from workflows.renewal import RenewalPolicy, renewal_due
+from workflows.timestamps import iso
 
 PROG = "cucm-renew"
 FINAL_OK = ("done", "not_due")
@@ -207,8 +209,6 @@ def _selection(config: Config, args: argparse.Namespace) -> list[tuple[str, list
 
 
 def _cmd_check(args: argparse.Namespace, env: CliEnv) -> int:
-    from cryptography import x509
-
     from adapters.cucm.port import CucmError
     from workflows.wiring import Adapters
 
@@ -241,18 +241,16 @@ def _cmd_check(args: argparse.Namespace, env: CliEnv) -> int:
                         continue
                     entry: dict[str, Any] = {"cluster": cluster, "type": t, "node": node.name}
                     try:
-                        cert = x509.load_pem_x509_certificate(
-                            port.identity_certificate(node.name, t).encode()
-                        )
-                        left = (cert.not_valid_after_utc - now).total_seconds() / 86400
+                        cert = certkit.load_cert(port.identity_certificate(node.name, t))
+                        decision = renewal_due(cert, now, RenewalPolicy(cc.renew_before_days))
                         entry.update(
-                            not_after=cert.not_valid_after_utc.isoformat(),
-                            days_left=round(left, 1),
-                            due=left < cc.renew_before_days,
+                            not_after=iso(cert.not_valid_after_utc),
+                            days_left=round(decision.days_left, 1),
+                            due=decision.due,
                         )
                         lines.append(
                             f"  {t:<12} {node.name:<28} expires {cert.not_valid_after_utc:%Y-%m-%d} "
-                            f"({left:.0f} days){'  DUE' if entry['due'] else ''}"
+                            f"({decision.days_left:.0f} days){'  DUE' if entry['due'] else ''}"
                         )
                     except CucmError as exc:
                         failed = True
