@@ -25,7 +25,6 @@ from typing import Any
 
 from adapters.ca.local import LocalCA
 from engine.daemon import Engine
-from engine.definition import load_definitions
 from engine.logging import configure_logging
 from simulator import soap
 from simulator.runtime import SimulatedCluster
@@ -34,7 +33,7 @@ from workflows.cli import start_campaign
 from workflows.config import load_config
 from workflows.demo import wait_figures
 from workflows.initconfig import simulator_config
-from workflows.registry import DEFINITIONS_DIR, build_registry
+from workflows.registry import build_registry, load_checked_definitions
 from workflows.wiring import PHONE_RESETS_PER_SECOND, Adapters
 
 PHONES = 10_000
@@ -83,7 +82,7 @@ def main(method: str = "pools") -> None:
         sim.trust_ca(LocalCA(lab.folder, name="lab").root_pem)
         adapters = Adapters(config)
         registry = build_registry()
-        definitions = load_definitions(DEFINITIONS_DIR, registry)
+        definitions = load_checked_definitions(registry)
         engine = Engine(folder / "state", definitions, registry, adapters.deps, time_scale=config.time_scale)
         events: list[Any] = []
         try:

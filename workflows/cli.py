@@ -18,13 +18,13 @@ from typing import Any
 from engine.cli import App, CliEnv, Command, UsageError
 from engine.cli import main as engine_main
 from engine.daemon import PeriodicJob
-from engine.definition import human_duration, parse_duration
+from engine.definition import DefinitionError, human_duration, parse_duration
 from engine.runner import EventView, RunView
 from workflows import certkit, preflight
 from workflows.cert_types import CERT_TYPES
 from workflows.config import Config, ConfigError, canonical_type, load_config
 from workflows.initconfig import example_config, simulator_config
-from workflows.registry import DEFINITIONS_DIR, build_registry
+from workflows.registry import DEFINITIONS_DIR, build_registry, load_checked_definitions
 from workflows.renewal import RenewalPolicy, renewal_due
 from workflows.timestamps import iso
 
@@ -534,10 +534,14 @@ def build_app() -> App:
             help="only start the runs; `cucm-renew daemon` drives them",
         )
 
+    registry = build_registry()
+    # The engine loads the definitions when a command needs them; the guards' state names are
+    # checked against them here, at start-up, so a misnamed state stops every command.
+    load_checked_definitions(registry)
     return App(
         prog=PROG,
         definitions_dir=DEFINITIONS_DIR,
-        registry=build_registry(),
+        registry=registry,
         deps_factory=_LazyDeps,
         time_scale=_time_scale,
         description="Renew CA-signed certificates on CUCM clusters, end to end.",
@@ -577,7 +581,7 @@ def build_app() -> App:
 def main(argv: list[str] | None = None) -> int:
     try:
         return engine_main(build_app(), argv)
-    except ConfigError as exc:
+    except (ConfigError, DefinitionError) as exc:
         sys.stderr.write(f"{PROG}: error: {exc}\n")
         return 1
 

@@ -18,14 +18,13 @@ from typing import Any, TextIO
 
 from adapters.ca.local import LocalCA
 from engine.daemon import Engine
-from engine.definition import load_definitions
 from engine.logging import configure_logging
 from simulator.runtime import SimulatedCluster
 from workflows.cert_types import CERT_TYPES
 from workflows.cli import format_table, printer, start_campaign, summary_rows
 from workflows.config import load_config
 from workflows.initconfig import simulator_config
-from workflows.registry import DEFINITIONS_DIR, build_registry
+from workflows.registry import build_registry, load_checked_definitions
 from workflows.wiring import Adapters
 
 
@@ -62,7 +61,7 @@ def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started:
         out.write(f"local CA in {lab.folder}; configuration {config_path}\n")
         adapters = Adapters(config)
         registry = build_registry()
-        definitions = load_definitions(DEFINITIONS_DIR, registry)
+        definitions = load_checked_definitions(registry)
         state = folder / "state"
         engine = Engine(state, definitions, registry, adapters.deps, time_scale=config.time_scale)
         try:

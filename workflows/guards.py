@@ -36,6 +36,13 @@ IN_FLIGHT = frozenset(
 PHONE_IMPACT = frozenset({"ctl_updated", "restarted", "phones_reregistered", "phones_missing"})
 # Holding states hide where a run stopped; a held peer counts as in flight, to be safe.
 HELD = frozenset({"paused", "failed"})
+# Every state name the guards rely on, by the name of its set: checked against the loaded
+# definitions at start-up (workflows.registry), so a renamed state cannot silently never match.
+NAMED_STATES: Mapping[str, frozenset[str]] = {
+    "IN_FLIGHT": IN_FLIGHT,
+    "PHONE_IMPACT": PHONE_IMPACT,
+    "HELD": HELD,
+}
 
 ROLE_RANK = {"publisher": 0, "subscriber": 1, "imp": 2}
 

@@ -13,13 +13,12 @@ from typing import Any
 
 from adapters.ca.local import LocalCA
 from engine.daemon import Engine
-from engine.definition import load_definitions
 from engine.runner import EventView, RunView
 from simulator.runtime import SimulatedCluster
 from workflows.cli import start_campaign
 from workflows.config import Config, load_config
 from workflows.initconfig import simulator_config
-from workflows.registry import DEFINITIONS_DIR, build_registry
+from workflows.registry import build_registry, load_checked_definitions
 from workflows.wiring import Adapters
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,7 +61,7 @@ class Lab:
 
     def open_engine(self) -> Engine:
         registry = build_registry()
-        self.definitions = load_definitions(DEFINITIONS_DIR, registry)
+        self.definitions = load_checked_definitions(registry)
         self.adapters = Adapters(self.config)
         self.engine = Engine(
             self.state_dir, self.definitions, registry, self.adapters.deps, time_scale=self.config.time_scale
