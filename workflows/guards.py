@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from engine.api import GuardInput, GuardResult, Registry
+from workflows.context import ROLE_RANK, view
+from workflows.context import targets as _targets
 from workflows.timestamps import instant
 
 # States in which a run's CUCM changes are live and not yet finished.
@@ -44,12 +46,6 @@ NAMED_STATES: Mapping[str, frozenset[str]] = {
     "HELD": HELD,
 }
 
-ROLE_RANK = {"publisher": 0, "subscriber": 1, "imp": 2}
-
-
-def _targets(context: Mapping[str, Any]) -> list[str]:
-    return list(context.get("targets") or [])
-
 
 def _names(peers: Iterable[str]) -> str:
     return ", ".join(sorted(peers))
@@ -58,7 +54,7 @@ def _names(peers: Iterable[str]) -> str:
 def applies_to_nodes(g: GuardInput) -> GuardResult:
     """CAPF on the publisher only; every type only on the node roles it declares."""
     roles = set(g.params.get("roles") or [])
-    node_roles: Mapping[str, str] = g.context.get("node_roles") or {}
+    node_roles: Mapping[str, str] = view(g.context).get("node_roles") or {}
     wrong = [n for n in _targets(g.context) if node_roles.get(n) not in roles]
     if wrong:
         return False, (
@@ -80,7 +76,7 @@ def sso_off_for_tomcat(g: GuardInput) -> GuardResult:
 
 
 def preflight_passed(g: GuardInput) -> GuardResult:
-    issued: Mapping[str, Any] = g.context.get("issued") or {}
+    issued = view(g.context).get("issued") or {}
     missing = [n for n in _targets(g.context) if not (issued.get(n) or {}).get("preflight_ok")]
     if missing:
         return False, f"no certificate that passed pre-flight yet for {_names(missing)}"
@@ -89,7 +85,7 @@ def preflight_passed(g: GuardInput) -> GuardResult:
 
 def key_usage_for_type(g: GuardInput) -> GuardResult:
     unit = g.params.get("unit")
-    issued: Mapping[str, Any] = g.context.get("issued") or {}
+    issued = view(g.context).get("issued") or {}
     wrong = [n for n in _targets(g.context) if (issued.get(n) or {}).get("checked_for") != unit]
     if wrong:
         return False, (
@@ -137,8 +133,8 @@ def phone_impact_serial(g: GuardInput) -> GuardResult:
 
 
 def chain_trusted_before_leaf(g: GuardInput) -> GuardResult:
-    issued: Mapping[str, Any] = g.context.get("issued") or {}
-    trusted: Mapping[str, Any] = g.context.get("trusted") or {}
+    issued = view(g.context).get("issued") or {}
+    trusted = view(g.context).get("trusted") or {}
     for node in _targets(g.context):
         chain = (issued.get(node) or {}).get("chain_sha256") or []
         have = set(trusted.get(node) or [])
@@ -174,7 +170,7 @@ def ctl_before_restart(g: GuardInput) -> GuardResult:
 
 def restart_order(g: GuardInput) -> GuardResult:
     """Publisher first, then one node at a time, each service running before the next restart."""
-    restarts: list[Mapping[str, Any]] = [r for r in g.context.get("restarts") or [] if not r.get("skipped")]
+    restarts = [r for r in view(g.context).get("restarts") or [] if not r.get("skipped")]
     seen_other = False
     previous_running: datetime | None = None
     for r in restarts:

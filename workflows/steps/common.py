@@ -8,9 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
 from engine.api import StepContext
+from workflows import context
+from workflows.context import ROLE_RANK
 from workflows.deps import RunDeps
 
-ROLE_RANK = {"publisher": 0, "subscriber": 1, "imp": 2}
 NODE_WORKERS = 8
 T = TypeVar("T")
 
@@ -26,11 +27,11 @@ def unit(ctx: StepContext) -> str:
 
 def targets(ctx: StepContext) -> list[str]:
     """The nodes this run renews, publisher first, then subscribers, then IM&P, each by name."""
-    return list(ctx.context.get("targets") or [])
+    return context.targets(ctx.context)
 
 
 def role_of(ctx: StepContext, node: str) -> str:
-    return str((ctx.context.get("node_roles") or {}).get(node, "subscriber"))
+    return context.node_roles(ctx.context).get(node, "subscriber")
 
 
 def order_nodes(nodes: Iterable[tuple[str, str]]) -> list[str]:

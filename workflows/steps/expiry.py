@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.api import Outcome, Registry, StepContext
 from workflows.certkit import cert_summary, load_cert
+from workflows.context import view
 from workflows.renewal import RenewalPolicy, renewal_due
 
 from .common import deps, order_nodes, unit
@@ -17,10 +18,9 @@ def check_expiry(ctx: StepContext) -> Outcome:
     """
     cucm = deps(ctx).cucm
     roles = set(ctx.params.get("roles") or [])
-    policy = RenewalPolicy(
-        float(ctx.context.get("renew_before_days", 30)), force=bool(ctx.context.get("force"))
-    )
-    wanted = set(ctx.context.get("only_nodes") or [])
+    given = view(ctx.context)
+    policy = RenewalPolicy(float(given.get("renew_before_days", 30)), force=bool(given.get("force")))
+    wanted = set(given.get("only_nodes") or [])
     now = ctx.now()
     nodes = [(n.name, n.role) for n in cucm.nodes() if n.role in roles and (not wanted or n.name in wanted)]
     expiry: dict[str, dict[str, object]] = {}

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.api import Effect, Outcome, Registry, StepContext
+from workflows.context import RestartRecord, view
 from workflows.timestamps import instant, iso
 
 from .common import deps, role_of, targets
@@ -25,17 +26,17 @@ def restart_services(ctx: StepContext) -> Outcome:
     happened and does not restart the service a second time."""
     cucm = deps(ctx).cucm
     services: list[str] = list(ctx.params.get("services") or [])
-    done: list[dict[str, Any]] = [dict(r) for r in ctx.context.get("restarts") or []]
+    done = [RestartRecord(**r) for r in view(ctx.context).get("restarts") or []]
     if not done:
         # Decide once, durably, where each service runs: after a crash mid-restart a service may be
         # Stopped because of us, and must not then be taken for one that was never active.
         for node in targets(ctx):
             for service in services:
                 before = cucm.service_status(node, service)
-                record: dict[str, Any] = {"node": node, "role": role_of(ctx, node), "service": service}
+                record = RestartRecord(node=node, role=role_of(ctx, node), service=service)
                 if before.status != RUNNING:
                     # Cisco: restart only where the service runs and is active.
-                    record.update(skipped=True, status=before.status)
+                    record.update(RestartRecord(skipped=True, status=before.status))
                 else:
                     record["previous_start"] = _ts(before.start_time)
                 done.append(record)
