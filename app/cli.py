@@ -16,9 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from adapters.cucm.port import CucmError
 from app.campaign import latest_runs, select, start_campaign
 from app.config import Config, ConfigError, canonical_type
@@ -29,9 +26,11 @@ from engine.cli import App, CliEnv, Command, UsageError
 from engine.cli import main as engine_main
 from engine.daemon import PeriodicJob
 from engine.definition import human_duration, parse_duration
-from workflows import preflight
+from workflows import certkit, preflight
 from workflows.cert_types import CERT_TYPES
-from workflows.registry import DEFINITIONS_DIR, build_registry
+from workflows.registry import DEFINITIONS_DIR, build_registry, check_guard_states
+from workflows.renewal import RenewalPolicy, renewal_due
+from workflows.timestamps import iso
 
 PROG = "cucm-renew"
 
@@ -119,18 +118,16 @@ def _cmd_check(args: argparse.Namespace, env: Env) -> int:
                         continue
                     entry: dict[str, Any] = {"cluster": cluster, "type": t, "node": node.name}
                     try:
-                        cert = x509.load_pem_x509_certificate(
-                            port.identity_certificate(node.name, t).encode()
-                        )
-                        left = (cert.not_valid_after_utc - now).total_seconds() / 86400
+                        cert = certkit.load_cert(port.identity_certificate(node.name, t))
+                        decision = renewal_due(cert, now, RenewalPolicy(cc.renew_before_days))
                         entry.update(
-                            not_after=cert.not_valid_after_utc.isoformat(),
-                            days_left=round(left, 1),
-                            due=left < cc.renew_before_days,
+                            not_after=iso(cert.not_valid_after_utc),
+                            days_left=round(decision.days_left, 1),
+                            due=decision.due,
                         )
                         lines.append(
                             f"  {t:<12} {node.name:<28} expires {cert.not_valid_after_utc:%Y-%m-%d} "
-                            f"({left:.0f} days){'  DUE' if entry['due'] else ''}"
+                            f"({decision.days_left:.0f} days){'  DUE' if entry['due'] else ''}"
                         )
                     except CucmError as exc:
                         failed = True
@@ -299,10 +296,10 @@ def read_certificate_files(cert: str, chain: Sequence[str]) -> dict[str, Any]:
             data = Path(path).read_bytes()
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-        certs.extend(preflight.parse_bundle(data, source=path))
+        certs.extend(certkit.parse_bundle(data, source=path))
     leaf, intermediates, root = preflight.order_chain(certs)
-    pems = [c.public_bytes(Encoding.PEM).decode() for c in [*intermediates, *([root] if root else [])]]
-    return {"leaf_pem": leaf.public_bytes(Encoding.PEM).decode(), "chain_pems": pems}
+    pems = [certkit.pem(c) for c in [*intermediates, *([root] if root else [])]]
+    return {"leaf_pem": certkit.pem(leaf), "chain_pems": pems}
 
 
 def _cmd_submit_cert(args: argparse.Namespace, env: Env) -> int:
@@ -369,6 +366,9 @@ def build_app() -> App[AppContext]:
         prog=PROG,
         definitions_dir=DEFINITIONS_DIR,
         registry=build_registry(),
+        # The guards' state names are checked against the definitions as the engine loads them,
+        # so a misnamed state stops every command that uses them.
+        check_definitions=check_guard_states,
         context=AppContext,
         deps_factory=lambda context: context.deps,
         time_scale=lambda context: context.time_scale(),

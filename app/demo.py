@@ -23,11 +23,10 @@ from app.initconfig import simulator_config
 from app.present import format_table, printer, summary_rows
 from app.wiring import Adapters
 from engine.daemon import Engine
-from engine.definition import load_definitions
 from engine.logging import configure_logging
 from simulator.runtime import SimulatedCluster
 from workflows.cert_types import CERT_TYPES
-from workflows.registry import DEFINITIONS_DIR, build_registry
+from workflows.registry import build_registry, load_checked_definitions
 
 
 def run_demo(*, phones: int = 2000, time_scale: float = 600.0, out: TextIO | None = None) -> int:
@@ -63,7 +62,7 @@ def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started:
         out.write(f"local CA in {lab.folder}; configuration {config_path}\n")
         adapters = Adapters(config)
         registry = build_registry()
-        definitions = load_definitions(DEFINITIONS_DIR, registry)
+        definitions = load_checked_definitions(registry)
         state = folder / "state"
         engine = Engine(state, definitions, registry, adapters.deps, time_scale=config.time_scale)
         try:

@@ -12,9 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-
 from adapters.ca.command import CommandCA
 from adapters.ca.local import LocalCA
 from adapters.ca.manual import ManualCA
@@ -23,6 +20,7 @@ from adapters.cucm.cluster import ClusterConfig as CucmClusterConfig
 from adapters.cucm.cluster import Credentials, build_cluster
 from adapters.cucm.port import CucmPort, NodeRef
 from app.config import CaConfig, ClusterConfig, Config, ConfigError
+from workflows.certkit import fingerprints, pem_blocks
 from workflows.deps import RunDeps
 
 PHONE_RESETS_PER_SECOND = 10
@@ -60,18 +58,7 @@ def tls_bundle(config: Config, cluster: ClusterConfig, roots: dict[str, str] | N
 
 def bundle_fingerprints(path: Path) -> frozenset[str]:
     """SHA-256 of each certificate in a PEM bundle (unreadable blocks are skipped)."""
-    text = path.read_text(encoding="utf-8", errors="replace")
-    out = set()
-    for block in text.split("-----END CERTIFICATE-----"):
-        start = block.find("-----BEGIN CERTIFICATE-----")
-        if start < 0:
-            continue
-        try:
-            cert = x509.load_pem_x509_certificate((block[start:] + "-----END CERTIFICATE-----\n").encode())
-        except ValueError:
-            continue
-        out.add(cert.fingerprint(hashes.SHA256()).hex())
-    return frozenset(out)
+    return fingerprints(pem_blocks(path.read_text(encoding="utf-8", errors="replace")))
 
 
 def cucm_config(config: Config, cluster: ClusterConfig, bundle: Path | None = None) -> CucmClusterConfig:

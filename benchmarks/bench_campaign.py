@@ -30,12 +30,11 @@ from app.demo import wait_figures
 from app.initconfig import simulator_config
 from app.wiring import PHONE_RESETS_PER_SECOND, Adapters
 from engine.daemon import Engine
-from engine.definition import load_definitions
 from engine.logging import configure_logging
 from simulator import soap
 from simulator.runtime import SimulatedCluster
 from workflows.cert_types import CERT_TYPES
-from workflows.registry import DEFINITIONS_DIR, build_registry
+from workflows.registry import build_registry, load_checked_definitions
 
 PHONES = 10_000
 TIME_SCALE = 600.0
@@ -83,7 +82,7 @@ def main(method: str = "pools") -> None:
         sim.trust_ca(LocalCA(lab.folder, name="lab").root_pem)
         adapters = Adapters(config)
         registry = build_registry()
-        definitions = load_definitions(DEFINITIONS_DIR, registry)
+        definitions = load_checked_definitions(registry)
         engine = Engine(folder / "state", definitions, registry, adapters.deps, time_scale=config.time_scale)
         events: list[Any] = []
         try:

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -68,6 +68,9 @@ class App(Generic[C]):
     """What the daemon does on a schedule beside driving runs (e.g. start the runs that came due)."""
     close: Callable[[C], None] = lambda context: None
     """Releases what the context holds (connection pools) when the command ends."""
+    check_definitions: Callable[[Mapping[str, Definition]], None] = lambda definitions: None
+    """The application's own checks of the loaded definitions (e.g. that the state names its guards
+    compare against exist); raises DefinitionError. Runs once, as the definitions are loaded."""
 
 
 class UsageError(Exception):
@@ -92,7 +95,9 @@ class CliEnv(Generic[C]):
     @property
     def definitions(self) -> dict[str, Definition]:
         if self._definitions is None:
-            self._definitions = load_definitions(self.app.definitions_dir, self.app.registry)
+            definitions = load_definitions(self.app.definitions_dir, self.app.registry)
+            self.app.check_definitions(definitions)
+            self._definitions = definitions
         return self._definitions
 
     @property

@@ -12,9 +12,13 @@ Context keys read here are written by the steps in :mod:`workflows.steps`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from engine.api import GuardInput, GuardResult, Registry
+from workflows.context import ROLE_RANK, view
+from workflows.context import targets as _targets
+from workflows.timestamps import instant
 
 # States in which a run's CUCM changes are live and not yet finished.
 IN_FLIGHT = frozenset(
@@ -34,12 +38,13 @@ IN_FLIGHT = frozenset(
 PHONE_IMPACT = frozenset({"ctl_updated", "restarted", "phones_reregistered", "phones_missing"})
 # Holding states hide where a run stopped; a held peer counts as in flight, to be safe.
 HELD = frozenset({"paused", "failed"})
-
-ROLE_RANK = {"publisher": 0, "subscriber": 1, "imp": 2}
-
-
-def _targets(context: Mapping[str, Any]) -> list[str]:
-    return list(context.get("targets") or [])
+# Every state name the guards rely on, by the name of its set: checked against the loaded
+# definitions at start-up (workflows.registry), so a renamed state cannot silently never match.
+NAMED_STATES: Mapping[str, frozenset[str]] = {
+    "IN_FLIGHT": IN_FLIGHT,
+    "PHONE_IMPACT": PHONE_IMPACT,
+    "HELD": HELD,
+}
 
 
 def _names(peers: Iterable[str]) -> str:
@@ -49,7 +54,7 @@ def _names(peers: Iterable[str]) -> str:
 def applies_to_nodes(g: GuardInput) -> GuardResult:
     """CAPF on the publisher only; every type only on the node roles it declares."""
     roles = set(g.params.get("roles") or [])
-    node_roles: Mapping[str, str] = g.context.get("node_roles") or {}
+    node_roles: Mapping[str, str] = view(g.context).get("node_roles") or {}
     wrong = [n for n in _targets(g.context) if node_roles.get(n) not in roles]
     if wrong:
         return False, (
@@ -71,7 +76,7 @@ def sso_off_for_tomcat(g: GuardInput) -> GuardResult:
 
 
 def preflight_passed(g: GuardInput) -> GuardResult:
-    issued: Mapping[str, Any] = g.context.get("issued") or {}
+    issued = view(g.context).get("issued") or {}
     missing = [n for n in _targets(g.context) if not (issued.get(n) or {}).get("preflight_ok")]
     if missing:
         return False, f"no certificate that passed pre-flight yet for {_names(missing)}"
@@ -80,7 +85,7 @@ def preflight_passed(g: GuardInput) -> GuardResult:
 
 def key_usage_for_type(g: GuardInput) -> GuardResult:
     unit = g.params.get("unit")
-    issued: Mapping[str, Any] = g.context.get("issued") or {}
+    issued = view(g.context).get("issued") or {}
     wrong = [n for n in _targets(g.context) if (issued.get(n) or {}).get("checked_for") != unit]
     if wrong:
         return False, (
@@ -128,8 +133,8 @@ def phone_impact_serial(g: GuardInput) -> GuardResult:
 
 
 def chain_trusted_before_leaf(g: GuardInput) -> GuardResult:
-    issued: Mapping[str, Any] = g.context.get("issued") or {}
-    trusted: Mapping[str, Any] = g.context.get("trusted") or {}
+    issued = view(g.context).get("issued") or {}
+    trusted = view(g.context).get("trusted") or {}
     for node in _targets(g.context):
         chain = (issued.get(node) or {}).get("chain_sha256") or []
         have = set(trusted.get(node) or [])
@@ -165,9 +170,9 @@ def ctl_before_restart(g: GuardInput) -> GuardResult:
 
 def restart_order(g: GuardInput) -> GuardResult:
     """Publisher first, then one node at a time, each service running before the next restart."""
-    restarts: list[Mapping[str, Any]] = [r for r in g.context.get("restarts") or [] if not r.get("skipped")]
+    restarts = [r for r in view(g.context).get("restarts") or [] if not r.get("skipped")]
     seen_other = False
-    previous_running: str | None = None
+    previous_running: datetime | None = None
     for r in restarts:
         rank = ROLE_RANK.get(str(r.get("role")), 3)
         if rank > 0:
@@ -176,12 +181,13 @@ def restart_order(g: GuardInput) -> GuardResult:
             return False, f"{r.get('service')} on the publisher was restarted after a subscriber"
         if not r.get("running_at"):
             return False, f"{r.get('service')} on {r.get('node')} is not running again yet"
-        if previous_running and str(r.get("requested_at")) < previous_running:
+        # As moments, not text: runs recorded before the timestamp format was settled mix two forms.
+        if previous_running and instant(str(r.get("requested_at"))) < previous_running:
             return False, (
                 f"{r.get('service')} on {r.get('node')} was restarted before the previous service "
                 "was running again"
             )
-        previous_running = str(r.get("running_at"))
+        previous_running = instant(str(r.get("running_at")))
     return True, f"{len(restarts)} restart(s), publisher first, one at a time"
 
 

@@ -17,10 +17,9 @@ from app.config import Config, load_config
 from app.initconfig import simulator_config
 from app.wiring import Adapters
 from engine.daemon import Engine
-from engine.definition import load_definitions
 from engine.runner import EventView, RunView
 from simulator.runtime import SimulatedCluster
-from workflows.registry import DEFINITIONS_DIR, build_registry
+from workflows.registry import build_registry, load_checked_definitions
 
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE = 120.0
@@ -62,7 +61,7 @@ class Lab:
 
     def open_engine(self) -> Engine:
         registry = build_registry()
-        self.definitions = load_definitions(DEFINITIONS_DIR, registry)
+        self.definitions = load_checked_definitions(registry)
         self.adapters = Adapters(self.config)
         self.engine = Engine(
             self.state_dir, self.definitions, registry, self.adapters.deps, time_scale=self.config.time_scale

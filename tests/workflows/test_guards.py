@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from engine.api import GuardInput, PeerRun
 from workflows import guards
+from workflows.timestamps import iso
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 ROLES = {"pub": "publisher", "sub1": "subscriber", "sub2": "subscriber", "imp": "imp"}
@@ -161,28 +162,57 @@ def test_preflight_and_key_usage_recorded_per_node() -> None:
     assert guards.key_usage_for_type(gi("ipsec", {"targets": ["pub"], "issued": {"pub": ok}}))[0]
 
 
-def r(node: str, role: str, service: str, req: str, run: str | None) -> dict[str, Any]:
-    return {"node": node, "role": role, "service": service, "requested_at": req, "running_at": run}
+def t(minute: int) -> str:
+    return iso(NOW + timedelta(minutes=minute))
+
+
+def r(node: str, role: str, service: str, req: int, run: int | None) -> dict[str, Any]:
+    return {
+        "node": node,
+        "role": role,
+        "service": service,
+        "requested_at": t(req),
+        "running_at": t(run) if run is not None else None,
+    }
 
 
 def test_restart_order_publisher_first_one_at_a_time() -> None:
     good = [
-        r("pub", "publisher", "A", "t01", "t02"),
-        r("pub", "publisher", "B", "t03", "t04"),
+        r("pub", "publisher", "A", 1, 2),
+        r("pub", "publisher", "B", 3, 4),
         {"node": "sub1", "role": "subscriber", "service": "A", "skipped": True},
-        r("sub1", "subscriber", "B", "t05", "t06"),
-        r("imp", "imp", "B", "t07", "t08"),
+        r("sub1", "subscriber", "B", 5, 6),
+        r("imp", "imp", "B", 7, 8),
     ]
     allowed, reason = guards.restart_order(gi("tomcat", {"restarts": good}))
     assert allowed and "4 restart(s)" in reason
-    late_pub = [r("sub1", "subscriber", "A", "t01", "t02"), r("pub", "publisher", "A", "t03", "t04")]
+    late_pub = [r("sub1", "subscriber", "A", 1, 2), r("pub", "publisher", "A", 3, 4)]
     assert_refused(
         guards.restart_order(gi("tomcat", {"restarts": late_pub})), "publisher", "after a subscriber"
     )
-    overlap = [r("pub", "publisher", "A", "t01", "t05"), r("sub1", "subscriber", "A", "t03", "t06")]
+    overlap = [r("pub", "publisher", "A", 1, 5), r("sub1", "subscriber", "A", 3, 6)]
     assert_refused(guards.restart_order(gi("tomcat", {"restarts": overlap})), "sub1", "before the previous")
-    unfinished = [r("pub", "publisher", "A", "t01", None)]
+    unfinished = [r("pub", "publisher", "A", 1, None)]
     assert_refused(guards.restart_order(gi("tomcat", {"restarts": unfinished})), "not running again")
+
+
+def test_restart_order_compares_moments_not_text() -> None:
+    # Runs recorded before the timestamp format was settled hold "+00:00" where the steps now write
+    # "Z". As text the same moment in the old form sorts first, and would read as a restart
+    # requested before the previous service was running again.
+    old = (NOW + timedelta(minutes=2)).isoformat(timespec="microseconds")
+    assert old.endswith("+00:00") and old < t(2)
+    same_moment = [
+        r("pub", "publisher", "A", 1, 2),
+        {**r("sub1", "subscriber", "A", 2, 3), "requested_at": old},
+    ]
+    assert guards.restart_order(gi("tomcat", {"restarts": same_moment}))[0]
+    early = (NOW + timedelta(minutes=1)).isoformat(timespec="microseconds")
+    too_soon = [
+        r("pub", "publisher", "A", 1, 2),
+        {**r("sub1", "subscriber", "A", 2, 3), "requested_at": early},
+    ]
+    assert_refused(guards.restart_order(gi("tomcat", {"restarts": too_soon})), "before the previous")
 
 
 @pytest.mark.parametrize("name", sorted(guards.GUARDS))

@@ -16,6 +16,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from adapters.ca.port import Issued
 from workflows import preflight
+from workflows.timestamps import instant
 
 CORPUS = Path(__file__).resolve().parent.parent / "data" / "badcerts"
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -142,7 +143,7 @@ def test_result_as_json() -> None:
     result = preflight.validate("tomcat", CSR, LEAF, [INTER, ROOT], trusted_roots=[], now=NOW)
     data = json.loads(json.dumps(result.as_json()))
     assert int(data["serial"], 16) == LEAF.serial_number
-    assert data["not_after"] == LEAF.not_valid_after_utc.isoformat()
+    assert instant(data["not_after"]) == LEAF.not_valid_after_utc
     assert data["fingerprint_sha256"] == result.fingerprint_sha256 == LEAF.fingerprint(hashes.SHA256()).hex()
 
 

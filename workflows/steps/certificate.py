@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from workflows import preflight
-
-from .common import cert_summary, fingerprint, load_cert
+from workflows.certkit import cert_summary, fingerprint, parse_bundle
 
 
 def check_signed(
@@ -27,7 +26,7 @@ def check_signed(
     roots = []
     for pem in trusted_pems:
         try:
-            roots.extend(preflight.parse_bundle(pem.encode(), source="the node's trust store"))
+            roots.extend(parse_bundle(pem.encode(), source="the node's trust store"))
         except preflight.PreflightError:
             continue  # an unreadable entry in CUCM's store cannot anchor a chain anyway
     files = [("the signed certificate", leaf_pem.encode())]
@@ -53,21 +52,3 @@ def check_signed(
 
 def summary_for_audit(info: Mapping[str, Any]) -> dict[str, Any]:
     return {k: info[k] for k in ("serial", "sha256", "not_after", "chain_sha256") if k in info}
-
-
-def pem_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    return [str(v) for v in value]
-
-
-def is_ca(pem: str) -> bool:
-    from cryptography import x509
-
-    try:
-        bc = load_cert(pem).extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        return False
-    return bool(bc.ca)

@@ -1,19 +1,17 @@
-"""Helpers the steps share: reading the run's context, ordering nodes, fingerprints."""
+"""Helpers the steps share: reading the run's context, ordering nodes, running per node."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from cryptography import x509
-
 from engine.api import StepContext
+from workflows import context
+from workflows.context import ROLE_RANK
 from workflows.deps import RunDeps
 
-ROLE_RANK = {"publisher": 0, "subscriber": 1, "imp": 2}
 NODE_WORKERS = 8
 T = TypeVar("T")
 
@@ -29,11 +27,11 @@ def unit(ctx: StepContext) -> str:
 
 def targets(ctx: StepContext) -> list[str]:
     """The nodes this run renews, publisher first, then subscribers, then IM&P, each by name."""
-    return list(ctx.context.get("targets") or [])
+    return context.targets(ctx.context)
 
 
 def role_of(ctx: StepContext, node: str) -> str:
-    return str((ctx.context.get("node_roles") or {}).get(node, "subscriber"))
+    return context.node_roles(ctx.context).get(node, "subscriber")
 
 
 def order_nodes(nodes: Iterable[tuple[str, str]]) -> list[str]:
@@ -65,41 +63,6 @@ def each_node(nodes: Sequence[str], work: Callable[[str], T]) -> dict[str, T]:
 def node_map(ctx: StepContext, key: str) -> dict[str, Any]:
     """A per-node table from the context, copied so a step can extend and return it."""
     return {k: v for k, v in dict(ctx.context.get(key) or {}).items()}
-
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def load_cert(data: str | bytes) -> x509.Certificate:
-    if isinstance(data, str):
-        return x509.load_pem_x509_certificate(data.encode())
-    if data.lstrip().startswith(b"-----BEGIN"):
-        return x509.load_pem_x509_certificate(data)
-    return x509.load_der_x509_certificate(data)
-
-
-def fingerprint(data: str | bytes | x509.Certificate) -> str:
-    """SHA-256 of the certificate's DER, lowercase hex."""
-    cert = data if isinstance(data, x509.Certificate) else load_cert(data)
-    return cert.fingerprint(hashes_sha256()).hex()
-
-
-def hashes_sha256() -> Any:
-    from cryptography.hazmat.primitives import hashes
-
-    return hashes.SHA256()
-
-
-def cert_summary(data: str | bytes) -> dict[str, Any]:
-    """What the audit and the demo's table show about a certificate."""
-    cert = load_cert(data)
-    return {
-        "serial": format(cert.serial_number, "x"),
-        "sha256": fingerprint(cert),
-        "not_after": iso(cert.not_valid_after_utc),
-        "subject": cert.subject.rfc4514_string(),
-    }
 
 
 def sha256_text(text: str) -> str:

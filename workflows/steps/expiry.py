@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from engine.api import Outcome, Registry, StepContext
+from workflows.certkit import cert_summary, load_cert
+from workflows.context import view
+from workflows.renewal import RenewalPolicy, renewal_due
 
-from .common import cert_summary, deps, load_cert, order_nodes, unit
+from .common import deps, order_nodes, unit
 from .errors import classified
 
 
@@ -15,23 +18,24 @@ def check_expiry(ctx: StepContext) -> Outcome:
     """
     cucm = deps(ctx).cucm
     roles = set(ctx.params.get("roles") or [])
-    threshold = float(ctx.context.get("renew_before_days", 30))
-    force = bool(ctx.context.get("force"))
-    wanted = set(ctx.context.get("only_nodes") or [])
+    given = view(ctx.context)
+    policy = RenewalPolicy(float(given.get("renew_before_days", 30)), force=bool(given.get("force")))
+    wanted = set(given.get("only_nodes") or [])
     now = ctx.now()
     nodes = [(n.name, n.role) for n in cucm.nodes() if n.role in roles and (not wanted or n.name in wanted)]
     expiry: dict[str, dict[str, object]] = {}
     due: list[str] = []
     for name in order_nodes(nodes):
         pem = cucm.identity_certificate(name, unit(ctx))
-        cert = load_cert(pem)
-        days_left = (cert.not_valid_after_utc - now).total_seconds() / 86400
+        decision = renewal_due(load_cert(pem), now, policy)
         summary = cert_summary(pem)
-        summary["days_left"] = round(days_left, 1)
+        summary["days_left"] = round(decision.days_left, 1)
         expiry[name] = summary
-        if force or days_left < threshold:
+        if decision.due:
             due.append(name)
-        ctx.progress(name, f"expires in {days_left:.0f} days" + (" (renewing)" if name in due else ""))
+        ctx.progress(
+            name, f"expires in {decision.days_left:.0f} days" + (" (renewing)" if decision.due else "")
+        )
     output = {
         "node_roles": dict(nodes),
         "expiry": expiry,
@@ -42,11 +46,11 @@ def check_expiry(ctx: StepContext) -> Outcome:
         return Outcome.advance(
             "not_due",
             output=output,
-            reason=f"no {unit(ctx)} certificate expires within {threshold:g} days",
+            reason=f"no {unit(ctx)} certificate expires within {policy.renew_before_days:g} days",
         )
     return Outcome.advance(
         output=output,
-        evidence={"targets": due, "expiry": {n: expiry[n]["not_after"] for n in due}, "forced": force},
+        evidence={"targets": due, "expiry": {n: expiry[n]["not_after"] for n in due}, "forced": policy.force},
         reason=f"renewing {unit(ctx)} on {len(due)} node(s)",
     )
 

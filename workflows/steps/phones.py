@@ -14,16 +14,18 @@ from typing import Any
 
 from adapters.cucm.port import CucmRejected
 from engine.api import Effect, Outcome, Registry, StepContext
+from workflows import context
+from workflows.context import PhonesState, view
+from workflows.timestamps import iso
 
-from .common import deps, iso, names
+from .common import deps, names
 from .errors import classified
 
 REGISTERED = "Registered"
 
 
 def _publisher(ctx: StepContext) -> str:
-    roles = ctx.context.get("node_roles") or {}
-    return next((n for n, r in roles.items() if r == "publisher"), next(iter(roles), "publisher"))
+    return context.publisher(ctx.context) or next(iter(context.node_roles(ctx.context)), "publisher")
 
 
 def sweep_interval(ctx: StepContext, phones: int) -> float:
@@ -161,7 +163,7 @@ def watch_phones(ctx: StepContext) -> Outcome:
         return Outcome.advance(reason=f"{ctx.definition} does not reset phones")
     cucm = deps(ctx).cucm
     publisher = _publisher(ctx)
-    state: dict[str, Any] = dict(ctx.context.get("phones") or {})
+    state = PhonesState(**(view(ctx.context).get("phones") or {}))
 
     def take_baseline() -> dict[str, Any]:
         registered = {n: s for n, s in cucm.registered_phones().items() if s.status == REGISTERED}
@@ -181,12 +183,14 @@ def watch_phones(ctx: StepContext) -> Outcome:
         # Once recorded, the resets are done: later sweeps neither read the pools nor reset again.
         reset = _reset(ctx, publisher, expected, dict(baseline.get("stamps") or {}))
         state.update(
-            baseline=len(expected),
-            reset=reset["accepted"],
-            reset_unconfirmed=reset["unconfirmed"],
-            reset_pools=reset["pools"],
-            reset_at=reset["at"],
-            sweeps=0,
+            PhonesState(
+                baseline=len(expected),
+                reset=reset["accepted"],
+                reset_unconfirmed=reset["unconfirmed"],
+                reset_pools=reset["pools"],
+                reset_at=reset["at"],
+                sweeps=0,
+            )
         )
         ctx.progress(publisher, f"{reset['accepted']} phone(s) reset")
         # Phones take a moment to drop their registration; a sweep at once would see them all still up.
@@ -226,7 +230,7 @@ def watch_phones(ctx: StepContext) -> Outcome:
 
 
 def report_missing_phones(ctx: StepContext) -> Outcome:
-    state = ctx.context.get("phones") or {}
+    state = view(ctx.context).get("phones") or PhonesState()
     missing = list(state.get("missing") or [])
     count = int(state.get("missing_count", len(missing)))
     return Outcome.gate(

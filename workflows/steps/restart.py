@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from engine.api import Effect, Outcome, Registry, StepContext
+from workflows.context import RestartRecord, view
+from workflows.timestamps import instant, iso
 
-from .common import deps, iso, role_of, targets
+from .common import deps, role_of, targets
 from .errors import classified
 
 RUNNING = "Started"
@@ -24,17 +26,17 @@ def restart_services(ctx: StepContext) -> Outcome:
     happened and does not restart the service a second time."""
     cucm = deps(ctx).cucm
     services: list[str] = list(ctx.params.get("services") or [])
-    done: list[dict[str, Any]] = [dict(r) for r in ctx.context.get("restarts") or []]
+    done = [RestartRecord(**r) for r in view(ctx.context).get("restarts") or []]
     if not done:
         # Decide once, durably, where each service runs: after a crash mid-restart a service may be
         # Stopped because of us, and must not then be taken for one that was never active.
         for node in targets(ctx):
             for service in services:
                 before = cucm.service_status(node, service)
-                record: dict[str, Any] = {"node": node, "role": role_of(ctx, node), "service": service}
+                record = RestartRecord(node=node, role=role_of(ctx, node), service=service)
                 if before.status != RUNNING:
                     # Cisco: restart only where the service runs and is active.
-                    record.update(skipped=True, status=before.status)
+                    record.update(RestartRecord(skipped=True, status=before.status))
                 else:
                     record["previous_start"] = _ts(before.start_time)
                 done.append(record)
@@ -51,7 +53,9 @@ def restart_services(ctx: StepContext) -> Outcome:
             prior = effect.intent.get("previous_start")
             # The plan only restarts services that were Started: one stopping or starting now, or
             # started since the intent, is our restart under way or done.
-            if now.status != RUNNING or (started is not None and (prior is None or started > prior)):
+            if now.status != RUNNING or (
+                started is not None and (prior is None or instant(started) > instant(prior))
+            ):
                 return {"requested_at": effect.intent.get("requested_at"), "reconciled": True}
             return None
 
@@ -71,7 +75,11 @@ def restart_services(ctx: StepContext) -> Outcome:
         record["requested_at"] = result["requested_at"]
         status = cucm.service_status(node, service)
         started = _ts(status.start_time)
-        if status.status != RUNNING or started is None or (previous is not None and started <= previous):
+        if (
+            status.status != RUNNING
+            or started is None
+            or (previous is not None and instant(started) <= instant(str(previous)))
+        ):
             ctx.progress(node, f"{service}: {status.status}")
             return Outcome.wait(
                 5,

@@ -12,9 +12,12 @@ from typing import Any
 
 from adapters.ca.port import CaError, CaMisconfigured, CaRejected, CaUnreachable, Issued, Pending
 from engine.api import JSON, Outcome, Registry, StepContext, SubmitRejected, TransientError
+from workflows.certkit import is_ca, pem_list
+from workflows.context import targets as context_targets
+from workflows.context import view
 from workflows.preflight import PreflightError
 
-from .certificate import check_signed, is_ca, pem_list, summary_for_audit
+from .certificate import check_signed, summary_for_audit
 from .common import deps, names, node_map, targets, unit
 from .errors import classified
 
@@ -124,7 +127,8 @@ def signed_certificate(run_context: Mapping[str, Any], key: str, data: Any) -> A
     ``data``: ``{"leaf_pem": PEM or a whole bundle, "chain_pems": [PEM, ...]}``. Refuses (nothing is
     recorded) when the node is not one the run renews or the certificate fails pre-flight.
     """
-    targets_ = list(run_context.get("targets") or [])
+    stored = view(run_context)
+    targets_ = context_targets(run_context)
     if key not in targets_:
         raise SubmitRejected(
             f"node {key!r} is not renewed by this run (its nodes: {', '.join(targets_) or 'none'}): "
@@ -132,17 +136,17 @@ def signed_certificate(run_context: Mapping[str, Any], key: str, data: Any) -> A
         )
     if not isinstance(data, Mapping) or not data.get("leaf_pem"):
         raise SubmitRejected("no certificate given: pass --cert with the signed certificate file")
-    csr = (run_context.get("csr") or {}).get(key) or {}
-    if not csr.get("pem"):
+    csr = (stored.get("csr") or {}).get(key)
+    if csr is None or not csr.get("pem"):
         raise SubmitRejected(f"no CSR is recorded for {key} yet: wait until the run is at awaiting_ca")
-    kind = str(run_context.get("cert_type") or "")
+    kind = str(stored.get("cert_type") or "")
     try:
         info = check_signed(
             leaf_pem=str(data["leaf_pem"]),
             chain_pems=pem_list(data.get("chain_pems")),
             csr_pem=str(csr["pem"]),
             cert_type=kind,
-            trusted_pems=list((run_context.get("trust_snapshot") or {}).get(key) or []),
+            trusted_pems=list((stored.get("trust_snapshot") or {}).get(key) or []),
             now=None,
         )
     except PreflightError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.api import Outcome, Registry, StepContext
+from workflows.context import publisher, view
 
 from .common import deps, targets
 from .errors import classified
@@ -10,9 +11,8 @@ from .errors import classified
 
 def check_sso(ctx: StepContext) -> Outcome:
     cucm = deps(ctx).cucm
-    roles = ctx.context.get("node_roles") or {}
     # SSO is cluster-wide; the publisher answers for it.
-    node = next((n for n, r in roles.items() if r == "publisher"), targets(ctx)[0])
+    node = publisher(ctx.context) or targets(ctx)[0]
     enabled = cucm.sso_enabled(node)
     if not ctx.params.get("requires_sso_off"):
         return Outcome.advance(output={"sso_enabled": enabled})
@@ -29,7 +29,7 @@ def check_sso(ctx: StepContext) -> Outcome:
 
 
 def remind_sso(ctx: StepContext) -> Outcome:
-    if ctx.context.get("sso_was_enabled"):
+    if view(ctx.context).get("sso_was_enabled"):
         return Outcome.gate(
             f"tomcat is renewed on cluster {ctx.scope}: re-export the SP metadata to the IdP and re-enable "
             "single sign-on in CM Administration > System > SAML Single Sign-On (GUI only), then "

@@ -6,21 +6,12 @@ from typing import Any
 
 from adapters.cucm.port import CucmRejected
 from engine.api import Effect, Outcome, Registry, StepContext
+from workflows.certkit import fingerprint, fingerprints
 from workflows.preflight import PreflightError
 
 from .certificate import check_signed
-from .common import deps, each_node, fingerprint, node_map, sha256_text, targets, unit
+from .common import deps, each_node, node_map, sha256_text, targets, unit
 from .errors import classified
-
-
-def _trusted_fingerprints(pems: list[str]) -> set[str]:
-    out = set()
-    for pem in pems:
-        try:
-            out.add(fingerprint(pem))
-        except ValueError:
-            continue  # CUCM's store may hold entries this parser cannot read; they are not ours
-    return out
 
 
 def upload_trust(ctx: StepContext) -> Outcome:
@@ -33,7 +24,7 @@ def upload_trust(ctx: StepContext) -> Outcome:
     def one(node: str) -> tuple[list[str], int]:
         # Within a node the order matters (root, then intermediates); across nodes it does not.
         chain: list[str] = list(issued[node]["chain_pems"])
-        have = _trusted_fingerprints(cucm.trust_certificates(node, kind))
+        have = set(fingerprints(cucm.trust_certificates(node, kind)))
         count = 0
         for pem in chain:
             fp = fingerprint(pem)
@@ -41,11 +32,7 @@ def upload_trust(ctx: StepContext) -> Outcome:
                 continue
 
             def reconcile(_e: Effect, fp: str = fp) -> Any:
-                return (
-                    {"uploaded": fp}
-                    if fp in _trusted_fingerprints(cucm.trust_certificates(node, kind))
-                    else None
-                )
+                return {"uploaded": fp} if fp in fingerprints(cucm.trust_certificates(node, kind)) else None
 
             def upload(pem: str = pem, fp: str = fp) -> Any:
                 cucm.upload_trust(node, kind, [pem], f"CA for {kind} renewed by cucm-renew")

@@ -6,8 +6,9 @@ from typing import Any
 
 from adapters.cucm.port import TlsVerificationError
 from engine.api import Outcome, Registry, StepContext
+from workflows.certkit import cert_summary
 
-from .common import cert_summary, deps, node_map, targets
+from .common import deps, node_map, targets
 from .errors import classified
 
 

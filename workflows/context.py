@@ -1,0 +1,138 @@
+"""The run's context, typed: the keys the steps and guards share, and what each holds.
+
+The context is JSON in the engine's store, one object per run, each step's output merged into it.
+These TypedDicts describe that stored layout exactly (they add no keys and rename none), so a run
+recorded before reads the same. Every key is optional: a key appears once the step that writes it
+has run. Read a context through :func:`view`; write a step's output as a :class:`RunContext` so
+mypy checks its keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, TypedDict, cast
+
+NodeRole = Literal["publisher", "subscriber", "imp"]
+
+ROLE_RANK: Mapping[str, int] = {"publisher": 0, "subscriber": 1, "imp": 2}
+"""The order Cisco's procedure visits nodes in; an unknown role ranks after them all (3)."""
+
+
+class CertSummary(TypedDict, total=False):
+    """:func:`workflows.certkit.cert_summary`, plus ``days_left`` in the expiry step's table."""
+
+    serial: str
+    sha256: str
+    not_after: str
+    subject: str
+    days_left: float
+
+
+class IssuedCertificate(CertSummary, total=False):
+    """A signed certificate that passed pre-flight (``steps.certificate.check_signed``)."""
+
+    leaf_pem: str
+    chain_pems: list[str]
+    """Issuers from the root down."""
+    chain_sha256: list[str]
+    preflight_ok: bool
+    checked_for: str
+
+
+class CsrRecord(TypedDict):
+    pem: str
+    sha256: str
+
+
+class CaRequest(TypedDict, total=False):
+    ca: str
+    issued: bool
+    token: str | None
+    reason: str
+
+
+class RestartRecord(TypedDict, total=False):
+    node: str
+    role: str
+    service: str
+    skipped: bool
+    status: str
+    previous_start: str | None
+    requested_at: str
+    running_at: str
+    start_time: str | None
+
+
+class PhonesState(TypedDict, total=False):
+    baseline: int
+    reset: int
+    reset_unconfirmed: int
+    reset_pools: int
+    reset_at: str
+    sweeps: int
+    registered: int
+    missing_count: int
+    missing: list[str]
+    last_sweep_at: str
+
+
+class Presented(TypedDict):
+    ok: bool
+    serial: str
+    not_after: str
+    sha256: str
+
+
+class RunContext(TypedDict, total=False):
+    # Given when the run starts (the campaign).
+    cluster: str
+    cert_type: str
+    force: bool
+    renew_before_days: float
+    only_nodes: list[str]
+    # expiry_check
+    node_roles: dict[str, str]
+    expiry: dict[str, CertSummary]
+    old: dict[str, CertSummary]
+    targets: list[str]
+    """The nodes this run renews, publisher first, then subscribers, then IM&P."""
+    # sso_disabled, backup_idle, ctl_updated
+    sso_enabled: bool
+    sso_was_enabled: bool
+    backup_running: bool
+    security_mode: str
+    ctl_updated: bool
+    # csr_generated, awaiting_ca
+    csr: dict[str, CsrRecord]
+    ca: dict[str, CaRequest]
+    issued: dict[str, IssuedCertificate]
+    trust_snapshot: dict[str, list[str]]
+    """Per node, the CA certificates of its trust store, for the submit validator."""
+    # trust_uploaded, leaf_uploaded
+    trusted: dict[str, list[str]]
+    uploaded: dict[str, str]
+    # restarted, phones_reregistered, verified
+    restarts: list[RestartRecord]
+    phones: PhonesState
+    verified: dict[str, Presented]
+
+
+def view(context: Mapping[str, Any]) -> RunContext:
+    """``context`` (a step's ``ctx.context``, a guard's ``g.context``) read as a :class:`RunContext`.
+
+    No copy and no check: the steps wrote it, and a run recorded before has the same layout.
+    """
+    return cast(RunContext, context)
+
+
+def targets(context: Mapping[str, Any]) -> list[str]:
+    return list(view(context).get("targets") or [])
+
+
+def node_roles(context: Mapping[str, Any]) -> dict[str, str]:
+    return dict(view(context).get("node_roles") or {})
+
+
+def publisher(context: Mapping[str, Any]) -> str | None:
+    """The publisher among the run's nodes, as ``expiry_check`` recorded their roles."""
+    return next((n for n, r in node_roles(context).items() if r == "publisher"), None)
