@@ -77,7 +77,7 @@ class SimulatedCluster:
             device_pool=device_pool,
         )
         for node_short, service, factor in self.faults.slow:
-            self.cluster.slow_restarts[(node_short, service)] = factor
+            self.cluster.service_control.slow_restarts[(node_short, service)] = factor
         self.credentials = credentials or {
             "platform": {"username": "osadmin", "password": secrets.token_urlsafe(12)},
             "axl": {"username": "axladmin", "password": secrets.token_urlsafe(12)},
@@ -105,7 +105,7 @@ class SimulatedCluster:
         from simulator.soap import RateLimiter
 
         self.ris_limiter = RateLimiter(self.cluster)
-        self.cluster.bundle_listeners.append(self.write_bundle)
+        self.cluster.store.bundle_listeners.append(self.write_bundle)
         try:
             for node in self.cluster.nodes:
                 port = self._https_ports.get(node.name, self._https_ports.get(node.short, 0))

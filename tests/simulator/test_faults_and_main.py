@@ -97,9 +97,10 @@ def test_slow_restart(tmp_path):
         tmp_path, nodes=2, faults="slow=cucm-sub1:Cisco Tomcat:5", restart_seconds=(10, 10)
     ) as sim:
         c = sim.cluster
-        assert c._restart_duration(c.node("cucm-sub1"), "Cisco Tomcat") == pytest.approx(5 * 10 / 100)
-        assert c._restart_duration(c.node("cucm-pub"), "Cisco Tomcat") == pytest.approx(10 / 100)
-        assert c._restart_duration(c.node("cucm-sub1"), "Cisco Tftp") == pytest.approx(10 / 100)
+        duration = c.service_control.restart_duration
+        assert duration(c.node("cucm-sub1"), "Cisco Tomcat") == pytest.approx(5 * 10 / 100)
+        assert duration(c.node("cucm-pub"), "Cisco Tomcat") == pytest.approx(10 / 100)
+        assert duration(c.node("cucm-sub1"), "Cisco Tftp") == pytest.approx(10 / 100)
 
 
 # ---------------------------------------------------------------------------- standalone process

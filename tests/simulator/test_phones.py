@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from simulator import cluster as model
 from simulator import pki
 from simulator.cli import run_command
 from simulator.cluster import Cluster
+from simulator.cluster.phones import BLOCK_CTL, CTL_NOT_MIXED, CTL_NOT_PUBLISHER
 
 from .conftest import TestCA, pem, wait_for
 
@@ -113,7 +113,7 @@ def test_mixed_mode_ctl_not_updated_breaks_secure_phones(fresh, test_ca):
     # Recovery: update the CTL, then reset the phones that failed.
     assert "CTL file Updated" in run_command(c, c.publisher, "utils ctl update CTLFile")
     for i, name in enumerate(c.phones.names):
-        if c.phones.blocked[i] == model.BLOCK_CTL:
+        if c.phones.blocked[i] == BLOCK_CTL:
             c.reset_phone(name)
     wait_for(lambda: counts(c)["registered"] == PHONES, what="secure phones after the CTL update")
 
@@ -144,10 +144,10 @@ def test_capf_change_without_ctl_update_breaks_secure_phones(fresh, test_ca):
 def test_ctl_update_rules(fresh):
     mixed = fresh(mixed_mode=True)
     out = run_command(mixed, mixed.node("cucm-sub1"), "utils ctl update CTLFile")
-    assert out == f"Executed command unsuccessfully\n{model.CTL_NOT_PUBLISHER}\n"
+    assert out == f"Executed command unsuccessfully\n{CTL_NOT_PUBLISHER}\n"
     plain = fresh()
     out = run_command(plain, plain.publisher, "utils ctl update CTLFile")
-    assert out == f"Executed command unsuccessfully\n{model.CTL_NOT_MIXED}\n"
+    assert out == f"Executed command unsuccessfully\n{CTL_NOT_MIXED}\n"
     assert plain.state()["ctl_updates"] == 0
 
 
