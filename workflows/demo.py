@@ -144,24 +144,3 @@ def wait_figures(view: Any, events: list[Any]) -> dict[str, float]:
 
 def main() -> int:
     return run_demo()
-
-
-class TypeListeners:
-    """Where a simulated cluster presents the non-web types (CallManager 5061, TVS 2445, CAPF
-    3804, ipsec 4040): per node name, CUCM port -> the port reached.
-
-    The simulator now serves these ports itself and lists them in ``simulator.json``
-    (``tls_ports``); this class only reads them, for callers that pass them on explicitly.
-    """
-
-    def __init__(self, sim: SimulatedCluster) -> None:
-        self.sim = sim
-
-    def start(self) -> dict[str, dict[int, int]]:
-        return {
-            node["name"]: {int(k): int(v) for k, v in (node.get("tls_ports") or {}).items()}
-            for node in self.sim.info.get("nodes", [])
-        }
-
-    def stop(self) -> None:
-        """Nothing to stop: the listeners belong to the simulator."""

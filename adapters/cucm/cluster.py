@@ -15,7 +15,6 @@ AXL, ControlCenterServices and RisPort70. They are kept out of ``repr``, logs an
 from __future__ import annotations
 
 import dataclasses
-import json
 import socket
 import ssl
 import threading
@@ -23,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -133,31 +132,25 @@ class ClusterConfig:
 
     @classmethod
     def from_simulator(cls, path: str | Path, **overrides: Any) -> ClusterConfig:
-        """The configuration for a running simulator, from the ``simulator.json`` it wrote."""
-        data = json.loads(Path(path).read_text())
-        nodes = tuple(
-            NodeRef(
-                name=n["name"],
-                address=n["address"],
-                https_port=int(n["https_port"]),
-                ssh_port=int(n["ssh_port"]),
-                role=n["role"],
-            )
-            for n in data["nodes"]
-        )
-        port_map = {
-            n["name"]: {int(k): int(v) for k, v in n.get("port_map", {}).items()} for n in data["nodes"]
-        }
-        creds = data["credentials"]
+        """The configuration for a running simulator, from the ``simulator.json`` it wrote.
+
+        Tests and benchmarks only: the product reaches the simulator through ``init
+        --from-simulator``, which is why the simulator is imported here and not at the top.
+        """
+        from simulator.info import SimulatorInfo
+
+        info = SimulatorInfo.load(path)
         kwargs: dict[str, Any] = {
-            "name": data.get("cluster", "sim"),
-            "nodes": nodes,
-            "platform": Credentials(creds["platform"]["username"], creds["platform"]["password"]),
-            "axl": Credentials(creds["axl"]["username"], creds["axl"]["password"]),
-            "ca_bundle": data["ca_bundle"],
-            "known_hosts": data["known_hosts"],
-            "use_rest": int(str(data.get("version", "14")).split(".")[0]) >= 14,
-            "port_map": port_map,
+            "name": info.cluster,
+            "nodes": tuple(
+                NodeRef(n.name, n.address, n.https_port, n.ssh_port, cast(Role, n.role)) for n in info.nodes
+            ),
+            "platform": Credentials(info.platform.username, info.platform.password),
+            "axl": Credentials(info.axl.username, info.axl.password),
+            "ca_bundle": info.ca_bundle,
+            "known_hosts": info.known_hosts,
+            "use_rest": int(info.version.split(".")[0]) >= 14,
+            "port_map": {n.name: dict(n.tls_ports) for n in info.nodes if n.tls_ports},
         }
         kwargs.update(overrides)
         return cls(**kwargs)

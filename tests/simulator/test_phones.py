@@ -159,12 +159,12 @@ def test_type_listeners_present_each_type_after_its_restart(tmp_path, test_ca):
     from simulator.runtime import SimulatedCluster
 
     with SimulatedCluster(tmp_path, nodes=2, imp=1, time_scale=1000) as sim:
-        ports = {n["name"]: n["tls_ports"] for n in sim.info["nodes"]}
-        assert set(ports["cucm-pub.example.com"]) == {"5061", "2445", "3804", "4040"}
-        assert set(ports["cucm-sub1.example.com"]) == {"5061", "2445", "4040"}  # CAPF runs on the publisher
-        assert set(ports["imp1.example.com"]) == {"4040"}
+        ports = {n.name: n.tls_ports for n in sim.info.nodes}
+        assert set(ports["cucm-pub.example.com"]) == {5061, 2445, 3804, 4040}
+        assert set(ports["cucm-sub1.example.com"]) == {5061, 2445, 4040}  # CAPF runs on the publisher
+        assert set(ports["imp1.example.com"]) == {4040}
 
-        def presented(node: str, cucm_port: str) -> str:
+        def presented(node: str, cucm_port: int) -> str:
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE  # we compare fingerprints; trust is not the question here
@@ -176,10 +176,10 @@ def test_type_listeners_present_each_type_after_its_restart(tmp_path, test_ca):
 
         c = sim.cluster
         sub = "cucm-sub1.example.com"
-        before = presented(sub, "2445")
+        before = presented(sub, 2445)
         install(c, test_ca, sub, "TVS")
-        assert presented(sub, "2445") == before
+        assert presented(sub, 2445) == before
         restart(c, sub, "Cisco Trust Verification Service")
         assert c.wait_started(c.node(sub), "Cisco Trust Verification Service", 30)
-        assert presented(sub, "2445") == sim.state()["presented"][sub]["TVS"] != before
-        assert presented(sub, "5061") == sim.state()["presented"][sub]["CallManager"]
+        assert presented(sub, 2445) == sim.state()["presented"][sub]["TVS"] != before
+        assert presented(sub, 5061) == sim.state()["presented"][sub]["CallManager"]

@@ -29,7 +29,7 @@ def get(sim, node, path, account="platform"):
 
 
 def new_csr(sim, node, cert_type, alt_names=None):
-    body = {"service": cert_type, "distribution": "this-server", "commonName": node_info(sim, node)["name"]}
+    body = {"service": cert_type, "distribution": "this-server", "commonName": node_info(sim, node).name}
     if alt_names:
         body["altNames"] = alt_names
     r = post(sim, node, "csr", body)
@@ -48,10 +48,10 @@ def identity(sim, node, cert_type, certs):
 
 def presented_fingerprint(sim, node) -> str:
     info = node_info(sim, node)
-    ctx = ssl.create_default_context(cafile=sim.info["ca_bundle"])
+    ctx = ssl.create_default_context(cafile=sim.info.ca_bundle)
     with (
-        socket.create_connection(("127.0.0.1", info["https_port"]), timeout=30) as raw,
-        ctx.wrap_socket(raw, server_hostname=info["name"]) as tls,
+        socket.create_connection(("127.0.0.1", info.https_port), timeout=30) as raw,
+        ctx.wrap_socket(raw, server_hostname=info.name) as tls,
     ):
         return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
 
@@ -237,7 +237,7 @@ def test_wrong_kind_of_user_gets_401(sim):
         headers={"SOAPAction": '"CUCM:DB ver=14.0 getCCMVersion"'},
     )
     assert r.status_code == 401
-    s.auth = (sim.info["credentials"]["axl"]["username"], "wrong")
+    s.auth = (sim.info.axl.username, "wrong")
     r = s.post(base_url(sim, "cucm-pub") + "/realtimeservice2/services/RISService70", data="<x/>")
     assert r.status_code == 401
 
@@ -275,6 +275,6 @@ def test_tomcat_presented_only_after_restart(sim, test_ca):
     wait_for(lambda: presented_fingerprint(sim, "cucm-sub1") == leaf_fp, what="the new tomcat certificate")
     assert sim.state()["presented"]["cucm-sub1.example.com"]["tomcat"] == leaf_fp
     assert sim.state()["restarts"]["cucm-sub1.example.com"]["Cisco Tomcat"]
-    with open(sim.info["ca_bundle"]) as fh:
+    with open(sim.info.ca_bundle) as fh:
         bundle = fh.read()
     assert pem(test_ca.root) in bundle
