@@ -91,12 +91,14 @@ def simulator_config(
     Its passwords go to files beside ``output`` (mode 0600), never into the configuration itself.
     ``ports`` adds, per node name, CUCM ports reached elsewhere (e.g. ``{5061: 40561}``).
     """
+    # Only `init --from-simulator` and the demo come here: the one place the product reads the
+    # simulator's own description of itself.
+    from simulator.info import SimulatorInfo
+
     try:
-        info = json.loads(simulator_json.read_text(encoding="utf-8"))
-        name = str(info.get("cluster", "sim"))
-        creds = info["credentials"]
-        nodes = info["nodes"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        info = SimulatorInfo.load(simulator_json)
+        name = info.cluster
+    except (OSError, ValueError) as exc:
         raise ConfigError(
             simulator_json,
             "",
@@ -110,14 +112,14 @@ def simulator_config(
         path = folder / f"{name}-{kind}.password"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(str(creds[kind]["password"]) + "\n")
+            fh.write(info.account(kind).password + "\n")
         os.chmod(path, 0o600)
         secrets[kind] = path.name
     lines = [
         f"# cucm-renew configuration for the simulator in {simulator_json.resolve().parent}",
         "renew_before_days = 30",
         "# The simulator runs its clock faster; every wait of the engine is divided by this.",
-        f"time_scale = {float(info.get('time_scale', 1.0))}",
+        f"time_scale = {info.time_scale}",
         "",
         "[risport]",
         "requests_per_minute = 15",
@@ -130,35 +132,35 @@ def simulator_config(
         'kind = "manual"',
         "",
         f"[clusters.{name}]",
-        f"version = {_q(str(info.get('version', '14.0')))}",
-        f"ca_bundle = {_q(str(info['ca_bundle']))}",
-        f"known_hosts = {_q(str(info['known_hosts']))}",
+        f"version = {_q(info.version)}",
+        f"ca_bundle = {_q(info.ca_bundle)}",
+        f"known_hosts = {_q(info.known_hosts)}",
         'ca = "lab"',
         "# The simulator's device pools hold phones only: resetting a pool resets just its phones.",
         'phone_reset = "pools"',
         "",
         f"[clusters.{name}.platform]",
-        f"username = {_q(str(creds['platform']['username']))}",
+        f"username = {_q(info.platform.username)}",
         f"password_file = {_q(secrets['platform'])}",
         "",
         f"[clusters.{name}.axl]",
-        f"username = {_q(str(creds['axl']['username']))}",
+        f"username = {_q(info.axl.username)}",
         f"password_file = {_q(secrets['axl'])}",
     ]
-    for node in nodes:
+    for node in info.nodes:
         lines += [
             "",
             f"[[clusters.{name}.nodes]]",
-            f"name = {_q(node['name'])}",
-            f"role = {_q(node['role'])}",
-            f"address = {_q(node['address'])}",
-            f"https_port = {int(node['https_port'])}",
-            f"ssh_port = {int(node['ssh_port'])}",
+            f"name = {_q(node.name)}",
+            f"role = {_q(node.role)}",
+            f"address = {_q(node.address)}",
+            f"https_port = {node.https_port}",
+            f"ssh_port = {node.ssh_port}",
         ]
-        extra = (ports or {}).get(node["name"], {})
+        extra = (ports or {}).get(node.name, {})
         # The simulator lists where each CUCM TLS port (5061, 2445, 3804, 4040) really listens.
         node_ports = {
-            **(node.get("tls_ports") or node.get("port_map") or {}),
+            **{str(k): v for k, v in node.tls_ports.items()},
             **{str(k): v for k, v in extra.items()},
         }
         if node_ports:

@@ -10,6 +10,7 @@ import tracemalloc
 from adapters.cucm.cluster import ClusterConfig, build_cluster
 from adapters.cucm.risport import build_request, parse_page
 from adapters.cucm.soap import parse
+from tests.simconfig import cluster_config
 
 SCALE = 100.0
 
@@ -55,7 +56,7 @@ def bench_simulator(phones: int) -> None:
         tempfile.TemporaryDirectory() as folder,
         SimulatedCluster(folder, nodes=3, imp=0, phones=phones, time_scale=SCALE) as sim,
     ):
-        config = ClusterConfig.from_simulator(
+        config = cluster_config(
             sim.json_path,
             ris_window_seconds=60 / SCALE,
         )

@@ -78,14 +78,13 @@ def main() -> None:
         sim.start()
         print(f"   cluster start (4 nodes, {PHONES} phones): {time.perf_counter() - started:.2f} s")
         try:
-            pub = sim.info["nodes"][0]
-            base = f"https://127.0.0.1:{pub['https_port']}"
+            pub = sim.info.publisher
+            base = f"https://127.0.0.1:{pub.https_port}"
             s = requests.Session()
             s.trust_env = False
-            s.verify = sim.info["ca_bundle"]
-            creds = sim.info["credentials"]["axl"]
-            s.auth = (creds["username"], creds["password"])
-            s.mount(base, _NameAdapter(pub["name"]))
+            s.verify = sim.info.ca_bundle
+            s.auth = (sim.info.axl.username, sim.info.axl.password)
+            s.mount(base, _NameAdapter(pub.name))
             for op, status in (
                 ("selectCmDevice", "Any"),
                 ("selectCmDeviceExt", "Any"),

@@ -1,6 +1,5 @@
-"""A simulated CUCM cluster on 127.0.0.1 (see README.md in this folder)."""
+"""A simulated CUCM cluster on 127.0.0.1 (see README.md in this folder).
 
-from simulator.cluster import Cluster
-from simulator.runtime import SimulatedCluster
-
-__all__ = ["Cluster", "SimulatedCluster"]
+Nothing is imported here, so that reading ``simulator.info`` does not start the whole simulator:
+``simulator.runtime.SimulatedCluster`` and ``simulator.cluster.Cluster`` are the entry points.
+"""

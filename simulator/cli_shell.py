@@ -21,6 +21,7 @@ import sys
 from typing import Any
 
 from simulator.cli import BANNER, PROMPT
+from simulator.info import SimulatorInfo
 
 
 class _Connection(http.client.HTTPSConnection):
@@ -35,22 +36,20 @@ class _Connection(http.client.HTTPSConnection):
 
 
 class RemoteCli:
-    def __init__(self, info: dict[str, Any], node: str) -> None:
-        match = [n for n in info["nodes"] if node in (n["name"], n["name"].split(".")[0])]
-        if not match:
-            raise SystemExit(
-                f"error: no node {node!r} in simulator.json; nodes: {[n['name'] for n in info['nodes']]}"
-            )
-        self.node = match[0]
+    def __init__(self, info: SimulatorInfo, node: str) -> None:
+        try:
+            self.node = info.node(node)
+        except KeyError as exc:
+            raise SystemExit(f"error: {exc.args[0]}") from None
         self.info = info
-        creds = info["credentials"]["platform"]
-        self.auth = "Basic " + base64.b64encode(f"{creds['username']}:{creds['password']}".encode()).decode()
+        creds = info.platform
+        self.auth = "Basic " + base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
         self.session: str | None = None
 
     def send(self, line: str) -> dict[str, Any]:
         # The bundle is re-read per request: it grows when a CA is added and tomcat restarts.
-        ctx = ssl.create_default_context(cafile=self.info["ca_bundle"])
-        conn = _Connection(self.node["https_port"], self.node["name"], ctx)
+        ctx = ssl.create_default_context(cafile=self.info.ca_bundle)
+        conn = _Connection(self.node.https_port, self.node.name, ctx)
         try:
             conn.request(
                 "POST",
@@ -73,9 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sim-json", required=True, help="the simulator.json of a running simulator")
     parser.add_argument("--node", required=True, help="node name (FQDN or short) this shell runs on")
     args = parser.parse_args(argv)
-    with open(args.sim_json) as fh:
-        info = json.load(fh)
-    cli = RemoteCli(info, args.node)
+    cli = RemoteCli(SimulatorInfo.load(args.sim_json), args.node)
     command = os.environ.get("SSH_ORIGINAL_COMMAND")
     out = sys.stdout
     failed = False

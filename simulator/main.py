@@ -95,11 +95,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     print(f"simulated cluster running: {sim.json_path}", flush=True)
-    for n in sim.info["nodes"]:
-        print(
-            f"  {n['role']:<10} {n['name']:<24} https 127.0.0.1:{n['https_port']}"
-            f"  ssh 127.0.0.1:{n['ssh_port']}"
-        )
+    for n in sim.info.nodes:
+        print(f"  {n.role:<10} {n.name:<24} https 127.0.0.1:{n.https_port}  ssh 127.0.0.1:{n.ssh_port}")
     try:
         while not stop.wait(0.5):
             pass

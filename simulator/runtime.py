@@ -3,14 +3,13 @@
 ``SimulatedCluster`` is what tests and the demo use in-process::
 
     with SimulatedCluster(directory, nodes=3, phones=200, time_scale=100) as sim:
-        info = sim.info          # the same dict as DIR/simulator.json
+        info = sim.info          # DIR/simulator.json, typed (simulator.info.SimulatorInfo)
         sim.state()              # the same dict as GET /__sim__/state
         sim.cluster              # the model itself (simulator.cluster.Cluster)
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import threading
@@ -27,6 +26,7 @@ from simulator.cli import PROMPT, CliSession
 from simulator.cluster import DEVICE_POOL_FORMAT, Cluster, Node
 from simulator.faults import Faults
 from simulator.https import NodeHTTPSServer
+from simulator.info import Account, NodeInfo, SimulatorInfo
 from simulator.ssh import NodeSSHServer
 from simulator.tls import CUCM_PORTS, TypeListener, listened_types
 
@@ -77,7 +77,7 @@ class SimulatedCluster:
             device_pool=device_pool,
         )
         for node_short, service, factor in self.faults.slow:
-            self.cluster.slow_restarts[(node_short, service)] = factor
+            self.cluster.service_control.slow_restarts[(node_short, service)] = factor
         self.credentials = credentials or {
             "platform": {"username": "osadmin", "password": secrets.token_urlsafe(12)},
             "axl": {"username": "axladmin", "password": secrets.token_urlsafe(12)},
@@ -87,12 +87,12 @@ class SimulatedCluster:
         self._https: list[NodeHTTPSServer] = []
         self._ssh: list[NodeSSHServer] = []
         self._tls: list[TypeListener] = []
-        self.tls_ports: dict[str, dict[str, int]] = {}
+        self.tls_ports: dict[str, dict[int, int]] = {}  # node name -> CUCM port -> local port
         self._threads: list[threading.Thread] = []
         self._cli_sessions: dict[str, CliSession] = {}
         self._cli_lock = threading.Lock()
         self.ris_limiter: Any = None
-        self.info: dict[str, Any] = {}
+        self._info: SimulatorInfo | None = None
         self.ca_bundle = self.directory / "ca-bundle.pem"
         self.known_hosts = self.directory / "known_hosts"
         self.json_path = self.directory / "simulator.json"
@@ -105,7 +105,7 @@ class SimulatedCluster:
         from simulator.soap import RateLimiter
 
         self.ris_limiter = RateLimiter(self.cluster)
-        self.cluster.bundle_listeners.append(self.write_bundle)
+        self.cluster.store.bundle_listeners.append(self.write_bundle)
         try:
             for node in self.cluster.nodes:
                 port = self._https_ports.get(node.name, self._https_ports.get(node.short, 0))
@@ -125,7 +125,7 @@ class SimulatedCluster:
                     listener = TypeListener(node, cert_type, self.faults)
                     listener.start()
                     self._tls.append(listener)
-                    self.tls_ports.setdefault(node.name, {})[str(CUCM_PORTS[cert_type])] = listener.port
+                    self.tls_ports.setdefault(node.name, {})[CUCM_PORTS[cert_type]] = listener.port
         except BaseException:
             self.stop()
             raise
@@ -133,11 +133,8 @@ class SimulatedCluster:
         self.faults.started = time.monotonic()  # `down=` windows count from here
         self.write_bundle()
         self._write_known_hosts()
-        self.info = self._info()
-        tmp = self.json_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.info, indent=2))
-        os.chmod(tmp, 0o600)
-        tmp.replace(self.json_path)
+        self._info = self._describe()
+        self._info.write(self.json_path)
         return self
 
     def stop(self) -> None:
@@ -188,27 +185,35 @@ class SimulatedCluster:
             tmp.replace(self.ca_bundle)
             self._bundle_written = seq
 
-    def _info(self) -> dict[str, Any]:
-        return {
-            "cluster": "sim",
-            "version": self.cluster.version,
-            "ca_bundle": str(self.ca_bundle),
-            "known_hosts": str(self.known_hosts),
-            "credentials": self.credentials,
-            "nodes": [
-                {
-                    "name": n.name,
-                    "role": n.role,
-                    "address": n.address,
-                    "https_port": n.https_port,
-                    "ssh_port": n.ssh_port,
-                    "tls_ports": self.tls_ports.get(n.name, {}),
-                }
+    def _describe(self) -> SimulatorInfo:
+        return SimulatorInfo(
+            cluster="sim",
+            version=self.cluster.version,
+            ca_bundle=str(self.ca_bundle),
+            known_hosts=str(self.known_hosts),
+            platform=_account(self.credentials["platform"]),
+            axl=_account(self.credentials["axl"]),
+            nodes=tuple(
+                NodeInfo(
+                    name=n.name,
+                    role=n.role,
+                    address=n.address,
+                    https_port=n.https_port,
+                    ssh_port=n.ssh_port,
+                    tls_ports=dict(self.tls_ports.get(n.name, {})),
+                )
                 for n in self.cluster.nodes
-            ],
-            "time_scale": self.cluster.time_scale,
-            "pid": os.getpid(),
-        }
+            ),
+            time_scale=self.cluster.time_scale,
+            pid=os.getpid(),
+        )
+
+    @property
+    def info(self) -> SimulatorInfo:
+        """What ``simulator.json`` says, once started."""
+        if self._info is None:
+            raise RuntimeError("the simulator is not running: call start() or use it in a with block")
+        return self._info
 
     # ------------------------------------------------------------------ API
     def state(self) -> dict[str, Any]:
@@ -259,6 +264,10 @@ class SimulatedCluster:
             or "\nExecuted command unsuccessfully" in output,
             "ready": session.prompt == PROMPT,
         }
+
+
+def _account(creds: dict[str, str]) -> Account:
+    return Account(creds["username"], creds["password"])
 
 
 def _write_ed25519(path: Path) -> None:

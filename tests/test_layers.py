@@ -16,9 +16,14 @@ REPO = Path(__file__).resolve().parent.parent
 PORTS = frozenset({"adapters.cucm.port", "adapters.ca.port", "adapters.ca.profiles"})
 """What the workflows may import of the adapters: the ports, and the CA's table of key usages per
 certificate type (data, no I/O)."""
-SIMULATOR_USERS = {"app/demo.py": None, "app/cli.py": {"_configure_simulate", "_cmd_simulate"}}
+SIMULATOR_USERS = {
+    "app/demo.py": None,
+    "app/cli.py": {"_configure_simulate", "_cmd_simulate"},
+    "app/initconfig.py": {"simulator_config"},
+}
 """Production modules that may import the simulator, and (where not the whole module) the
-functions that may: ``demo`` and ``simulate`` run it; nothing else may depend on it."""
+functions that may: ``demo`` and ``simulate`` run it, and ``init --from-simulator`` reads the
+description a running simulator writes of itself; nothing else may depend on it."""
 
 
 def imports(path: Path) -> list[tuple[str, str | None]]:

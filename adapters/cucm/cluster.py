@@ -15,7 +15,6 @@ AXL, ControlCenterServices and RisPort70. They are kept out of ``repr``, logs an
 from __future__ import annotations
 
 import dataclasses
-import json
 import socket
 import ssl
 import threading
@@ -23,7 +22,6 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -130,37 +128,6 @@ class ClusterConfig:
     @property
     def publisher(self) -> NodeRef:
         return next(n for n in self.nodes if n.role == "publisher")
-
-    @classmethod
-    def from_simulator(cls, path: str | Path, **overrides: Any) -> ClusterConfig:
-        """The configuration for a running simulator, from the ``simulator.json`` it wrote."""
-        data = json.loads(Path(path).read_text())
-        nodes = tuple(
-            NodeRef(
-                name=n["name"],
-                address=n["address"],
-                https_port=int(n["https_port"]),
-                ssh_port=int(n["ssh_port"]),
-                role=n["role"],
-            )
-            for n in data["nodes"]
-        )
-        port_map = {
-            n["name"]: {int(k): int(v) for k, v in n.get("port_map", {}).items()} for n in data["nodes"]
-        }
-        creds = data["credentials"]
-        kwargs: dict[str, Any] = {
-            "name": data.get("cluster", "sim"),
-            "nodes": nodes,
-            "platform": Credentials(creds["platform"]["username"], creds["platform"]["password"]),
-            "axl": Credentials(creds["axl"]["username"], creds["axl"]["password"]),
-            "ca_bundle": data["ca_bundle"],
-            "known_hosts": data["known_hosts"],
-            "use_rest": int(str(data.get("version", "14")).split(".")[0]) >= 14,
-            "port_map": port_map,
-        }
-        kwargs.update(overrides)
-        return cls(**kwargs)
 
 
 def build_cluster(config: ClusterConfig) -> Cluster:

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from requests.adapters import HTTPAdapter
 
+from simulator.info import NodeInfo
 from simulator.runtime import SimulatedCluster
 
 CERTMGR = "/platformcom/api/v1/certmgr/config/"
@@ -35,35 +36,35 @@ class NameAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
 
 
-def node_info(sim: SimulatedCluster, name: str) -> dict[str, Any]:
-    return next(n for n in sim.info["nodes"] if name in (n["name"], n["name"].split(".")[0]))
+def node_info(sim: SimulatedCluster, name: str) -> NodeInfo:
+    return sim.info.node(name)
 
 
 def base_url(sim: SimulatedCluster, name: str) -> str:
-    return f"https://127.0.0.1:{node_info(sim, name)['https_port']}"
+    return f"https://127.0.0.1:{node_info(sim, name).https_port}"
 
 
 def session(sim: SimulatedCluster, name: str, account: str | None = "platform") -> requests.Session:
     s = requests.Session()
     s.trust_env = False
-    s.verify = sim.info["ca_bundle"]
+    s.verify = sim.info.ca_bundle
     if account:
-        creds = sim.info["credentials"][account]
-        s.auth = (creds["username"], creds["password"])
-    s.mount(base_url(sim, name), NameAdapter(node_info(sim, name)["name"]))
+        creds = sim.info.account(account)
+        s.auth = (creds.username, creds.password)
+    s.mount(base_url(sim, name), NameAdapter(node_info(sim, name).name))
     return s
 
 
 def ssh_client(sim: SimulatedCluster, name: str) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
-    client.load_host_keys(sim.info["known_hosts"])
+    client.load_host_keys(sim.info.known_hosts)
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    creds = sim.info["credentials"]["platform"]
+    creds = sim.info.platform
     client.connect(
         "127.0.0.1",
-        port=node_info(sim, name)["ssh_port"],
-        username=creds["username"],
-        password=creds["password"],
+        port=node_info(sim, name).ssh_port,
+        username=creds.username,
+        password=creds.password,
         look_for_keys=False,
         allow_agent=False,
         timeout=30,
@@ -175,7 +176,7 @@ def renew(sim: SimulatedCluster, ca: TestCA, node: str, cert_type: str) -> x509.
         json={
             "service": cert_type,
             "distribution": "this-server",
-            "commonName": node_info(sim, node)["name"],
+            "commonName": node_info(sim, node).name,
         },
     )
     assert r.status_code == 200, r.text

@@ -161,14 +161,14 @@ def test_ssh_rejects_wrong_password_and_axl_user(sim):
     info = node_info(sim, "cucm-pub")
     for user, password in (
         ("osadmin", "wrong"),
-        (sim.info["credentials"]["axl"]["username"], sim.info["credentials"]["axl"]["password"]),
+        (sim.info.axl.username, sim.info.axl.password),
     ):
         client = paramiko.SSHClient()
-        client.load_host_keys(sim.info["known_hosts"])
+        client.load_host_keys(sim.info.known_hosts)
         with pytest.raises(paramiko.AuthenticationException):
             client.connect(
                 "127.0.0.1",
-                port=info["ssh_port"],
+                port=info.ssh_port,
                 username=user,
                 password=password,
                 look_for_keys=False,

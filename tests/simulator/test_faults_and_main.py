@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import ssl
@@ -15,6 +14,7 @@ import pytest
 import requests
 
 from simulator.faults import Faults, FaultSpecError
+from simulator.info import NodeInfo, SimulatorInfo
 from simulator.runtime import SimulatedCluster
 
 from .conftest import CERTMGR, NameAdapter, TestCA, base_url, pem, session, ssh_client, wait_for
@@ -97,17 +97,18 @@ def test_slow_restart(tmp_path):
         tmp_path, nodes=2, faults="slow=cucm-sub1:Cisco Tomcat:5", restart_seconds=(10, 10)
     ) as sim:
         c = sim.cluster
-        assert c._restart_duration(c.node("cucm-sub1"), "Cisco Tomcat") == pytest.approx(5 * 10 / 100)
-        assert c._restart_duration(c.node("cucm-pub"), "Cisco Tomcat") == pytest.approx(10 / 100)
-        assert c._restart_duration(c.node("cucm-sub1"), "Cisco Tftp") == pytest.approx(10 / 100)
+        duration = c.service_control.restart_duration
+        assert duration(c.node("cucm-sub1"), "Cisco Tomcat") == pytest.approx(5 * 10 / 100)
+        assert duration(c.node("cucm-pub"), "Cisco Tomcat") == pytest.approx(10 / 100)
+        assert duration(c.node("cucm-sub1"), "Cisco Tftp") == pytest.approx(10 / 100)
 
 
 # ---------------------------------------------------------------------------- standalone process
-def _tls_ok(info: dict, node: dict) -> bool:
-    ctx = ssl.create_default_context(cafile=info["ca_bundle"])
+def _tls_ok(info: SimulatorInfo, node: NodeInfo) -> bool:
+    ctx = ssl.create_default_context(cafile=info.ca_bundle)
     with (
-        socket.create_connection(("127.0.0.1", node["https_port"]), timeout=30) as raw,
-        ctx.wrap_socket(raw, server_hostname=node["name"]),
+        socket.create_connection(("127.0.0.1", node.https_port), timeout=30) as raw,
+        ctx.wrap_socket(raw, server_hostname=node.name),
     ):
         return True
 
@@ -141,25 +142,25 @@ def test_simulate_process_writes_json_and_stops_on_sigterm(tmp_path):
             what="simulator.json",
         )
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        info = json.loads((tmp_path / "simulator.json").read_text())
-        assert [n["role"] for n in info["nodes"]] == ["publisher", "subscriber", "imp"]
-        assert info["pid"] == proc.pid and info["time_scale"] == 100.0
-        assert info["credentials"]["platform"]["username"] != info["credentials"]["axl"]["username"]
+        info = SimulatorInfo.load(tmp_path / "simulator.json")
+        assert [n.role for n in info.nodes] == ["publisher", "subscriber", "imp"]
+        assert info.pid == proc.pid and info.time_scale == 100.0
+        assert info.platform.username != info.axl.username
         known = (tmp_path / "known_hosts").read_text().splitlines()
         assert len(known) == 3 and all(" ssh-ed25519 " in line for line in known)
-        for node in info["nodes"]:
+        for node in info.nodes:
             assert _tls_ok(info, node)
-        pub = info["nodes"][0]
+        pub = info.publisher
         s = requests.Session()
         s.trust_env = False
-        s.verify = info["ca_bundle"]
-        url = f"https://127.0.0.1:{pub['https_port']}/__sim__/"
-        s.mount(url, NameAdapter(pub["name"]))
+        s.verify = info.ca_bundle
+        url = f"https://127.0.0.1:{pub.https_port}/__sim__/"
+        s.mount(url, NameAdapter(pub.name))
         state = s.get(url + "state").json()
         assert state["phones"]["total"] == 50
         ca = TestCA("Process")
-        creds = info["credentials"]["platform"]
-        r = s.post(url + "trust", data=pem(ca.root), auth=(creds["username"], creds["password"]))
+        creds = info.platform
+        r = s.post(url + "trust", data=pem(ca.root), auth=(creds.username, creds.password))
         assert r.status_code == 200
         assert pem(ca.root) in (tmp_path / "ca-bundle.pem").read_text()
         r = s.post(url + "trust", data=pem(ca.root), auth=("osadmin", "wrong"))
@@ -194,7 +195,7 @@ def test_simulate_bad_arguments(tmp_path, args, message):
 
 def test_in_process_api_matches_json(tmp_path):
     with SimulatedCluster(tmp_path, nodes=1, phones=5) as sim:
-        assert json.loads(sim.json_path.read_text()) == sim.info
+        assert SimulatorInfo.load(sim.json_path) == sim.info
         assert sim.state()["phones_registered"] == 5
         started = time.monotonic()
     assert time.monotonic() - started < 30

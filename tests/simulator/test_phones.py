@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from simulator import cluster as model
 from simulator import pki
 from simulator.cli import run_command
 from simulator.cluster import Cluster
+from simulator.cluster.phones import BLOCK_CTL, CTL_NOT_MIXED, CTL_NOT_PUBLISHER
 
 from .conftest import TestCA, pem, wait_for
 
@@ -113,7 +113,7 @@ def test_mixed_mode_ctl_not_updated_breaks_secure_phones(fresh, test_ca):
     # Recovery: update the CTL, then reset the phones that failed.
     assert "CTL file Updated" in run_command(c, c.publisher, "utils ctl update CTLFile")
     for i, name in enumerate(c.phones.names):
-        if c.phones.blocked[i] == model.BLOCK_CTL:
+        if c.phones.blocked[i] == BLOCK_CTL:
             c.reset_phone(name)
     wait_for(lambda: counts(c)["registered"] == PHONES, what="secure phones after the CTL update")
 
@@ -144,10 +144,10 @@ def test_capf_change_without_ctl_update_breaks_secure_phones(fresh, test_ca):
 def test_ctl_update_rules(fresh):
     mixed = fresh(mixed_mode=True)
     out = run_command(mixed, mixed.node("cucm-sub1"), "utils ctl update CTLFile")
-    assert out == f"Executed command unsuccessfully\n{model.CTL_NOT_PUBLISHER}\n"
+    assert out == f"Executed command unsuccessfully\n{CTL_NOT_PUBLISHER}\n"
     plain = fresh()
     out = run_command(plain, plain.publisher, "utils ctl update CTLFile")
-    assert out == f"Executed command unsuccessfully\n{model.CTL_NOT_MIXED}\n"
+    assert out == f"Executed command unsuccessfully\n{CTL_NOT_MIXED}\n"
     assert plain.state()["ctl_updates"] == 0
 
 
@@ -159,12 +159,12 @@ def test_type_listeners_present_each_type_after_its_restart(tmp_path, test_ca):
     from simulator.runtime import SimulatedCluster
 
     with SimulatedCluster(tmp_path, nodes=2, imp=1, time_scale=1000) as sim:
-        ports = {n["name"]: n["tls_ports"] for n in sim.info["nodes"]}
-        assert set(ports["cucm-pub.example.com"]) == {"5061", "2445", "3804", "4040"}
-        assert set(ports["cucm-sub1.example.com"]) == {"5061", "2445", "4040"}  # CAPF runs on the publisher
-        assert set(ports["imp1.example.com"]) == {"4040"}
+        ports = {n.name: n.tls_ports for n in sim.info.nodes}
+        assert set(ports["cucm-pub.example.com"]) == {5061, 2445, 3804, 4040}
+        assert set(ports["cucm-sub1.example.com"]) == {5061, 2445, 4040}  # CAPF runs on the publisher
+        assert set(ports["imp1.example.com"]) == {4040}
 
-        def presented(node: str, cucm_port: str) -> str:
+        def presented(node: str, cucm_port: int) -> str:
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE  # we compare fingerprints; trust is not the question here
@@ -176,10 +176,10 @@ def test_type_listeners_present_each_type_after_its_restart(tmp_path, test_ca):
 
         c = sim.cluster
         sub = "cucm-sub1.example.com"
-        before = presented(sub, "2445")
+        before = presented(sub, 2445)
         install(c, test_ca, sub, "TVS")
-        assert presented(sub, "2445") == before
+        assert presented(sub, 2445) == before
         restart(c, sub, "Cisco Trust Verification Service")
         assert c.wait_started(c.node(sub), "Cisco Trust Verification Service", 30)
-        assert presented(sub, "2445") == sim.state()["presented"][sub]["TVS"] != before
-        assert presented(sub, "5061") == sim.state()["presented"][sub]["CallManager"]
+        assert presented(sub, 2445) == sim.state()["presented"][sub]["TVS"] != before
+        assert presented(sub, 5061) == sim.state()["presented"][sub]["CallManager"]

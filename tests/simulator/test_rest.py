@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from simulator import cluster as model
+from simulator.cluster.certificates import BAD_FORMAT, EXPIRED, KEY_TOO_LARGE, OLDER_SAME_CN, WILDCARD
 from simulator.pki import KEY_USAGE
 
 from .conftest import CERTMGR, TestCA, base_url, node_info, pem, renew, session, ssh_client, wait_for
@@ -29,7 +29,7 @@ def get(sim, node, path, account="platform"):
 
 
 def new_csr(sim, node, cert_type, alt_names=None):
-    body = {"service": cert_type, "distribution": "this-server", "commonName": node_info(sim, node)["name"]}
+    body = {"service": cert_type, "distribution": "this-server", "commonName": node_info(sim, node).name}
     if alt_names:
         body["altNames"] = alt_names
     r = post(sim, node, "csr", body)
@@ -48,10 +48,10 @@ def identity(sim, node, cert_type, certs):
 
 def presented_fingerprint(sim, node) -> str:
     info = node_info(sim, node)
-    ctx = ssl.create_default_context(cafile=sim.info["ca_bundle"])
+    ctx = ssl.create_default_context(cafile=sim.info.ca_bundle)
     with (
-        socket.create_connection(("127.0.0.1", info["https_port"]), timeout=30) as raw,
-        ctx.wrap_socket(raw, server_hostname=info["name"]) as tls,
+        socket.create_connection(("127.0.0.1", info.https_port), timeout=30) as raw,
+        ctx.wrap_socket(raw, server_hostname=info.name) as tls,
     ):
         return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
 
@@ -156,20 +156,20 @@ def test_san_order_is_ignored_and_der_accepted(sim, test_ca):
 
 def test_format_wildcard_and_key_size(sim, test_ca):
     r = identity(sim, "cucm-pub", "ipsec", ["this is not a certificate"])
-    assert r.status_code == 400 and r.json()["message"] == model.BAD_FORMAT
+    assert r.status_code == 400 and r.json()["message"] == BAD_FORMAT
     upload_chain(sim, "cucm-pub", "ipsec", test_ca)
     wild = test_ca.sign(new_csr(sim, "cucm-pub", "ipsec"), sans=["*.example.com"])
     r = identity(sim, "cucm-pub", "ipsec", [pem(wild)])
-    assert r.status_code == 400 and r.json()["message"] == model.WILDCARD
+    assert r.status_code == 400 and r.json()["message"] == WILDCARD
     # Only the public half matters to the check; generating a real 4160-bit key would take seconds.
     big = rsa.RSAPublicNumbers(65537, (1 << 4159) | secrets.randbits(4158) << 1 | 1).public_key()
     huge = test_ca.sign(new_csr(sim, "cucm-pub", "ipsec"), public_key=big)
     r = identity(sim, "cucm-pub", "ipsec", [pem(huge)])
-    assert r.status_code == 400 and r.json()["message"] == model.KEY_TOO_LARGE
+    assert r.status_code == 400 and r.json()["message"] == KEY_TOO_LARGE
     r = post(sim, "cucm-pub", "trust/certificates", {"service": ["ipsec"], "certificates": [pem(huge)]})
-    assert r.status_code == 400 and r.json()["message"] == model.KEY_TOO_LARGE
+    assert r.status_code == 400 and r.json()["message"] == KEY_TOO_LARGE
     rejected = [u["reason"] for u in sim.state()["uploads_rejected"]]
-    assert model.WILDCARD in rejected and model.KEY_TOO_LARGE in rejected
+    assert WILDCARD in rejected and KEY_TOO_LARGE in rejected
 
 
 def test_same_cn_trust_rules(sim):
@@ -179,7 +179,7 @@ def test_same_cn_trust_rules(sim):
     older = TestCA._ca("Same CN CA", key, None, None, now, not_before=now - dt.timedelta(days=30))
     expired = TestCA._ca("Expired CA", key, None, None, now - dt.timedelta(days=5000))
     r = post(sim, "cucm-sub1", "trust/certificates", {"service": ["TVS"], "certificates": [pem(expired)]})
-    assert r.status_code == 400 and r.json()["message"] == model.EXPIRED
+    assert r.status_code == 400 and r.json()["message"] == EXPIRED
     assert (
         post(
             sim, "cucm-sub1", "trust/certificates", {"service": ["TVS"], "certificates": [pem(newer)]}
@@ -187,7 +187,7 @@ def test_same_cn_trust_rules(sim):
         == 201
     )
     r = post(sim, "cucm-sub1", "trust/certificates", {"service": ["TVS"], "certificates": [pem(older)]})
-    assert r.status_code == 400 and r.json()["message"] == model.OLDER_SAME_CN
+    assert r.status_code == 400 and r.json()["message"] == OLDER_SAME_CN
     listed = get(sim, "cucm-sub1", "trust/certificate?service=TVS").json()["certificates"]
     same = [c for c in listed if "Same_CN_CA" in c["filename"]]
     assert len(same) == 1
@@ -237,7 +237,7 @@ def test_wrong_kind_of_user_gets_401(sim):
         headers={"SOAPAction": '"CUCM:DB ver=14.0 getCCMVersion"'},
     )
     assert r.status_code == 401
-    s.auth = (sim.info["credentials"]["axl"]["username"], "wrong")
+    s.auth = (sim.info.axl.username, "wrong")
     r = s.post(base_url(sim, "cucm-pub") + "/realtimeservice2/services/RISService70", data="<x/>")
     assert r.status_code == 401
 
@@ -275,6 +275,6 @@ def test_tomcat_presented_only_after_restart(sim, test_ca):
     wait_for(lambda: presented_fingerprint(sim, "cucm-sub1") == leaf_fp, what="the new tomcat certificate")
     assert sim.state()["presented"]["cucm-sub1.example.com"]["tomcat"] == leaf_fp
     assert sim.state()["restarts"]["cucm-sub1.example.com"]["Cisco Tomcat"]
-    with open(sim.info["ca_bundle"]) as fh:
+    with open(sim.info.ca_bundle) as fh:
         bundle = fh.read()
     assert pem(test_ca.root) in bundle

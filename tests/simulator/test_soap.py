@@ -281,7 +281,7 @@ def test_axl_operations_valid_against_14(sim, axl14, axl_schemas):
         "return"
     ]["row"]
     check_bodies(schema, history)
-    assert sorted(r[0].text for r in rows) == sorted(n["name"] for n in sim.info["nodes"])
+    assert sorted(r[0].text for r in rows) == sorted(n.name for n in sim.info.nodes)
     rows = axl.executeSQLQuery(
         sql="select paramname,paramvalue from processconfig where paramname='ClusterSecurityMode'"
     )["return"]["row"]

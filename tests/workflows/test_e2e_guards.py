@@ -108,13 +108,13 @@ def test_phones_that_never_return_end_in_a_gate_that_names_them(tmp_path: Path) 
     with Lab(tmp_path, nodes=2, phones=40) as lab:
         cluster = lab.sim.cluster
         unplugged = set(cluster.phones.names[5:8])
-        schedule = cluster._schedule_registration
+        schedule = cluster.phone_control.schedule_registration
 
         def stays_down(i: int, now: float) -> None:
             if cluster.phones.names[i] not in unplugged:  # switched off: reset, never back
                 schedule(i, now)
 
-        cluster._schedule_registration = stays_down
+        cluster.phone_control.schedule_registration = stays_down
         (run_id,) = lab.start(["CAPF"])
         assert lab.engine is not None
         halt = lab.serve()

@@ -23,6 +23,7 @@ from adapters.cucm.port import CucmAuthError, CucmRejected, CucmThrottled
 from adapters.cucm.retry import RetryPolicy, SlidingWindowLimiter
 from adapters.cucm.risport import RisPort
 from simulator.runtime import SimulatedCluster
+from tests.simconfig import cluster_config
 
 PUB, SUB, IMP = "cucm-pub.example.com", "cucm-sub1.example.com", "imp1.example.com"
 SCALE = 100.0
@@ -43,7 +44,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatedCluster]:
 def config(sim: SimulatedCluster, **overrides: object) -> ClusterConfig:
     values: dict[str, object] = {"retry": POLICY, "ris_window_seconds": 60.0 / SCALE, "restart_timeout": 60.0}
     values.update(overrides)
-    return ClusterConfig.from_simulator(sim.json_path, **values)
+    return cluster_config(sim.json_path, **values)
 
 
 @pytest.fixture
@@ -265,9 +266,9 @@ def test_sweep_reset_and_reregistration(cluster: Cluster, sim: SimulatedCluster)
     assert cluster._ris is not None and cluster._ris.requests_sent == math.ceil(PHONES / 1000)
     assert all(p.status == "Registered" for p in first.values())
     targets = sorted(first)[:40]
-    resets_before = sim.cluster.phone_resets
+    resets_before = sim.cluster.record.phone_resets
     assert cluster.reset_phones([*targets, "SEPDOESNOTEXIST"]) == 40
-    assert sim.cluster.phone_resets - resets_before == 40  # the simulator saw each reset once
+    assert sim.cluster.record.phone_resets - resets_before == 40  # the simulator saw each reset once
     wait_for(lambda: all(p.status == "Registered" for p in cluster.registered_phones(targets).values()))
     # RisPort's TimeStamp tells a new registration from the one seen before the reset.
     after = cluster.registered_phones()
@@ -282,10 +283,10 @@ def test_device_pools_and_pool_reset(cluster: Cluster, sim: SimulatedCluster) ->
     # Phones are homed on the only subscriber: one pool holds them all; the publisher's pool is empty.
     assert list(pools) == ["DP-cucm-sub1"]
     assert pools["DP-cucm-sub1"] == sorted(sim.cluster.phones.names)
-    resets_before = sim.cluster.phone_resets
+    resets_before = sim.cluster.record.phone_resets
     started = time.monotonic()
     assert cluster.reset_device_pools(["DP-cucm-sub1", "DP-cucm-sub1", "DP-NOWHERE"]) == 1
-    assert sim.cluster.phone_resets - resets_before == PHONES  # one request, every phone reset once
+    assert sim.cluster.record.phone_resets - resets_before == PHONES  # one request, every phone reset once
     assert len(sim.state()["device_pool_resets"]["DP-cucm-sub1"]) == 1
     first = sim.cluster.phones.index[pools["DP-cucm-sub1"][0]]
     assert sim.cluster.phones.reg_at[first] >= started + sim.cluster.scaled(sim.cluster.reregister_seconds[0])

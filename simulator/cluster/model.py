@@ -1,0 +1,249 @@
+"""The model of a simulated CUCM cluster: the parts below, composed, behind one lock.
+
+* ``clock``: scaled time and timed effects (``clock.py``); ``record``: the counters of
+  ``/__sim__/state`` (``record.py``);
+* ``store``: identities, trust stores, CSRs and CUCM's upload rules (``certificates.py``);
+* ``service_control``: services' state, start times and restarts (``services.py``);
+* ``phone_control``: phones, resets, device pools, ITL and CTL (``phones.py``).
+
+Everything is guarded by one re-entrant lock (``Cluster.lock``). The cluster ties the parts
+together where CUCM does: a service restart presents the installed certificates, which changes what
+phones see and what the CA bundle holds; a CallManager stop and start unregisters and re-registers
+its phones.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from cryptography import x509
+
+from simulator import pki
+from simulator.cluster.certificates import CertificateStore, default_expiry_days
+from simulator.cluster.clock import Clock
+from simulator.cluster.node import Node
+from simulator.cluster.phones import DEVICE_POOL_FORMAT, PhoneControl, PhoneTable
+from simulator.cluster.record import Record, iso
+from simulator.cluster.services import PRESENTED_BY, Service, ServiceControl
+
+
+class Cluster:
+    """A publisher, subscribers and IM&P nodes, with cluster-wide security mode, SSO, DRS and phones."""
+
+    def __init__(
+        self,
+        nodes: int = 2,
+        imp: int = 0,
+        phones: int = 0,
+        mixed_mode: bool = False,
+        sso: bool = False,
+        time_scale: float = 1.0,
+        seed: int = 0,
+        domain: str = "example.com",
+        version: str = "14.0.1.13900-155",
+        expiry_days: dict[str, float] | None = None,
+        ris_rate_limit: int = 15,
+        workdir: str | None = None,
+        subject: pki.Subject | None = None,
+        restart_seconds: tuple[float, float] = (60.0, 180.0),
+        reregister_seconds: tuple[float, float] = (30.0, 120.0),
+        device_pool: str | None = DEVICE_POOL_FORMAT,
+    ) -> None:
+        """``device_pool`` names each CallManager node's device pool (``{short}``: the node's short
+        name, ``{name}``: its FQDN); a phone belongs to its home node's pool. ``None``: phones belong
+        to no pool."""
+        if nodes < 1:
+            raise ValueError("a cluster needs at least one CUCM node (the publisher): use nodes >= 1")
+        if not 0 <= phones <= 40000:
+            raise ValueError("phones must be between 0 and 40000")
+        if time_scale <= 0:
+            raise ValueError("time_scale must be > 0")
+        self.lock = threading.RLock()
+        self.clock = Clock(time_scale, self.lock)
+        self.time_scale = self.clock.time_scale
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.version = version
+        self.mixed_mode = mixed_mode
+        self.sso_enabled = sso
+        self.drs_running: str | None = None  # "backup" | "restore" | None
+        self.ris_rate_limit = ris_rate_limit
+        self.restart_seconds = restart_seconds
+        self.reregister_seconds = reregister_seconds
+        self.subject = subject or pki.Subject()
+        self._own_workdir = workdir is None
+        self.workdir = workdir or tempfile.mkdtemp(prefix="cucm-sim-")
+        self.record = Record()
+
+        self.nodes: list[Node] = []
+        self.nodes.append(Node(self, f"cucm-pub.{domain}", "publisher", 0))
+        for i in range(1, nodes):
+            self.nodes.append(Node(self, f"cucm-sub{i}.{domain}", "subscriber", len(self.nodes)))
+        for i in range(1, imp + 1):
+            self.nodes.append(Node(self, f"imp{i}.{domain}", "imp", len(self.nodes)))
+        self.store = CertificateStore(self.nodes, self.subject, self.record, self.lock)
+        self.store.create_identities(expiry_days or default_expiry_days())
+        self.service_control = ServiceControl(
+            self.clock, self.record, self.rng, restart_seconds, self._service_stopping, self._service_started
+        )
+        self.phones = PhoneTable(phones, self.nodes, mixed_mode, random.Random(seed + 1))
+        self.phone_control = PhoneControl(
+            self.nodes, self.phones, self.clock, self.record, reregister_seconds, device_pool
+        )
+
+    # ------------------------------------------------------------------ how the parts meet
+    def _service_stopping(self, node: Node, svc: Service) -> None:
+        if svc.name == "Cisco CallManager":
+            self.phone_control.callmanager_stopped(node)
+
+    def _service_started(self, node: Node, svc: Service) -> None:
+        changed = self.store.present_installed(node, [t for t, by in PRESENTED_BY.items() if svc.name in by])
+        if changed:
+            self.phone_control.presented_changed(changed)
+            if "tomcat" in changed:
+                self.store.bundle_changed()
+        if svc.name == "Cisco CallManager":
+            self.phone_control.callmanager_started(node)
+
+    # ------------------------------------------------------------------ lifecycle and time
+    def start_clock(self) -> None:
+        self.clock.start()
+
+    def stop_clock(self) -> None:
+        self.clock.stop()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def advance(self) -> None:
+        """Apply every timed effect that is due."""
+        self.clock.advance()
+
+    def cucm_wall(self, wall: float) -> int:
+        return self.clock.cucm_wall(wall)
+
+    def scaled(self, seconds: float) -> float:
+        return self.clock.scaled(seconds)
+
+    # ------------------------------------------------------------------ lookup
+    @property
+    def publisher(self) -> Node:
+        return self.nodes[0]
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if name in (n.name, n.short):
+                return n
+        raise KeyError(f"no node named {name!r}; nodes: {', '.join(n.name for n in self.nodes)}")
+
+    # ------------------------------------------------------------------ certificates
+    def bundle_certificates(self) -> list[x509.Certificate]:
+        return self.store.bundle_certificates()
+
+    def add_bundle_ca(self, cert: x509.Certificate) -> None:
+        self.store.add_bundle_ca(cert)
+
+    def chain_for(self, node: Node, cert_type: str, leaf: x509.Certificate) -> list[x509.Certificate]:
+        return self.store.chain_for(node, cert_type, leaf)
+
+    def generate_csr(
+        self,
+        node: Node,
+        cert_type: str,
+        alt_names: Sequence[str] = (),
+        include_ou: bool = True,
+        key_length: int = 2048,
+    ) -> x509.CertificateSigningRequest:
+        return self.store.generate_csr(node, cert_type, alt_names, include_ou, key_length)
+
+    def regenerate(self, node: Node, cert_type: str, days: float = 1825.0) -> x509.Certificate:
+        return self.store.regenerate(node, cert_type, days)
+
+    def delete_csr(self, node: Node, cert_type: str) -> None:
+        self.store.delete_csr(node, cert_type)
+
+    def upload_identity(self, node: Node, cert_type: str, texts: Sequence[str | bytes]) -> x509.Certificate:
+        return self.store.upload_identity(node, cert_type, texts)
+
+    def upload_trust(self, node: Node, cert_types: Sequence[str], texts: Sequence[str | bytes]) -> list[str]:
+        return self.store.upload_trust(node, cert_types, texts)
+
+    # ------------------------------------------------------------------ services
+    def control(self, node: Node, service_name: str, action: str) -> Service:
+        return self.service_control.control(node, service_name, action)
+
+    def wait_started(self, node: Node, service_name: str, timeout: float) -> bool:
+        return self.service_control.wait_started(node, service_name, timeout)
+
+    # ------------------------------------------------------------------ phones
+    @property
+    def device_pools(self) -> list[str]:
+        return self.phone_control.device_pools
+
+    def phone_status(self, i: int, now: float | None = None) -> str:
+        return self.phone_control.phone_status(i, now)
+
+    def phone_counts(self) -> dict[str, int]:
+        return self.phone_control.phone_counts()
+
+    def reset_phone(self, name: str) -> None:
+        self.phone_control.reset_phone(name)
+
+    def device_pool_uuid(self, pool: str) -> str:
+        return self.phone_control.device_pool_uuid(pool)
+
+    def find_device_pool(self, name: str | None = None, pool_uuid: str | None = None) -> str | None:
+        return self.phone_control.find_device_pool(name, pool_uuid)
+
+    def reset_device_pool(self, pool: str) -> int:
+        return self.phone_control.reset_device_pool(pool)
+
+    def update_ctl(self, node: Node) -> None:
+        self.phone_control.update_ctl(node)
+
+    def itl_reset(self, node: Node) -> None:
+        self.phone_control.itl_reset(node)
+
+    def state_id(self) -> int:
+        return self.phone_control.state_id()
+
+    # ------------------------------------------------------------------ inspection
+    def state(self) -> dict[str, Any]:
+        with self.lock:
+            self.advance()
+            counts = self.phone_counts()
+            return {
+                "cluster": "sim",
+                "version": self.version,
+                "time_scale": self.time_scale,
+                "security_mode": 1 if self.mixed_mode else 0,
+                "sso_enabled": self.sso_enabled,
+                "drs_running": self.drs_running,
+                **self.record.as_state(),
+                "phones": counts,
+                "phones_registered": counts["registered"],
+                "itl_mismatched_phones": counts["itl_mismatched"],
+                "services": {
+                    n.name: {
+                        s.name: {"status": s.status(), "start_time": iso(s.started_at)}
+                        for s in n.services.values()
+                    }
+                    for n in self.nodes
+                },
+                "presented": {
+                    n.name: {t: pki.fingerprint(i.presented) for t, i in n.identities.items()}
+                    for n in self.nodes
+                },
+                "installed": {
+                    n.name: {t: pki.fingerprint(i.installed) for t, i in n.identities.items()}
+                    for n in self.nodes
+                },
+            }
+
+    def new_tracking_id(self) -> str:
+        return uuid.UUID(int=self.rng.getrandbits(128)).hex[:12].upper()
