@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench soak lint typecheck clean
+.PHONY: demo test test-prereqs bench soak lint typecheck clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,31 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/cucm-renew demo
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+# Beyond Python the suite needs OpenSSH's sshd (a test hosts the simulated CLI behind it), openssl
+# (tests/adapters/ca) and Cisco's schemas (the fidelity tests; never part of this repository).
+SCHEMAS := $(or $(CUCM_SCHEMA_DIR),$(abspath $(CURDIR)/../shared/cisco-schemas))
+APT := DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0
+
+test: test-prereqs $(STAMP)
+	CUCM_SCHEMA_DIR="$(SCHEMAS)" $(BIN)/python -m pytest -n 2 --dist loadgroup
+
+# As root with apt-get, missing packages are installed; otherwise make stops before any test, with
+# one line saying what to install. A missing test prerequisite is never a skipped test.
+test-prereqs:
+	@need=""; \
+	command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need=" openssh-server"; \
+	command -v openssl >/dev/null || need="$$need openssl"; \
+	if [ -n "$$need" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "make test: installing$$need (apt-get)"; \
+		log=$$( { $(APT) update && $(APT) install -y --no-install-recommends $$need; } 2>&1 ) || { \
+			echo "$$log" >&2; exit 1; }; \
+	elif [ -n "$$need" ]; then \
+		echo "make test: the tests need$$need: install it (sudo apt-get install$$need), then run make test again" >&2; \
+		exit 1; \
+	fi; \
+	[ -f "$(SCHEMAS)/serviceability/RISService70.wsdl" ] || { \
+		echo "make test: Cisco's schemas are not in $(SCHEMAS): set CUCM_SCHEMA_DIR to the folder holding axl-14.0/, axl-15.0/ and serviceability/" >&2; \
+		exit 1; }
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -184,13 +184,13 @@ class _StepCtx:
                     self._store.record_output(*key, found, self._runner.clock())
                     return found
         else:
-            crashpoint("effect.before_intent")
+            crashpoint("effect.before_intent", (self.definition, self.state, node, name))
             self._store.record_intent(*key, dict(intent or {}), self._runner.clock())
-        crashpoint("effect.after_intent")
+        crashpoint("effect.after_intent", (self.definition, self.state, node, name))
         output = action()
-        crashpoint("effect.after_action")
+        crashpoint("effect.after_action", (self.definition, self.state, node, name))
         self._store.record_output(*key, output, self._runner.clock())
-        crashpoint("effect.after_output")
+        crashpoint("effect.after_output", (self.definition, self.state, node, name))
         return output
 
     def progress(self, node: str, text: str) -> None:
@@ -544,12 +544,12 @@ class Runner:
                     tx.update_run(fresh)
                     item.result = fresh
                     item.events = tx.events[first:]
-                crashpoint("transition.before_commit")
+                crashpoint("transition.before_commit", *((i.run.definition, i.run.state) for i in batch))
         except BaseException as exc:
             for item in batch:
                 item.error, item.result, item.done = exc, None, True
             return
-        crashpoint("transition.after_commit")
+        crashpoint("transition.after_commit", *((i.run.definition, i.run.state) for i in batch))
         self.commits += 1
         for item in batch:
             item.done = True

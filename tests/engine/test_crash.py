@@ -16,17 +16,10 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from engine.crashpoints import POINTS
 from engine.daemon import Engine
 from tests.engine.procs import daemon_locked, start_daemon, wait_for
 
-POINTS = [
-    "effect.before_intent",
-    "effect.after_intent",
-    "effect.after_action",
-    "effect.after_output",
-    "transition.before_commit",
-    "transition.after_commit",
-]
 EXPECTED = [
     (None, "check"),
     ("check", "act"),

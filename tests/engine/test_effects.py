@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from engine.api import Effect, Outcome, Registry, StepContext
-from engine.crashpoints import _parse
 from engine.daemon import Engine
 from engine.definition import load_definitions
 
@@ -103,11 +102,3 @@ def test_an_intent_without_output_is_reconciled_first(
     assert ("n2" in calls) is redone
     expected = found if found is not None else {"node": "n2", "fresh": True}
     assert view.context["results"]["n2"] == expected
-
-
-def test_crash_spec_parsing() -> None:
-    assert _parse("effect.after_action:3, transition.before_commit:1") == {
-        "effect.after_action": 3,
-        "transition.before_commit": 1,
-    }
-    assert _parse("") == {} and _parse("nonsense") == {} and _parse("x:0") == {}

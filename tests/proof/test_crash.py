@@ -7,10 +7,16 @@ request of every process. At the end the cluster must look exactly as after an u
 of the same type on an identical cluster: one CSR per node, one accepted upload per node, every
 service restarted once, every phone reset once, the new certificates presented and verified, no
 run failed, and an audit chain that verifies with no gap.
+
+Nodes work at once, so the N-th arrival at a point is a different effect from one run to the next.
+The matrix therefore names each kill by what an uninterrupted reference run journaled (the effect's
+type, state, node and name; a transition's type and state), in the order the run reaches them, and
+a named kill that the process does not reach is a failure, not a run that happened to finish.
 """
 
 from __future__ import annotations
 
+import glob
 import random
 import signal
 import subprocess
@@ -21,20 +27,14 @@ from typing import Any
 
 import pytest
 
+from engine.crashpoints import POINTS
 from tests.proof.harness import ProofLab, assert_audit_sound, outcome_shape, restart_counts, role_nodes
 
 TYPES = ["tomcat", "ipsec", "CAPF", "CallManager", "TVS"]
 # The engine's boundaries: before the intent is recorded; after the intent, before the side effect;
 # after the side effect, before its outcome commits; after the commit (effects, then transitions).
-POINTS = [
-    "effect.before_intent",
-    "effect.after_intent",
-    "effect.after_action",
-    "effect.after_output",
-    "transition.before_commit",
-    "transition.after_commit",
-]
-SPREAD = [1, 2, 3, 5]
+EFFECT_POINTS = [p for p in POINTS if p.startswith("effect.")]
+TRANSITION_POINTS = [p for p in POINTS if p.startswith("transition.")]
 LAB = {"nodes": 2, "imp": 1, "phones": 40, "mixed_mode": True, "time_scale": 2000.0}
 # Engine waits are scaled, a restarted process is not: each kill costs ~1.5 s of wall time, which
 # at x2000 is most of `restarted`'s 4 h timeout (7.2 s). The soak kills far more often in one state,
@@ -45,40 +45,101 @@ SOAK_LAB = {**LAB, "time_scale": 300.0}
 @dataclass
 class Tally:
     kills: int = 0
+    named_hits: int = 0
     finished_early: int = 0
     states_at_kill: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
 
 
-_REFERENCES: dict[tuple[str, bool], tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+@dataclass(frozen=True)
+class Reference:
+    """What an uninterrupted run did, kept for the other tests of this process: the simulator is
+    deterministic in what these compare."""
+
+    outcome: dict[str, Any]
+    effects: list[dict[str, Any]]
+    """The effect journal, in the order the intents were recorded."""
+    path: list[str]
+    """Each state whose step ran, once, in the order the run reached them."""
 
 
-def reference(
-    tmp: Path, cert_type: str, *, soak: bool = False
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """An uninterrupted run on an identical cluster: its outcome, and its effects in order (kept for
-    the other tests of this process: the simulator is deterministic in what these compare)."""
+_REFERENCES: dict[tuple[str, bool], Reference] = {}
+
+
+def reference(tmp: Path, cert_type: str, *, soak: bool = False) -> Reference:
     key = (cert_type, soak)
     if key not in _REFERENCES:
         with ProofLab(tmp / f"ref-{cert_type}", **(SOAK_LAB if soak else LAB)) as lab:  # type: ignore[arg-type]
             done = lab.cli("run", "--type", cert_type)
             assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
             run = lab.run_of(cert_type)
-            _REFERENCES[key] = (outcome_shape(lab.sim.state(), cert_type, run), lab.store.effects(run.id))
+            ticked = [e.from_state for e in lab.store.events() if e.run == run.id and e.from_state]
+            _REFERENCES[key] = Reference(
+                outcome_shape(lab.sim.state(), cert_type, run),
+                lab.store.effects(run.id),
+                list(dict.fromkeys(ticked)),
+            )
     return _REFERENCES[key]
 
 
-def schedule(cert_type: str, rng: random.Random, *, soak: bool) -> list[str | float]:
-    """Crash specifications (``point:N``) and random instants (seconds), in the order tried."""
+def name_pattern(name: str) -> str:
+    """An effect's name as a crash qualifier field: a CA certificate's upload is named after its
+    fingerprint, and each lab has its own CA."""
+    return "trust:*" if name.startswith("trust:") else glob.escape(name)
+
+
+def effect_spec(point: str, cert_type: str, effect: dict[str, Any], effects: list[dict[str, Any]]) -> str:
+    """The crash specification that names ``effect`` of a reference run, on any cluster like it."""
+    pattern = name_pattern(effect["name"])
+    # Within one node and state the same pattern can repeat (root, then intermediate CA): count it.
+    same = [
+        e for e in effects if (e["state"], e["node"]) == (effect["state"], effect["node"])
+        and name_pattern(e["name"]) == pattern
+    ]  # fmt: skip
+    n = [e["name"] for e in same].index(effect["name"]) + 1
+    fields = [cert_type, effect["state"], glob.escape(effect["node"]), pattern]
+    return f"{point}@{'/'.join(fields)}:{n}"
+
+
+def named_kills(ref: Reference, cert_type: str) -> list[str]:
+    """One kill per crash point, each naming an effect (or a state's commit) of the reference run, in
+    distinct states taken in the run's order, so each is reached by the process it is armed in
+    whatever the previous kills interrupted. Shifted per type, so kills land in different states
+    and effects across types."""
     offset = TYPES.index(cert_type)
+    by_state: dict[str, list[dict[str, Any]]] = {}
+    for e in ref.effects:
+        by_state.setdefault(e["state"], []).append(e)
+    with_effects = [s for s in ref.path if s in by_state]
+    assert len(with_effects) >= len(EFFECT_POINTS), (cert_type, ref.path, list(by_state))
+    spare = len(with_effects) - len(EFFECT_POINTS)
+    dropped = {with_effects[(offset + i) % len(with_effects)] for i in range(spare)}
+    chosen = [s for s in with_effects if s not in dropped]
+    points = EFFECT_POINTS[offset % len(EFFECT_POINTS) :] + EFFECT_POINTS[: offset % len(EFFECT_POINTS)]
+    kills: list[tuple[int, str]] = []
+    for point, state in zip(points, chosen, strict=True):
+        candidates = sorted(by_state[state], key=lambda e: (e["node"], e["name"]))
+        effect = candidates[(offset + len(kills)) % len(candidates)]
+        kills.append((ref.path.index(state), effect_spec(point, cert_type, effect, ref.effects)))
+    rest = [s for s in ref.path if s not in chosen]
+    assert len(rest) >= len(TRANSITION_POINTS), (cert_type, ref.path)
+    picked = sorted(
+        {rest[offset % len(rest)], rest[(offset + len(rest) // 2) % len(rest)]}, key=ref.path.index
+    )
+    for point, state in zip(TRANSITION_POINTS, picked, strict=True):
+        kills.append((ref.path.index(state), f"{point}@{cert_type}/{state}:1"))
+    return [spec for _, spec in sorted(kills)]
+
+
+def schedule(cert_type: str, rng: random.Random, ref: Reference, *, soak: bool) -> list[str | float]:
+    """Crash specifications and random instants (seconds), in the order tried."""
     if soak:
+        # Unnamed N-th arrivals, shuffled with random instants: kills at random, not targeted ones.
         items: list[str | float] = [f"{p}:{n}" for p in POINTS for n in (1, 2, 3, 4)]
         items += [rng.uniform(0.5, 4.0) for _ in range(20)]
         rng.shuffle(items)
         return items
-    # A spread of N per point, shifted per type, so kills land in different states across types.
-    items = [f"{p}:{SPREAD[(i + offset) % len(SPREAD)]}" for i, p in enumerate(POINTS)]
-    return [*items, rng.uniform(0.8, 3.0), rng.uniform(0.8, 3.0)]
+    return [*named_kills(ref, cert_type), rng.uniform(0.8, 3.0), rng.uniform(0.8, 3.0)]
 
 
 def finished(lab: ProofLab, cert_type: str) -> bool:
@@ -92,9 +153,37 @@ def current(lab: ProofLab, cert_type: str) -> Any | None:
     return runs[0] if runs else None
 
 
+# What the effect journal holds for the effect a crash point interrupted: (intent, outcome).
+JOURNALED_AT = {
+    "effect.before_intent": (False, False),
+    "effect.after_intent": (True, False),
+    "effect.after_action": (True, False),
+    "effect.after_output": (True, True),
+}
+
+
+def missed(lab: ProofLab, run: Any, spec: str, err: str) -> str | None:
+    """None when the process died at the point ``spec`` names, on the effect it names, and the journal
+    shows that effect as the point leaves it; else what happened instead."""
+    prefix = f"crash point {spec} hit at "
+    line = next((x for x in err.splitlines() if x.startswith(prefix)), None)
+    if line is None:
+        return f"{spec}: SIGKILL, but not by this crash point: {err[-1500:]}"
+    point, _, identity = line.removeprefix(prefix).partition(" ")
+    if point not in JOURNALED_AT:
+        return None
+    _definition, state, node, name = identity.split("/", 3)
+    rows = [e for e in lab.store.effects(run.id) if (e["state"], e["node"], e["name"]) == (state, node, name)]
+    journaled = (bool(rows), bool(rows) and rows[-1]["completed_at"] is not None)
+    if journaled != JOURNALED_AT[point]:
+        return f"{spec}: hit {identity}, whose (intent, outcome) journaled are {journaled}"
+    return None
+
+
 def attempt(lab: ProofLab, cert_type: str, trial: str | float, tally: Tally) -> str | None:
     """One process, killed by its crash point or after ``trial`` seconds, unless it finishes first;
-    returns what went wrong when it ended otherwise than killed or finished."""
+    returns what went wrong when it ended otherwise than killed or finished, or when a named crash
+    point was not the one that killed it."""
     if isinstance(trial, str):
         proc = lab.popen("run", "--type", cert_type, crash=trial)
         try:
@@ -110,27 +199,31 @@ def attempt(lab: ProofLab, cert_type: str, trial: str | float, tally: Tally) -> 
             proc.send_signal(signal.SIGKILL)
             out, err = proc.communicate(timeout=60)
     run = current(lab, cert_type)
+    named = isinstance(trial, str) and "@" in trial
     if proc.returncode == -signal.SIGKILL:
+        if named:
+            problem = missed(lab, run, str(trial), err) if run else f"{trial}: killed before the run existed"
+            if problem:
+                return problem
+            tally.named_hits += 1
         tally.kills += 1
         tally.states_at_kill[(run.held_from or run.state) if run else "(before the run existed)"] += 1
         return None
-    if proc.returncode == 0:  # the crash point was not reached this many times: the run finished
+    if proc.returncode == 0 and not named:  # not reached this many times: the run finished first
         tally.finished_early += 1
         return None
     where = f"{run.status} in {run.held_from or run.state}: {run.last_error}" if run else "no run"
     return f"{trial}: exit {proc.returncode}, the run is {where} {err[-1500:]}{out[-1500:]}"
 
 
-def crash_round(
-    tmp: Path, cert_type: str, expected: dict[str, Any], tally: Tally, *, soak: bool
-) -> str | None:
+def crash_round(tmp: Path, cert_type: str, ref: Reference, tally: Tally, *, soak: bool) -> str | None:
     """One cluster, one run of ``cert_type`` killed again and again; None when it ends exactly as
-    the uninterrupted ``expected``, else what differs."""
+    the uninterrupted reference, else what differs."""
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     where = f"{cert_type}, seed {seed}"
     with ProofLab(tmp, **(SOAK_LAB if soak else LAB)) as lab:  # type: ignore[arg-type]
-        for trial in schedule(cert_type, rng, soak=soak):
+        for trial in schedule(cert_type, rng, ref, soak=soak):
             if finished(lab, cert_type):
                 break  # a second `run` would start a new run of a type already renewed
             problem = attempt(lab, cert_type, trial, tally)
@@ -148,7 +241,7 @@ def crash_round(
         run = lab.run_of(cert_type)
         tally.outcomes[run.state] += 1
         try:
-            check_outcome(lab, cert_type, run, expected, where)
+            check_outcome(lab, cert_type, run, ref.outcome, where)
         except AssertionError as exc:
             return str(exc)
     return None
@@ -185,13 +278,39 @@ def check_outcome(lab: ProofLab, cert_type: str, run: Any, expected: dict[str, A
 @pytest.mark.slow
 @pytest.mark.parametrize("cert_type", TYPES)
 def test_crash_matrix(tmp_path: Path, cert_type: str) -> None:
-    expected, _ = reference(tmp_path, cert_type)
+    ref = reference(tmp_path, cert_type)
     tally = Tally()
-    problem = crash_round(tmp_path / "crash", cert_type, expected, tally, soak=False)
+    problem = crash_round(tmp_path / "crash", cert_type, ref, tally, soak=False)
     assert problem is None, problem
-    # The matrix must actually interrupt the run, in more than one place.
-    assert tally.kills >= 5, tally
-    assert len(tally.states_at_kill) >= 2, tally
+    # Every named kill happened where it was aimed (`attempt` checks each), in distinct states; a
+    # transition's commit moves the run on, so two of them may share the state after.
+    assert tally.named_hits == len(POINTS), tally
+    assert tally.kills >= len(POINTS), tally
+    assert len(tally.states_at_kill) >= len(EFFECT_POINTS), tally
+
+
+def test_named_kills_follow_the_reference_run() -> None:
+    """The schedule alone, on a journal shaped like a CallManager run's: one kill per point, in
+    distinct states in the run's order, trust uploads named by pattern and counted per node."""
+    path = ["expiry_check", "csr_generated", "trust_uploaded", "restarted", "phones_reregistered", "verified"]
+    nodes = ["cucm-pub.example.com", "cucm-sub1.example.com"]
+    effects = [{"state": "csr_generated", "node": n, "name": "generate_csr"} for n in nodes]
+    effects += [
+        {"state": "trust_uploaded", "node": n, "name": f"trust:{fp}"}
+        for fp in ("00ff", "11ee")
+        for n in nodes
+    ]
+    effects += [{"state": "restarted", "node": nodes[1], "name": "restart:Cisco Tftp"}]
+    effects += [{"state": "phones_reregistered", "node": f"{nodes[0]}#pool-DP[1]", "name": "phone_reset"}]
+    ref = Reference({}, effects, path)
+    kills = named_kills(ref, "CallManager")
+    assert sorted(k.split("@")[0] for k in kills) == sorted(POINTS)
+    states = [k.split("@")[1].split("/")[1].split(":")[0] for k in kills]
+    assert states == sorted(set(states), key=path.index), kills
+    trust = next(k for k in kills if "/trust_uploaded/" in k)
+    assert trust.endswith(("/trust:*:1", "/trust:*:2")), trust
+    reset = next(k for k in kills if "phone_reset" in k)
+    assert reset.endswith("/cucm-pub.example.com#pool-DP[[]1]/phone_reset:1"), reset
 
 
 SOAK_KILLS_PER_TYPE = 42  # five types: at least 210 kills
@@ -200,13 +319,13 @@ SOAK_KILLS_PER_TYPE = 42  # five types: at least 210 kills
 @pytest.mark.soak
 @pytest.mark.parametrize("cert_type", TYPES)
 def test_crash_soak(tmp_path: Path, cert_type: str) -> None:
-    expected, _ = reference(tmp_path, cert_type, soak=True)
+    ref = reference(tmp_path, cert_type, soak=True)
     tally = Tally()
     problems: list[str] = []
     rounds = 0
     while tally.kills < SOAK_KILLS_PER_TYPE:
         rounds += 1
-        problem = crash_round(tmp_path / f"round-{rounds}", cert_type, expected, tally, soak=True)
+        problem = crash_round(tmp_path / f"round-{rounds}", cert_type, ref, tally, soak=True)
         if problem:
             problems.append(problem)
     print(
@@ -222,24 +341,30 @@ def test_crash_soak(tmp_path: Path, cert_type: str) -> None:
 # ---------------------------------------------------------------------- targeted windows
 
 
-def nth_action(effects: list[dict[str, Any]], name: str, node: str | None = None) -> int:
-    """1-based arrival number at ``effect.after_action`` of the effect called ``name``."""
-    ordered = sorted(effects, key=lambda e: e["recorded_at"])
-    for i, e in enumerate(ordered, 1):
-        if e["name"] == name and (node is None or e["node"] == node):
-            return i
-    raise AssertionError(f"no effect {name} in {[e['name'] for e in ordered]}")
+def the_effect(ref: Reference, name: str, node: str | None = None, nth: int = 1) -> dict[str, Any]:
+    """The ``nth`` effect called ``name`` (on ``node``) the reference run journaled."""
+    found = [e for e in ref.effects if e["name"] == name and node in (None, e["node"])]
+    assert len(found) >= nth, f"no effect {name} on {node} in {[(e['node'], e['name']) for e in ref.effects]}"
+    return found[nth - 1]
+
+
+def crash_at(lab: ProofLab, cert_type: str, spec: str) -> None:
+    """Run ``cert_type`` armed with ``spec``; it must die there, by that crash point."""
+    killed = lab.cli("run", "--type", cert_type, crash=spec)
+    assert killed.returncode == -signal.SIGKILL, (
+        f"{spec} never reached: exit {killed.returncode} {killed.stderr[-2000:]}"
+    )
+    assert f"crash point {spec} hit at " in killed.stderr, killed.stderr[-2000:]
 
 
 @pytest.mark.slow
 def test_phone_reset_interrupted_before_its_outcome_commits_is_not_repeated(tmp_path: Path) -> None:
     """Killed between AXL's resets and recording them: the restarted run must not reset every phone
     a second time (CUCM reboots each phone again, and they all drop their calls twice)."""
-    _, effects = reference(tmp_path, "CAPF")
-    n = nth_action(effects, "phone_reset")
+    ref = reference(tmp_path, "CAPF")
+    spec = effect_spec("effect.after_action", "CAPF", the_effect(ref, "phone_reset"), ref.effects)
     with ProofLab(tmp_path / "crash", **LAB) as lab:  # type: ignore[arg-type]
-        killed = lab.cli("run", "--type", "CAPF", crash=f"effect.after_action:{n}")
-        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        crash_at(lab, "CAPF", spec)
         phones = lab.sim.cluster.phones.count
         assert lab.sim.state()["phone_resets"] == phones
         final = lab.cli("run", "--type", "CAPF")
@@ -254,12 +379,11 @@ def test_restart_interrupted_while_the_service_is_restarting_is_not_repeated(tmp
     run finds the service Stopping or Starting and must wait for it, not restart it again."""
     service = "Cisco Trust Verification Service"
     pub = "cucm-pub.example.com"
-    _, effects = reference(tmp_path, "TVS")
-    n = nth_action(effects, f"restart:{service}", pub)
+    ref = reference(tmp_path, "TVS")
+    spec = effect_spec("effect.after_action", "TVS", the_effect(ref, f"restart:{service}", pub), ref.effects)
     slow = f"slow=cucm-pub:{service}:40"
     with ProofLab(tmp_path / "crash", faults=slow, **LAB) as lab:  # type: ignore[arg-type]
-        killed = lab.cli("run", "--type", "TVS", crash=f"effect.after_action:{n}")
-        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        crash_at(lab, "TVS", spec)
         assert len(lab.sim.state()["restarts"][pub][service]) == 1
         final = lab.cli("run", "--type", "TVS")
         assert final.returncode == 0, final.stderr[-2000:]
@@ -273,14 +397,12 @@ def test_restart_order_survives_a_crash_between_two_restarts(tmp_path: Path) -> 
     """Killed after the second service's restart is recorded but before the step's outcome commits:
     the first service came up before the second restart, and the resumed run must not decide
     otherwise (the restart_order guard then refuses for ever and the run fails on its timeout)."""
-    _, effects = reference(tmp_path, "CAPF")
-    restarts = [
-        e for e in sorted(effects, key=lambda e: e["recorded_at"]) if e["name"].startswith("restart:")
-    ]
-    n = nth_action(effects, restarts[1]["name"], restarts[1]["node"])
+    ref = reference(tmp_path, "CAPF")
+    # One node, services one after the other: the journal's order is the restart order.
+    restarts = [e for e in ref.effects if e["name"].startswith("restart:")]
+    spec = effect_spec("effect.after_output", "CAPF", restarts[1], ref.effects)
     with ProofLab(tmp_path / "crash", **LAB) as lab:  # type: ignore[arg-type]
-        killed = lab.cli("run", "--type", "CAPF", crash=f"effect.after_output:{n}")
-        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        crash_at(lab, "CAPF", spec)
         final = lab.cli("run", "--type", "CAPF")
         run = lab.run_of("CAPF")
         assert final.returncode == 0 and run.state == "done", f"{run.state}: {run.last_error}"
@@ -292,12 +414,10 @@ def test_phone_reset_interrupted_before_axl_was_called_still_resets_every_phone_
     """Killed after the reset batch's intent is journaled, before any doDeviceReset: no phone was
     reset, so the resumed run must reset each of them (once), not record them as unconfirmed and
     finish with phones that never received the new trust list."""
-    _, effects = reference(tmp_path, "CallManager")
-    ordered = sorted(effects, key=lambda e: e["recorded_at"])
-    n = next(i for i, e in enumerate(ordered, 1) if e["name"] == "phone_reset")
+    ref = reference(tmp_path, "CallManager")
+    spec = effect_spec("effect.after_intent", "CallManager", the_effect(ref, "phone_reset"), ref.effects)
     with ProofLab(tmp_path / "crash", **LAB) as lab:  # type: ignore[arg-type]
-        killed = lab.cli("run", "--type", "CallManager", crash=f"effect.after_intent:{n}")
-        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        crash_at(lab, "CallManager", spec)
         assert lab.sim.state()["phone_resets"] == 0
         final = lab.cli("run", "--type", "CallManager")
         assert final.returncode == 0, final.stderr[-2000:]

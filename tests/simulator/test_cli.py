@@ -213,7 +213,7 @@ def _write_key(path: Path) -> ed25519.Ed25519PrivateKey:
 
 def test_openssh_forcecommand_hosts_the_cli(sim, tmp_path):
     sshd = shutil.which("sshd") or "/usr/sbin/sshd"
-    assert os.path.exists(sshd), "OpenSSH server missing: apt-get install -y openssh-server (.ci/run does)"
+    assert os.path.exists(sshd), "OpenSSH server missing: apt-get install -y openssh-server (make test does)"
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)
     host_key = tmp_path / "host_ed25519"
     host = _write_key(host_key)
