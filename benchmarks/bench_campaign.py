@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from adapters.ca.local import LocalCA
-from engine.daemon import Engine
 from engine.definition import load_definitions
+from engine.facade import Engine
 from engine.logging import configure_logging
 from simulator import soap
 from simulator.runtime import SimulatedCluster

@@ -20,8 +20,8 @@ import tracemalloc
 from pathlib import Path
 
 from engine.api import Outcome, Registry, StepContext
-from engine.daemon import Engine
 from engine.definition import Definition, load_definitions
+from engine.facade import Engine
 from engine.logging import configure_logging
 from engine.store import RunRow
 
@@ -90,7 +90,7 @@ def _transition_rate(folder: Path, *, workers: int = 8) -> tuple[float, float]:
         elapsed = time.perf_counter() - started
         moved = sum(1 for e in engine.events() if e.trigger == "next")
         assert moved == RUNS * CHAIN, moved
-        commits = engine.runner.commits
+        commits = engine.writer.commits
     return moved / elapsed, moved / max(1, commits)
 
 
@@ -126,14 +126,14 @@ def _idle_figures(folder: Path) -> tuple[float, float, float]:
 
     started = time.perf_counter()
     engine = Engine(state, definitions, registry, actor="bench@host")
-    engine.runner.load()
+    engine.scheduler.load()
     resume = time.perf_counter() - started
     engine.close()
 
     engine = Engine(state, definitions, registry, actor="bench@host")
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    engine.runner.load()
+    engine.scheduler.load()
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     per_run = (after - before) / IDLE_RUNS

@@ -19,7 +19,7 @@ from engine.cli import App, CliEnv, Command, UsageError
 from engine.cli import main as engine_main
 from engine.daemon import PeriodicJob
 from engine.definition import human_duration, parse_duration
-from engine.runner import EventView, RunView
+from engine.views import EventView, RunView
 from workflows import preflight
 from workflows.cert_types import CERT_TYPES
 from workflows.config import Config, ConfigError, canonical_type, load_config

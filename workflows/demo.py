@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from adapters.ca.local import LocalCA
-from engine.daemon import Engine
 from engine.definition import load_definitions
+from engine.facade import Engine
 from engine.logging import configure_logging
 from simulator.runtime import SimulatedCluster
 from workflows.cert_types import CERT_TYPES

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.daemon import Engine
+from engine.facade import Engine
 from tests.engine.procs import daemon_locked, start_daemon, wait_for
 
 POINTS = [

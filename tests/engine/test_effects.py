@@ -12,8 +12,8 @@ import pytest
 
 from engine.api import Effect, Outcome, Registry, StepContext
 from engine.crashpoints import _parse
-from engine.daemon import Engine
 from engine.definition import load_definitions
+from engine.facade import Engine
 
 DEF = """\
 name: fx

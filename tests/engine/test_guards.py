@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.api import GuardInput, GuardResult, Outcome, Registry, StepContext
-from engine.daemon import Engine
 from engine.definition import load_definitions
+from engine.facade import Engine
 
 DEF = """\
 name: g
@@ -64,7 +64,7 @@ def test_guard_inputs_and_refusal_reason(tmp_path: Path) -> None:
         engine.start_run("g", "s2", {"park": True}, run_id="elsewhere")
         for _ in range(6):
             for run in (parked, worker, "elsewhere"):
-                engine.runner.work(run)
+                engine.ticker.work(run)
         view = engine.status(worker)[0]
         assert view.state == "work"
         assert view.waiting_reason == "waiting for parked (g in hold)"
@@ -82,5 +82,5 @@ def test_guard_inputs_and_refusal_reason(tmp_path: Path) -> None:
         assert view.next_wake_at == datetime(2030, 1, 2, 3, 4, 15, tzinfo=UTC)  # the state's 10 s poll
         engine.abort(parked, "not needed")
         now[0] += 10
-        engine.runner.work(worker)
+        engine.ticker.work(worker)
         assert engine.status(worker)[0].state == "done"

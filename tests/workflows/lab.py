@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from adapters.ca.local import LocalCA
-from engine.daemon import Engine
 from engine.definition import load_definitions
-from engine.runner import EventView, RunView
+from engine.facade import Engine
+from engine.views import EventView, RunView
 from simulator.runtime import SimulatedCluster
 from workflows.cli import start_campaign
 from workflows.config import Config, load_config
