@@ -8,7 +8,6 @@ transition into one per batch.
 
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +36,13 @@ class _Pending:
     events: list[EventRow] = field(default_factory=list)
     error: BaseException | None = None
     done: bool = False
+
+
+def _copy(run: RunRow) -> RunRow:
+    # A shallow copy without copy.copy's protocol lookups: this runs once per transition.
+    fresh = object.__new__(RunRow)
+    fresh.__dict__.update(run.__dict__)
+    return fresh
 
 
 class GroupCommit:
@@ -73,11 +79,11 @@ class GroupCommit:
                     if tx.run_rev(item.run.id) != item.run.rev:
                         continue
                     # Unchanged since it was read, so the row in hand is the current one.
-                    fresh = copy.copy(item.run)
+                    fresh = _copy(item.run)
                     first = len(tx.events)
                     item.change(tx, fresh)
                     fresh.updated_at = self.clock()
-                    tx.update_run(fresh)
+                    tx.update_run(fresh, stored_status=item.run.status)
                     item.result = fresh
                     item.events = tx.events[first:]
                 crashpoint("transition.before_commit")
