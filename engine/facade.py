@@ -174,18 +174,18 @@ class Engine:
                 resumed=self.scheduler.scheduled(),
                 jobs=[job.name for job in jobs],
             )
-            runner = None
+            jobs_thread = None
             if jobs:
-                runner = threading.Thread(
+                jobs_thread = threading.Thread(
                     target=run_jobs, args=(stop, jobs, self.time_scale), name="daemon-jobs", daemon=True
                 )
-                runner.start()
+                jobs_thread.start()
             try:
                 self.scheduler.loop(stop, until_quiet=False)
             finally:
                 stop.set()
-                if runner is not None:
-                    runner.join(timeout=60)
+                if jobs_thread is not None:
+                    jobs_thread.join(timeout=60)
             get_logger().info("daemon stopped", pid=os.getpid())
 
     def status(self, run_id: str | None = None) -> list[RunView]:

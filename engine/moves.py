@@ -2,7 +2,7 @@
 
 A *move* changes a :class:`~engine.store.RunRow` in hand and appends the event that records it,
 inside the caller's transaction; the caller writes the row back in that same transaction. The
-runner (a step's outcome, a timeout, a missing definition) and the operator commands (approve,
+tick (a step's outcome, a timeout, a missing definition) and the operator commands (approve,
 advance, retry, abort, submit) both move runs only through here, so a rule such as "entering a
 state starts a fresh set of attempts" is written once.
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from engine.api import GuardInput, GuardResult, Outcome, Registry, StepContext
 from engine.definition import load_definitions
 from engine.facade import Engine
+from engine.runtime import Fired, Refused, Runtime
+from engine.store import RunRow, Store
 
 DEF = """\
 name: g
@@ -84,3 +86,56 @@ def test_guard_inputs_and_refusal_reason(tmp_path: Path) -> None:
         now[0] += 10
         engine.ticker.work(worker)
         assert engine.status(worker)[0].state == "done"
+
+
+BRANCHES = """\
+name: b
+initial: start
+final: [fast, slow]
+states:
+  start: {step: start}
+  fast: {}
+  slow: {}
+transitions:
+  - {trigger: next, source: start, dest: fast, guards: [first, second]}
+  - {trigger: next, source: start, dest: slow, guards: [third]}
+"""
+
+
+def test_each_guard_is_a_condition_and_the_first_refusal_is_the_reason(tmp_path: Path) -> None:
+    calls: list[tuple[str, str]] = []
+    registry = Registry()
+
+    @registry.step("start")
+    def start(ctx: StepContext) -> Outcome:
+        return Outcome.advance()
+
+    def guard(name: str) -> None:
+        @registry.guard(name)
+        def check(data: GuardInput) -> GuardResult:
+            calls.append((name, data.dest))
+            allowed = data.context.get(name, True)
+            return bool(allowed), "" if allowed else f"{name} says no"
+
+    for name in ("first", "second", "third"):
+        guard(name)
+    (tmp_path / "defs").mkdir()
+    (tmp_path / "defs" / "b.yaml").write_text(BRANCHES)
+    definitions = load_definitions(tmp_path / "defs", registry)
+    runtime = Runtime(definitions, registry)
+    store = Store(tmp_path / "state")
+    run = RunRow("r", "b", "s", "start", "active", {}, {"start": 1}, 0.0, 0.0)
+    try:
+        with store.tx() as tx:
+            tx.insert_run(run)
+            # The second guard refuses: the next transition of the trigger is tried, and fires.
+            assert runtime.fire(tx, run, "next", {"second": False}, 0.0) == Fired("slow")
+            assert calls == [("first", "fast"), ("second", "fast"), ("third", "slow")]
+            calls.clear()
+            # The first guard refuses: the second is never asked; both branches refuse, and the
+            # reason is the first refusal's.
+            refused = runtime.fire(tx, run, "next", {"first": False, "third": False}, 0.0)
+            assert refused == Refused("first says no", "guard")
+            assert calls == [("first", "fast"), ("third", "slow")]
+    finally:
+        store.close()
