@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from app.config import Config, canonical_type
-from engine.daemon import Engine
 from engine.definition import Definition
-from engine.runner import RunView
+from engine.facade import Engine
+from engine.views import RunView
 
 Selection = list[tuple[str, list[str]]]
 """(cluster, [certificate types]) in the order the configuration lists the clusters."""

@@ -22,7 +22,7 @@ from app.config import load_config
 from app.initconfig import simulator_config
 from app.present import format_table, printer, summary_rows
 from app.wiring import Adapters
-from engine.daemon import Engine
+from engine.facade import Engine
 from engine.logging import configure_logging
 from simulator.runtime import SimulatedCluster
 from workflows.cert_types import CERT_TYPES

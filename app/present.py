@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from engine.runner import EventView, RunView
+from engine.views import EventView, RunView
 
 TABLE_HEADERS = ("type", "node", "old expiry", "new expiry", "serial", "verified", "state")
 

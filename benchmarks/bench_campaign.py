@@ -29,7 +29,7 @@ from app.config import load_config
 from app.demo import wait_figures
 from app.initconfig import simulator_config
 from app.wiring import PHONE_RESETS_PER_SECOND, Adapters
-from engine.daemon import Engine
+from engine.facade import Engine
 from engine.logging import configure_logging
 from simulator import soap
 from simulator.runtime import SimulatedCluster

@@ -20,8 +20,8 @@ import tracemalloc
 from pathlib import Path
 
 from engine.api import Outcome, Registry, StepContext
-from engine.daemon import Engine
 from engine.definition import Definition, load_definitions
+from engine.facade import Engine
 from engine.logging import configure_logging
 from engine.store import RunRow
 
@@ -90,7 +90,7 @@ def _transition_rate(folder: Path, *, workers: int = 8) -> tuple[float, float]:
         elapsed = time.perf_counter() - started
         moved = sum(1 for e in engine.events() if e.trigger == "next")
         assert moved == RUNS * CHAIN, moved
-        commits = engine.runner.commits
+        commits = engine.writer.commits
     return moved / elapsed, moved / max(1, commits)
 
 
@@ -126,14 +126,14 @@ def _idle_figures(folder: Path) -> tuple[float, float, float]:
 
     started = time.perf_counter()
     engine = Engine(state, definitions, registry, actor="bench@host")
-    engine.runner.load()
+    engine.scheduler.load()
     resume = time.perf_counter() - started
     engine.close()
 
     engine = Engine(state, definitions, registry, actor="bench@host")
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    engine.runner.load()
+    engine.scheduler.load()
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     per_run = (after - before) / IDLE_RUNS
@@ -176,28 +176,22 @@ def main() -> None:
         resume, per_run, cpu = _idle_figures(folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    print(f"   scratch folder: {base}")
-    print(
-        f"   raw SQLite single-row commits (one INSERT + COMMIT per transaction, WAL, synchronous=FULL): "
-        f"median {raw:6.0f} /s"
-    )
-    print(
-        f"   durable transitions (step + state + event committed together), {RUNS} runs, 8 workers: "
-        f"median {rate:6.0f} /s, {statistics.median(batches):.2f} transitions per commit"
-    )
     paired = statistics.median(t / r for t, r in zip(rates, raws, strict=True))
     paired_serial = statistics.median(t / r for t, r in zip(serial, raws, strict=True))
-    print(f"   ratio: {paired:6.1%} (median of per-round ratios; goal >= 40%)")
+    print(f"   scratch folder: {base}")
+    print("   raw = single-row SQLite commits (one INSERT + COMMIT per transaction, WAL, synchronous=FULL);")
     print(
-        f"   ratio with one worker (every transition its own transaction): {paired_serial:6.1%} "
-        f"(median {statistics.median(serial):.0f} /s)"
+        f"   transitions = durable transitions (step + state + event committed together), {RUNS} runs; "
+        "rounds alternate, the disk is shared"
     )
-    print("   rounds (alternating; the disk is shared, so fsync latency drifts):")
+    print(f"   {'':9} {'raw /s':>8} {'8 workers /s':>13} {'ratio':>7} {'1 worker /s':>12} {'ratio':>7}")
     for number, (r, t, one) in enumerate(zip(raws, rates, serial, strict=True), start=1):
-        print(
-            f"     round {number}: raw {r:6.0f} /s, transitions {t:6.0f} /s ({t / r:6.1%}), "
-            f"one worker {one:6.0f} /s ({one / r:6.1%})"
-        )
+        print(f"   round {number:<3} {r:8.0f} {t:13.0f} {t / r:7.1%} {one:12.0f} {one / r:7.1%}")
+    print(
+        f"   {'median':9} {raw:8.0f} {rate:13.0f} {paired:7.1%} {statistics.median(serial):12.0f} "
+        f"{paired_serial:7.1%}   (ratios: median of per-round ratios; goal >= 40%)"
+    )
+    print(f"   transitions per commit with 8 workers: {statistics.median(batches):.2f}")
     print(f"   resume {IDLE_RUNS} in-flight runs: {resume * 1000:6.0f} ms   (goal < 1000 ms)")
     print(f"   memory per idle in-flight run: {per_run:6.0f} B   (goal <= 4096 B)")
     print(f"   daemon CPU with {IDLE_RUNS} runs waiting on timers: {cpu:6.2%} of a core   (goal < 1%)")

@@ -22,11 +22,13 @@ from typing import Any, Generic, TextIO, TypeVar
 
 from engine.api import JSON, Registry
 from engine.audit import AuditError
-from engine.daemon import Engine, EngineError, PeriodicJob
+from engine.daemon import PeriodicJob
 from engine.definition import Definition, DefinitionError, load_definitions, to_mermaid
+from engine.errors import EngineError
+from engine.facade import Engine
 from engine.logging import configure_logging
-from engine.runner import RunView, iso
 from engine.store import StoreFatal
+from engine.views import RunView, iso
 
 STATE_ENV = "CUCM_RENEW_STATE"
 

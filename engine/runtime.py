@@ -1,13 +1,18 @@
 """The state machine: one shared ``transitions`` machine per definition, runs attached only while
 they are being worked on.
 
-Each machine drives one stand-in model. A transition attempt sets the model's state to the run's
-stored state and fires the trigger, under the machine's lock; afterwards the model keeps nothing of
-the run, so ten thousand idle runs cost nothing here (and no model is bound and unbound per
-transition, which cost more than the transition itself).
-Named guards (pure functions from the registry) and exclusion leases are evaluated as the
-transition's condition, inside the store transaction that will record the result, so the lease is
-taken atomically with the transition that enters its section.
+Each machine is built from its definition's states and transitions through the library's public
+API (``Machine(states=...)``, ``add_transition(..., conditions=...)``) and drives one stand-in
+model. A transition attempt sets the model's state to the run's stored state and fires the trigger,
+under the machine's lock; afterwards the model keeps nothing of the run, so ten thousand idle runs
+cost nothing here (and no model is bound and unbound per transition, which cost more than the
+transition itself).
+
+A transition's conditions are, in order, the exclusion-lease check (when the definition declares
+sections) and then its named guards (pure functions from the registry), each its own condition, so
+the first that refuses stops the attempt and its reason is what the run waits on. They run inside
+the store transaction that will record the result, so a lease is taken atomically with the
+transition that enters its section.
 """
 
 from __future__ import annotations
@@ -43,12 +48,19 @@ class NoTransition:
     source: str
 
 
-class _LeanMachine(Machine):
-    """A machine that skips binding ``is_<state>`` helpers and model-named state callbacks on each
-    ``add_model``: runs never use them, and binding them costs more than the transition itself."""
+@dataclass
+class _Attempt:
+    tx: Tx
+    run: RunRow
+    context: Mapping[str, JSON]
+    now: float
+    refusal: Refused | None = None
+    """The first condition that refused, whose reason the run then waits on."""
+    peers: list[PeerRun] | None = None
 
-    def _add_model_to_state(self, state: Any, model: Any) -> None:
-        return None
+    def refuse(self, refusal: Refused) -> None:
+        if self.refusal is None:
+            self.refusal = refusal
 
 
 class _Model:
@@ -64,14 +76,13 @@ class _Model:
         self.state = ""
 
 
-@dataclass
-class _Attempt:
-    tx: Tx
-    run: RunRow
-    context: Mapping[str, JSON]
-    now: float
-    refusals: list[Refused]
-    fired: str | None = None
+class _Shared:
+    """One definition's machine, its model and the lock an attempt holds them by."""
+
+    def __init__(self, machine: Machine, model: _Model) -> None:
+        self.machine = machine
+        self.model = model
+        self.lock = threading.Lock()
 
 
 class Runtime:
@@ -80,30 +91,24 @@ class Runtime:
     def __init__(self, definitions: Mapping[str, Definition], registry: Registry) -> None:
         self.definitions = definitions
         self.registry = registry
-        self._machines: dict[
-            str, tuple[Any, threading.Lock, dict[tuple[str, str, str], tuple[str, ...]], _Model]
-        ] = {}
+        self._shared: dict[str, _Shared] = {}
         for name, defn in definitions.items():
-            guards: dict[tuple[str, str, str], tuple[str, ...]] = {}
-            specs = []
-            for t in defn.transitions:
-                guards[(t.source, t.trigger, t.dest)] = t.guards
-                specs.append(
-                    {"trigger": t.trigger, "source": t.source, "dest": t.dest, "conditions": [self._check]}
-                )
             model = _Model()
-            machine = _LeanMachine(
+            machine = Machine(
                 model=model,
                 states=list(defn.states),
-                transitions=specs,
                 initial=defn.initial,
                 auto_transitions=False,
-                queued=True,
                 send_event=True,
-                after_state_change=self._after,
                 ignore_invalid_triggers=True,
             )
-            self._machines[name] = (machine, threading.Lock(), guards, model)
+            for t in defn.transitions:
+                conditions: list[str | Callable[..., bool | None]] = []
+                if defn.exclusion:
+                    conditions.append(self._lease_free)
+                conditions.extend(self._guard(guard) for guard in t.guards)
+                machine.add_transition(t.trigger, t.source, t.dest, conditions=conditions or None)
+            self._shared[name] = _Shared(machine, model)
 
     def fire(
         self, tx: Tx, run: RunRow, trigger: str, context: Mapping[str, JSON], now: float
@@ -112,58 +117,55 @@ class Runtime:
         defn = self.definitions[run.definition]
         if not defn.find(run.state, trigger):
             return NoTransition(trigger, run.state)
-        _, lock, _, model = self._machines[run.definition]
-        attempt = _Attempt(tx, run, context, now, [])
-        with lock:
+        shared = self._shared[run.definition]
+        model = shared.model
+        attempt = _Attempt(tx, run, context, now)
+        with shared.lock:
             model.attempt = attempt
             model.state = run.state
             try:
-                model.trigger(trigger)
+                fired = model.trigger(trigger)
+                dest = model.state
             finally:
                 model.attempt = None
-        if attempt.fired is not None:
-            return Fired(attempt.fired)
-        if attempt.refusals:
-            return attempt.refusals[0]
-        return Refused("no transition allowed", "guard")
+        if fired:
+            return Fired(dest)
+        return attempt.refusal or Refused("no transition allowed", "guard")
 
-    def _after(self, event: Any) -> None:
-        event.model.attempt.fired = event.transition.dest
-
-    def _check(self, event: Any) -> bool:
+    def _lease_free(self, event: Any) -> bool:
         attempt: _Attempt = event.model.attempt
-        run = attempt.run
-        source, dest, trigger = event.transition.source, event.transition.dest, event.event.name
-        guard_table = self._machines[run.definition][2]
-        blocked = (
-            self.lease_block(attempt.tx, run, dest) if self.definitions[run.definition].exclusion else None
-        )
+        blocked = self.lease_block(attempt.tx, attempt.run, event.transition.dest)
         if blocked:
-            attempt.refusals.append(Refused(blocked, "lease"))
+            attempt.refuse(Refused(blocked, "lease"))
             return False
-        names = guard_table.get((source, trigger, dest), ())
-        if not names:
-            return True
-        peers = [PeerRun(p[0], p[1], p[2]) for p in attempt.tx.peers(run.scope, run.id)]
-        defn = self.definitions[run.definition]
-        data = GuardInput(
-            run_id=run.id,
-            definition=run.definition,
-            scope=run.scope,
-            source=source,
-            dest=dest,
-            trigger=trigger,
-            params=defn.params,
-            context=attempt.context,
-            peers=peers,
-            now=datetime.fromtimestamp(attempt.now, UTC),
-        )
-        for name in names:
+        return True
+
+    def _guard(self, name: str) -> Callable[[Any], bool]:
+        """The condition that runs the guard registered as ``name`` on the attempt in hand."""
+
+        def condition(event: Any) -> bool:
+            attempt: _Attempt = event.model.attempt
+            run = attempt.run
+            if attempt.peers is None:  # a query: once per attempt, however many guards run
+                attempt.peers = [PeerRun(p[0], p[1], p[2]) for p in attempt.tx.peers(run.scope, run.id)]
+            data = GuardInput(
+                run_id=run.id,
+                definition=run.definition,
+                scope=run.scope,
+                source=event.transition.source,
+                dest=event.transition.dest,
+                trigger=event.event.name,
+                params=self.definitions[run.definition].params,
+                context=attempt.context,
+                peers=attempt.peers,
+                now=datetime.fromtimestamp(attempt.now, UTC),
+            )
             allowed, reason = self.registry.guards[name](data)
             if not allowed:
-                attempt.refusals.append(Refused(reason or f"guard {name} refused", "guard"))
-                return False
-        return True
+                attempt.refuse(Refused(reason or f"guard {name} refused", "guard"))
+            return allowed
+
+        return condition
 
     # ------------------------------------------------------------------ exclusion leases
 

@@ -310,8 +310,11 @@ class Tx:
     def flush(self) -> None:
         """Write the chain head and revision counter (once per transaction, before COMMIT)."""
         if self._dirty:
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", self._dirty.items()
+            rows = list(self._dirty.items())
+            # One statement for both keys: executemany steps a statement per row.
+            self._conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES " + ", ".join(["(?, ?)"] * len(rows)),  # noqa: S608
+                tuple(value for row in rows for value in row),
             )
             self._dirty.clear()
 
@@ -327,6 +330,18 @@ class Tx:
         return _run_from(row) if row else None
 
     def run_rev(self, run_id: str) -> int | None:
+        if self._meta is None:
+            # The chain head and revision counter come with the first revision check: the write
+            # that follows needs them, and one statement costs less than two.
+            row = self.execute(
+                "SELECT (SELECT rev FROM runs WHERE id = ?), (SELECT value FROM meta WHERE key = 'rev'), "
+                "(SELECT value FROM meta WHERE key = 'head')",
+                (run_id,),
+            ).fetchone()
+            self._meta = {
+                key: str(value) for key, value in (("rev", row[1]), ("head", row[2])) if value is not None
+            }
+            return int(row[0]) if row[0] is not None else None
         row = self.execute("SELECT rev FROM runs WHERE id = ?", (run_id,)).fetchone()
         return int(row[0]) if row else None
 
@@ -334,8 +349,12 @@ class Tx:
         run.rev = self.next_rev()
         self.execute(f"INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join('?' * 19)})", self._run_args(run))  # noqa: S608
 
-    def update_run(self, run: RunRow, *, expect_rev: int | None = None) -> None:
-        """Write ``run`` back; with ``expect_rev``, refuse (:class:`Conflict`) if it changed since."""
+    def update_run(
+        self, run: RunRow, *, expect_rev: int | None = None, stored_status: str | None = None
+    ) -> None:
+        """Write ``run`` back; with ``expect_rev``, refuse (:class:`Conflict`) if it changed since.
+        ``stored_status`` is the status the row holds now, when the caller knows it (it read the
+        row in this transaction's revision): an unchanged status is then not written at all."""
         if expect_rev is not None:
             row = self.execute("SELECT rev FROM runs WHERE id = ?", (run.id,)).fetchone()
             if row is None or row[0] != expect_rev:
@@ -351,7 +370,10 @@ class Tx:
             "context=?, visits=?, submitted=?, created_at=?, updated_at=?, rev=? WHERE id=?",
             (*args[1:5], *args[6:], args[0]),
         )
-        self.execute("UPDATE runs SET status=? WHERE id=? AND status!=?", (run.status, run.id, run.status))
+        if stored_status != run.status:
+            self.execute(
+                "UPDATE runs SET status=? WHERE id=? AND status!=?", (run.status, run.id, run.status)
+            )
 
     @staticmethod
     def _run_args(r: RunRow) -> tuple[Any, ...]:

@@ -1,4 +1,4 @@
-"""CUCM releases and what each does differently, from the one table in ``releases.yaml``.
+"""CUCM releases and what each does differently, from the one table in ``tables/releases.yaml``.
 
 A :class:`Release` is read from the cluster (AXL getCCMVersion or ``show version active``:
 ``14.0.1.13900-155``) or written as CUCM names it (``14SU3``). :func:`rules` answers, for one
@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-TABLE = Path(__file__).resolve().parent / "releases.yaml"
+TABLE = Path(__file__).resolve().parent / "tables" / "releases.yaml"
 
 _FULL = re.compile(r"^(\d+)\.(\d+)\.(\d+)\.(\d+)(?:-\d+)?$")
 _NAME = re.compile(r"^(\d+)(?:\.(\d+))?(?:SU(\d+))?$", re.I)

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from engine.views import iso
 
-def iso(moment: datetime) -> str:
-    """``moment`` in UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (a naive value is taken as UTC)."""
-    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+__all__ = ["instant", "iso"]
 
 
 def instant(text: str) -> datetime:

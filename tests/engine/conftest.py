@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from engine.daemon import Engine
 from engine.definition import Definition, load_definitions
+from engine.facade import Engine
 from tests.engine.toy import DEFS, registry
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.audit import AuditError
-from engine.daemon import Engine
+from engine.facade import Engine
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
-from engine.daemon import Engine
+from engine.facade import Engine
 from tests.engine.procs import REPO, toy_cmd, toy_env
 from tests.engine.toyapp import APP
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.crashpoints import POINTS
-from engine.daemon import Engine
+from engine.facade import Engine
 from tests.engine.procs import daemon_locked, start_daemon, wait_for
 
 EXPECTED = [

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.daemon import Engine
+from engine.facade import Engine
 from engine.store import Store
 from tests.engine.procs import daemon_locked, run_cli, start_daemon, wait_for
 

@@ -6,7 +6,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.daemon import Engine, PeriodicJob
+from engine.daemon import PeriodicJob
+from engine.facade import Engine
 from tests.engine.procs import wait_for
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from engine.api import Outcome, PermanentError, Registry, StepContext, SubmitRejected
-from engine.daemon import CommandError, Engine
 from engine.definition import Definition, load_definitions
-from engine.runner import EventView
+from engine.errors import CommandError
+from engine.facade import Engine
+from engine.views import EventView
 
 registry = Registry()
 entered = threading.Event()
@@ -195,19 +196,19 @@ def test_clock_stepped_back_between_restarts_rebases_waits(tmp_path: Path) -> No
     definitions = defs(tmp_path / "v1", V1)
     with Engine(state, definitions, registry, actor="op@h", clock=lambda: now[0]) as engine:
         run_id = engine.start_run("edge", "c1", {})
-        assert engine.runner.work(run_id) == pytest.approx(now[0] + 600)
+        assert engine.ticker.work(run_id) == pytest.approx(now[0] + 600)
     now[0] -= 86_400  # a day back
     with Engine(state, definitions, registry, actor="op@h", clock=lambda: now[0]) as engine:
-        engine.runner.load()
-        assert engine.runner._heap[0] == (0.0, run_id)  # due at once, to be re-based
+        engine.scheduler.load()
+        assert engine.scheduler._heap[0] == (0.0, run_id)  # due at once, to be re-based
         # Re-based: the next poll is ten minutes from the new now, not a day and ten minutes.
-        assert engine.runner.work(run_id) == pytest.approx(now[0] + 600)
+        assert engine.ticker.work(run_id) == pytest.approx(now[0] + 600)
         start = now[0]
         now[0] = start + 601
-        assert engine.runner.work(run_id) == pytest.approx(start + 1200)
+        assert engine.ticker.work(run_id) == pytest.approx(start + 1200)
         assert engine.status(run_id)[0].status == "active"  # the hour's timeout is not used up
         now[0] = start + 3601
-        assert engine.runner.work(run_id) is None
+        assert engine.ticker.work(run_id) is None
         run = engine.status(run_id)[0]
         assert run.status == "paused" and run.waiting_reason.startswith("timed out after 1h in a")
         assert engine.verify_audit().ok

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from engine.api import Effect, Outcome, Registry, StepContext
-from engine.daemon import Engine
 from engine.definition import load_definitions
+from engine.facade import Engine
 
 DEF = """\
 name: fx

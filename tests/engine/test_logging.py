@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.daemon import Engine
+from engine.facade import Engine
 from engine.logging import configure_logging, get_logger, register_secret
 
 SECRET = "hunter2-secret"

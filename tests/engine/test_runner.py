@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.daemon import CommandError, Engine
+from engine.errors import CommandError
+from engine.facade import Engine
 
 EXPECTED_FLOW = [
     (None, "check"),
@@ -306,7 +307,7 @@ def test_a_run_whose_definition_is_gone_fails_with_the_fix(
     engine = make_engine()
     run = engine.start_run("flow", "c1", {"journal": str(journal)})
     engine.close()
-    from engine.daemon import Engine as _Engine
+    from engine.facade import Engine as _Engine
     from tests.engine.toy import registry
 
     only_toy = {"toy": toy_defs["toy"]}
@@ -322,13 +323,13 @@ def test_a_run_another_process_writes_while_the_daemon_loads_is_not_missed(
 ) -> None:
     daemon = make_engine()
     cli = make_engine()  # its own connection, as the CLI in another process has
-    daemon.runner.load()  # the daemon has read the wake list...
+    daemon.scheduler.load()  # the daemon has read the wake list...
     run_id = cli.start_run("flow", "c1", {"journal": str(journal)})  # ...when this commits
     stop = threading.Event()
     timer = threading.Timer(30, stop.set)
     timer.start()
     try:
-        daemon.runner.loop(stop, until_quiet=True)
+        daemon.scheduler.loop(stop, until_quiet=True)
     finally:
         timer.cancel()
     assert daemon.status(run_id)[0].state == "done"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.daemon import Engine
+from engine.facade import Engine
 from engine.store import RunRow, Store, StoreFatal, event_hash
 
 

@@ -16,8 +16,8 @@ from app.campaign import start_campaign
 from app.config import Config, load_config
 from app.initconfig import simulator_config
 from app.wiring import Adapters
-from engine.daemon import Engine
-from engine.runner import EventView, RunView
+from engine.facade import Engine
+from engine.views import EventView, RunView
 from simulator.runtime import SimulatedCluster
 from workflows.registry import build_registry, load_checked_definitions
 

@@ -1,0 +1,183 @@
+"""The operator commands: approve, advance, retry, abort and submit.
+
+Each command is one transaction recorded in the ``commands`` table and the audit with its actor; a
+command that does not apply raises :class:`~engine.errors.CommandError` and changes nothing. The
+checks are here; the changes they allow are :mod:`engine.moves`. Commands issued from another
+process while a daemon runs are plain transactions on the same database; the daemon notices them
+through ``PRAGMA data_version`` within its poll interval.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+
+from engine.api import JSON, Registry, SubmitRejected
+from engine.definition import Definition
+from engine.errors import CommandError
+from engine.moves import Moves
+from engine.runtime import Refused
+from engine.scheduler import Scheduler
+from engine.store import RunRow, Store, Tx
+from engine.views import EventFeed, RunView, missing_state, view
+
+
+class Commands:
+    """Operator commands on the runs of one state folder."""
+
+    def __init__(
+        self,
+        store: Store,
+        definitions: Mapping[str, Definition],
+        registry: Registry,
+        moves: Moves,
+        scheduler: Scheduler,
+        feed: EventFeed,
+        *,
+        clock: Callable[[], float],
+        actor: str,
+    ) -> None:
+        self.store = store
+        self.definitions = definitions
+        self.registry = registry
+        self.moves = moves
+        self.scheduler = scheduler
+        self.feed = feed
+        self.clock = clock
+        self.actor = actor
+
+    def approve(self, run_id: str, actor: str | None = None, reason: str = "") -> RunView:
+        """Release a run held ``paused``: fire its gate's trigger, or re-run its step."""
+        who = actor or self.actor
+
+        def body(tx: Tx, run: RunRow) -> None:
+            if run.status != "paused" or run.held_from is None:
+                raise CommandError(
+                    f"run {run.id} is not paused (it is {_where(run)}): approve applies only to a paused run"
+                )
+            held = self._known_state(run)
+            trigger = run.on_approve
+            refused = self.moves.approve(tx, run, actor=who, reason=reason)
+            if isinstance(refused, Refused):
+                raise CommandError(f"cannot approve run {run.id}: {refused.reason}")
+            if refused is not None:
+                raise CommandError(
+                    f"cannot approve run {run.id}: state {held!r} has no {trigger!r} transition"
+                )
+
+        return self._command(run_id, "approve", {"reason": reason}, who, body)
+
+    def advance(self, run_id: str, to: str, reason: str, actor: str | None = None) -> RunView:
+        """Move a run by hand to a state one declared transition away from where it is (or is held)."""
+        who = actor or self.actor
+        if not reason.strip():
+            raise CommandError(
+                "advance needs --reason: say why the run is moved by hand (it goes into the audit)"
+            )
+
+        def body(tx: Tx, run: RunRow) -> None:
+            if run.status == "final":
+                raise CommandError(f"run {run.id} is finished ({run.state}): nothing to advance")
+            defn = self.definitions[run.definition]
+            where = self._known_state(run)
+            allowed = sorted({t.dest for t in defn.outgoing(where)})
+            if to not in allowed:
+                raise CommandError(
+                    f"cannot advance run {run.id} to {to!r}: from {where!r} the definition allows "
+                    f"{', '.join(allowed) or 'nothing'}"
+                )
+            blocked = self.moves.runtime.lease_block(tx, run, to)
+            if blocked:
+                raise CommandError(f"cannot advance run {run.id} to {to!r}: {blocked}")
+            self.moves.advance(tx, run, to, actor=who, reason=reason)
+
+        return self._command(run_id, "advance", {"to": to, "reason": reason}, who, body)
+
+    def retry(self, run_id: str, actor: str | None = None) -> RunView:
+        """Give a failed run a fresh set of attempts in the state it failed in."""
+        who = actor or self.actor
+
+        def body(tx: Tx, run: RunRow) -> None:
+            if run.status != "failed" or run.held_from is None:
+                raise CommandError(
+                    f"run {run.id} has not failed (it is {_where(run)}): retry applies only to a failed run"
+                )
+            self._known_state(run)
+            self.moves.reopen(
+                tx, run, trigger="retry", actor=who, reason=f"operator retry after: {run.last_error}"
+            )
+
+        return self._command(run_id, "retry", {}, who, body)
+
+    def abort(self, run_id: str, reason: str, actor: str | None = None) -> RunView:
+        who = actor or self.actor
+        if not reason.strip():
+            raise CommandError("abort needs --reason: say why the run is stopped (it goes into the audit)")
+
+        def body(tx: Tx, run: RunRow) -> None:
+            if run.status == "final":
+                raise CommandError(f"run {run.id} is already finished ({run.state}): nothing to abort")
+            self.moves.abort(tx, run, reason, actor=who)
+
+        return self._command(run_id, "abort", {"reason": reason}, who, body)
+
+    def submit(self, run_id: str, key: str, data: JSON, actor: str | None = None) -> RunView:
+        """Attach ``data`` under ``key`` to a run waiting in a state that declares ``submit``."""
+        who = actor or self.actor
+
+        def body(tx: Tx, run: RunRow) -> None:
+            if run.status == "final":
+                raise CommandError(f"run {run.id} is finished ({run.state}): it accepts no submission")
+            defn = self.definitions[run.definition]
+            where = run.held_from or run.state
+            sdef = defn.states.get(where)
+            if sdef is None or sdef.submit_validator is None:
+                accepting = sorted(s.name for s in defn.states.values() if s.submit_validator)
+                raise CommandError(
+                    f"run {run.id} is in {where!r}, which accepts no submission "
+                    f"(states that do: {', '.join(accepting) or 'none'})"
+                )
+            validator = self.registry.validators[sdef.submit_validator]
+            try:
+                cleaned = validator(run.context, key, data)
+            except SubmitRejected as exc:
+                raise CommandError(f"submission refused: {exc}") from None
+            self.moves.submit(tx, run, key, json.loads(json.dumps(cleaned)), actor=who)
+
+        return self._command(run_id, "submit", {"key": key}, who, body)
+
+    # ------------------------------------------------------------------ shared
+
+    def _command(
+        self,
+        run_id: str,
+        kind: str,
+        args: Mapping[str, JSON],
+        actor: str,
+        body: Callable[[Tx, RunRow], None],
+    ) -> RunView:
+        with self.store.tx() as tx:
+            run = tx.get_run(run_id)
+            if run is None:
+                raise CommandError(f"unknown run {run_id!r}: `status` lists the runs")
+            if run.definition not in self.definitions:
+                raise CommandError(f"run {run_id} uses definition {run.definition!r}, which is not loaded")
+            body(tx, run)
+            run.updated_at = self.clock()
+            tx.update_run(run)
+            tx.record_command(self.clock(), run_id, kind, args, actor)
+            events = list(tx.events)
+        self.feed.emit(events)
+        self.scheduler.schedule(run.id, run.next_wake_at if run.status == "active" else None)
+        return view(run, self.store.progress(run.id))
+
+    def _known_state(self, run: RunRow) -> str:
+        """The state a held run goes back to, which its definition must still have."""
+        where = run.held_from or run.state
+        if where not in self.definitions[run.definition].states:
+            raise CommandError(f"run {run.id}: {missing_state(where, run.definition)}")
+        return where
+
+
+def _where(run: RunRow) -> str:
+    return f"{run.state} (held from {run.held_from})" if run.held_from else run.state
