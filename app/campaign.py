@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from app.config import Config, canonical_type
+from engine.api import JSON
 from engine.definition import Definition
 from engine.facade import Engine
 from engine.views import RunView
@@ -55,20 +56,16 @@ def start_campaign(
     for cluster, types in selection:
         cc = config.cluster(cluster)
         for t in campaign_order(types, cc.types, definitions):
-            if engine.find_runs(definition=t, scope=cluster):
-                continue  # resume the run in progress rather than start a second one
-            started.append(
-                engine.start_run(
-                    t,
-                    cluster,
-                    {
-                        "cluster": cluster,
-                        "cert_type": t,
-                        "force": force,
-                        "renew_before_days": cc.renew_before_days,
-                    },
-                )
-            )
+            context: dict[str, JSON] = {
+                "cluster": cluster,
+                "cert_type": t,
+                "force": force,
+                "renew_before_days": cc.renew_before_days,
+            }
+            # A run in progress is resumed, never doubled by a second one.
+            run_id, new = engine.start_unless_running(t, cluster, context)
+            if new:
+                started.append(run_id)
     return started
 
 

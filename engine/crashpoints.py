@@ -111,12 +111,3 @@ def crashpoint(point: str, *identities: tuple[str, ...]) -> None:
         with contextlib.suppress(OSError):  # no stderr to tell: the kill still happens
             os.write(2, f"crash point {hit.spec} hit at {point} {where}\n".encode())
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def arm(spec: str) -> None:
-    """Re-read a crash specification (tests that arm points in a child after fork)."""
-    global _targets
-    parsed = _parse(spec)
-    with _lock:
-        _targets = parsed
-        _seen.clear()

@@ -110,10 +110,6 @@ class StoreFatal(Exception):
     """The database or the disk under it failed. Stop the process; restart recovers from disk."""
 
 
-class Conflict(Exception):
-    """A run changed under a writer (an operator command landed while its step ran)."""
-
-
 @dataclass
 class RunRow:
     id: str
@@ -349,16 +345,10 @@ class Tx:
         run.rev = self.next_rev()
         self.execute(f"INSERT INTO runs ({_RUN_COLS}) VALUES ({', '.join('?' * 19)})", self._run_args(run))  # noqa: S608
 
-    def update_run(
-        self, run: RunRow, *, expect_rev: int | None = None, stored_status: str | None = None
-    ) -> None:
-        """Write ``run`` back; with ``expect_rev``, refuse (:class:`Conflict`) if it changed since.
-        ``stored_status`` is the status the row holds now, when the caller knows it (it read the
-        row in this transaction's revision): an unchanged status is then not written at all."""
-        if expect_rev is not None:
-            row = self.execute("SELECT rev FROM runs WHERE id = ?", (run.id,)).fetchone()
-            if row is None or row[0] != expect_rev:
-                raise Conflict(run.id)
+    def update_run(self, run: RunRow, *, stored_status: str | None = None) -> None:
+        """Write ``run`` back. ``stored_status`` is the status the row holds now, when the caller
+        knows it (it read the row in this transaction's revision): an unchanged status is then not
+        written at all."""
         run.rev = self.next_rev()
         args = self._run_args(run)
         # ``status`` is indexed and SQLite rewrites an index entry whenever its column is assigned,
