@@ -188,6 +188,9 @@ class Cluster:
     def control(self, node: Node, service_name: str, action: str) -> Service:
         return self.service_control.control(node, service_name, action)
 
+    def deploy(self, node: Node, service_name: str, deploy: bool) -> Service:
+        return self.service_control.deploy(node, service_name, deploy)
+
     def wait_started(self, node: Node, service_name: str, timeout: float) -> bool:
         return self.service_control.wait_started(node, service_name, timeout)
 
