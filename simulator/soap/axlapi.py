@@ -153,7 +153,7 @@ def axl(cluster: Cluster, node: Node, op: ET.Element, action: str) -> str:
             pn_uuid = _guid("processnode", node_name)
             if node_name.lower() == (wanted_name or "").lower() or _same_uuid(pn_uuid, wanted_uuid):
                 fields = (
-                    f"{_e('name', node_name)}{_e('description', desc)}<mac/>{_e('ipv6Name', '')}"
+                    f"{_e('name', node_name)}{_e('description', desc)}{_e('ipv6Name', '')}"
                     f"{_e('nodeUsage', usage)}<lbmHubGroup/>{_e('processNodeRole', role)}"
                 )
                 return f'{pre}<return><processNode uuid="{pn_uuid}">{fields}</processNode></return>{post}'
