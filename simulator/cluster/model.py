@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cryptography import x509
@@ -54,7 +54,7 @@ class Cluster:
         restart_seconds: tuple[float, float] = (60.0, 180.0),
         reregister_seconds: tuple[float, float] = (30.0, 120.0),
         device_pool: str | None = DEVICE_POOL_FORMAT,
-        deactivated: dict[str, Sequence[str]] | None = None,
+        deactivated: Mapping[str, Sequence[str]] | None = None,
         processnode_names: str = "fqdn",
     ) -> None:
         """``device_pool`` names each CallManager node's device pool (``{short}``: the node's short

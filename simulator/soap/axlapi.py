@@ -164,13 +164,13 @@ def axl(cluster: Cluster, node: Node, op: ET.Element, action: str) -> str:
             pool = cluster.find_device_pool(wanted_name, wanted_uuid)
             if pool is None:
                 raise _not_found("DevicePool", name)
-            fields = (
+            pool_fields = (
                 f"{_e('name', pool)}{_fk('dateTimeSettingName', 'CMLocal')}"
                 f"{_fk('callManagerGroupName', 'Default')}{_fk('regionName', 'Default')}"
                 f"{_fk('srstName', 'Disable')}{_fk('locationName', 'Hub_None')}"
             )
-            pool_uuid = cluster.device_pool_uuid(pool)
-        return f'{pre}<return><devicePool uuid="{pool_uuid}">{fields}</devicePool></return>{post}'
+            found_uuid = cluster.device_pool_uuid(pool)
+        return f'{pre}<return><devicePool uuid="{found_uuid}">{pool_fields}</devicePool></return>{post}'
     if name == "listPhone":
         return f"{pre}<return>{_list_phones(cluster, op)}</return>{post}"
     if name == "getPhone":

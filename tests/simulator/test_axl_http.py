@@ -156,15 +156,18 @@ def test_processnode_names_may_be_addresses(tmp_path, schema_dir, axl_schemas):
 # ---------------------------------------------------------------------------- HTTP
 def raw_status_line(sim, name, request: bytes) -> bytes:
     ctx = ssl.create_default_context(cafile=str(sim.info.ca_bundle))
-    with socket.create_connection(("127.0.0.1", node_info(sim, name).https_port), timeout=10) as sock:
-        with ctx.wrap_socket(sock, server_hostname=node_info(sim, name).name) as tls:
-            tls.sendall(request)
-            data = b""
-            while b"\r\n" not in data:
-                chunk = tls.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
+    port, server_name = node_info(sim, name).https_port, node_info(sim, name).name
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+        ctx.wrap_socket(sock, server_hostname=server_name) as tls,
+    ):
+        tls.sendall(request)
+        data = b""
+        while b"\r\n" not in data:
+            chunk = tls.recv(4096)
+            if not chunk:
+                break
+            data += chunk
     return data.split(b"\r\n", 1)[0]
 
 
