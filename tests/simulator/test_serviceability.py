@@ -15,6 +15,7 @@ from simulator.runtime import SimulatedCluster
 from .conftest import base_url, session, ssh_client, wait_for
 from .test_soap import AST, CCS_PATH, RIS_PATH, check_bodies, service, wsdl_schema
 
+SOAP_BODY = "{http://schemas.xmlsoap.org/soap/envelope/}"
 CCS_EX_PATH = "/controlcenterservice2/services/ControlCenterServicesEx"
 CCS_WSDL = "serviceability/ControlCenterServices.wsdl"
 EX_WSDL = "serviceability/ControlCenterServicesEx.wsdl"
@@ -31,6 +32,17 @@ def wsdl_operations(schema_dir, wsdl) -> set[str]:
     return {op.get("name") for op in root.iter("{http://schemas.xmlsoap.org/wsdl/}operation")}
 
 
+def output_elements(schema_dir, wsdl) -> dict[str, str]:
+    """Operation name -> the qualified element of its output message, as the WSDL binds them."""
+    w = "{http://schemas.xmlsoap.org/wsdl/}"
+    root = etree.parse(str(schema_dir / wsdl)).getroot()
+    parts = {m.get("name"): m.find(f"{w}part").get("element").split(":")[1] for m in root.iter(f"{w}message")}
+    return {
+        op.get("name"): AST + parts[op.find(f"{w}output").get("message").split(":")[1]]
+        for op in root.find(f"{w}portType").iter(f"{w}operation")
+    }
+
+
 class Checked:
     """A zeep service whose every call has its request and answer validated against the WSDL."""
 
@@ -40,6 +52,7 @@ class Checked:
         self.svc = service(sim, schema_dir, wsdl, binding, path, node=node, plugins=[self.history])
         self.schema = wsdl_schema(schema_dir / wsdl)
         self.called: set[str] = set()
+        self.outputs = output_elements(schema_dir, wsdl)
 
     def __getattr__(self, name):
         op = getattr(self.svc, name)
@@ -47,6 +60,9 @@ class Checked:
         def call(*args, **kwargs):
             result = op(*args, **kwargs)
             check_bodies(self.schema, self.history)
+            # zeep reads an answer by position: check it is the element the WSDL names as the output.
+            answer = self.history.last_received["envelope"].find(f"{SOAP_BODY}Body")[0]
+            assert answer.tag == self.outputs[name], answer.tag
             self.called.add(name)
             return result
 
