@@ -221,10 +221,11 @@ class CliSession:
             self.cluster.advance()
             lines = ["Requesting service status, please wait...", "System SSH [STARTED]"]
             for svc in self.node.services.values():
-                if not svc.activated:
-                    lines.append(f"{svc.name}[STOPPED]  Service Not Activated")
+                status = svc.status()
+                if status == "Stopped":
+                    lines.append(f"{svc.name}[STOPPED]  {svc.reason()[1]}")
                 else:
-                    lines.append(f"{svc.name}[{svc.state.upper()}]")
+                    lines.append(f"{svc.name}[{status.upper()}]")
             lines.append(f"Primary Node ={'true' if self.node.role == 'publisher' else 'false'}")
         yield "".join(f"{line}\n" for line in lines)
 

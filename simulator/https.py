@@ -10,6 +10,7 @@ import base64
 import binascii
 import contextlib
 import hmac
+import html
 import json
 import socket
 import ssl
@@ -29,12 +30,43 @@ CERTMGR = "/platformcom/api/v1/certmgr/config/"
 IDLE_TIMEOUT = 30.0
 HANDSHAKE_TIMEOUT = 10.0
 
-_401_BODY = (
-    '<!doctype html><html lang="en"><head><title>HTTP Status 401 \u2013 Unauthorized</title></head>'
-    '<body><h1>HTTP Status 401 \u2013 Unauthorized</h1><hr class="line" /><p><b>Type</b> Status Report</p>'
-    "<p><b>Description</b> The request has not been applied to the target resource because it lacks valid "
-    'authentication credentials for that resource.</p><hr class="line" /></body></html>'
-)
+# Tomcat's error report valve, as CUCM's Tomcat sends it: no server version [I].
+_TOMCAT_TEXTS = {
+    401: (
+        "Unauthorized",
+        "The request has not been applied to the target resource because it lacks valid "
+        "authentication credentials for that resource.",
+    ),
+    404: (
+        "Not Found",
+        "The origin server did not find a current representation for the target resource or is not "
+        "willing to disclose that one exists.",
+    ),
+    405: (
+        "Method Not Allowed",
+        "The method received in the request-line is known by the origin server but not supported by "
+        "the target resource.",
+    ),
+    503: (
+        "Service Unavailable",
+        "The server is currently unable to handle the request due to a temporary overload or "
+        "scheduled maintenance, which will likely be alleviated after some delay.",
+    ),
+}
+
+
+def tomcat_page(status: int, message: str | None = None) -> str:
+    title, description = _TOMCAT_TEXTS[status]
+    shown = f"<p><b>Message</b> {html.escape(message)}</p>" if message else ""
+    return (
+        f'<!doctype html><html lang="en"><head><title>HTTP Status {status} \u2013 {title}</title></head>'
+        f'<body><h1>HTTP Status {status} \u2013 {title}</h1><hr class="line" /><p><b>Type</b> Status '
+        f'Report</p>{shown}<p><b>Description</b> {description}</p><hr class="line" /></body></html>'
+    )
+
+
+_401_BODY = tomcat_page(401)
+TOMCAT_HTML = "text/html;charset=utf-8"
 
 
 class NodeHTTPSServer(ThreadingHTTPServer):
@@ -119,7 +151,8 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
         self, status: int, body: bytes | str, content_type: str, headers: dict[str, str] | None = None
     ) -> None:
         data = body.encode() if isinstance(body, str) else body
-        self.send_response(status)
+        # CUCM's Tomcat sends no reason phrase: "HTTP/1.1 404 " [I].
+        self.send_response(status, "")
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
@@ -127,6 +160,12 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+    def tomcat_error(self, status: int, message: str | None = None) -> None:
+        self.send(status, tomcat_page(status, message), TOMCAT_HTML)
+
+    def not_found(self, path: str) -> None:
+        self.tomcat_error(404, path)
 
     def send_json(self, status: int, obj: Any) -> None:
         self.send(status, json.dumps(obj), "application/json")
@@ -150,7 +189,7 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
                 return True
         self.body()  # drain, so the connection stays usable
         realm = "CMPlatform" if account == "platform" else "Cisco Unified Communications Manager"
-        self.send(401, _401_BODY, "text/html;charset=utf-8", {"WWW-Authenticate": f'Basic realm="{realm}"'})
+        self.send(401, _401_BODY, TOMCAT_HTML, {"WWW-Authenticate": f'Basic realm="{realm}"'})
         return False
 
     def inject_fault(self, endpoint: str) -> bool:
@@ -160,7 +199,7 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
             return False
         self.body()
         if fault == "5xx":
-            self.send(503, "Service Unavailable", "text/plain")
+            self.tomcat_error(503)
         elif fault == "timeout":
             time.sleep(self.sim.faults.hold_seconds)
             self.close_connection = True
@@ -204,7 +243,7 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
                 soap.handle(self, method, path, url.query)
             else:
                 self.body()
-                self.send(404, "Not Found", "text/plain")
+                self.not_found(path)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, TimeoutError):
             self.close_connection = True
 

@@ -34,6 +34,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--port-8443", action="store_true", help="let the publisher's HTTPS server listen on 8443"
     )
+    parser.add_argument(
+        "--deactivate",
+        action="append",
+        default=[],
+        metavar="NODE:SERVICE",
+        help="leave a feature service deactivated on a node, e.g. cucm-sub1:'Cisco Tftp' (repeatable)",
+    )
+    parser.add_argument(
+        "--processnode-names",
+        choices=("fqdn", "ip"),
+        default="fqdn",
+        help="how CUCM's own configuration names the servers (default fqdn)",
+    )
     parser.add_argument("--dir", required=True, metavar="DIR", help="where simulator.json and key files go")
 
 
@@ -48,6 +61,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--time-scale must be greater than 0, e.g. 100"
     if args.ris_rate < 1:
         return "--ris-rate must be at least 1"
+    if any(":" not in d for d in args.deactivate):
+        return "--deactivate takes NODE:SERVICE, e.g. cucm-sub1:Cisco Tftp"
     if args.schema_dir and not (Path(args.schema_dir) / "serviceability").is_dir():
         return f"--schema-dir {args.schema_dir} has no serviceability/ folder: point it at cisco-schemas"
     return None
@@ -65,20 +80,30 @@ def run(args: argparse.Namespace) -> int:
     except FaultSpecError as exc:
         print(f"error: --faults: {exc}", file=sys.stderr)
         return 2
-    sim = SimulatedCluster(
-        args.dir,
-        nodes=args.nodes,
-        imp=args.imp,
-        phones=args.phones,
-        mixed_mode=args.mixed_mode,
-        sso=args.sso,
-        time_scale=args.time_scale,
-        faults=faults,
-        schema_dir=args.schema_dir,
-        seed=args.seed,
-        ris_rate_limit=args.ris_rate,
-        https_ports={"cucm-pub": 8443} if args.port_8443 else None,
-    )
+    deactivated: dict[str, list[str]] = {}
+    for entry in args.deactivate:
+        node, _, service = entry.partition(":")
+        deactivated.setdefault(node.strip(), []).append(service.strip())
+    try:
+        sim = SimulatedCluster(
+            args.dir,
+            nodes=args.nodes,
+            imp=args.imp,
+            phones=args.phones,
+            mixed_mode=args.mixed_mode,
+            sso=args.sso,
+            time_scale=args.time_scale,
+            faults=faults,
+            schema_dir=args.schema_dir,
+            seed=args.seed,
+            ris_rate_limit=args.ris_rate,
+            https_ports={"cucm-pub": 8443} if args.port_8443 else None,
+            deactivated=deactivated,
+            processnode_names=args.processnode_names,
+        )
+    except ValueError as exc:
+        print(f"error: --deactivate: {exc}", file=sys.stderr)
+        return 2
     try:
         sim.start()
     except OSError as exc:

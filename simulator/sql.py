@@ -52,8 +52,8 @@ def tables(cluster: Cluster) -> dict[str, list[Row]]:
         for n in cluster.nodes:
             processnode.append(
                 {
-                    "pkid": _pkid("processnode", n.name),
-                    "name": n.name,
+                    "pkid": _pkid("processnode", n.processnode_name),
+                    "name": n.processnode_name,
                     "mac": "",
                     "systemnode": "f",
                     "description": n.short,
@@ -94,7 +94,7 @@ def tables(cluster: Cluster) -> dict[str, list[Row]]:
                     ctrm.append({"pkid": _pkid("ctrm", pk), "fkcertificate": pk, "tktrustrole": str(role)})
         pool_pkids = [cluster.device_pool_uuid(pool).strip("{}").lower() for pool in cluster.device_pools]
         devicepool = [
-            {"pkid": pk, "name": pool, "fkcallmanagergroup": _pkid("callmanagergroup", pool)}
+            {"pkid": pk, "name": pool, "fkcallmanagergroup": _pkid("callManagerGroupName", "Default")}
             for pk, pool in zip(pool_pkids, cluster.device_pools, strict=True)
         ]
         p = cluster.phones

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cryptography import x509
@@ -54,10 +54,14 @@ class Cluster:
         restart_seconds: tuple[float, float] = (60.0, 180.0),
         reregister_seconds: tuple[float, float] = (30.0, 120.0),
         device_pool: str | None = DEVICE_POOL_FORMAT,
+        deactivated: Mapping[str, Sequence[str]] | None = None,
+        processnode_names: str = "fqdn",
     ) -> None:
         """``device_pool`` names each CallManager node's device pool (``{short}``: the node's short
         name, ``{name}``: its FQDN); a phone belongs to its home node's pool. ``None``: phones belong
-        to no pool."""
+        to no pool. ``deactivated``: per node (short name or FQDN), feature services left deactivated
+        beyond the catalogue's defaults. ``processnode_names``: ``fqdn`` or ``ip``, how the servers
+        are named in CUCM's own configuration (processnode, RisPort70)."""
         if nodes < 1:
             raise ValueError("a cluster needs at least one CUCM node (the publisher): use nodes >= 1")
         if not 0 <= phones <= 40000:
@@ -80,13 +84,20 @@ class Cluster:
         self._own_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="cucm-sim-")
         self.record = Record()
+        if processnode_names not in ("fqdn", "ip"):
+            raise ValueError("processnode_names must be 'fqdn' or 'ip'")
+        self.processnode_names = processnode_names
 
+        planned = [(f"cucm-pub.{domain}", "publisher")]
+        planned += [(f"cucm-sub{i}.{domain}", "subscriber") for i in range(1, nodes)]
+        planned += [(f"imp{i}.{domain}", "imp") for i in range(1, imp + 1)]
+        off = dict(deactivated or {})
         self.nodes: list[Node] = []
-        self.nodes.append(Node(self, f"cucm-pub.{domain}", "publisher", 0))
-        for i in range(1, nodes):
-            self.nodes.append(Node(self, f"cucm-sub{i}.{domain}", "subscriber", len(self.nodes)))
-        for i in range(1, imp + 1):
-            self.nodes.append(Node(self, f"imp{i}.{domain}", "imp", len(self.nodes)))
+        for name, role in planned:
+            wanted = list(off.pop(name, [])) + list(off.pop(name.split(".")[0], []))
+            self.nodes.append(Node(self, name, role, len(self.nodes), wanted))
+        if off:
+            raise ValueError(f"deactivated: no node named {', '.join(sorted(off))}")
         self.store = CertificateStore(self.nodes, self.subject, self.record, self.lock)
         self.store.create_identities(expiry_days or default_expiry_days())
         self.service_control = ServiceControl(
@@ -176,6 +187,9 @@ class Cluster:
     # ------------------------------------------------------------------ services
     def control(self, node: Node, service_name: str, action: str) -> Service:
         return self.service_control.control(node, service_name, action)
+
+    def deploy(self, node: Node, service_name: str, deploy: bool) -> Service:
+        return self.service_control.deploy(node, service_name, deploy)
 
     def wait_started(self, node: Node, service_name: str, timeout: float) -> bool:
         return self.service_control.wait_started(node, service_name, timeout)

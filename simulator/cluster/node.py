@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import ssl
 import tempfile
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cryptography import x509
@@ -19,7 +20,9 @@ if TYPE_CHECKING:
 
 
 class Node:
-    def __init__(self, cluster: Cluster, name: str, role: str, index: int) -> None:
+    def __init__(
+        self, cluster: Cluster, name: str, role: str, index: int, deactivated: Sequence[str] = ()
+    ) -> None:
         self.cluster = cluster
         self.name = name
         self.role = role  # publisher | subscriber | imp
@@ -29,12 +32,24 @@ class Node:
         self.ssh_port = 0
         self.identities: dict[str, Identity] = {}
         self.trust: dict[str, dict[str, x509.Certificate]] = {}
-        self.services: dict[str, Service] = services_for(role)
+        self.services: dict[str, Service] = services_for(role, index, deactivated)
+        # The address CUCM itself knows the node by (System > Server), distinct per node unlike
+        # ``address``, which is where the simulator listens [M: documentation range].
+        self.lan_ip = f"192.0.2.{10 + index}"
         self._ctx_cache: dict[str, tuple[str, ssl.SSLContext]] = {}
 
     @property
     def short(self) -> str:
         return self.name.split(".")[0]
+
+    @property
+    def processnode_name(self) -> str:
+        """The node's name in CUCM's processnode table: its FQDN, or its IP address when the cluster's
+        servers were defined by address."""
+        return self.lan_ip if self.cluster.processnode_names == "ip" else self.name
+
+    def known_as(self, name: str) -> bool:
+        return name in (self.name, self.short, self.processnode_name)
 
     @property
     def cert_types(self) -> tuple[str, ...]:

@@ -52,7 +52,7 @@ def test_run_sql_cluster_security_mode(sim):
 def test_service_list_and_status_commands(sim):
     out = cli(sim, "cucm-pub", "utils service list")
     assert "Cisco Tomcat[STARTED]" in out
-    assert "Cisco CAR Scheduler[STOPPED]  Service Not Activated" in out
+    assert "Cisco DHCP Monitor Service[STOPPED]  Service Not Activated" in out
     assert "Cisco Certificate Authority Proxy Function[STARTED]" in out
     assert "Certificate Authority Proxy" not in cli(sim, "cucm-sub1", "utils service list")
     assert cli(sim, "cucm-pub", "utils disaster_recovery status backup").startswith("Status: SUCCESS")
@@ -179,7 +179,7 @@ def test_ssh_rejects_wrong_password_and_axl_user(sim):
 
 
 def test_restart_over_ssh_streams_states(sim):
-    client = ssh_client(sim, "cucm-sub2")
+    client = ssh_client(sim, "cucm-sub1")
     try:
         _, out, _ = client.exec_command("utils service restart Cisco Tftp", timeout=60)
         text = out.read().decode()
@@ -190,7 +190,7 @@ def test_restart_over_ssh_streams_states(sim):
         < text.index("Cisco Tftp[STARTING]")
         < text.index("Cisco Tftp[RUNNING]")
     )
-    assert sim.node("cucm-sub2").services["Cisco Tftp"].state == "Started"
+    assert sim.node("cucm-sub1").services["Cisco Tftp"].state == "Started"
 
 
 # ---------------------------------------------------------------------------- OpenSSH

@@ -180,7 +180,7 @@ def test_ccs_service_status(sim, ccs):
     assert ret["ReturnCode"]["_value_1"] == "Success"
     items = {i["ServiceName"]: i for i in ret["ServiceInfoList"]["item"]}
     assert items["Cisco Tomcat"]["ServiceStatus"] == "Started"
-    assert items["Cisco CAR Scheduler"]["ReasonCodeString"] == "Service Not Activated"
+    assert items["Cisco CAR Scheduler"]["ReasonCodeString"] == "Commanded Out of Service"
     assert "Cisco Certificate Authority Proxy Function" not in items  # CAPF runs on the publisher
     one = ccs.soapGetServiceStatus(ServiceStatus=["Cisco Tftp"])["ServiceInfoList"]["item"]
     assert [i["ServiceName"] for i in one] == ["Cisco Tftp"]
