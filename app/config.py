@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.logging import register_secret
-from engine.schema import ANY, INTEGER, LIST, NUMBER, TABLE, TEXT, TEXTS, Schema, SchemaError
+from engine.schema import ANY, BOOLEAN, INTEGER, LIST, NUMBER, TABLE, TEXT, TEXTS, Schema, SchemaError
 from workflows.cert_types import CERT_TYPES
 
 DEFAULT_FILE = "cucm-renew.toml"
@@ -89,6 +89,8 @@ class ClusterConfig:
     types: tuple[str, ...]
     version: str = "14.0"
     """CUCM's version: 14 and later use the certmgr REST API, older ones the SSH CLI."""
+    use_rest: bool | None = None
+    """``rest`` in the file: overrides what the version implies."""
     phone_reset: str = "phones"
     """How phones are reset: ``phones`` (AXL doDeviceReset per phone, throttled: only phones are
     touched) or ``pools`` (AXL resetDevicePool per device pool, phones in no pool by name: one
@@ -96,7 +98,20 @@ class ClusterConfig:
 
     @property
     def rest(self) -> bool:
+        if self.use_rest is not None:
+            return self.use_rest
         return int(self.version.split(".")[0]) >= 14
+
+    @property
+    def axl_version(self) -> str:
+        """The AXL schema to speak: the cluster's own major.minor, at most 14.0 (the schema the
+        adapter is written against; CUCM accepts older schemas, never newer ones)."""
+        parts = self.version.split(".")
+        try:
+            own = (int(parts[0]), int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0)
+        except ValueError:
+            return "14.0"
+        return "14.0" if own >= (14, 0) else f"{own[0]}.{own[1]}"
 
     @property
     def publisher(self) -> NodeConfig:
@@ -187,6 +202,7 @@ _CLUSTER = Schema(
         "types": TEXTS,
         "nodes": LIST,
         "version": TEXT,
+        "rest": BOOLEAN,
         "phone_reset": TEXT,
     },
     required=("ca_bundle", "known_hosts", "ca"),
@@ -398,6 +414,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             renew_before_days=r.number(table, "renew_before_days", where, renew, minimum=0),
             types=r.types(table, "types", where, types),
             version=version,
+            use_rest=table.get("rest"),
             phone_reset=str(phone_reset),
         )
     return Config(path, renew, types, per_minute, time_scale, clusters, cas)

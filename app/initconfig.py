@@ -39,6 +39,7 @@ folder = "state/lab-ca"
 
 [clusters.prod]
 version = "14.0"                          # 14 and later: certmgr REST; older: SSH CLI
+# rest = false                            # overrides what the version implies
 ca_bundle = "prod-ca-bundle.pem"          # CAs that verify the nodes' HTTPS certificates
 known_hosts = "prod-known_hosts"          # the nodes' SSH host keys
 ca = "desk"                               # the CA for every type...
@@ -133,6 +134,8 @@ def simulator_config(
         "",
         f"[clusters.{name}]",
         f"version = {_q(info.version)}",
+        "# certmgr REST exists from CUCM 14; before it certificates go through the SSH CLI.",
+        f"rest = {'true' if _major(info.version) >= 14 else 'false'}",
         f"ca_bundle = {_q(info.ca_bundle)}",
         f"known_hosts = {_q(info.known_hosts)}",
         'ca = "lab"',
@@ -158,12 +161,19 @@ def simulator_config(
             f"ssh_port = {node.ssh_port}",
         ]
         extra = (ports or {}).get(node.name, {})
-        # The simulator lists where each CUCM TLS port (5061, 2445, 3804, 4040) really listens.
+        # Only the CUCM ports the simulator could not bind at their own number (8443 and 22 are
+        # https_port and ssh_port above).
+        listening = {**node.tls_ports, **node.ports}
         node_ports = {
-            **{str(k): v for k, v in node.tls_ports.items()},
+            **{str(k): v for k, v in listening.items() if k != v and k not in (8443, 22)},
             **{str(k): v for k, v in extra.items()},
         }
         if node_ports:
             inner = ", ".join(f'"{k}" = {int(v)}' for k, v in sorted(node_ports.items()))
             lines.append(f"ports = {{ {inner} }}")
     return "\n".join(lines) + "\n"
+
+
+def _major(version: str) -> int:
+    head = version.split(".")[0]
+    return int(head) if head.isdigit() else 0

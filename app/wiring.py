@@ -74,6 +74,7 @@ def cucm_config(config: Config, cluster: ClusterConfig, bundle: Path | None = No
         ca_bundle=str(bundle or tls_bundle(config, cluster)),
         known_hosts=str(cluster.known_hosts),
         use_rest=cluster.rest,
+        axl_version=cluster.axl_version,
         # The limits are CUCM's, in CUCM's time; a time-scaled lab runs that much faster.
         # RisPort70 counts its requests over a minute; in a time-scaled lab that minute is shorter.
         ris_requests_per_minute=max(1, int(config.risport_per_minute)),

@@ -79,7 +79,7 @@ def main() -> None:
         print(f"   cluster start (4 nodes, {PHONES} phones): {time.perf_counter() - started:.2f} s")
         try:
             pub = sim.info.publisher
-            base = f"https://127.0.0.1:{pub.https_port}"
+            base = f"https://{pub.address}:{pub.https_port}"
             s = requests.Session()
             s.trust_env = False
             s.verify = sim.info.ca_bundle

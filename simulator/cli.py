@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 
 from simulator import pki, sql
 from simulator.cluster import Cluster, CucmError, Node
+from simulator.releases import release
 
 PROMPT = "admin:"
 OU_PROMPT = "Include OU in CSR (yes|no)?"
@@ -146,19 +147,26 @@ class CliSession:
             yield f"{FAILED}\nInvalid unit: {' '.join(args)}\n"
             return
 
-        def answer(text: str) -> Iterator[str]:
-            choice = text.strip().lower()
-            if choice not in ("yes", "no"):
-                yield f"{FAILED}\nPlease answer yes or no\n"
-                return
+        def generate(include_ou: bool) -> Iterator[str]:
             try:
-                self.cluster.generate_csr(self.node, unit, include_ou=choice == "yes")
+                self.cluster.generate_csr(self.node, unit, include_ou=include_ou)
             except CucmError as exc:
                 yield f"{FAILED}\n{exc.message}\n"
                 return
             yield f"Successfully Generated CSR for {unit}.\n"
 
-        self._ask(OU_PROMPT, answer)
+        def answer(text: str) -> Iterator[str]:
+            choice = text.strip().lower()
+            if choice not in ("yes", "no"):
+                yield f"{FAILED}\nPlease answer yes or no\n"
+                return
+            yield from generate(choice == "yes")
+
+        # The question exists from 14SU1 (SG14); before it the OU is always in the subject.
+        if release(self.cluster.version).include_ou_prompt:
+            self._ask(OU_PROMPT, answer)
+        else:
+            yield from generate(True)
 
     def _set_cert_import(self, args: list[str]) -> Iterator[str]:
         if len(args) < 2 or args[0].lower() not in ("own", "trust"):

@@ -2,8 +2,8 @@
 
     ForceCommand /path/to/python -m simulator.cli_shell --sim-json DIR/simulator.json --node cucm-pub
 
-Each line is sent to the running simulator (``POST /__sim__/cli`` on that node's HTTPS port, TLS
-verified against the simulator's CA bundle, platform credentials from simulator.json). With
+Each line is sent to the running simulator (``POST /__sim__/cli`` on that node's address and HTTPS
+port, TLS verified against the simulator's CA bundle, platform credentials from simulator.json). With
 ``SSH_ORIGINAL_COMMAND`` set (an exec channel) it runs that one command, answering follow-up prompts
 from stdin; otherwise it is an interactive prompt loop. Exit status 1 when a command failed.
 """
@@ -25,8 +25,8 @@ from simulator.info import SimulatorInfo
 
 
 class _Connection(http.client.HTTPSConnection):
-    def __init__(self, port: int, server_name: str, context: ssl.SSLContext) -> None:
-        super().__init__("127.0.0.1", port, context=context, timeout=600)
+    def __init__(self, address: str, port: int, server_name: str, context: ssl.SSLContext) -> None:
+        super().__init__(address, port, context=context, timeout=600)
         self._server_name = server_name
         self._ctx = context
 
@@ -49,7 +49,7 @@ class RemoteCli:
     def send(self, line: str) -> dict[str, Any]:
         # The bundle is re-read per request: it grows when a CA is added and tomcat restarts.
         ctx = ssl.create_default_context(cafile=self.info.ca_bundle)
-        conn = _Connection(self.node.https_port, self.node.name, ctx)
+        conn = _Connection(self.node.address, self.node.https_port, self.node.name, ctx)
         try:
             conn.request(
                 "POST",

@@ -68,18 +68,30 @@ def tomcat_page(status: int, message: str | None = None) -> str:
 _401_BODY = tomcat_page(401)
 TOMCAT_HTML = "text/html;charset=utf-8"
 
+# Tomcat's page for a path no web application serves (certmgr REST below CUCM 14, among others).
+_404_BODY = (
+    '<!doctype html><html lang="en"><head><title>HTTP Status 404 \u2013 Not Found</title></head>'
+    '<body><h1>HTTP Status 404 \u2013 Not Found</h1><hr class="line" /><p><b>Type</b> Status Report</p>'
+    "<p><b>Description</b> The origin server did not find a current representation for the target "
+    'resource or is not willing to disclose that one exists.</p><hr class="line" /></body></html>'
+)
+
 
 class NodeHTTPSServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, sim: SimulatedCluster, node: Node, port: int) -> None:
+    def __init__(self, sim: SimulatedCluster, node: Node, sock: socket.socket) -> None:
+        """Serve on ``sock``, already bound and listening (simulator.network chose its port)."""
         self.sim = sim
         self.node = node
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
-        super().__init__(("127.0.0.1", port), NodeRequestHandler)
+        super().__init__(sock.getsockname()[:2], NodeRequestHandler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock
+        self.server_address = sock.getsockname()[:2]
 
     def get_request(self) -> tuple[Any, Any]:
         sock, addr = self.socket.accept()
@@ -230,7 +242,7 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
         try:
             if path.startswith("/__sim__/"):
                 self.handle_sim(method, path, query)
-            elif path.startswith(CERTMGR):
+            elif path.startswith(CERTMGR) and self.sim.release.certmgr_rest:
                 if self.inject_fault("rest") or not self.authorized("platform"):
                     return
                 self.handle_certmgr(method, path[len(CERTMGR) :], query)

@@ -29,8 +29,10 @@ class Account:
 class NodeInfo:
     """One node: its FQDN ``name`` (what TLS verifies), the ``address`` it is reached at, its ports.
 
-    ``tls_ports`` maps a CUCM port (5061, 2445, 3804, 4040) to the local port where the node
-    presents that certificate.
+    ``https_port`` and ``ssh_port`` are where CUCM's 8443 and 22 listen; ``tls_ports`` maps a CUCM
+    TLS port (5061, 2443, 2445, 3804, 4040, 6971, 6972) to where the node presents that
+    certificate; ``ports`` maps every CUCM port (also 8443, 443, 22) to where it listens, and
+    ``fallbacks`` lists the CUCM ports that could not be bound at their own number.
     """
 
     name: str
@@ -39,6 +41,16 @@ class NodeInfo:
     https_port: int
     ssh_port: int
     tls_ports: Mapping[int, int] = field(default_factory=dict)
+    ports: Mapping[int, int] = field(default_factory=dict)
+    fallbacks: tuple[int, ...] = ()
+
+    def port(self, cucm_port: int) -> int:
+        """Where CUCM's ``cucm_port`` listens on this node."""
+        if cucm_port in self.ports:
+            return self.ports[cucm_port]
+        if cucm_port in self.tls_ports:
+            return self.tls_ports[cucm_port]
+        return {8443: self.https_port, 22: self.ssh_port}.get(cucm_port, cucm_port)
 
     @property
     def short(self) -> str:
@@ -56,6 +68,10 @@ class SimulatorInfo:
     nodes: tuple[NodeInfo, ...]
     time_scale: float
     pid: int | None = None
+    release: str = ""
+    """The row of simulator.releases the cluster plays (``14SU3``)."""
+    hosts: str = ""
+    """``/etc/hosts`` lines naming every node's address (also written to DIR/hosts)."""
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SimulatorInfo:
@@ -86,11 +102,15 @@ class SimulatorInfo:
                         https_port=int(n["https_port"]),
                         ssh_port=int(n["ssh_port"]),
                         tls_ports={int(k): int(v) for k, v in (n.get("tls_ports") or {}).items()},
+                        ports={int(k): int(v) for k, v in (n.get("ports") or {}).items()},
+                        fallbacks=tuple(int(p) for p in n.get("fallbacks") or ()),
                     )
                     for n in data["nodes"]
                 ),
                 time_scale=float(data.get("time_scale", 1.0)),
                 pid=int(data["pid"]) if data.get("pid") is not None else None,
+                release=str(data.get("release", "")),
+                hosts=str(data.get("hosts", "")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SimulatorInfoError(f"{type(exc).__name__}: {exc}") from exc
@@ -99,6 +119,7 @@ class SimulatorInfo:
         return {
             "cluster": self.cluster,
             "version": self.version,
+            "release": self.release,
             "ca_bundle": self.ca_bundle,
             "known_hosts": self.known_hosts,
             "credentials": {
@@ -113,9 +134,12 @@ class SimulatorInfo:
                     "https_port": n.https_port,
                     "ssh_port": n.ssh_port,
                     "tls_ports": {str(k): v for k, v in n.tls_ports.items()},
+                    "ports": {str(k): v for k, v in n.ports.items()},
+                    "fallbacks": list(n.fallbacks),
                 }
                 for n in self.nodes
             ],
+            "hosts": self.hosts,
             "time_scale": self.time_scale,
             "pid": self.pid,
         }

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from simulator import network, releases
 from simulator.faults import Faults, FaultSpecError
 
 
@@ -32,7 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ris-rate", type=int, default=15, help="RisPort70 requests per (scaled) minute per node"
     )
     parser.add_argument(
-        "--port-8443", action="store_true", help="let the publisher's HTTPS server listen on 8443"
+        "--version",
+        default=releases.DEFAULT,
+        metavar="RELEASE",
+        help=f"CUCM release: {', '.join(r.name for r in releases.RELEASES)} or a full version string "
+        f"(default {releases.DEFAULT})",
+    )
+    parser.add_argument(
+        "--ports",
+        choices=network.PORT_MODES,
+        default=network.REAL,
+        help="real: each node on its own 127.x address with CUCM's port numbers (a taken one falls "
+        "back to a free port); random: every node on 127.0.0.1, free ports (default real)",
     )
     parser.add_argument(
         "--deactivate",
@@ -63,6 +75,10 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--ris-rate must be at least 1"
     if any(":" not in d for d in args.deactivate):
         return "--deactivate takes NODE:SERVICE, e.g. cucm-sub1:Cisco Tftp"
+    try:
+        releases.release(args.version)
+    except releases.UnknownRelease as exc:
+        return f"--version: {exc}"
     if args.schema_dir and not (Path(args.schema_dir) / "serviceability").is_dir():
         return f"--schema-dir {args.schema_dir} has no serviceability/ folder: point it at cisco-schemas"
     return None
@@ -97,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
             schema_dir=args.schema_dir,
             seed=args.seed,
             ris_rate_limit=args.ris_rate,
-            https_ports={"cucm-pub": 8443} if args.port_8443 else None,
+            version=args.version,
+            ports=args.ports,
             deactivated=deactivated,
             processnode_names=args.processnode_names,
         )
@@ -107,10 +124,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         sim.start()
     except OSError as exc:
-        print(
-            f"error: cannot start the simulator: {exc} (is the port in use? drop --port-8443)",
-            file=sys.stderr,
-        )
+        print(f"error: cannot start the simulator: {exc} (try --ports random)", file=sys.stderr)
         return 1
     stop = threading.Event()
 
@@ -119,9 +133,16 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    print(f"simulated cluster running: {sim.json_path}", flush=True)
+    print(
+        f"simulated cluster running: CUCM {sim.info.version} ({sim.info.release}), {sim.json_path}",
+        flush=True,
+    )
     for n in sim.info.nodes:
-        print(f"  {n.role:<10} {n.name:<24} https 127.0.0.1:{n.https_port}  ssh 127.0.0.1:{n.ssh_port}")
+        print(f"  {n.role:<10} {n.name:<24} {n.address:<15} https {n.https_port}  ssh {n.ssh_port}")
+        if n.fallbacks:
+            moved = ", ".join(f"{p}->{n.port(p)}" for p in n.fallbacks)
+            print(f"  {'':<10} {'':<24} {'':<15} not on their own number: {moved}")
+    print(f"hosts-file lines for name resolution: {sim.directory / 'hosts'}", flush=True)
     try:
         while not stop.wait(0.5):
             pass

@@ -6,12 +6,16 @@
         info = sim.info          # DIR/simulator.json, typed (simulator.info.SimulatorInfo)
         sim.state()              # the same dict as GET /__sim__/state
         sim.cluster              # the model itself (simulator.cluster.Cluster)
+
+Each node listens on its own loopback address on CUCM's port numbers (``ports="real"``, the
+default; see simulator.network), or every node on 127.0.0.1 on free ports (``ports="random"``).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import socket
 import threading
 import time
 import uuid
@@ -21,14 +25,17 @@ from typing import Any
 import paramiko
 from cryptography import x509
 
-from simulator import pki
+from simulator import network, pki, releases
 from simulator.cli import PROMPT, CliSession
 from simulator.cluster import DEVICE_POOL_FORMAT, Cluster, Node
 from simulator.faults import Faults
 from simulator.https import NodeHTTPSServer
 from simulator.info import Account, NodeInfo, SimulatorInfo
 from simulator.ssh import NodeSSHServer
-from simulator.tls import CUCM_PORTS, TypeListener, listened_types
+from simulator.tls import TypeListener, listeners_for
+
+HTTPS_PORTS = (8443, 443)  # Tomcat on every node (part 1 section 1: S3/S4 use 443, 8443 also serves)
+SSH_PORT = 22
 
 
 class SimulatedCluster:
@@ -48,7 +55,7 @@ class SimulatedCluster:
         ssh_ports: dict[str, int] | None = None,
         ris_rate_limit: int = 15,
         expiry_days: dict[str, float] | None = None,
-        version: str = "14.0.1.13900-155",
+        version: str = releases.DEFAULT,
         credentials: dict[str, dict[str, str]] | None = None,
         restart_seconds: tuple[float, float] = (60.0, 180.0),
         reregister_seconds: tuple[float, float] = (30.0, 120.0),
@@ -56,7 +63,15 @@ class SimulatedCluster:
         device_pool: str | None = DEVICE_POOL_FORMAT,
         deactivated: dict[str, list[str]] | None = None,
         processnode_names: str = "fqdn",
+        ports: str = network.REAL,
     ) -> None:
+        """``version``: a release name of simulator.releases (``14SU2``) or a full version string.
+        ``https_ports``/``ssh_ports`` (by node name or short name) force the port of 8443 / 22,
+        without fallback."""
+        if ports not in network.PORT_MODES:
+            raise ValueError(f"ports must be one of {', '.join(network.PORT_MODES)}, not {ports!r}")
+        self.release = releases.release(version)
+        self.port_mode = ports
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.faults = faults if isinstance(faults, Faults) else Faults.parse(faults)
@@ -70,7 +85,7 @@ class SimulatedCluster:
             sso=sso,
             time_scale=time_scale,
             seed=seed,
-            version=version,
+            version=self.release.version,
             expiry_days=expiry_days,
             ris_rate_limit=ris_rate_limit,
             workdir=str(self.directory),
@@ -92,6 +107,9 @@ class SimulatedCluster:
         self._ssh: list[NodeSSHServer] = []
         self._tls: list[TypeListener] = []
         self.tls_ports: dict[str, dict[int, int]] = {}  # node name -> CUCM port -> local port
+        self.ports: dict[str, dict[int, int]] = {}  # node name -> every CUCM port -> local port
+        self.fallbacks: dict[str, list[int]] = {}  # node name -> CUCM ports not bound as such
+        self._block: network.AddressBlock | None = None
         self._threads: list[threading.Thread] = []
         self._cli_sessions: dict[str, CliSession] = {}
         self._cli_lock = threading.Lock()
@@ -111,25 +129,11 @@ class SimulatedCluster:
         self.ris_limiter = RateLimiter(self.cluster)
         self.cluster.store.bundle_listeners.append(self.write_bundle)
         try:
+            if self.port_mode == network.REAL:
+                self._block = network.claim_block()
             for node in self.cluster.nodes:
-                port = self._https_ports.get(node.name, self._https_ports.get(node.short, 0))
-                server = NodeHTTPSServer(self, node, port)
-                node.https_port = server.server_address[1]
-                self._https.append(server)
-                t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-                t.start()
-                self._threads.append(t)
-                key = paramiko.Ed25519Key.from_private_key_file(str(self._host_key_file(node)))
-                ssh_port = self._ssh_ports.get(node.name, self._ssh_ports.get(node.short, 0))
-                ssh = NodeSSHServer(self, node, ssh_port, key)
-                node.ssh_port = ssh.port
-                ssh.start()
-                self._ssh.append(ssh)
-                for cert_type in listened_types(node):
-                    listener = TypeListener(node, cert_type, self.faults)
-                    listener.start()
-                    self._tls.append(listener)
-                    self.tls_ports.setdefault(node.name, {})[CUCM_PORTS[cert_type]] = listener.port
+                node.address = self._block.address(node.index) if self._block else "127.0.0.1"
+                self._start_node(node)
         except BaseException:
             self.stop()
             raise
@@ -138,8 +142,40 @@ class SimulatedCluster:
         self.write_bundle()
         self._write_known_hosts()
         self._info = self._describe()
+        (self.directory / "hosts").write_text(self._info.hosts)
         self._info.write(self.json_path)
         return self
+
+    def _bind(self, node: Node, cucm_port: int, forced: dict[str, int] | None = None) -> socket.socket:
+        wanted = (forced or {}).get(node.name, (forced or {}).get(node.short))
+        if wanted is not None:
+            sock, fell_back = network.bind(node.address, wanted, mode=network.STRICT)
+        else:
+            sock, fell_back = network.bind(node.address, cucm_port, mode=self.port_mode)
+        self.ports.setdefault(node.name, {})[cucm_port] = int(sock.getsockname()[1])
+        if fell_back:
+            self.fallbacks.setdefault(node.name, []).append(cucm_port)
+        return sock
+
+    def _start_node(self, node: Node) -> None:
+        for cucm_port in HTTPS_PORTS:
+            server = NodeHTTPSServer(
+                self, node, self._bind(node, cucm_port, self._https_ports if cucm_port == 8443 else None)
+            )
+            self._https.append(server)
+            t = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+            t.start()
+            self._threads.append(t)
+        node.https_port = self.ports[node.name][8443]
+        ssh = NodeSSHServer(self, node, self._bind(node, SSH_PORT, self._ssh_ports), self._host_key(node))
+        node.ssh_port = ssh.port
+        ssh.start()
+        self._ssh.append(ssh)
+        for spec in listeners_for(node, self.release.haproxy_ports):
+            listener = TypeListener(node, spec, self._bind(node, spec.port), self.faults)
+            listener.start()
+            self._tls.append(listener)
+            self.tls_ports.setdefault(node.name, {})[spec.port] = listener.port
 
     def stop(self) -> None:
         for server in self._https:
@@ -151,6 +187,9 @@ class SimulatedCluster:
         self._tls.clear()
         self._https.clear()
         self._ssh.clear()
+        if self._block is not None:
+            self._block.close()
+            self._block = None
         self.cluster.stop_clock()
 
     def __enter__(self) -> SimulatedCluster:
@@ -160,17 +199,25 @@ class SimulatedCluster:
         self.stop()
 
     # ------------------------------------------------------------------ files
-    def _host_key_file(self, node: Node) -> Path:
-        path = self.directory / f"ssh_host_ed25519_{node.short}"
+    def _host_key(self, node: Node) -> paramiko.RSAKey:
+        """CUCM's SSH host key is RSA (CM14); kept in DIR so a restarted simulator keeps its keys."""
+        path = self.directory / f"ssh_host_rsa_{node.short}"
         if not path.exists():
-            _write_ed25519(path)
-        return path
+            key = paramiko.RSAKey(key=_host_rsa(node.index))
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                key.write_private_key(fh)
+        return paramiko.RSAKey.from_private_key_file(str(path))
 
     def _write_known_hosts(self) -> None:
         lines = []
         for ssh in self._ssh:
             key = ssh.host_key
-            lines.append(f"[127.0.0.1]:{ssh.port} {key.get_name()} {key.get_base64()}\n")
+            # OpenSSH's form: a bare host for port 22, [host]:port for any other.
+            hosts = [ssh.node.address, ssh.node.name]
+            if ssh.port != SSH_PORT:
+                hosts = [f"[{h}]:{ssh.port}" for h in hosts]
+            lines.append(f"{','.join(hosts)} {key.get_name()} {key.get_base64()}\n")
         self.known_hosts.write_text("".join(lines))
 
     def write_bundle(self) -> None:
@@ -193,6 +240,7 @@ class SimulatedCluster:
         return SimulatorInfo(
             cluster="sim",
             version=self.cluster.version,
+            release=self.release.name,
             ca_bundle=str(self.ca_bundle),
             known_hosts=str(self.known_hosts),
             platform=_account(self.credentials["platform"]),
@@ -205,9 +253,12 @@ class SimulatedCluster:
                     https_port=n.https_port,
                     ssh_port=n.ssh_port,
                     tls_ports=dict(self.tls_ports.get(n.name, {})),
+                    ports=dict(self.ports.get(n.name, {})),
+                    fallbacks=tuple(self.fallbacks.get(n.name, ())),
                 )
                 for n in self.cluster.nodes
             ),
+            hosts=network.hosts_snippet([(n.address, n.name) for n in self.cluster.nodes]),
             time_scale=self.cluster.time_scale,
             pid=os.getpid(),
         )
@@ -274,14 +325,14 @@ def _account(creds: dict[str, str]) -> Account:
     return Account(creds["username"], creds["password"])
 
 
-def _write_ed25519(path: Path) -> None:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
+_host_keys: list[Any] = []
+_host_keys_lock = threading.Lock()
 
-    key = ed25519.Ed25519PrivateKey.generate()
-    data = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-    )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
+
+def _host_rsa(index: int) -> Any:
+    """The index-th node's RSA-2048 host key, reused by every cluster of this process (as the
+    initial identities' keys are): generating keys is the slow part of starting a cluster."""
+    with _host_keys_lock:
+        while len(_host_keys) <= index:
+            _host_keys.append(pki.KeyPool.generate())
+        return _host_keys[index]

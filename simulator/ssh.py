@@ -1,5 +1,10 @@
 """One SSH server per node (paramiko server mode): password auth with the platform account, the
-`admin:` CLI in an interactive shell, and single commands over exec channels."""
+`admin:` CLI in an interactive shell, and single commands over exec channels.
+
+Algorithms are CUCM 14's (CM14): an RSA host key offered as rsa-sha2-512/256 (and ssh-rsa where
+this paramiko still has it), AES-CTR/GCM ciphers, ECDH/DH-group14/16 key exchange. The shell echoes
+a line when the CLI reads it, as CUCM's line editor does: input typed ahead of a prompt is echoed
+after that prompt, not before it."""
 
 from __future__ import annotations
 
@@ -72,16 +77,35 @@ class _Interface(paramiko.ServerInterface):
         return True
 
 
+# CM14's lists; each is cut to what this paramiko implements (the order is paramiko's preference).
+CIPHERS = ("aes128-ctr", "aes192-ctr", "aes256-ctr", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+KEX = (
+    "ecdh-sha2-nistp256",
+    "ecdh-sha2-nistp384",
+    "ecdh-sha2-nistp521",
+    "diffie-hellman-group14-sha1",
+    "diffie-hellman-group14-sha256",
+    "diffie-hellman-group16-sha512",
+)
+HOST_KEY_TYPES = ("rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")
+
+
+def _restrict(transport: paramiko.Transport) -> None:
+    opts = transport.get_security_options()
+    opts.ciphers = tuple(c for c in opts.ciphers if c in CIPHERS)
+    opts.kex = tuple(k for k in opts.kex if k in KEX)
+    opts.key_types = tuple(k for k in opts.key_types if k in HOST_KEY_TYPES)
+
+
 class NodeSSHServer:
-    def __init__(self, sim: SimulatedCluster, node: Node, port: int, host_key: paramiko.Ed25519Key) -> None:
+    def __init__(
+        self, sim: SimulatedCluster, node: Node, sock: socket.socket, host_key: paramiko.RSAKey
+    ) -> None:
         self.sim = sim
         self.node = node
         self.host_key = host_key
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
+        self.sock = sock
+        self.address, self.port = sock.getsockname()[:2]
         self._stop = threading.Event()
         self._transports: set[paramiko.Transport] = set()
         self._lock = threading.Lock()
@@ -119,6 +143,7 @@ class NodeSSHServer:
         with self._lock:
             self._transports.add(transport)
         try:
+            _restrict(transport)
             transport.add_server_key(self.host_key)
             creds = self.sim.credentials["platform"]
             iface = _Interface(creds["username"], creds["password"])
@@ -209,50 +234,68 @@ class NodeSSHServer:
 
 
 class _Reader:
-    """Lines (and, for the pager, single keys) from a channel, with an optional echo."""
+    """Lines (and, for the pager, single keys) from a channel, with an optional echo.
+
+    Bytes that arrive while the CLI is busy wait, unechoed, until the CLI reads them: the echo of
+    a typed-ahead line follows the prompt that reads it, as on CUCM, so an expect-style client
+    sees each prompt at the end of its own line (not ``admin:admin:`` after a burst of echoes).
+    """
 
     def __init__(self, channel: paramiko.Channel, echo: bool) -> None:
         self.channel = channel
         self.echo = echo
         self.buffer = b""
+        self.echoed = 0  # bytes at the head of the buffer already echoed
+        self._cr = False  # the last byte received was CR: a LF right after it ends nothing
 
     def _fill(self) -> bool:
         data = self.channel.recv(4096)
         if not data:
             return False
-        if self.echo:
-            self.channel.sendall(data.replace(b"\r", b"\r\n") if b"\n" not in data else data)
+        if self._cr and data.startswith(b"\n"):
+            data = data[1:]
+        self._cr = data.endswith(b"\r")
         self.buffer += data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         return True
 
+    def _echo_line(self) -> None:
+        """Echo what the CLI has read so far: the buffer up to the end of its first line."""
+        end = self.buffer.find(b"\n")
+        limit = len(self.buffer) if end < 0 else end + 1
+        if limit > self.echoed:
+            if self.echo:
+                self.channel.sendall(self.buffer[self.echoed : limit].replace(b"\n", b"\r\n"))
+            self.echoed = limit
+
     def line(self) -> str | None:
-        while b"\n" not in self.buffer:
+        while True:
+            self._echo_line()
+            if b"\n" in self.buffer:
+                break
             if not self._fill():
                 if self.buffer:
-                    rest, self.buffer = self.buffer, b""
+                    rest, self.buffer, self.echoed = self.buffer, b"", 0
                     return rest.decode(errors="replace")
                 return None
         line, self.buffer = self.buffer.split(b"\n", 1)
+        self.echoed = max(0, self.echoed - len(line) - 1)
         return line.decode(errors="replace")
 
     def key(self) -> str | None:
-        """One keystroke; a key typed with Enter ("n\\n") counts as that key alone."""
-        echo, self.echo = self.echo, False
-        try:
-            if not self.buffer and not self._fill():
-                return None
-            key, self.buffer = self.buffer[:1].decode(errors="replace"), self.buffer[1:]
-            if key != "\n":
-                if not self.buffer:
-                    self.channel.settimeout(0.2)
-                    try:
-                        self._fill()
-                    except TimeoutError:
-                        pass
-                    finally:
-                        self.channel.settimeout(None)
-                if self.buffer.startswith(b"\n"):
-                    self.buffer = self.buffer[1:]
-            return key.lower()
-        finally:
-            self.echo = echo
+        """One keystroke, not echoed; a key typed with Enter ("n\\n") counts as that key alone."""
+        if not self.buffer and not self._fill():
+            return None
+        key, self.buffer = self.buffer[:1].decode(errors="replace"), self.buffer[1:]
+        if key != "\n":
+            if not self.buffer:
+                self.channel.settimeout(0.2)
+                try:
+                    self._fill()
+                except TimeoutError:
+                    pass
+                finally:
+                    self.channel.settimeout(None)
+            if self.buffer.startswith(b"\n"):
+                self.buffer = self.buffer[1:]
+        self.echoed = 0
+        return key.lower()

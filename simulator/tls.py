@@ -1,9 +1,9 @@
-"""TLS listeners for the certificate types CUCM presents outside HTTPS.
+"""TLS listeners for the certificates CUCM presents outside HTTPS 8443/443.
 
-CUCM presents CallManager on 5061 (SIP-TLS), TVS on 2445, CAPF on 3804 (publisher) and ipsec on
-4040 (reference section 4). Each listener completes a TLS handshake with the node's *presented*
+``LISTENERS`` is the table: CUCM port, the certificate type presented there, on which nodes, and
+since which release. Each listener completes a TLS handshake with the node's *presented*
 certificate of its type, then closes: enough for a client to check which certificate a node
-presents. The local port for each CUCM port is in simulator.json (`tls_ports`).
+presents (no protocol runs behind it). The port each one got is in simulator.json (`tls_ports`).
 """
 
 from __future__ import annotations
@@ -12,30 +12,58 @@ import contextlib
 import socket
 import ssl
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from simulator.cluster import Node
     from simulator.faults import Faults
 
+
+@dataclass(frozen=True)
+class Listener:
+    port: int
+    cert_type: str
+    roles: tuple[str, ...]
+    haproxy: bool = False  # only on releases whose row has haproxy_ports
+    source: str = ""
+
+
+_CUCM = ("publisher", "subscriber")
+LISTENERS: tuple[Listener, ...] = (
+    Listener(5061, "CallManager", _CUCM, source="SIP-TLS, part 1 section 4"),
+    Listener(2443, "CallManager", _CUCM, source="SCCP-TLS, part 1 section 4"),
+    Listener(2445, "TVS", _CUCM, source="part 1 section 4"),
+    # Only the publisher runs CAPF (14+: part 1 section 4; the simulator keeps it there for all).
+    Listener(3804, "CAPF", ("publisher",), source="part 1 section 4"),
+    # ipsec on 4040 [C part 1 section 4 for pre-14; from 14 DRF uses tomcat (T215534), which
+    # certificate 4040 then presents is not stated: kept ipsec, I].
+    Listener(4040, "ipsec", ("publisher", "subscriber", "imp"), source="part 1 section 4"),
+    Listener(6971, "CallManager", _CUCM, haproxy=True, source="TFTP config download, SG125SU1-DS"),
+    Listener(6972, "tomcat", _CUCM, haproxy=True, source="HTTPS config download, SG125SU1-DS"),
+)
 CUCM_PORTS: dict[str, int] = {"CallManager": 5061, "TVS": 2445, "CAPF": 3804, "ipsec": 4040}
+"""The port where each type is checked (the workflows' ``tls_port``)."""
 
 
-def listened_types(node: Node) -> list[str]:
-    types = [t for t in CUCM_PORTS if t in node.identities]
-    # Only the publisher runs CAPF (the service is absent elsewhere).
-    return [t for t in types if t != "CAPF" or node.role == "publisher"]
+def listeners_for(node: Node, haproxy: bool) -> list[Listener]:
+    return [
+        spec
+        for spec in LISTENERS
+        if node.role in spec.roles and spec.cert_type in node.identities and (haproxy or not spec.haproxy)
+    ]
 
 
 class TypeListener:
-    def __init__(self, node: Node, cert_type: str, faults: Faults) -> None:
+    def __init__(self, node: Node, spec: Listener, sock: socket.socket, faults: Faults) -> None:
         self.node = node
-        self.cert_type = cert_type
+        self.spec = spec
+        self.cert_type = spec.cert_type
         self.faults = faults
-        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock = sock
         self.port = int(self.sock.getsockname()[1])
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name=f"sim-tls-{cert_type}", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name=f"sim-tls-{spec.port}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()

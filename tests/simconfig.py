@@ -23,7 +23,8 @@ def cluster_config(path: str | Path, **overrides: Any) -> ClusterConfig:
         "ca_bundle": info.ca_bundle,
         "known_hosts": info.known_hosts,
         "use_rest": int(info.version.split(".")[0]) >= 14,
-        "port_map": {n.name: dict(n.tls_ports) for n in info.nodes if n.tls_ports},
+        "axl_version": min(info.version[:4], "14.0") if info.version[:2].isdigit() else "14.0",
+        "port_map": {n.name: {**n.tls_ports, **n.ports} for n in info.nodes if n.tls_ports or n.ports},
     }
     values.update(overrides)
     return ClusterConfig(**values)

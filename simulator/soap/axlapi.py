@@ -25,11 +25,9 @@ _local, _ns, _child, _text = local, ns, child, text
 
 
 def _axl_versions(cluster: Cluster) -> set[str]:
-    major = int(cluster.version.split(".")[0])
-    versions = {"10.0", "10.5", "11.0", "11.5", "12.0", "12.5", "14.0"}
-    if major >= 15:
-        versions.add("15.0")
-    return versions
+    from simulator.releases import release
+
+    return set(release(cluster.version).axl_versions)
 
 
 def _axl_fault(message: str, code: int, request: str, faultcode: str = "soapenv:Client") -> SoapFault:

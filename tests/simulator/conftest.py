@@ -1,5 +1,5 @@
 """Fixtures for the simulator's fidelity tests: running clusters, clients that verify TLS against a
-node's name while connecting to 127.0.0.1, and a small real CA that signs the simulator's CSRs."""
+node's name while connecting to its address, and a small real CA that signs the simulator's CSRs."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ CERTMGR = "/platformcom/api/v1/certmgr/config/"
 
 
 class NameAdapter(HTTPAdapter):
-    """Connect to 127.0.0.1 but verify the certificate against the node's FQDN."""
+    """Connect to the node's address but verify the certificate against its FQDN."""
 
     def __init__(self, server_hostname: str) -> None:
         self.server_hostname = server_hostname
@@ -41,7 +41,8 @@ def node_info(sim: SimulatedCluster, name: str) -> NodeInfo:
 
 
 def base_url(sim: SimulatedCluster, name: str) -> str:
-    return f"https://127.0.0.1:{node_info(sim, name).https_port}"
+    node = node_info(sim, name)
+    return f"https://{node.address}:{node.https_port}"
 
 
 def session(sim: SimulatedCluster, name: str, account: str | None = "platform") -> requests.Session:
@@ -61,7 +62,7 @@ def ssh_client(sim: SimulatedCluster, name: str) -> paramiko.SSHClient:
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     creds = sim.info.platform
     client.connect(
-        "127.0.0.1",
+        node_info(sim, name).address,
         port=node_info(sim, name).ssh_port,
         username=creds.username,
         password=creds.password,

@@ -167,7 +167,7 @@ def test_ssh_rejects_wrong_password_and_axl_user(sim):
         client.load_host_keys(sim.info.known_hosts)
         with pytest.raises(paramiko.AuthenticationException):
             client.connect(
-                "127.0.0.1",
+                info.address,
                 port=info.ssh_port,
                 username=user,
                 password=password,
@@ -230,6 +230,8 @@ def test_openssh_forcecommand_hosts_the_cli(sim, tmp_path):
         f"AuthorizedKeysFile {tmp_path / 'authorized_keys'}\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n"
         "StrictModes no\nUsePAM no\n"
+        # sshd clears the environment: the shell must run this checkout's code, not an installed one.
+        f"SetEnv PYTHONPATH={Path(__file__).resolve().parents[2]}\n"
         f"ForceCommand {sys.executable} -m simulator.cli_shell --sim-json {json_path} --node cucm-pub\n"
     )
     proc = subprocess.Popen(

@@ -107,7 +107,7 @@ def test_slow_restart(tmp_path):
 def _tls_ok(info: SimulatorInfo, node: NodeInfo) -> bool:
     ctx = ssl.create_default_context(cafile=info.ca_bundle)
     with (
-        socket.create_connection(("127.0.0.1", node.https_port), timeout=30) as raw,
+        socket.create_connection((node.address, node.https_port), timeout=30) as raw,
         ctx.wrap_socket(raw, server_hostname=node.name),
     ):
         return True
@@ -147,14 +147,14 @@ def test_simulate_process_writes_json_and_stops_on_sigterm(tmp_path):
         assert info.pid == proc.pid and info.time_scale == 100.0
         assert info.platform.username != info.axl.username
         known = (tmp_path / "known_hosts").read_text().splitlines()
-        assert len(known) == 3 and all(" ssh-ed25519 " in line for line in known)
+        assert len(known) == 3 and all(" ssh-rsa " in line for line in known)  # CUCM's host key is RSA
         for node in info.nodes:
             assert _tls_ok(info, node)
         pub = info.publisher
         s = requests.Session()
         s.trust_env = False
         s.verify = info.ca_bundle
-        url = f"https://127.0.0.1:{pub.https_port}/__sim__/"
+        url = f"https://{pub.address}:{pub.https_port}/__sim__/"
         s.mount(url, NameAdapter(pub.name))
         state = s.get(url + "state").json()
         assert state["phones"]["total"] == 50

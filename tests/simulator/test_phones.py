@@ -160,8 +160,10 @@ def test_type_listeners_present_each_type_after_its_restart(tmp_path, test_ca):
 
     with SimulatedCluster(tmp_path, nodes=2, imp=1, time_scale=1000) as sim:
         ports = {n.name: n.tls_ports for n in sim.info.nodes}
-        assert set(ports["cucm-pub.example.com"]) == {5061, 2445, 3804, 4040}
-        assert set(ports["cucm-sub1.example.com"]) == {5061, 2445, 4040}  # CAPF runs on the publisher
+        address = {n.name: n.address for n in sim.info.nodes}
+        assert set(ports["cucm-pub.example.com"]) == {5061, 2443, 2445, 3804, 4040, 6971, 6972}
+        # CAPF runs on the publisher
+        assert set(ports["cucm-sub1.example.com"]) == {5061, 2443, 2445, 4040, 6971, 6972}
         assert set(ports["imp1.example.com"]) == {4040}
 
         def presented(node: str, cucm_port: int) -> str:
@@ -169,7 +171,7 @@ def test_type_listeners_present_each_type_after_its_restart(tmp_path, test_ca):
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE  # we compare fingerprints; trust is not the question here
             with (
-                socket.create_connection(("127.0.0.1", ports[node][cucm_port]), timeout=30) as raw,
+                socket.create_connection((address[node], ports[node][cucm_port]), timeout=30) as raw,
                 ctx.wrap_socket(raw) as tls,
             ):
                 return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()

@@ -50,7 +50,7 @@ def presented_fingerprint(sim, node) -> str:
     info = node_info(sim, node)
     ctx = ssl.create_default_context(cafile=sim.info.ca_bundle)
     with (
-        socket.create_connection(("127.0.0.1", info.https_port), timeout=30) as raw,
+        socket.create_connection((info.address, info.https_port), timeout=30) as raw,
         ctx.wrap_socket(raw, server_hostname=info.name) as tls,
     ):
         return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()

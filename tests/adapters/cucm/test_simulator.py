@@ -129,10 +129,12 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05):  # type:
 # ------------------------------------------------------------------ reads
 
 
-def test_topology_version_and_security_mode(cluster: Cluster) -> None:
+def test_topology_version_and_security_mode(cluster: Cluster, sim: SimulatedCluster) -> None:
     nodes = cluster.nodes()
     assert [(n.name, n.role) for n in nodes] == [(PUB, "publisher"), (SUB, "subscriber"), (IMP, "imp")]
-    assert all(n.address == "127.0.0.1" for n in nodes)  # configured ports and addresses win
+    # configured addresses win: each node on its own loopback address, as nodes of a real cluster
+    assert [n.address for n in nodes] == [n.address for n in sim.info.nodes]
+    assert len({n.address for n in nodes}) == 3
     assert cluster.version().startswith("14.0.1.13900")
     assert cluster.security_mode() == 1
 
