@@ -32,6 +32,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ris-rate", type=int, default=15, help="RisPort70 requests per (scaled) minute per node"
     )
     parser.add_argument(
+        "--ris-lag",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="CUCM seconds RisPort70 trails the phones' real state (default 0)",
+    )
+    parser.add_argument(
+        "--phone-interaction",
+        choices=("automatic", "manual"),
+        default="automatic",
+        help='14+ "Phone Interaction on Certificate Update" (default automatic, as CUCM ships)',
+    )
+    parser.add_argument(
         "--port-8443", action="store_true", help="let the publisher's HTTPS server listen on 8443"
     )
     parser.add_argument("--dir", required=True, metavar="DIR", help="where simulator.json and key files go")
@@ -48,6 +61,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--time-scale must be greater than 0, e.g. 100"
     if args.ris_rate < 1:
         return "--ris-rate must be at least 1"
+    if args.ris_lag < 0:
+        return "--ris-lag must be 0 or more (CUCM seconds)"
     if args.schema_dir and not (Path(args.schema_dir) / "serviceability").is_dir():
         return f"--schema-dir {args.schema_dir} has no serviceability/ folder: point it at cisco-schemas"
     return None
@@ -77,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         schema_dir=args.schema_dir,
         seed=args.seed,
         ris_rate_limit=args.ris_rate,
+        ris_lag=args.ris_lag,
+        phone_interaction=args.phone_interaction,
         https_ports={"cucm-pub": 8443} if args.port_8443 else None,
     )
     try:

@@ -54,6 +54,8 @@ class SimulatedCluster:
         reregister_seconds: tuple[float, float] = (30.0, 120.0),
         pager: bool = True,
         device_pool: str | None = DEVICE_POOL_FORMAT,
+        ris_lag: float = 0.0,
+        phone_interaction: str = "automatic",
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -75,6 +77,8 @@ class SimulatedCluster:
             restart_seconds=restart_seconds,
             reregister_seconds=reregister_seconds,
             device_pool=device_pool,
+            ris_lag=ris_lag,
+            phone_interaction=phone_interaction,
         )
         for node_short, service, factor in self.faults.slow:
             self.cluster.service_control.slow_restarts[(node_short, service)] = factor
