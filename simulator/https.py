@@ -1,7 +1,10 @@
 """One HTTPS server per node: certmgr REST, the SOAP services, and the `/__sim__` inspection API.
 
 Each accepted connection is wrapped with the node's *current* tomcat context, so a new tomcat
-certificate is seen by new connections only once Cisco Tomcat has restarted on that node.
+certificate is seen by new connections only once Cisco Tomcat has restarted on that node. While
+Cisco Tomcat is stopping, stopped or starting, the node's HTTPS port refuses connections (the
+listener is shut, the port kept), and connections opened before the stop get no answer from the
+CUCM services (certmgr, AXL, RisPort70, ControlCenterServices).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import errno
 import hmac
 import json
 import socket
@@ -47,16 +51,66 @@ class NodeHTTPSServer(ThreadingHTTPServer):
         self.node = node
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
+        # Tomcat's runs: a connection accepted in an earlier run died with that Tomcat.
+        self._tomcat_run = 0
+        self._conn_run: dict[socket.socket, int] = {}
+        self._listening = threading.Event()
+        self._listening.set()
         super().__init__(("127.0.0.1", port), NodeRequestHandler)
+        sim.cluster.service_listeners.append(self._service_changed)
+
+    def server_bind(self) -> None:
+        # The kernel releases a port it chose once the listener is shut; a port named at bind time
+        # stays reserved, so the node can stop listening while Tomcat restarts and listen again.
+        host, port = self.server_address[:2]
+        if port != 0:
+            return super().server_bind()
+        for _ in range(100):
+            with socket.socket() as probe:
+                probe.bind((str(host), 0))
+                self.server_address = (str(host), probe.getsockname()[1])
+            try:
+                return super().server_bind()
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+        raise OSError(errno.EADDRINUSE, "no free port for the node's HTTPS server")
+
+    def _service_changed(self, node: Node, service: Any) -> None:
+        """Cisco Tomcat stopping shuts the listener (connections are refused); Started reopens it."""
+        if node is not self.node or service.name != "Cisco Tomcat":
+            return
+        with contextlib.suppress(OSError):
+            if service.state == "Started":
+                if not self._listening.is_set():
+                    self.socket.listen(self.request_queue_size)
+                    self._listening.set()
+            elif self._listening.is_set():
+                self._listening.clear()
+                self._tomcat_run += 1
+                self.socket.shutdown(socket.SHUT_RDWR)
+
+    def tomcat_answers(self, conn: Any) -> bool:
+        """Tomcat runs, and is the same Tomcat that accepted ``conn``."""
+        with self.sim.cluster.lock:
+            self.sim.cluster.advance()
+            return self.node.tomcat_running and self._conn_run.get(conn) == self._tomcat_run
 
     def get_request(self) -> tuple[Any, Any]:
+        if not self._listening.is_set():
+            # The shut listener polls readable; wait for Tomcat rather than spin.
+            self._listening.wait(0.2)
+            raise OSError("Cisco Tomcat is not running")
         sock, addr = self.socket.accept()
         if self.sim.faults.node_down(self.node.short):
             # A node that is down: the TCP connection opens (the VM answers) but nothing follows.
             sock.close()
             raise OSError("node down")
         ctx = self.node.tomcat_context()
-        return ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+        wrapped = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self._conns_lock:
+            self._conn_run[wrapped] = self._tomcat_run
+        return wrapped, addr
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         with self._conns_lock:
@@ -73,12 +127,16 @@ class NodeHTTPSServer(ThreadingHTTPServer):
         finally:
             with self._conns_lock:
                 self._conns.discard(request)
+                self._conn_run.pop(request, None)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients dropping connections is normal here (fault injection, timeouts); stay quiet.
         pass
 
     def close_all(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.sim.cluster.service_listeners.remove(self._service_changed)
+        self._listening.set()
         self.shutdown()
         self.server_close()
         with self._conns_lock:
@@ -191,6 +249,13 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
         try:
             if path.startswith("/__sim__/"):
                 self.handle_sim(method, path, query)
+            elif path.startswith((CERTMGR, "/axl", "/realtimeservice2/", "/controlcenterservice2/")) and (
+                not self.server.tomcat_answers(self.connection)
+            ):
+                # Served by Cisco Tomcat, which is down or is not the Tomcat this connection knew.
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
             elif path.startswith(CERTMGR):
                 if self.inject_fault("rest") or not self.authorized("platform"):
                     return
