@@ -153,6 +153,8 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
     server: NodeHTTPSServer
     server_version = ""
     sys_version = ""
+    # The `lost` fault drawn for the current request: (endpoint, effects before it, what it was).
+    _lose: tuple[str, int, str] | None = None
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -177,6 +179,8 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
         self, status: int, body: bytes | str, content_type: str, headers: dict[str, str] | None = None
     ) -> None:
         data = body.encode() if isinstance(body, str) else body
+        if self._lose is not None and status < 400 and self._reply_lost():
+            return
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -211,6 +215,28 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
         self.send(401, _401_BODY, "text/html;charset=utf-8", {"WWW-Authenticate": f'Basic realm="{realm}"'})
         return False
 
+    def _reply_lost(self) -> bool:
+        """Carried out (this thread's effects grew): drop the connection instead of answering."""
+        assert self._lose is not None
+        endpoint, before, what = self._lose
+        self._lose = None
+        record = self.sim.cluster.record
+        if record.thread_effects() == before:
+            return False
+        with self.sim.cluster.lock:
+            record.reply_lost(self.node.name, endpoint, what)
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+        return True
+
+    def draw_lost(self, method: str, endpoint: str, path: str) -> None:
+        self._lose = None
+        if method == "POST" and self.sim.faults.lose_reply(self.node.short, endpoint):
+            action = (self.headers.get("SOAPAction") or "").strip().strip('"')
+            what = f"{method} {path}" + (f" {action}" if action else "")
+            self._lose = (endpoint, self.sim.cluster.record.thread_effects(), what)
+
     def inject_fault(self, endpoint: str) -> bool:
         """Apply a configured fault; True when the request must not be answered normally."""
         fault = self.sim.faults.decide(self.node.short, endpoint)
@@ -243,6 +269,7 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
         self.dispatch("DELETE")
 
     def dispatch(self, method: str) -> None:
+        self._lose = None
         url = urlsplit(self.path)
         path = url.path
         query = parse_qs(url.query, keep_blank_values=True)
@@ -259,11 +286,14 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
             elif path.startswith(CERTMGR):
                 if self.inject_fault("rest") or not self.authorized("platform"):
                     return
+                self.draw_lost(method, "rest", path)
                 self.handle_certmgr(method, path[len(CERTMGR) :], query)
             elif path.startswith(("/axl", "/realtimeservice2/", "/controlcenterservice2/")):
                 endpoint = "axl" if path.startswith("/axl") else "ris" if "realtime" in path else "ccs"
                 if self.inject_fault(endpoint) or not self.authorized("axl"):
                     return
+                if endpoint != "ris":
+                    self.draw_lost(method, endpoint, path)
                 from simulator import soap
 
                 soap.handle(self, method, path, url.query)
