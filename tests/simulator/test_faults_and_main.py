@@ -179,6 +179,7 @@ def test_simulate_process_writes_json_and_stops_on_sigterm(tmp_path):
         (["--nodes", "0"], "--nodes must be at least 1"),
         (["--faults", "5xx"], "--faults"),
         (["--phones", "50000"], "--phones must be between"),
+        (["--ris-lag", "-1"], "--ris-lag must be 0 or more"),
     ],
 )
 def test_simulate_bad_arguments(tmp_path, args, message):
