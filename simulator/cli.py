@@ -124,7 +124,7 @@ class CliSession:
         yield "\n" + "".join(f"{line}\n" for line in lines)
 
     def _show_cert_own(self, args: list[str]) -> Iterator[str]:
-        unit = self._unit(args[0], self.node.cert_types) if args else None
+        unit = self._unit(args[0], tuple(self.node.identities)) if args else None
         if unit is None:
             yield f"{FAILED}\nInvalid unit: {' '.join(args)}\n"
             return
@@ -202,7 +202,7 @@ class CliSession:
         self._ask("", collect)
 
     def _set_cert_regen(self, args: list[str]) -> Iterator[str]:
-        unit = self._unit(args[0], self.node.cert_types) if args else None
+        unit = self._unit(args[0], tuple(self.node.identities)) if args else None
         if unit is None:
             yield f"{FAILED}\nInvalid unit: {' '.join(args)}\n"
             return

@@ -6,6 +6,15 @@ SPEC is a comma-separated list of ``key=value`` items:
   that is then closed unanswered (``hold=S`` seconds, default 5), of a connection closed without an
   answer. ``5xx@ENDPOINT=P`` (also ``timeout@``, ``drop@``) limits it to one endpoint: ``rest``
   (certmgr), ``axl``, ``ris``, ``ccs`` (ControlCenterServices). Without ``@`` it applies to all four.
+* ``lost=P``: probability that a request with effects is *carried out* and its reply lost: the
+  connection is closed without an answer after the action. Applies to certmgr REST POSTs (``rest``),
+  AXL operations that change something (``axl``: doDeviceReset, resetDevicePool),
+  soapDoControlServices (``ccs``) and CLI commands with effects over SSH (``ssh``: set csr gen, set
+  cert import, set cert regen, utils service restart/start/stop, utils ctl update CTLFile, utils itl
+  reset localkey: the command runs to its end, then the channel closes before any output).
+  ``lost@ENDPOINT=P`` limits it to one of ``rest``, ``axl``, ``ccs``, ``ssh``. A request that was
+  refused or changed nothing is answered normally. Each lost reply is listed in ``lost_replies`` of
+  ``/__sim__/state``.
 * ``seed=N``: the random sequence (per node and endpoint, so one client's traffic does not change
   another's draws).
 * ``down=NODE:DURATION`` or ``down=NODE@START:DURATION``: the node refuses HTTPS and SSH (the TCP
@@ -14,7 +23,7 @@ SPEC is a comma-separated list of ``key=value`` items:
 * ``slow=NODE:SERVICE:FACTOR``: restarts of SERVICE on NODE take FACTOR times longer; ``*`` matches
   any node or service. Repeatable.
 
-Example: ``5xx=0.2,timeout=0.05,drop=0.05,seed=7,down=cucm-sub1:30s,slow=cucm-sub1:Cisco Tomcat:5``.
+Example: ``5xx=0.2,timeout=0.05,drop=0.05,lost=0.1,seed=7,down=cucm-sub1:30s,slow=cucm-sub1:Cisco Tomcat:5``.
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ from dataclasses import dataclass, field
 
 ENDPOINTS = ("rest", "axl", "ris", "ccs")
 KINDS = ("5xx", "timeout", "drop")
+# Where a request can have effects whose reply is then lost (RisPort70 only reads).
+LOST_ENDPOINTS = ("rest", "axl", "ccs", "ssh")
 
 
 class FaultSpecError(ValueError):
@@ -36,6 +47,7 @@ class FaultSpecError(ValueError):
 @dataclass
 class Faults:
     probabilities: dict[str, dict[str, float]] = field(default_factory=dict)  # endpoint -> kind -> p
+    lost: dict[str, float] = field(default_factory=dict)  # endpoint -> p
     seed: int = 0
     hold_seconds: float = 5.0
     down: list[tuple[str, float, float]] = field(default_factory=list)  # node short, start, end
@@ -71,6 +83,16 @@ class Faults:
                                 f"unknown endpoint {ep!r} in {item!r}: use one of {ENDPOINTS}"
                             )
                         faults.probabilities.setdefault(ep, {})[kind] = p
+                elif kind == "lost":
+                    p = float(value)
+                    if not 0 <= p <= 1:
+                        raise ValueError
+                    for ep in [endpoint] if endpoint else LOST_ENDPOINTS:
+                        if ep not in LOST_ENDPOINTS:
+                            raise FaultSpecError(
+                                f"unknown endpoint {ep!r} in {item!r}: lost applies to {LOST_ENDPOINTS}"
+                            )
+                        faults.lost[ep] = p
                 elif key == "seed":
                     faults.seed = int(value)
                 elif key == "hold":
@@ -87,7 +109,8 @@ class Faults:
                     faults.slow.append((node.split(".")[0], service, float(factor)))
                 else:
                     raise FaultSpecError(
-                        f"unknown fault {key!r} in {item!r}: use 5xx, timeout, drop, seed, hold, down or slow"
+                        f"unknown fault {key!r} in {item!r}: "
+                        "use 5xx, timeout, drop, lost, seed, hold, down or slow"
                     )
             except FaultSpecError:
                 raise
@@ -115,6 +138,19 @@ class Faults:
             if draw < edge:
                 return kind
         return None
+
+    def lose_reply(self, node: str, endpoint: str) -> bool:
+        """Whether this request's reply is lost once it is carried out (its own random sequence)."""
+        p = self.lost.get(endpoint, 0.0)
+        if p <= 0:
+            return False
+        with self._lock:
+            key = (node, f"{endpoint}/lost")
+            rng = self._rngs.get(key)
+            if rng is None:
+                rng = random.Random(self.seed * 1_000_003 + zlib.crc32(f"{node}/{endpoint}/lost".encode()))
+                self._rngs[key] = rng
+            return rng.random() < p
 
     def node_down(self, node: str) -> bool:
         if not self.down:

@@ -1,7 +1,10 @@
 """One HTTPS server per node: certmgr REST, the SOAP services, and the `/__sim__` inspection API.
 
 Each accepted connection is wrapped with the node's *current* tomcat context, so a new tomcat
-certificate is seen by new connections only once Cisco Tomcat has restarted on that node.
+certificate is seen by new connections only once Cisco Tomcat has restarted on that node. While
+Cisco Tomcat is stopping, stopped or starting, the node's HTTPS port refuses connections (the
+listener is shut, the port kept), and connections opened before the stop get no answer from the
+CUCM services (certmgr, AXL, RisPort70, ControlCenterServices).
 """
 
 from __future__ import annotations
@@ -88,19 +91,52 @@ class NodeHTTPSServer(ThreadingHTTPServer):
         self.node = node
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
+        # Tomcat's runs: a connection accepted in an earlier run died with that Tomcat.
+        self._tomcat_run = 0
+        self._conn_run: dict[socket.socket, int] = {}
+        self._listening = threading.Event()
+        self._listening.set()
         super().__init__(sock.getsockname()[:2], NodeRequestHandler, bind_and_activate=False)
         self.socket.close()
         self.socket = sock
         self.server_address = sock.getsockname()[:2]
+        sim.cluster.service_listeners.append(self._service_changed)
+
+    def _service_changed(self, node: Node, service: Any) -> None:
+        """Cisco Tomcat stopping shuts the listener (connections are refused); Started reopens it."""
+        if node is not self.node or service.name != "Cisco Tomcat":
+            return
+        with contextlib.suppress(OSError):
+            if service.state == "Started":
+                if not self._listening.is_set():
+                    self.socket.listen(self.request_queue_size)
+                    self._listening.set()
+            elif self._listening.is_set():
+                self._listening.clear()
+                self._tomcat_run += 1
+                self.socket.shutdown(socket.SHUT_RDWR)
+
+    def tomcat_answers(self, conn: Any) -> bool:
+        """Tomcat runs, and is the same Tomcat that accepted ``conn``."""
+        with self.sim.cluster.lock:
+            self.sim.cluster.advance()
+            return self.node.tomcat_running and self._conn_run.get(conn) == self._tomcat_run
 
     def get_request(self) -> tuple[Any, Any]:
+        if not self._listening.is_set():
+            # The shut listener polls readable; wait for Tomcat rather than spin.
+            self._listening.wait(0.2)
+            raise OSError("Cisco Tomcat is not running")
         sock, addr = self.socket.accept()
         if self.sim.faults.node_down(self.node.short):
             # A node that is down: the TCP connection opens (the VM answers) but nothing follows.
             sock.close()
             raise OSError("node down")
         ctx = self.node.tomcat_context()
-        return ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+        wrapped = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        with self._conns_lock:
+            self._conn_run[wrapped] = self._tomcat_run
+        return wrapped, addr
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         with self._conns_lock:
@@ -117,12 +153,16 @@ class NodeHTTPSServer(ThreadingHTTPServer):
         finally:
             with self._conns_lock:
                 self._conns.discard(request)
+                self._conn_run.pop(request, None)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients dropping connections is normal here (fault injection, timeouts); stay quiet.
         pass
 
     def close_all(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.sim.cluster.service_listeners.remove(self._service_changed)
+        self._listening.set()
         self.shutdown()
         self.server_close()
         with self._conns_lock:
@@ -139,6 +179,8 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
     server: NodeHTTPSServer
     server_version = ""
     sys_version = ""
+    # The `lost` fault drawn for the current request: (endpoint, effects before it, what it was).
+    _lose: tuple[str, int, str] | None = None
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -163,6 +205,8 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
         self, status: int, body: bytes | str, content_type: str, headers: dict[str, str] | None = None
     ) -> None:
         data = body.encode() if isinstance(body, str) else body
+        if self._lose is not None and status < 400 and self._reply_lost():
+            return
         # CUCM's Tomcat sends no reason phrase: "HTTP/1.1 404 " [I].
         self.send_response(status, "")
         self.send_header("Content-Type", content_type)
@@ -204,6 +248,28 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
         self.send(401, _401_BODY, TOMCAT_HTML, {"WWW-Authenticate": f'Basic realm="{realm}"'})
         return False
 
+    def _reply_lost(self) -> bool:
+        """Carried out (this thread's effects grew): drop the connection instead of answering."""
+        assert self._lose is not None
+        endpoint, before, what = self._lose
+        self._lose = None
+        record = self.sim.cluster.record
+        if record.thread_effects() == before:
+            return False
+        with self.sim.cluster.lock:
+            record.reply_lost(self.node.name, endpoint, what)
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+        return True
+
+    def draw_lost(self, method: str, endpoint: str, path: str) -> None:
+        self._lose = None
+        if method == "POST" and self.sim.faults.lose_reply(self.node.short, endpoint):
+            action = (self.headers.get("SOAPAction") or "").strip().strip('"')
+            what = f"{method} {path}" + (f" {action}" if action else "")
+            self._lose = (endpoint, self.sim.cluster.record.thread_effects(), what)
+
     def inject_fault(self, endpoint: str) -> bool:
         """Apply a configured fault; True when the request must not be answered normally."""
         fault = self.sim.faults.decide(self.node.short, endpoint)
@@ -236,20 +302,31 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
         self.dispatch("DELETE")
 
     def dispatch(self, method: str) -> None:
+        self._lose = None
         url = urlsplit(self.path)
         path = url.path
         query = parse_qs(url.query, keep_blank_values=True)
         try:
             if path.startswith("/__sim__/"):
                 self.handle_sim(method, path, query)
+            elif path.startswith((CERTMGR, "/axl", "/realtimeservice2/", "/controlcenterservice2/")) and (
+                not self.server.tomcat_answers(self.connection)
+            ):
+                # Served by Cisco Tomcat, which is down or is not the Tomcat this connection knew.
+                self.close_connection = True
+                with contextlib.suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
             elif path.startswith(CERTMGR) and self.sim.release.certmgr_rest:
                 if self.inject_fault("rest") or not self.authorized("platform"):
                     return
+                self.draw_lost(method, "rest", path)
                 self.handle_certmgr(method, path[len(CERTMGR) :], query)
             elif path.startswith(("/axl", "/realtimeservice2/", "/controlcenterservice2/")):
                 endpoint = "axl" if path.startswith("/axl") else "ris" if "realtime" in path else "ccs"
                 if self.inject_fault(endpoint) or not self.authorized("axl"):
                     return
+                if endpoint != "ris":
+                    self.draw_lost(method, endpoint, path)
                 from simulator import soap
 
                 soap.handle(self, method, path, url.query)

@@ -59,6 +59,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="fqdn",
         help="how CUCM's own configuration names the servers (default fqdn)",
     )
+    parser.add_argument(
+        "--ris-lag",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="CUCM seconds RisPort70 trails the phones' real state (default 0)",
+    )
+    parser.add_argument(
+        "--phone-interaction",
+        choices=("automatic", "manual"),
+        default="automatic",
+        help='14+ "Phone Interaction on Certificate Update" (default automatic, as CUCM ships)',
+    )
     parser.add_argument("--dir", required=True, metavar="DIR", help="where simulator.json and key files go")
 
 
@@ -79,6 +92,8 @@ def _check(args: argparse.Namespace) -> str | None:
         releases.release(args.version)
     except releases.UnknownRelease as exc:
         return f"--version: {exc}"
+    if args.ris_lag < 0:
+        return "--ris-lag must be 0 or more (CUCM seconds)"
     if args.schema_dir and not (Path(args.schema_dir) / "serviceability").is_dir():
         return f"--schema-dir {args.schema_dir} has no serviceability/ folder: point it at cisco-schemas"
     return None
@@ -117,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
             ports=args.ports,
             deactivated=deactivated,
             processnode_names=args.processnode_names,
+            ris_lag=args.ris_lag,
+            phone_interaction=args.phone_interaction,
         )
     except ValueError as exc:
         print(f"error: --deactivate: {exc}", file=sys.stderr)

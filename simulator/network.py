@@ -80,6 +80,8 @@ def bind(address: str, port: int, *, mode: str = REAL) -> tuple[socket.socket, b
 
 
 def _listen(address: str, port: int) -> socket.socket:
+    if port == 0:
+        return _listen_on_a_free_port(address)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         # SO_REUSEADDR only lets a port in TIME_WAIT be rebound (a simulator restarted at once);
@@ -92,6 +94,22 @@ def _listen(address: str, port: int) -> socket.socket:
             sock.close()
         raise
     return sock
+
+
+def _listen_on_a_free_port(address: str) -> socket.socket:
+    # A port the kernel picks at bind time is released when the listener is shut (Linux frees an
+    # auto-bound port on close to listen): a node whose Tomcat restarts must get its own port back,
+    # so the port is chosen first and then bound by number.
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((address, 0))
+            port = int(probe.getsockname()[1])
+        try:
+            return _listen(address, port)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+    raise OSError(errno.EADDRINUSE, f"no free port on {address}")
 
 
 def hosts_snippet(entries: list[tuple[str, str]]) -> str:

@@ -34,6 +34,7 @@ KEY_USAGE: dict[str, tuple[bool, bool, bool, bool]] = {
     "ipsec": (True, True, True, False),
     "CAPF": (True, False, False, True),
     "TVS": (True, True, True, False),
+    "ITLRecovery": (True, False, False, True),  # signs the ITL and CTL files [I]
 }
 EXTENDED_KEY_USAGE: dict[str, tuple[x509.ObjectIdentifier, ...]] = {
     "tomcat": (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
@@ -41,6 +42,7 @@ EXTENDED_KEY_USAGE: dict[str, tuple[x509.ObjectIdentifier, ...]] = {
     "ipsec": (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH, IPSEC_END_SYSTEM),
     "CAPF": (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
     "TVS": (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
+    "ITLRecovery": (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
 }
 
 

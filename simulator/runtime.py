@@ -64,6 +64,8 @@ class SimulatedCluster:
         deactivated: dict[str, list[str]] | None = None,
         processnode_names: str = "fqdn",
         ports: str = network.REAL,
+        ris_lag: float = 0.0,
+        phone_interaction: str = "automatic",
     ) -> None:
         """``version``: a release name of simulator.releases (``14SU2``) or a full version string.
         ``https_ports``/``ssh_ports`` (by node name or short name) force the port of 8443 / 22,
@@ -94,6 +96,8 @@ class SimulatedCluster:
             device_pool=device_pool,
             deactivated=deactivated,
             processnode_names=processnode_names,
+            ris_lag=ris_lag,
+            phone_interaction=phone_interaction,
         )
         for node_short, service, factor in self.faults.slow:
             self.cluster.service_control.slow_restarts[(node_short, service)] = factor

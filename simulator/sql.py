@@ -23,7 +23,12 @@ if TYPE_CHECKING:
 
 Row = dict[str, str]
 
-CERT_SERVICE_ENUM = {"tomcat": 1, "ipsec": 2, "CallManager": 3, "CAPF": 4, "TVS": 5}
+CERT_SERVICE_ENUM = {"tomcat": 1, "ipsec": 2, "CallManager": 3, "CAPF": 4, "TVS": 5, "ITLRecovery": 6}
+TRUST_ROLES = ("tomcat", "ipsec", "CallManager", "CAPF", "TVS")
+ENTERPRISE_WIDE = "00000000-1111-0000-0000-000000000000"
+# "Phone Interaction on Certificate Update" (14+): Cisco's internal paramname is unknown (part 2
+# section 2, [U]); the name and the values (1 reset automatically, 0 manually) are modelled.
+PHONE_INTERACTION_PARAM = "PhoneInteractionOnCertificateUpdate"
 
 
 class SqlError(Exception):
@@ -38,7 +43,7 @@ def tables(cluster: Cluster) -> dict[str, list[Row]]:
     with cluster.lock:
         processnode = [
             {
-                "pkid": "00000000-1111-0000-0000-000000000000",
+                "pkid": ENTERPRISE_WIDE,
                 "name": "EnterpriseWideData",
                 "mac": "",
                 "systemnode": "t",
@@ -68,9 +73,24 @@ def tables(cluster: Cluster) -> dict[str, list[Row]]:
                 "paramname": "ClusterSecurityMode",
                 "paramvalue": "1" if cluster.mixed_mode else "0",
                 "tkservice": "11",
+                "fkprocessnode": ENTERPRISE_WIDE,
             },
-            {"paramname": "EnableSSO", "paramvalue": "t" if cluster.sso_enabled else "f", "tkservice": "11"},
+            {
+                "paramname": "EnableSSO",
+                "paramvalue": "t" if cluster.sso_enabled else "f",
+                "tkservice": "11",
+                "fkprocessnode": ENTERPRISE_WIDE,
+            },
         ]
+        if cluster.release >= (14, 0):
+            processconfig.append(
+                {
+                    "paramname": PHONE_INTERACTION_PARAM,
+                    "paramvalue": "1" if cluster.phone_interaction == "automatic" else "0",
+                    "tkservice": "11",
+                    "fkprocessnode": ENTERPRISE_WIDE,
+                }
+            )
         certificate: list[Row] = []
         cscm: list[Row] = []
         ctrm: list[Row] = []
@@ -90,7 +110,7 @@ def tables(cluster: Cluster) -> dict[str, list[Row]]:
                 for c in certs.values():
                     pk = _pkid("trust", pki.fingerprint(c), n.name, store)
                     certificate.append(_cert_row(pk, n.name, c))
-                    role = list(CERT_SERVICE_ENUM).index(store.removesuffix("-trust")) + 1
+                    role = TRUST_ROLES.index(store.removesuffix("-trust")) + 1
                     ctrm.append({"pkid": _pkid("ctrm", pk), "fkcertificate": pk, "tktrustrole": str(role)})
         pool_pkids = [cluster.device_pool_uuid(pool).strip("{}").lower() for pool in cluster.device_pools]
         devicepool = [
@@ -118,9 +138,7 @@ def tables(cluster: Cluster) -> dict[str, list[Row]]:
             "certificateservicecertificatemap": cscm,
             "typecertificateservice": [{"enum": str(v), "name": k} for k, v in CERT_SERVICE_ENUM.items()],
             "certificatetrustrolemap": ctrm,
-            "typetrustrole": [
-                {"enum": str(i + 1), "name": f"{k}-trust"} for i, k in enumerate(CERT_SERVICE_ENUM)
-            ],
+            "typetrustrole": [{"enum": str(i + 1), "name": f"{k}-trust"} for i, k in enumerate(TRUST_ROLES)],
         }
 
 

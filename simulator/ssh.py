@@ -12,6 +12,7 @@ import contextlib
 import hmac
 import socket
 import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import paramiko
@@ -182,16 +183,36 @@ class NodeSSHServer:
             with contextlib.suppress(OSError, EOFError):
                 channel.close()
 
+    def _feed(self, session: CliSession, line: str, command: str) -> Iterator[str] | None:
+        """The output of one line; None when the `lost` fault takes it: the command ran, with its
+        effects, and the channel must close before any output."""
+        if not self.sim.faults.lose_reply(self.node.short, "ssh"):
+            return session.feed(line)
+        record = self.sim.cluster.record
+        before = record.thread_effects()
+        chunks = list(session.feed(line))  # to its end (a restart included), output held back
+        if record.thread_effects() == before:
+            return iter(chunks)
+        with self.sim.cluster.lock:
+            record.reply_lost(self.node.name, "ssh", command)
+        return None
+
     def _exec(self, channel: paramiko.Channel, session: CliSession, command: str) -> None:
         failed = False
-        for chunk in session.feed(command):
+        chunks = self._feed(session, command, command)
+        if chunks is None:
+            return
+        for chunk in chunks:
             failed = failed or chunk.startswith("Executed command unsuccessfully")
             channel.sendall(chunk.encode())
         if session.prompt != PROMPT:
             channel.sendall(session.prompt.encode() + (b"\n" if session.prompt else b""))
             reader = _Reader(channel, echo=False)
             while (line := reader.line()) is not None:
-                for chunk in session.feed(line):
+                chunks = self._feed(session, line, command)
+                if chunks is None:
+                    return
+                for chunk in chunks:
                     failed = failed or chunk.startswith("Executed command unsuccessfully")
                     channel.sendall(chunk.encode())
                 if session.prompt == PROMPT:
@@ -201,9 +222,15 @@ class NodeSSHServer:
     def _shell(self, channel: paramiko.Channel, session: CliSession, rows_per_page: int) -> None:
         channel.sendall(BANNER.replace("\n", "\r\n").encode() + PROMPT.encode())
         reader = _Reader(channel, echo=True)
+        command = ""
         while (line := reader.line()) is not None:
+            if session.prompt == PROMPT:
+                command = line.strip()
+            chunks = self._feed(session, line, command)
+            if chunks is None:
+                return
             shown, page = 0, rows_per_page
-            for chunk in session.feed(line):
+            for chunk in chunks:
                 lines = chunk.split("\n")
                 total = len(lines) - 1
                 for n, text in enumerate(lines):

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from cryptography import x509
@@ -31,6 +31,18 @@ from simulator.cluster.node import Node
 from simulator.cluster.phones import DEVICE_POOL_FORMAT, PhoneControl, PhoneTable
 from simulator.cluster.record import Record, iso
 from simulator.cluster.services import PRESENTED_BY, Service, ServiceControl
+
+PHONE_INTERACTIONS = ("automatic", "manual")
+# Identities whose change resets phones under "Phone Interaction on Certificate Update" (RN14, SG14:
+# TVS, CAPF, TFTP = CallManager; T222534 adds ITLRecovery).
+PHONE_INTERACTION_TYPES = frozenset({"CallManager", "TVS", "CAPF", "ITLRecovery"})
+
+
+def release(version: str) -> tuple[int, int]:
+    """(major, minor) of a CUCM version string such as ``14.0.1.13900-155``."""
+    major, _, rest = version.partition(".")
+    minor = rest.partition(".")[0]
+    return int(major), int(minor) if minor.isdigit() else 0
 
 
 class Cluster:
@@ -56,24 +68,37 @@ class Cluster:
         device_pool: str | None = DEVICE_POOL_FORMAT,
         deactivated: Mapping[str, Sequence[str]] | None = None,
         processnode_names: str = "fqdn",
+        ris_lag: float = 0.0,
+        phone_interaction: str = "automatic",
     ) -> None:
         """``device_pool`` names each CallManager node's device pool (``{short}``: the node's short
         name, ``{name}``: its FQDN); a phone belongs to its home node's pool. ``None``: phones belong
         to no pool. ``deactivated``: per node (short name or FQDN), feature services left deactivated
         beyond the catalogue's defaults. ``processnode_names``: ``fqdn`` or ``ip``, how the servers
-        are named in CUCM's own configuration (processnode, RisPort70)."""
+        are named in CUCM's own configuration (processnode, RisPort70). ``ris_lag``: CUCM seconds
+        RisPort70 trails the phones' real state. ``phone_interaction``: the 14+ enterprise parameter
+        "Phone Interaction on Certificate Update", ``automatic`` (CUCM's default: CUCM resets phones
+        when a CallManager, TVS, CAPF or ITLRecovery identity changes) or ``manual``; ignored below
+        14."""
         if nodes < 1:
             raise ValueError("a cluster needs at least one CUCM node (the publisher): use nodes >= 1")
         if not 0 <= phones <= 40000:
             raise ValueError("phones must be between 0 and 40000")
         if time_scale <= 0:
             raise ValueError("time_scale must be > 0")
+        if phone_interaction not in PHONE_INTERACTIONS:
+            raise ValueError(f"phone_interaction must be one of {PHONE_INTERACTIONS}")
+        if ris_lag < 0:
+            raise ValueError("ris_lag must be >= 0 (CUCM seconds)")
         self.lock = threading.RLock()
         self.clock = Clock(time_scale, self.lock)
         self.time_scale = self.clock.time_scale
         self.seed = seed
         self.rng = random.Random(seed)
         self.version = version
+        self.release = release(version)
+        self.phone_interaction = phone_interaction
+        self.ris_lag = float(ris_lag)
         self.mixed_mode = mixed_mode
         self.sso_enabled = sso
         self.drs_running: str | None = None  # "backup" | "restore" | None
@@ -99,19 +124,47 @@ class Cluster:
         if off:
             raise ValueError(f"deactivated: no node named {', '.join(sorted(off))}")
         self.store = CertificateStore(self.nodes, self.subject, self.record, self.lock)
-        self.store.create_identities(expiry_days or default_expiry_days())
+        self.store.create_identities(
+            expiry_days or default_expiry_days(), itl_recovery=self.release >= (12, 0)
+        )
+        self.store.identity_listeners.append(self._identity_changed)
+        # Called, under the lock, when a service starts to stop and once it is Started again.
+        self.service_listeners: list[Callable[[Node, Service], None]] = []
         self.service_control = ServiceControl(
             self.clock, self.record, self.rng, restart_seconds, self._service_stopping, self._service_started
         )
         self.phones = PhoneTable(phones, self.nodes, mixed_mode, random.Random(seed + 1))
         self.phone_control = PhoneControl(
-            self.nodes, self.phones, self.clock, self.record, reregister_seconds, device_pool
+            self.nodes,
+            self.phones,
+            self.clock,
+            self.record,
+            reregister_seconds,
+            device_pool,
+            itl_signer=self.itl_signer,
+            ris_lag=self.clock.scaled(self.ris_lag),
         )
 
     # ------------------------------------------------------------------ how the parts meet
+    @property
+    def itl_signer(self) -> str:
+        """The identity that signs the ITL: CallManager up to 11.5, ITLRecovery from 12.0 (T214231)."""
+        return "ITLRecovery" if self.release >= (12, 0) else "CallManager"
+
+    @property
+    def phone_interaction_applies(self) -> bool:
+        """The enterprise parameter exists (14 and later) and says to reset phones automatically."""
+        return self.release >= (14, 0) and self.phone_interaction == "automatic"
+
+    def _identity_changed(self, node: Node, cert_type: str) -> None:
+        if cert_type in PHONE_INTERACTION_TYPES and self.phone_interaction_applies:
+            self.phone_control.reset_automatically(node, cert_type)
+
     def _service_stopping(self, node: Node, svc: Service) -> None:
         if svc.name == "Cisco CallManager":
             self.phone_control.callmanager_stopped(node)
+        for listener in list(self.service_listeners):
+            listener(node, svc)
 
     def _service_started(self, node: Node, svc: Service) -> None:
         changed = self.store.present_installed(node, [t for t, by in PRESENTED_BY.items() if svc.name in by])
@@ -121,6 +174,8 @@ class Cluster:
                 self.store.bundle_changed()
         if svc.name == "Cisco CallManager":
             self.phone_control.callmanager_started(node)
+        for listener in list(self.service_listeners):
+            listener(node, svc)
 
     # ------------------------------------------------------------------ lifecycle and time
     def start_clock(self) -> None:
@@ -172,7 +227,7 @@ class Cluster:
     ) -> x509.CertificateSigningRequest:
         return self.store.generate_csr(node, cert_type, alt_names, include_ou, key_length)
 
-    def regenerate(self, node: Node, cert_type: str, days: float = 1825.0) -> x509.Certificate:
+    def regenerate(self, node: Node, cert_type: str, days: float | None = None) -> x509.Certificate:
         return self.store.regenerate(node, cert_type, days)
 
     def delete_csr(self, node: Node, cert_type: str) -> None:
@@ -204,6 +259,10 @@ class Cluster:
 
     def phone_counts(self) -> dict[str, int]:
         return self.phone_control.phone_counts()
+
+    def ris_phone(self, i: int, now: float) -> tuple[str, int]:
+        """Phone ``i``'s Status and TimeStamp as RisPort70 reports them (``ris_lag`` behind)."""
+        return self.phone_control.ris_view(i, now)
 
     def reset_phone(self, name: str) -> None:
         self.phone_control.reset_phone(name)
@@ -238,6 +297,8 @@ class Cluster:
                 "security_mode": 1 if self.mixed_mode else 0,
                 "sso_enabled": self.sso_enabled,
                 "drs_running": self.drs_running,
+                "phone_interaction": self.phone_interaction if self.release >= (14, 0) else None,
+                "ris_lag": self.ris_lag,
                 **self.record.as_state(),
                 "phones": counts,
                 "phones_registered": counts["registered"],

@@ -56,6 +56,11 @@ class Node:
         return IMP_CERT_TYPES if self.role == "imp" else CERT_TYPES
 
     @property
+    def tomcat_running(self) -> bool:
+        """Cisco Tomcat is Started: certmgr REST, AXL, RisPort70 and ControlCenterServices answer."""
+        return self.services["Cisco Tomcat"].state == "Started"
+
+    @property
     def runs_callmanager(self) -> bool:
         return self.role != "imp"
 

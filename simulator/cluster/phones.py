@@ -64,6 +64,7 @@ class PhoneTable:
         self.blocked = [BLOCK_NONE] * count
         self.snap_cm = [0] * count
         self.snap_tvs = [0] * count
+        self.snap_itlr = [0] * count
         self.registered_ts = [int(time.time())] * count
         # Index into PhoneControl.device_pools; -1: the phone is in no pool.
         self.pool = [-1] * count
@@ -83,10 +84,14 @@ class PhoneControl:
         record: Record,
         reregister_seconds: tuple[float, float],
         device_pool: str | None,
+        itl_signer: str = "ITLRecovery",
+        ris_lag: float = 0.0,
     ) -> None:
         """``device_pool`` names each CallManager node's device pool (``{short}``: the node's short
         name, ``{name}``: its FQDN); a phone belongs to its home node's pool. ``None``: phones belong
-        to no pool."""
+        to no pool. ``itl_signer`` is the identity that signs the ITL: ``CallManager`` up to 11.5,
+        ``ITLRecovery`` from 12.0. ``ris_lag`` (seconds, already scaled) is how far RisPort70's view
+        trails the phones' real state."""
         self.nodes = nodes
         self.phones = phones
         self.clock = clock
@@ -104,11 +109,22 @@ class PhoneControl:
             if len(set(self.device_pools)) != len(self.device_pools):
                 raise ValueError("device_pool must give each node its own pool name: use {short} or {name}")
             phones.pool = [pool_of_node.get(n, -1) for n in phones.node]
+        if itl_signer not in ("CallManager", "ITLRecovery"):
+            raise ValueError("itl_signer must be 'CallManager' or 'ITLRecovery'")
+        self.itl_signer = itl_signer
+        if ris_lag < 0:
+            raise ValueError("ris_lag must be >= 0")
+        self.ris_lag = ris_lag
+        # With a RIS lag: per phone, its recent status changes (time, status, TimeStamp), oldest
+        # first; the first entry is the status before the earliest change still needed.
+        self._history: dict[int, list[tuple[float, str, int]]] = {}
         self.cm_epoch = 0
         self.tvs_epoch = 0
+        self.itlr_epoch = 0
         self.ctl_entries: set[str] = set()
         self._update_ctl_entries()
-        self._epochs: list[tuple[float, int, int, bool]] = [(-math.inf, 0, 0, True)]
+        # (since, CallManager epoch, TVS epoch, ITLRecovery epoch, CTL lists what is presented)
+        self._epochs: list[tuple[float, int, int, int, bool]] = [(-math.inf, 0, 0, 0, True)]
         self._epoch_times: list[float] = [-math.inf]
 
     # ------------------------------------------------------------------ what phones see
@@ -125,7 +141,7 @@ class PhoneControl:
 
     def _record_epoch(self) -> None:
         now = self.clock.now()
-        self._epochs.append((now, self.cm_epoch, self.tvs_epoch, self._ctl_ok()))
+        self._epochs.append((now, self.cm_epoch, self.tvs_epoch, self.itlr_epoch, self._ctl_ok()))
         self._epoch_times.append(now)
 
     def _update_ctl_entries(self) -> None:
@@ -143,6 +159,8 @@ class PhoneControl:
             self.cm_epoch += 1
         if "TVS" in cert_types:
             self.tvs_epoch += 1
+        if "ITLRecovery" in cert_types:
+            self.itlr_epoch += 1
         self._record_epoch()
 
     def state_id(self) -> int:
@@ -155,21 +173,54 @@ class PhoneControl:
         if not p.pending[i] or p.reg_at[i] > now:
             return
         t = p.reg_at[i]
-        _, cm, tvs, ctl_ok = self._epochs[bisect.bisect_right(self._epoch_times, t) - 1]
-        if cm != p.snap_cm[i] and tvs != p.snap_tvs[i]:
+        _, cm, tvs, itlr, ctl_ok = self._epochs[bisect.bisect_right(self._epoch_times, t) - 1]
+        cm_changed, tvs_changed = cm != p.snap_cm[i], tvs != p.snap_tvs[i]
+        signer_changed = cm_changed if self.itl_signer == "CallManager" else itlr != p.snap_itlr[i]
+        # A phone trusts a new ITL signed by the signer it knows, or one TVS vouches for; TVS changed
+        # as well leaves it nobody to ask. The CallManager certificate (config files, SIP-TLS) is
+        # checked through TVS the same way, so CallManager and TVS together strand it on any release.
+        if tvs_changed and (signer_changed or cm_changed):
             p.blocked[i] = BLOCK_ITL
             p.reg_at[i] = math.inf
         elif p.mixed and p.secure[i] and not ctl_ok:
             p.blocked[i] = BLOCK_CTL
             p.reg_at[i] = math.inf
         else:
-            p.snap_cm[i], p.snap_tvs[i] = cm, tvs
+            p.snap_cm[i], p.snap_tvs[i], p.snap_itlr[i] = cm, tvs, itlr
+            self._remember(i, t, REGISTERED, self.clock.cucm_time(t), now)
             p.pending[i] = False
             p.registered_ts[i] = self.clock.cucm_time(t)
+
+    def _remember(self, i: int, t: float, status: str, stamp: int, now: float) -> None:
+        """Keep a status change for RisPort70's lagging view (nothing to keep without a lag)."""
+        if self.ris_lag <= 0:
+            return
+        p = self.phones
+        history = self._history.get(i)
+        if history is None:
+            before = REGISTERED if not p.pending[i] and p.blocked[i] == BLOCK_NONE else UNREGISTERED
+            history = self._history[i] = [(-math.inf, before, p.registered_ts[i])]
+        history.append((t, status, stamp))
+        cutoff = now - self.ris_lag
+        while len(history) >= 2 and history[1][0] <= cutoff:
+            history.pop(0)
+
+    def ris_view(self, i: int, now: float) -> tuple[str, int]:
+        """Status and TimeStamp of phone ``i`` as RisPort70 reports them: as they were ``ris_lag`` ago."""
+        status = self.phone_status(i, now)
+        history = self._history.get(i)
+        if history is None:
+            return status, self.phones.registered_ts[i]
+        cutoff = now - self.ris_lag
+        for t, old_status, stamp in reversed(history):
+            if t <= cutoff:
+                return old_status, stamp
+        return history[0][1], history[0][2]
 
     def _unregister(self, i: int, now: float, until: float) -> None:
         self._settle(i, now)
         p = self.phones
+        self._remember(i, now, UNREGISTERED, self.clock.cucm_time(now), now)
         p.pending[i] = True
         p.blocked[i] = BLOCK_NONE
         p.reg_at[i] = until
@@ -228,7 +279,25 @@ class PhoneControl:
             self._unregister(i, now, math.inf)
             if self._callmanager_started(i):
                 self.schedule_registration(i, now)
-            self.record.phone_resets += 1
+            self.record.phone_reset()
+
+    def reset_automatically(self, node: Node, cert_type: str) -> int:
+        """ "Phone Interaction on Certificate Update" set to reset automatically: CUCM resets the phones
+        whose ITL holds the changed certificate (TVS, CAPF, ITLRecovery: every phone; CallManager: the
+        phones of that node, whose TFTP serves it). Counted apart from ``phone_resets``."""
+        with self.lock:
+            now = self.clock.now()
+            p = self.phones
+            reset = 0
+            for i in range(p.count):
+                if cert_type == "CallManager" and p.node[i] != node.index:
+                    continue
+                self._unregister(i, now, math.inf)
+                if self._callmanager_started(i):
+                    self.schedule_registration(i, now)
+                reset += 1
+            self.record.phones_reset_automatically(node.name, cert_type, reset)
+            return reset
 
     def device_pool_uuid(self, pool: str) -> str:
         return "{" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"devicepool/{pool}")).upper() + "}"
@@ -278,7 +347,7 @@ class PhoneControl:
                 raise CucmError(CTL_NOT_MIXED)
             self._update_ctl_entries()
             self._record_epoch()
-            self.record.ctl_updates += 1
+            self.record.ctl_updated()
 
     def itl_reset(self, node: Node) -> None:
         """`utils itl reset localkey`: phones accept the recovery-signed ITL and re-register."""
@@ -288,8 +357,8 @@ class PhoneControl:
             p = self.phones
             for i in range(p.count):
                 self._settle(i, now)
-                p.snap_cm[i], p.snap_tvs[i] = self.cm_epoch, self.tvs_epoch
+                p.snap_cm[i], p.snap_tvs[i], p.snap_itlr[i] = self.cm_epoch, self.tvs_epoch, self.itlr_epoch
                 if p.blocked[i] == BLOCK_ITL:
                     p.blocked[i] = BLOCK_NONE
                     self.schedule_registration(i, now)
-            self.record.itl_resets += 1
+            self.record.itl_reset()

@@ -19,13 +19,16 @@ if TYPE_CHECKING:
 # Which service restarts make a newly installed identity the one the node presents.
 # Sources (see the CUCM reference, section 4): tomcat -> Cisco Tomcat (SG14 restart table);
 # CallManager -> Cisco CallManager (R14) and Cisco HAProxy (SG14, 14SU1+); ipsec -> DRF Master/Local
-# (SG14); CAPF -> CAPF service (SG14); TVS -> Cisco Trust Verification Service (SG14, T214231).
+# (SG14); CAPF -> CAPF service (SG14); TVS -> Cisco Trust Verification Service (SG14, T214231);
+# ITLRecovery -> Cisco Tftp, which signs the ITL (part 2 section 3).
 PRESENTED_BY: dict[str, tuple[str, ...]] = {
     "tomcat": ("Cisco Tomcat",),
     "CallManager": ("Cisco CallManager", "Cisco HAProxy"),
     "ipsec": ("Cisco DRF Local", "Cisco DRF Master"),
     "CAPF": ("Cisco Certificate Authority Proxy Function",),
     "TVS": ("Cisco Trust Verification Service",),
+    # The ITL is re-signed with a new ITLRecovery key once TFTP restarts (SG14 regeneration steps).
+    "ITLRecovery": ("Cisco Tftp",),
 }
 
 # Services ControlCenterServices refuses to control (reference section 3: non-stoppable services).

@@ -51,7 +51,7 @@ class RateLimiter:
 
 
 # ---------------------------------------------------------------------------- RisPort70
-def _device_xml(cluster: Cluster, i: int, status: str) -> str:
+def _device_xml(cluster: Cluster, i: int, status: str, stamp: int) -> str:
     p = cluster.phones
     ip = p.ip[i]
     return (
@@ -61,7 +61,7 @@ def _device_xml(cluster: Cluster, i: int, status: str) -> str:
         f"{_e('RegistrationAttempts', 0)}{_e('IsCtiControllable', True)}{_e('LoginUserId', None)}"
         f"{_e('Status', status)}{_e('StatusReason', 0)}{_e('PerfMonObject', 2)}{_e('DChannel', 0)}"
         f"{_e('Description', 'Phone ' + p.dirnum[i])}{_e('H323Trunk', None)}"
-        f"{_e('TimeStamp', p.registered_ts[i])}"
+        f"{_e('TimeStamp', stamp)}"
         f"{_e('Protocol', 'SIP')}{_e('NumOfLines', 1)}"
         f"<LinesStatus><item>{_e('DirectoryNumber', p.dirnum[i])}{_e('Status', status)}</item></LinesStatus>"
         f"{_e('ActiveLoadID', 'sip78xx.14-1-1-0001-136')}{_e('InactiveLoadID', None)}"
@@ -162,15 +162,18 @@ def ris(sim: Any, node: Node, op: ET.Element) -> str:
                     elif not any(fnmatch.fnmatchcase(value.upper(), pt.upper()) for pt in patterns):
                         continue
                 if status_filter != "Any":
-                    status = cluster.phone_status(i, now) if primary else "UnRegistered"
+                    status = cluster.ris_phone(i, now)[0] if primary else "UnRegistered"
                     if status != status_filter:
                         continue
                 matched.append((i, n_idx, primary))
         page = matched[offset : offset + max_devices]
         by_node: dict[int, list[str]] = {}
         for i, n_idx, primary in page:
-            status = cluster.phone_status(i, now) if primary else "UnRegistered"
-            by_node.setdefault(n_idx, []).append(_device_xml(cluster, i, status))
+            # RIS collects asynchronously: Status and TimeStamp are as they were ris_lag ago.
+            status, stamp = cluster.ris_phone(i, now)
+            if not primary:
+                status = "UnRegistered"
+            by_node.setdefault(n_idx, []).append(_device_xml(cluster, i, status, stamp))
         node_items = []
         for n in cm_nodes:
             if node_filter and not n.known_as(node_filter):

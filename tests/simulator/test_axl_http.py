@@ -158,7 +158,7 @@ def raw_status_line(sim, name, request: bytes) -> bytes:
     ctx = ssl.create_default_context(cafile=str(sim.info.ca_bundle))
     port, server_name = node_info(sim, name).https_port, node_info(sim, name).name
     with (
-        socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+        socket.create_connection((node_info(sim, name).address, port), timeout=10) as sock,
         ctx.wrap_socket(sock, server_hostname=server_name) as tls,
     ):
         tls.sendall(request)

@@ -179,6 +179,7 @@ def test_simulate_process_writes_json_and_stops_on_sigterm(tmp_path):
         (["--nodes", "0"], "--nodes must be at least 1"),
         (["--faults", "5xx"], "--faults"),
         (["--phones", "50000"], "--phones must be between"),
+        (["--ris-lag", "-1"], "--ris-lag must be 0 or more"),
     ],
 )
 def test_simulate_bad_arguments(tmp_path, args, message):
@@ -201,3 +202,122 @@ def test_in_process_api_matches_json(tmp_path):
     assert time.monotonic() - started < 30
     with pytest.raises(requests.ConnectionError):
         session(sim, "cucm-pub").get(base_url(sim, "cucm-pub") + "/__sim__/state", timeout=5)
+
+
+# ---------------------------------------------------------------------------- lost replies
+def test_lost_spec_and_draws():
+    f = Faults.parse("lost=0.2,lost@ssh=1,seed=4")
+    assert f.lost == {"rest": 0.2, "axl": 0.2, "ccs": 0.2, "ssh": 1.0}
+    assert f.probabilities == {}  # lost is not a pre-action fault
+    with pytest.raises(FaultSpecError, match="lost applies to"):
+        Faults.parse("lost@ris=0.5")
+
+    def draws(seed: int) -> list[bool]:
+        g = Faults.parse(f"lost=0.5,seed={seed}")
+        return [g.lose_reply("cucm-pub", "rest") for _ in range(100)]
+
+    assert draws(4) == draws(4) != draws(5)
+    assert 20 < sum(draws(4)) < 80
+
+
+def _soap(sim: SimulatedCluster, path: str, action: str, body: str) -> requests.Response:
+    envelope = (
+        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">'
+        f"<soapenv:Body>{body}</soapenv:Body></soapenv:Envelope>"
+    )
+    return session(sim, "cucm-pub", "axl").post(
+        base_url(sim, "cucm-pub") + path,
+        data=envelope,
+        headers={"Content-Type": "text/xml", "SOAPAction": action},
+        timeout=30,
+    )
+
+
+def test_lost_replies_over_https(tmp_path):
+    with SimulatedCluster(tmp_path, nodes=2, phones=4, faults="lost=1", time_scale=1000) as sim:
+        s = session(sim, "cucm-pub")
+        url = base_url(sim, "cucm-pub") + CERTMGR
+        # Carried out, answer lost: the CSR exists though the client saw the connection drop.
+        with pytest.raises(requests.ConnectionError):
+            s.post(url + "csr", json={"service": "tomcat", "commonName": "cucm-pub.example.com"}, timeout=30)
+        assert sim.state()["csrs_generated"]["cucm-pub.example.com"] == {"tomcat": 1}
+        # Refused (nothing done) or read-only: answered.
+        assert s.post(url + "csr", json={"service": "nope"}, timeout=30).status_code == 400
+        assert s.get(url + "identity/certificate?service=tomcat", timeout=30).json()["csr"]
+        axl = "http://www.cisco.com/AXL/API/14.0"
+        with pytest.raises(requests.ConnectionError):
+            _soap(
+                sim,
+                "/axl/",
+                "CUCM:DB ver=14.0 doDeviceReset",
+                f'<ns:doDeviceReset xmlns:ns="{axl}"><deviceName>SEP001A2B000001</deviceName>'
+                "<isHardReset>true</isHardReset></ns:doDeviceReset>",
+            )
+        assert sim.state()["phone_resets"] == 1
+        r = _soap(
+            sim,
+            "/axl/",
+            "CUCM:DB ver=14.0 executeSQLQuery",
+            f'<ns:executeSQLQuery xmlns:ns="{axl}"><sql>select name from devicepool</sql>'  # noqa: S608
+            "</ns:executeSQLQuery>",
+        )
+        assert r.status_code == 200
+        with pytest.raises(requests.ConnectionError):
+            _soap(
+                sim,
+                "/controlcenterservice2/services/ControlCenterServices",
+                "soapDoControlServices",
+                '<soap:soapDoControlServices xmlns:soap="http://schemas.cisco.com/ast/soap">'
+                "<soap:ControlServiceRequest><soap:NodeName>cucm-pub.example.com</soap:NodeName>"
+                "<soap:ControlType>Restart</soap:ControlType><soap:ServiceList><soap:item>Cisco Tftp"
+                "</soap:item></soap:ServiceList></soap:ControlServiceRequest></soap:soapDoControlServices>",
+            )
+        state = sim.state()
+        assert [a.split("@")[0] for a in state["restarts"]["cucm-pub.example.com"]["Cisco Tftp"]] == [
+            "Restart"
+        ]
+        assert [(x["endpoint"], x["request"].split()[-1]) for x in state["lost_replies"]] == [
+            ("rest", "/platformcom/api/v1/certmgr/config/csr"),
+            ("axl", "doDeviceReset"),
+            ("ccs", "soapDoControlServices"),
+        ]
+
+
+def test_lost_replies_over_ssh(tmp_path):
+    with SimulatedCluster(
+        tmp_path, nodes=2, faults="lost@ssh=1", time_scale=1000, restart_seconds=(10, 10)
+    ) as sim:
+        client = ssh_client(sim, "cucm-pub")
+        try:
+            # A command without effects is answered.
+            _, out, _ = client.exec_command("show version active")
+            assert "Active Master Version" in out.read().decode()
+            assert out.channel.recv_exit_status() == 0
+            # The restart runs to its end, then the channel closes: no output, no exit status.
+            _, out, _ = client.exec_command("utils service restart Cisco Tftp")
+            assert out.read() == b""
+            assert out.channel.recv_exit_status() == -1
+            assert sim.cluster.publisher.services["Cisco Tftp"].state == "Started"
+            assert "Restart" in sim.state()["restarts"]["cucm-pub.example.com"]["Cisco Tftp"][0]
+            # Interactive: the CSR is generated on the answer, whose output never comes.
+            shell = client.invoke_shell()
+            shell.settimeout(30)
+            seen = b""
+            while not seen.endswith(b"admin:"):
+                seen += shell.recv(4096)
+            shell.sendall(b"set csr gen CallManager\n")
+            while b"(yes|no)?" not in seen:
+                seen += shell.recv(4096)
+            shell.sendall(b"yes\n")
+            rest = b""
+            while chunk := shell.recv(4096):
+                rest += chunk
+            assert b"Successfully" not in rest  # EOF came, the answer never did
+            assert shell.recv_exit_status() == -1
+            assert sim.state()["csrs_generated"]["cucm-pub.example.com"] == {"CallManager": 1}
+            assert [(x["endpoint"], x["request"]) for x in sim.state()["lost_replies"]] == [
+                ("ssh", "utils service restart Cisco Tftp"),
+                ("ssh", "set csr gen CallManager"),
+            ]
+        finally:
+            client.close()
