@@ -745,6 +745,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def version_string(self) -> str:
+        return self.server_version
+
     def do_GET(self) -> None:
         self._dispatch("GET")
 
@@ -953,7 +956,10 @@ def main(argv: list[str] | None = None) -> int:
         "templates": sorted(t.name for t in server.templates.values()),
         "pid": os.getpid(),
     }
-    (folder / "adcs.json").write_text(json.dumps(info, indent=2))
+    # Written whole, then renamed: whoever waits for the file never reads half of it.
+    tmp = folder / ".adcs.json.tmp"
+    tmp.write_text(json.dumps(info, indent=2))
+    os.replace(tmp, folder / "adcs.json")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
