@@ -23,7 +23,7 @@ from workflows.cert_types import CERT_TYPES
 
 DEFAULT_FILE = "cucm-renew.toml"
 ENV_VAR = "CUCM_RENEW_CONFIG"
-CA_KINDS = ("manual", "local", "command")
+CA_KINDS = ("manual", "local", "command", "adcs")
 ROLES = ("publisher", "subscriber", "imp")
 PHONE_RESET_METHODS = ("pools", "phones")
 
@@ -73,6 +73,21 @@ class CaConfig:
     folder: Path | None = None
     argv: tuple[str, ...] = ()
     timeout: float = 60.0
+    adcs: AdcsSettings | None = None
+
+
+@dataclass(frozen=True)
+class AdcsSettings:
+    """``kind = "adcs"``: an AD CS web-enrollment site. ``templates`` maps a CUCM type to its
+    template, ``template`` serves the others; ``password_key`` is where the password came from."""
+
+    url: str
+    template: str
+    templates: Mapping[str, str]
+    ca_bundle: Path
+    auth: str
+    credential: Credential
+    password_key: str
 
 
 @dataclass(frozen=True)
@@ -189,7 +204,28 @@ _TOP = Schema(
     kind=TABLE,
 )
 _RISPORT = Schema({"requests_per_minute": NUMBER}, kind=TABLE)
-_CA = Schema({"kind": TEXT, "folder": TEXT, "argv": TEXTS, "timeout": NUMBER}, required=("kind",), kind=TABLE)
+_CA = Schema(
+    {
+        "kind": TEXT,
+        "folder": TEXT,
+        "argv": TEXTS,
+        "timeout": NUMBER,
+        # adcs
+        "url": TEXT,
+        "template": TEXT,
+        "templates": TABLE,
+        "ca_bundle": TEXT,
+        "auth": TEXT,
+        "username": TEXT,
+        "password_env": TEXT,
+        "password_file": TEXT,
+        "password": ANY,
+    },
+    required=("kind",),
+    kind=TABLE,
+    quote=False,
+)
+ADCS_AUTH = ("basic", "ntlm")
 _CLUSTER = Schema(
     {
         "ca_bundle": TEXT,
@@ -332,7 +368,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
                     'e.g. argv = ["/usr/local/bin/sign-csr", "--profile", "cucm"]',
                 )
             argv = tuple(value)
-        cas[name] = CaConfig(name, kind, folder, argv, r.number(table, "timeout", where, 60, minimum=1))
+        adcs = _adcs(r, table, where) if kind == "adcs" else None
+        cas[name] = CaConfig(name, kind, folder, argv, r.number(table, "timeout", where, 60, minimum=1), adcs)
 
     clusters: dict[str, ClusterConfig] = {}
     clusters_raw = raw.get("clusters", {})
@@ -418,3 +455,52 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             phone_reset=str(phone_reset),
         )
     return Config(path, renew, types, per_minute, time_scale, clusters, cas)
+
+
+def _adcs(r: _Reader, table: Mapping[str, Any], where: str) -> AdcsSettings:
+    url = table.get("url")
+    if not url or not str(url).lower().startswith("https://"):
+        raise r.fail(f"{where}.url", "missing or not https://", 'e.g. url = "https://ca.example.com/certsrv"')
+    templates: dict[str, str] = {}
+    for k, v in table.get("templates", {}).items():
+        if not isinstance(v, str) or not v:
+            raise r.fail(
+                f"{where}.templates.{k}", "must be a template name", 'e.g. CallManager = "CUCM-Services"'
+            )
+        templates[canonical_type(k, file=r.path, key=f"{where}.templates.{k}")] = v
+    template = table.get("template", "")
+    if not template and not templates:
+        raise r.fail(
+            f"{where}.template",
+            "no certificate template",
+            'set template = "NAME" (the template\'s name, not its display name), per type: templates',
+        )
+    auth = table.get("auth", "ntlm")
+    if auth not in ADCS_AUTH:
+        raise r.fail(f"{where}.auth", f"unknown method {auth!r}", 'use auth = "ntlm" or "basic"')
+    if "ca_bundle" not in table:
+        raise r.fail(
+            f"{where}.ca_bundle",
+            "missing",
+            "point it at the PEM file of the CA that issued the site's TLS certificate",
+        )
+    if "username" not in table:
+        raise r.fail(f"{where}.username", "missing", 'e.g. username = "EXAMPLE\\\\svc-cucm-renew"')
+    if "password_file" in table and "password_env" not in table:
+        pfile = r.path_(table, "password_file", where, must_exist=True)
+        if pfile.stat().st_mode & 0o077:
+            raise r.fail(f"{where}.password_file", f"{pfile} is readable by others", f"chmod 600 {pfile}")
+    # The credential keys sit in [ca.NAME] itself: read them as the table "NAME" under "ca".
+    name = where.split(".", 1)[1]
+    keys = ("username", "password_env", "password_file", "password")
+    credential = r.credential({name: {k: table[k] for k in keys if k in table}}, name, "ca")
+    key = f"{where}.password_env" if "password_env" in table else f"{where}.password_file"
+    return AdcsSettings(
+        url=str(url),
+        template=str(template),
+        templates=templates,
+        ca_bundle=r.path_(table, "ca_bundle", where, must_exist=True),
+        auth=str(auth),
+        credential=credential,
+        password_key=key,
+    )

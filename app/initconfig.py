@@ -37,6 +37,16 @@ folder = "state/lab-ca"
 # argv = ["/usr/local/bin/sign-csr", "--profile", "cucm"]
 # timeout = 60
 
+# [ca.corp-adcs]
+# kind = "adcs"          # Microsoft AD CS web enrollment; pending approval is waited for (days)
+# url = "https://ca.example.com/certsrv"
+# template = "CUCM-Services"                 # the template's name, not its display name
+# templates = { CallManager = "CUCM-Services-Approval", CAPF = "CUCM-CAPF" }
+# ca_bundle = "corp-root.pem"                # verifies the CA's web server
+# auth = "ntlm"                              # or "basic" (Kerberos is not supported)
+# username = "EXAMPLE\\\\svc-cucm-renew"
+# password_env = "CUCM_ADCS_PASSWORD"        # or password_file = "adcs.password" (mode 0600)
+
 [clusters.prod]
 version = "14.0"                          # 14 and later: certmgr REST; older: SSH CLI
 # rest = false                            # overrides what the version implies

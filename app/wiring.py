@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from adapters.ca.adcs import AdcsCA
 from adapters.ca.command import CommandCA
 from adapters.ca.local import LocalCA
 from adapters.ca.manual import ManualCA
@@ -98,6 +99,22 @@ def build_ca(config: Config, ca: CaConfig) -> CaPort:
     if ca.kind == "local":
         assert ca.folder is not None
         return LocalCA(ca.folder, name=ca.name)
+    if ca.kind == "adcs":
+        assert ca.adcs is not None
+        a = ca.adcs
+        return AdcsCA(
+            a.url,
+            username=a.credential.username,
+            password=a.credential.password.value,
+            ca_bundle=a.ca_bundle,
+            template=a.template,
+            templates=a.templates,
+            auth=a.auth,
+            timeout=ca.timeout,
+            name=ca.name,
+            config_key=f"ca.{ca.name}",
+            password_key=a.password_key,
+        )
     return CommandCA(ca.argv, timeout=ca.timeout, name=ca.name)
 
 
