@@ -16,7 +16,9 @@ demo: $(STAMP)
 	$(BIN)/cucm-renew demo
 
 # Beyond Python the suite needs OpenSSH's sshd (a test hosts the simulated CLI behind it), openssl
-# (tests/adapters/ca) and Cisco's schemas (the fidelity tests; never part of this repository).
+# (tests/adapters/ca), Pebble (a real ACME server) and Knot (an authoritative DNS server taking
+# RFC 2136 updates, which Pebble resolves DNS-01 through) for the ACME CA's tests, and Cisco's
+# schemas (the fidelity tests; never part of this repository).
 SCHEMAS := $(or $(CUCM_SCHEMA_DIR),$(abspath $(CURDIR)/../shared/cisco-schemas))
 APT := DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0
 
@@ -29,6 +31,8 @@ test-prereqs:
 	@need=""; \
 	command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need=" openssh-server"; \
 	command -v openssl >/dev/null || need="$$need openssl"; \
+	command -v pebble >/dev/null || need="$$need pebble"; \
+	command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || need="$$need knot"; \
 	if [ -n "$$need" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "make test: installing$$need (apt-get)"; \
 		log=$$( { $(APT) update && $(APT) install -y --no-install-recommends $$need; } 2>&1 ) || { \

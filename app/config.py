@@ -17,13 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from adapters.ca.profiles import profile_for
 from engine.logging import register_secret
 from engine.schema import ANY, BOOLEAN, INTEGER, LIST, NUMBER, TABLE, TEXT, TEXTS, Schema, SchemaError
 from workflows.cert_types import CERT_TYPES
 
 DEFAULT_FILE = "cucm-renew.toml"
 ENV_VAR = "CUCM_RENEW_CONFIG"
-CA_KINDS = ("manual", "local", "command", "adcs")
+CA_KINDS = ("manual", "local", "command", "adcs", "acme")
+DNS_KINDS = ("rfc2136", "hook")
+TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1")
+EAB_ALGORITHMS = ("HS256", "HS384", "HS512")
 ROLES = ("publisher", "subscriber", "imp")
 PHONE_RESET_METHODS = ("pools", "phones")
 
@@ -67,6 +73,41 @@ class NodeConfig:
 
 
 @dataclass(frozen=True)
+class DnsConfig:
+    """How an ACME CA's DNS-01 records are published: ``rfc2136`` (dynamic update with TSIG) or
+    ``hook`` (a program run with add/remove, the record name and value)."""
+
+    kind: str
+    server: str = ""
+    port: int = 53
+    zone: str = ""
+    tsig_name: str = ""
+    tsig_algorithm: str = "hmac-sha256"
+    tsig_secret: Secret | None = None
+    argv: tuple[str, ...] = ()
+    timeout: float = 60.0
+    check_servers: tuple[str, ...] = ()
+    """Servers asked whether a record is visible before its challenge is answered."""
+
+
+@dataclass(frozen=True)
+class AcmeConfig:
+    directory: str
+    dns: DnsConfig
+    ca_bundle: Path | None = None
+    contact: tuple[str, ...] = ()
+    account_folder: Path | None = None
+    """None: ``acme-NAME`` in the state folder."""
+    eab_kid: str = ""
+    eab_hmac: Secret | None = None
+    eab_algorithm: str = "HS256"
+    profile: str = ""
+    client_auth: bool = False
+    """Whether this CA's certificates carry clientAuth: public ACME CAs are dropping it."""
+    wait_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
 class CaConfig:
     name: str
     kind: str
@@ -74,6 +115,7 @@ class CaConfig:
     argv: tuple[str, ...] = ()
     timeout: float = 60.0
     adcs: AdcsSettings | None = None
+    acme: AcmeConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -214,12 +256,44 @@ _CA = Schema(
         "url": TEXT,
         "template": TEXT,
         "templates": TABLE,
-        "ca_bundle": TEXT,
+        "ca_bundle": TEXT,  # adcs and acme: the CA's web server
         "auth": TEXT,
         "username": TEXT,
         "password_env": TEXT,
         "password_file": TEXT,
         "password": ANY,
+        # acme
+        "directory": TEXT,
+        "contact": TEXTS,
+        "account_folder": TEXT,
+        "eab_kid": TEXT,
+        "eab_hmac_env": TEXT,
+        "eab_hmac_file": TEXT,
+        "eab_algorithm": TEXT,
+        "eab_hmac": ANY,  # refused with its own message, never quoted
+        "profile": TEXT,
+        "client_auth": BOOLEAN,
+        "wait_seconds": NUMBER,
+        "dns": TABLE,
+    },
+    required=("kind",),
+    kind=TABLE,
+    quote=False,
+)
+_DNS = Schema(
+    {
+        "kind": TEXT,
+        "server": TEXT,
+        "port": INTEGER,
+        "zone": TEXT,
+        "tsig_name": TEXT,
+        "tsig_algorithm": TEXT,
+        "tsig_secret_env": TEXT,
+        "tsig_secret_file": TEXT,
+        "tsig_secret": ANY,  # refused with its own message, never quoted
+        "argv": TEXTS,
+        "timeout": NUMBER,
+        "check_servers": TEXTS,
     },
     required=("kind",),
     kind=TABLE,
@@ -335,6 +409,151 @@ class _Reader:
             return Credential(username, Secret(value, str(pfile)))
         raise self.fail(full, "no password source", 'add password_env = "VAR" or password_file = "PATH"')
 
+    def secret(self, raw: Mapping[str, Any], key: str, where: str, what: str) -> Secret | None:
+        """``KEY_env`` or ``KEY_file``; None when neither is given. ``KEY`` itself is refused."""
+        if key in raw:
+            raise self.fail(
+                f"{where}.{key}",
+                f"{what} is not accepted in the file",
+                f'put it in an environment variable and write {key}_env = "NAME" under [{where}]',
+            )
+        if f"{key}_env" in raw:
+            var = raw[f"{key}_env"]
+            value = os.environ.get(var)
+            if not value:
+                raise self.fail(
+                    f"{where}.{key}_env",
+                    f"environment variable {var} is not set",
+                    f"export {var}=... (the {what}) before running cucm-renew",
+                )
+            return Secret(value, f"${var}")
+        if f"{key}_file" in raw:
+            sfile = self.path_(raw, f"{key}_file", where, must_exist=True)
+            value = sfile.read_text(encoding="utf-8").strip()
+            if not value:
+                raise self.fail(f"{where}.{key}_file", f"{sfile} is empty", f"write the {what} in it")
+            return Secret(value, str(sfile))
+        return None
+
+    def acme(self, table: Mapping[str, Any], where: str) -> AcmeConfig:
+        directory = table.get("directory")
+        if not directory:
+            raise self.fail(
+                f"{where}.directory",
+                "missing for an ACME CA",
+                'set directory = "https://..." (the URL of the ACME directory)',
+            )
+        if not str(directory).startswith("https://"):
+            raise self.fail(
+                f"{where}.directory", "must be an https:// URL", 'e.g. "https://acme.example.com/directory"'
+            )
+        ca_bundle = self.path_(table, "ca_bundle", where, must_exist=True) if "ca_bundle" in table else None
+        folder = None
+        if "account_folder" in table:
+            rel = Path(table["account_folder"])
+            folder = rel if rel.is_absolute() else self.base / rel
+        eab_kid = str(table.get("eab_kid", ""))
+        eab_hmac = self.secret(table, "eab_hmac", where, "EAB HMAC key")
+        if bool(eab_kid) != (eab_hmac is not None):
+            raise self.fail(
+                f"{where}.eab_kid",
+                "External Account Binding needs both the key id and the HMAC key",
+                'set eab_kid = "..." and eab_hmac_env = "VAR" (or eab_hmac_file), both from your CA',
+            )
+        eab_algorithm = str(table.get("eab_algorithm", "HS256"))
+        if eab_algorithm not in EAB_ALGORITHMS:
+            raise self.fail(
+                f"{where}.eab_algorithm",
+                f"unknown MAC algorithm {eab_algorithm!r}",
+                f"use one of: {', '.join(EAB_ALGORITHMS)}",
+            )
+        dwhere = f"{where}.dns"
+        if "dns" not in table:
+            raise self.fail(
+                dwhere,
+                "missing: an ACME CA validates by DNS-01",
+                'add dns = { kind = "rfc2136", server = "...", zone = "...", tsig_name = "...", '
+                'tsig_secret_env = "VAR" } or dns = { kind = "hook", argv = ["/path/prog"] }',
+            )
+        raw_dns = self.table(table["dns"], _DNS, dwhere)
+        kind = raw_dns["kind"]
+        if kind not in DNS_KINDS:
+            raise self.fail(
+                f"{dwhere}.kind", f"unknown DNS kind {kind!r}", f"use one of: {', '.join(DNS_KINDS)}"
+            )
+        secret = self.secret(raw_dns, "tsig_secret", dwhere, "TSIG secret")
+        if kind == "rfc2136":
+            for need in ("server", "zone", "tsig_name"):
+                if need not in raw_dns:
+                    raise self.fail(f"{dwhere}.{need}", "missing for RFC 2136 updates", f'set {need} = "..."')
+            if secret is None:
+                raise self.fail(
+                    f"{dwhere}.tsig_secret_env",
+                    "no TSIG secret",
+                    'add tsig_secret_env = "VAR" or tsig_secret_file = "PATH" '
+                    "(base64, as tsig-keygen prints it)",
+                )
+            algorithm = str(raw_dns.get("tsig_algorithm", "hmac-sha256"))
+            if algorithm not in TSIG_ALGORITHMS:
+                raise self.fail(
+                    f"{dwhere}.tsig_algorithm",
+                    f"unknown TSIG algorithm {algorithm!r}",
+                    f"use one of: {', '.join(TSIG_ALGORITHMS)}",
+                )
+        elif "argv" not in raw_dns:
+            raise self.fail(
+                f"{dwhere}.argv",
+                "missing for a DNS hook",
+                'e.g. argv = ["/usr/local/bin/dns-txt"] (run with add|remove, the name and the value)',
+            )
+        dns = DnsConfig(
+            kind=kind,
+            server=str(raw_dns.get("server", "")),
+            port=self.port(raw_dns, "port", dwhere, 53),
+            zone=str(raw_dns.get("zone", "")),
+            tsig_name=str(raw_dns.get("tsig_name", "")),
+            tsig_algorithm=str(raw_dns.get("tsig_algorithm", "hmac-sha256")),
+            tsig_secret=secret,
+            argv=tuple(raw_dns.get("argv", ())),
+            timeout=self.number(raw_dns, "timeout", dwhere, 60, minimum=1),
+            check_servers=tuple(raw_dns.get("check_servers", ())),
+        )
+        return AcmeConfig(
+            directory=str(directory),
+            dns=dns,
+            ca_bundle=ca_bundle,
+            contact=tuple(table.get("contact", ())),
+            account_folder=folder,
+            eab_kid=eab_kid,
+            eab_hmac=eab_hmac,
+            eab_algorithm=eab_algorithm,
+            profile=str(table.get("profile", "")),
+            client_auth=bool(table.get("client_auth", False)),
+            wait_seconds=self.number(table, "wait_seconds", where, 30, minimum=0),
+        )
+
+
+def _check_client_auth(r: _Reader, where: str, cluster: ClusterConfig, cas: Mapping[str, CaConfig]) -> None:
+    """A type whose certificate needs clientAuth may not go to an ACME CA that drops it: refused
+    here, before any run, rather than by the pre-flight once the CA has signed."""
+    for cert_type in cluster.types:
+        ca = cas[cluster.ca_for(cert_type)]
+        if ca.acme is None or ca.acme.client_auth:
+            continue
+        profile = profile_for(cert_type)
+        if profile is None or ExtendedKeyUsageOID.CLIENT_AUTH not in profile.extended_key_usage:
+            continue
+        key = f"{where}.ca_per_type.{cert_type}" if cert_type in cluster.ca_per_type else f"{where}.ca"
+        raise r.fail(
+            key,
+            f"{cert_type} certificates need the clientAuth extended key usage (CUCM uses them for "
+            f"mutual TLS), and CA {ca.name!r} is an ACME CA whose certificates drop it "
+            f"(ca.{ca.name}.client_auth = false)",
+            f'map {cert_type} to a CA that issues clientAuth with ca_per_type = {{ {cert_type} = "..." }} '
+            f"under [{where}], or, if this ACME CA's profile does issue clientAuth (a private ACME CA), "
+            f"set client_auth = true under [ca.{ca.name}]",
+        )
+
 
 def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
     r = _Reader(path)
@@ -369,7 +588,10 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
                 )
             argv = tuple(value)
         adcs = _adcs(r, table, where) if kind == "adcs" else None
-        cas[name] = CaConfig(name, kind, folder, argv, r.number(table, "timeout", where, 60, minimum=1), adcs)
+        acme = r.acme(table, where) if kind == "acme" else None
+        cas[name] = CaConfig(
+            name, kind, folder, argv, r.number(table, "timeout", where, 60, minimum=1), adcs, acme
+        )
 
     clusters: dict[str, ClusterConfig] = {}
     clusters_raw = raw.get("clusters", {})
@@ -454,6 +676,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             use_rest=table.get("rest"),
             phone_reset=str(phone_reset),
         )
+        _check_client_auth(r, where, clusters[name], cas)
     return Config(path, renew, types, per_minute, time_scale, clusters, cas)
 
 

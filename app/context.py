@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import threading
+from pathlib import Path
 from typing import Any
 
 from app.config import Config, load_config
@@ -48,7 +49,8 @@ class AppContext:
         config = self.config
         with self._lock:
             if self._adapters is None:
-                self._adapters = Adapters(config)
+                state = getattr(self.args, "state_dir", None)
+                self._adapters = Adapters(config, state_dir=Path(state) if state else None)
             return self._adapters
 
     def deps(self, run: Any) -> RunDeps:

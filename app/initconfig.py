@@ -47,6 +47,27 @@ folder = "state/lab-ca"
 # username = "EXAMPLE\\\\svc-cucm-renew"
 # password_env = "CUCM_ADCS_PASSWORD"        # or password_file = "adcs.password" (mode 0600)
 
+# [ca.acme]
+# kind = "acme"                           # RFC 8555, DNS-01; the account key is kept in the state folder
+# directory = "https://acme.example.com/directory"
+# ca_bundle = "acme-server-ca.pem"        # verifies the ACME server (default: the system's CAs)
+# contact = ["pki@example.com"]
+# eab_kid = "kid-from-your-ca"            # External Account Binding, if the CA requires it...
+# eab_hmac_env = "ACME_EAB_HMAC"          # ...its HMAC key from the environment (or eab_hmac_file)
+# client_auth = false                     # public ACME CAs drop clientAuth, which CUCM's types need:
+#                                         # true only for a private ACME CA that issues it
+#
+# [ca.acme.dns]                           # DNS-01 records by RFC 2136 dynamic update, signed with TSIG
+# kind = "rfc2136"
+# server = "ns1.example.com"              # the zone's primary
+# zone = "example.com"
+# tsig_name = "acme-update."
+# tsig_algorithm = "hmac-sha256"
+# tsig_secret_env = "ACME_TSIG_SECRET"    # or tsig_secret_file
+# # or, for any other DNS provider, a program run with add|remove NAME VALUE:
+# # kind = "hook"
+# # argv = ["/usr/local/bin/dns-txt"]
+
 [clusters.prod]
 version = "14.0"                          # 14 and later: certmgr REST; older: SSH CLI
 # rest = false                            # overrides what the version implies

@@ -12,15 +12,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from adapters.ca.acme import AcmeCA, ExternalAccountBinding
 from adapters.ca.adcs import AdcsCA
 from adapters.ca.command import CommandCA
+from adapters.ca.dns import Dns01Publisher, HookPublisher, Rfc2136Publisher, parse_servers
 from adapters.ca.local import LocalCA
 from adapters.ca.manual import ManualCA
-from adapters.ca.port import CaPort
+from adapters.ca.port import CaMisconfigured, CaPort
 from adapters.cucm.cluster import ClusterConfig as CucmClusterConfig
 from adapters.cucm.cluster import Credentials, build_cluster
 from adapters.cucm.port import CucmPort, NodeRef
-from app.config import CaConfig, ClusterConfig, Config, ConfigError
+from app.config import AcmeConfig, CaConfig, ClusterConfig, Config, ConfigError
 from workflows.certkit import fingerprints, pem_blocks
 from workflows.deps import RunDeps
 
@@ -93,7 +95,57 @@ def build_cucm(config: Config, cluster: ClusterConfig, bundle: Path | None = Non
         raise ConfigError(config.path, f"clusters.{cluster.name}", str(exc), "correct that setting") from exc
 
 
-def build_ca(config: Config, ca: CaConfig) -> CaPort:
+def default_state_dir() -> Path:
+    """The engine's default state folder: ``$CUCM_RENEW_STATE`` or ``./state``."""
+    return Path(os.environ.get("CUCM_RENEW_STATE", "./state"))
+
+
+def _dns_publisher(name: str, acme: AcmeConfig) -> Dns01Publisher:
+    key = f"ca.{name}.dns"
+    dns = acme.dns
+    check = parse_servers(dns.check_servers, key=f"{key}.check_servers")
+    if dns.kind == "hook":
+        return HookPublisher(dns.argv, timeout=dns.timeout, key=key, check_servers=check)
+    assert dns.tsig_secret is not None
+    return Rfc2136Publisher(
+        server=dns.server,
+        port=dns.port,
+        zone=dns.zone,
+        tsig_name=dns.tsig_name,
+        tsig_algorithm=dns.tsig_algorithm,
+        tsig_secret=dns.tsig_secret.value,
+        timeout=min(dns.timeout, 30.0),
+        key=key,
+        check_servers=check,
+    )
+
+
+def build_acme(config: Config, ca: CaConfig, state_dir: Path | None = None) -> AcmeCA:
+    acme = ca.acme
+    assert acme is not None
+    eab = None
+    if acme.eab_kid and acme.eab_hmac is not None:
+        eab = ExternalAccountBinding(acme.eab_kid, acme.eab_hmac.value, acme.eab_algorithm)
+    try:
+        return AcmeCA(
+            acme.directory,
+            folder=acme.account_folder or (state_dir or default_state_dir()) / f"acme-{ca.name}",
+            dns=_dns_publisher(ca.name, acme),
+            ca_bundle=acme.ca_bundle,
+            contact=acme.contact,
+            eab=eab,
+            profile=acme.profile,
+            wait=acme.wait_seconds,
+            timeout=ca.timeout,
+            name=ca.name,
+        )
+    except CaMisconfigured as exc:
+        raise ConfigError(config.path, exc.key, exc.problem, "correct that setting") from exc
+
+
+def build_ca(config: Config, ca: CaConfig, state_dir: Path | None = None) -> CaPort:
+    if ca.kind == "acme":
+        return build_acme(config, ca, state_dir)
     if ca.kind == "manual":
         return ManualCA(name=ca.name)
     if ca.kind == "local":
@@ -123,9 +175,14 @@ class Adapters:
     shared by every run (they hold connection pools)."""
 
     def __init__(
-        self, config: Config, *, ca_override: Callable[[str, str], CaPort | None] | None = None
+        self,
+        config: Config,
+        *,
+        ca_override: Callable[[str, str], CaPort | None] | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.config = config
+        self.state_dir = state_dir
         self._lock = threading.Lock()
         self._cucm: dict[str, CucmPort] = {}
         self._ca: dict[str, CaPort] = {}
@@ -148,7 +205,7 @@ class Adapters:
         name = self.config.cluster(cluster).ca_for(cert_type)
         with self._lock:
             if name not in self._ca:
-                self._ca[name] = build_ca(self.config, self.config.cas[name])
+                self._ca[name] = build_ca(self.config, self.config.cas[name], self.state_dir)
             return self._ca[name]
 
     def deps(self, run: Any) -> RunDeps:

@@ -135,7 +135,7 @@ def test_inline_password_refused_without_echoing_it(folder: Path) -> None:
             ["unknown certificate type 'cup-xmpp'", "CallManager"],
         ),
         ('ca = "lab"', 'ca = "corp"', "clusters.lab.ca", ["unknown CA 'corp'", "[ca.corp]"]),
-        ('kind = "local"', 'kind = "acme"', "ca.lab.kind", ["unknown CA kind", "command"]),
+        ('kind = "local"', 'kind = "vault"', "ca.lab.kind", ["unknown CA kind", "command"]),
         ('role = "publisher"', 'role = "subscriber"', "clusters.lab.nodes", ["exactly one"]),
         ("https_port = 40443", "https_port = 70000", "clusters.lab.nodes[0].https_port", ["TCP port"]),
         ("renew_before_days = 40", "renew_before_dayz = 40", "renew_before_dayz", ["unknown key"]),
