@@ -15,7 +15,15 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from adapters.ca.command import CommandCA
-from adapters.ca.port import CaError, CaMisconfigured, CaRejected, CaUnreachable, Issued, Pending
+from adapters.ca.port import (
+    CaError,
+    CaMisconfigured,
+    CaRejected,
+    CaUnreachable,
+    Issued,
+    Pending,
+    csr_sha256,
+)
 from adapters.ca.profiles import IPSEC_END_SYSTEM
 from tests.adapters.ca.conftest import MakeCsr
 from workflows import preflight
@@ -65,10 +73,28 @@ def test_program_gets_csr_on_stdin_and_parameters_in_its_environment(
     assert env["CUCM_RENEW_OPERATION"] == "submit"
     assert env["CUCM_RENEW_CERT_TYPE"] == "CallManager"
     assert env["CUCM_RENEW_NODE"] == "cucm-sub1"
+    assert env["CUCM_RENEW_IDEMPOTENCY_KEY"] == csr_sha256(csr), "by default the CSR names the request"
     assert env["CA_API_KEY"] == "from-config"
     assert "PATH" in env
     assert "sentinel-secret-4711" not in (tmp_path / "env").read_text(), "our own secrets never reach the CA"
     assert (tmp_path / "argv").read_text().strip() == "--profile voice"
+
+
+def test_the_idempotency_key_reaches_the_program_on_submit_only(tmp_path: Path, make_csr: MakeCsr) -> None:
+    argv = script(
+        tmp_path,
+        f"""\
+        echo "${{CUCM_RENEW_IDEMPOTENCY_KEY-unset}}" >> {tmp_path}/keys
+        [ "${{1:-}}" = poll ] && exit 1
+        cat >/dev/null; echo req-9; exit 1
+        """,
+    )
+    ca = CommandCA(argv)
+    ca.submit(make_csr(0), cert_type="tomcat", node="n", idempotency_key="run-7_node-1")
+    ca.poll("req-9")
+    assert (tmp_path / "keys").read_text().split() == ["run-7_node-1", "unset"]
+    with pytest.raises(ValueError, match="idempotency key"):
+        ca.submit(make_csr(0), cert_type="tomcat", node="n", idempotency_key="a;rm -rf /")
 
 
 def test_exit_1_pending_then_poll_with_the_token(tmp_path: Path, make_csr: MakeCsr) -> None:
@@ -138,17 +164,18 @@ def test_exit_5_without_a_token_resubmits_the_same_csr(tmp_path: Path, make_csr:
         f"""\
         cat > {tmp_path}/csr.$(ls {tmp_path} | wc -l)
         if [ ! -f {tmp_path}/second ]; then touch {tmp_path}/second; echo 0.5; exit 5; fi
-        echo "$CUCM_RENEW_CERT_TYPE $CUCM_RENEW_NODE $CUCM_RENEW_OPERATION" > {tmp_path}/again
+        echo "$CUCM_RENEW_CERT_TYPE $CUCM_RENEW_NODE $CUCM_RENEW_OPERATION $CUCM_RENEW_IDEMPOTENCY_KEY" \\
+            > {tmp_path}/again
         cat {CHAIN_PEM}
         """,
     )
     ca = CommandCA(argv)
     csr = make_csr(0)
-    pending = ca.submit(csr, cert_type="ipsec", node="cucm-sub2")
+    pending = ca.submit(csr, cert_type="ipsec", node="cucm-sub2", idempotency_key="k-5")
     assert isinstance(pending, Pending) and pending.retry_after == 0.5
     assert "\n" not in pending.token, "the token is one line, ready to be recorded"
     assert isinstance(ca.poll(pending.token), Issued)
-    assert (tmp_path / "again").read_text().split() == ["ipsec", "cucm-sub2", "submit"]
+    assert (tmp_path / "again").read_text().split() == ["ipsec", "cucm-sub2", "submit", "k-5"]
     sent = sorted(p.read_text() for p in tmp_path.glob("csr.*"))
     assert sent == [csr, csr]
 
@@ -312,7 +339,10 @@ def test_real_openssl_ca_issues_what_preflight_accepts(
     csr = make_csr(
         2, "cucm-sub1.example.com", ["cucm-sub1.example.com", "cucm-sub1", "sub1.voice.example.com"]
     )
-    result = _openssl_adapter(openssl_ca).submit(csr, cert_type=cert_type, node="cucm-sub1")
+    # One CSR for every type here: each type's request gets a key of its own.
+    result = _openssl_adapter(openssl_ca).submit(
+        csr, cert_type=cert_type, node="cucm-sub1", idempotency_key=f"preflight-{cert_type}"
+    )
     assert isinstance(result, Issued) and len(result.chain_pems) == 2
     validated = preflight.validate_issued(cert_type, csr, result, trusted_roots=[], now=datetime.now(UTC))
     leaf = x509.load_pem_x509_certificate(result.leaf_pem.encode())
@@ -395,3 +425,37 @@ def test_real_openssl_ca_signs_for_several_nodes_at_once(openssl_ca: Path, make_
         preflight.validate_issued("CallManager", csrs[i], result, trusted_roots=[], now=datetime.now(UTC))
         serials.add(x509.load_pem_x509_certificate(result.leaf_pem.encode()).serial_number)
     assert len(serials) == 4
+
+
+def _index(ca_dir: Path) -> list[list[str]]:
+    """`openssl ca`'s own database: one line per certificate it signed."""
+    return [line.split("\t") for line in (ca_dir / "index.txt").read_text().splitlines()]
+
+
+def test_real_openssl_ca_answers_a_known_key_with_what_it_issued(openssl_ca: Path, make_csr: MakeCsr) -> None:
+    ca = _openssl_adapter(openssl_ca)
+    csr = make_csr(5, "cucm-sub3.example.com")
+    before = len(_index(openssl_ca))
+    first = ca.submit(csr, cert_type="ipsec", node="cucm-sub3", idempotency_key=csr_sha256(csr))
+    again = ca.submit(csr, cert_type="ipsec", node="cucm-sub3", idempotency_key=csr_sha256(csr))
+    assert isinstance(first, Issued) and again == first
+    assert len(_index(openssl_ca)) == before + 1, "one certificate in openssl's index for one key"
+    # A program that ignores the key signs the CSR again: what the contract prevents.
+    careless = _openssl_adapter(openssl_ca, IGNORE_KEY="1")
+    second = careless.submit(csr, cert_type="ipsec", node="cucm-sub3", idempotency_key=csr_sha256(csr))
+    assert isinstance(second, Issued) and second.leaf_pem != first.leaf_pem
+    assert len(_index(openssl_ca)) == before + 2
+
+
+def test_real_openssl_ca_with_approval_answers_a_known_key_with_its_token(
+    openssl_ca: Path, make_csr: MakeCsr
+) -> None:
+    ca = _openssl_adapter(openssl_ca, APPROVAL="1")
+    csr = make_csr(5, "cucm-sub4.example.com")
+    pending = ca.submit(csr, cert_type="tomcat", node="cucm-sub4", idempotency_key="k-approval")
+    assert isinstance(pending, Pending)
+    assert ca.submit(csr, cert_type="tomcat", node="cucm-sub4", idempotency_key="k-approval") == pending
+    (openssl_ca / "spool" / f"{pending.token}.approved").touch()
+    issued = ca.submit(csr, cert_type="tomcat", node="cucm-sub4", idempotency_key="k-approval")
+    assert isinstance(issued, Issued) and ca.poll(pending.token) == issued
+    assert [p.read_text() for p in (openssl_ca / "spool").glob("*.csr")].count(csr) == 1
