@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import textwrap
 import threading
 import time
@@ -26,10 +25,10 @@ from adapters.ca.port import (
 )
 from adapters.ca.profiles import IPSEC_END_SYSTEM
 from tests.adapters.ca.conftest import MakeCsr
+from tests.adapters.ca.openssl_ca import OPENSSL_CA, index_lines, make_openssl_ca
 from workflows import preflight
 
 HERE = Path(__file__).resolve().parent
-OPENSSL_CA = HERE / "scripts" / "openssl-ca.sh"
 CHAIN_PEM = HERE.parent.parent / "data" / "badcerts" / "certs" / "ok-full-chain.pem"
 
 
@@ -232,96 +231,10 @@ def test_bad_configuration(tmp_path: Path, make_csr: MakeCsr) -> None:
 
 # ------------------------------------------------------------------ a real openssl ca
 
-OPENSSL_CNF = """\
-[ca]
-default_ca = test_ca
-
-[test_ca]
-dir = {dir}
-database = $dir/index.txt
-new_certs_dir = $dir/newcerts
-certificate = $dir/intermediate.pem
-private_key = $dir/intermediate.key
-rand_serial = yes
-default_md = sha256
-default_days = 365
-policy = policy_cn
-copy_extensions = copy
-unique_subject = no
-
-[policy_cn]
-organizationName = optional
-commonName = supplied
-
-[ext_common]
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-
-[ext_tomcat]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment, dataEncipherment
-extendedKeyUsage = serverAuth, clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-
-[ext_CallManager]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment, dataEncipherment
-extendedKeyUsage = serverAuth, clientAuth
-
-[ext_TVS]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment, dataEncipherment
-extendedKeyUsage = serverAuth, clientAuth
-
-[ext_ipsec]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment, dataEncipherment
-extendedKeyUsage = serverAuth, clientAuth, ipsecEndSystem
-
-[ext_CAPF]
-basicConstraints = critical, CA:TRUE, pathlen:0
-keyUsage = critical, digitalSignature, keyCertSign
-extendedKeyUsage = serverAuth, clientAuth
-
-[ext_intermediate]
-basicConstraints = critical, CA:TRUE, pathlen:1
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-"""
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=120)
-
 
 @pytest.fixture(scope="module")
 def openssl_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A root and an issuing CA made by the openssl command line, ready for `openssl ca`."""
-    d = tmp_path_factory.mktemp("openssl-ca")
-    (d / "newcerts").mkdir()
-    (d / "spool").mkdir()
-    (d / "index.txt").write_text("")
-    (d / "openssl.cnf").write_text(OPENSSL_CNF.format(dir=d))
-    _openssl(
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "root.key", "-out", "root.pem",
-        "-subj", "/O=Test PKI/CN=OpenSSL Test Root", "-days", "3650",
-        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        cwd=d,
-    )  # fmt: skip
-    _openssl(
-        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "intermediate.key", "-out", "intermediate.csr",
-        "-subj", "/O=Test PKI/CN=OpenSSL Test Issuing CA",
-        cwd=d,
-    )  # fmt: skip
-    _openssl(
-        "x509", "-req", "-in", "intermediate.csr", "-CA", "root.pem", "-CAkey", "root.key",
-        "-CAcreateserial", "-days", "1825", "-out", "intermediate.pem",
-        "-extfile", "openssl.cnf", "-extensions", "ext_intermediate",
-        cwd=d,
-    )  # fmt: skip
-    return d
+    return make_openssl_ca(tmp_path_factory.mktemp("openssl-ca"))
 
 
 def _openssl_adapter(ca_dir: Path, **env: str) -> CommandCA:
@@ -427,24 +340,19 @@ def test_real_openssl_ca_signs_for_several_nodes_at_once(openssl_ca: Path, make_
     assert len(serials) == 4
 
 
-def _index(ca_dir: Path) -> list[list[str]]:
-    """`openssl ca`'s own database: one line per certificate it signed."""
-    return [line.split("\t") for line in (ca_dir / "index.txt").read_text().splitlines()]
-
-
 def test_real_openssl_ca_answers_a_known_key_with_what_it_issued(openssl_ca: Path, make_csr: MakeCsr) -> None:
     ca = _openssl_adapter(openssl_ca)
     csr = make_csr(5, "cucm-sub3.example.com")
-    before = len(_index(openssl_ca))
+    before = len(index_lines(openssl_ca))
     first = ca.submit(csr, cert_type="ipsec", node="cucm-sub3", idempotency_key=csr_sha256(csr))
     again = ca.submit(csr, cert_type="ipsec", node="cucm-sub3", idempotency_key=csr_sha256(csr))
     assert isinstance(first, Issued) and again == first
-    assert len(_index(openssl_ca)) == before + 1, "one certificate in openssl's index for one key"
+    assert len(index_lines(openssl_ca)) == before + 1, "one certificate in openssl's index for one key"
     # A program that ignores the key signs the CSR again: what the contract prevents.
     careless = _openssl_adapter(openssl_ca, IGNORE_KEY="1")
     second = careless.submit(csr, cert_type="ipsec", node="cucm-sub3", idempotency_key=csr_sha256(csr))
     assert isinstance(second, Issued) and second.leaf_pem != first.leaf_pem
-    assert len(_index(openssl_ca)) == before + 2
+    assert len(index_lines(openssl_ca)) == before + 2
 
 
 def test_real_openssl_ca_with_approval_answers_a_known_key_with_its_token(
