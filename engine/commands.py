@@ -160,14 +160,20 @@ class Commands:
         return self._command(run_id, "submit", {"key": key}, who, body)
 
     def submit_many(
-        self, submissions: Sequence[Submission], actor: str | None = None, *, partial: bool = False
+        self,
+        submissions: Sequence[Submission],
+        actor: str | None = None,
+        *,
+        partial: bool = False,
+        dry_run: bool = False,
     ) -> tuple[list[RunView], list[Refusal]]:
         """Several :meth:`submit`, to one run or many, in one transaction: each checked as
         ``submit`` checks it, and also refused when its run already holds data under its key or
         when the batch gives the same run and key twice. Every one passes or none is recorded
         (:class:`SubmissionsRefused`); with ``partial`` the ones that pass are recorded and the
         others returned. Returns the views of the runs that took something, and the refusals.
-        Each recorded submission is one ``commands`` row and one audit event, as with ``submit``."""
+        Each recorded submission is one ``commands`` row and one audit event, as with ``submit``.
+        ``dry_run`` checks every one and records none: it returns ``([], refusals)``."""
         who = actor or self.actor
         if not submissions:
             raise CommandError("nothing to submit")
@@ -203,6 +209,8 @@ class Commands:
                     accepted.append((item, self._validated(run, item.key, item.data)))
                 except CommandError as exc:
                     refusals.append(Refusal(item, str(exc)))
+            if dry_run:
+                return [], refusals
             if refusals and (not partial or not accepted):
                 raise SubmissionsRefused(refusals)
             touched: dict[str, RunRow] = {}

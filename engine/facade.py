@@ -248,8 +248,13 @@ class Engine:
         return self.commands.submit(run_id, key, data, actor)
 
     def submit_many(
-        self, submissions: Sequence[Submission], actor: str | None = None, *, partial: bool = False
+        self,
+        submissions: Sequence[Submission],
+        actor: str | None = None,
+        *,
+        partial: bool = False,
+        dry_run: bool = False,
     ) -> tuple[list[RunView], list[Refusal]]:
         """Several submissions in one transaction: all or none, or with ``partial`` the ones that
-        pass (see :meth:`engine.commands.Commands.submit_many`)."""
-        return self.commands.submit_many(submissions, actor, partial=partial)
+        pass; ``dry_run`` only checks (see :meth:`engine.commands.Commands.submit_many`)."""
+        return self.commands.submit_many(submissions, actor, partial=partial, dry_run=dry_run)

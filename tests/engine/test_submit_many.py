@@ -116,6 +116,13 @@ def test_partial_records_the_good_and_lists_the_bad(
     assert [e.run for e in engine.events() if e.trigger == "submit"] == [r1]
     # Nothing passes: still an error, with nothing recorded.
     before = _tables(engine)
+    # A dry run checks each and records none, not even the good one.
+    checked = engine.submit_many(
+        [Submission(r2, "ticket", {"id": "B"}, "c.json"), Submission("r9", "ticket", {"id": "D"}, "d.json")],
+        dry_run=True,
+    )
+    assert checked[0] == [] and [r.submission.source for r in checked[1]] == ["d.json"]
+    assert _tables(engine) == before
     with pytest.raises(SubmissionsRefused, match=r"b\.json"):
         engine.submit_many([Submission(r2, "ticket", {"no": 1}, "b.json")], partial=True)
     assert _tables(engine) == before
