@@ -77,8 +77,12 @@ def test_one_submit_cert_for_a_whole_cluster(tmp_path: Path) -> None:
             assert started.returncode == 0, started.stderr
             lab.wait_for(
                 "every run to wait for an operator at awaiting_ca",
-                lambda: len(lab.views()) == len(CERT_TYPES)
-                and all(v.state == "awaiting_ca" and "submit-cert" in v.waiting_reason for v in lab.views()),
+                lambda: (
+                    len(lab.views()) == len(CERT_TYPES)
+                    and all(
+                        v.state == "awaiting_ca" and "submit-cert" in v.waiting_reason for v in lab.views()
+                    )
+                ),
             )
         finally:
             log = stop_process(daemon)
@@ -170,3 +174,53 @@ def test_one_submit_cert_for_a_whole_cluster(tmp_path: Path) -> None:
             assert {n: state["csrs_generated"][n][t] for n in v.context["csr"]} == dict.fromkeys(
                 v.context["csr"], 1
             )
+
+
+def test_partial_records_the_good_files_and_names_the_others(tmp_path: Path) -> None:
+    pub, sub = "cucm-pub.example.com", "cucm-sub1.example.com"
+    with Lab(tmp_path, ca="desk", nodes=2, phones=10) as lab:
+        daemon = lab.daemon()
+        try:
+            assert lab.cli("run", "--type", "tomcat", "--detach").returncode == 0
+            lab.wait_for(
+                "the run to wait for an operator",
+                lambda: (
+                    [v.state for v in lab.views()] == ["awaiting_ca"]
+                    and "submit-cert" in lab.views()[0].waiting_reason
+                ),
+            )
+        finally:
+            log = stop_process(daemon)
+        assert daemon.returncode == 0, log
+        (run,) = lab.views()
+        corp = LocalCA(tmp_path / "corp-ca", name="corp")
+        lab.sim.trust_ca(corp.root_pem)
+        folder = tmp_path / "signed"
+        folder.mkdir()
+        (folder / "pub.pem").write_text(_sign(corp, run.context["csr"][pub]["pem"], "tomcat").leaf_pem)
+        (folder / "chain.pem").write_text("".join(corp.chain_pems))
+        (folder / "junk.der").write_bytes(b"\x30\x03\x02\x01\x00")
+
+        partial = lab.cli("submit-cert", "--partial", str(folder))
+        assert partial.returncode == 1, partial.stdout + partial.stderr
+        assert "1 certificate(s) recorded" in partial.stdout and f"of {pub}" in partial.stdout
+        assert "junk.der" in partial.stderr and "nothing recorded" not in partial.stderr
+        assert [row[2] for row in _db(lab)["commands"] if row[3] == "submit"] == [run.id]
+
+        # One certificate at a time still works, and half a command is a usage error.
+        usage = lab.cli("submit-cert", run.id, "--node", sub)
+        assert usage.returncode == 2 and "--cert" in usage.stderr
+        leaf = tmp_path / "sub.pem"
+        leaf.write_text(_sign(corp, run.context["csr"][sub]["pem"], "tomcat").leaf_pem)
+        one = lab.cli(
+            "submit-cert", run.id, "--node", sub, "--cert", str(leaf), "--chain", str(folder / "chain.pem")
+        )
+        assert one.returncode == 0, one.stderr
+
+        daemon = lab.daemon()
+        try:
+            done = lab.until(run.id, lambda v: v.state == "done", "the run to finish")
+        finally:
+            log = stop_process(daemon)
+        assert daemon.returncode == 0, log
+        assert all(done.context["verified"][n]["ok"] for n in (pub, sub))
