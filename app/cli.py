@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.cucm.port import CucmError
+from app import manualca
 from app.campaign import latest_runs, select, start_campaign
 from app.config import Config, ConfigError, canonical_type
 from app.context import AppContext
@@ -24,8 +25,10 @@ from app.initconfig import example_config, simulator_config
 from app.present import format_table, held_text, printer, summary_rows
 from engine.cli import App, CliEnv, Command, UsageError
 from engine.cli import main as engine_main
+from engine.commands import Submission, SubmissionsRefused
 from engine.daemon import PeriodicJob
 from engine.definition import human_duration, parse_duration
+from engine.views import RunView
 from workflows import certkit, preflight
 from workflows.cert_types import CERT_TYPES
 from workflows.registry import DEFINITIONS_DIR, build_registry, check_guard_states
@@ -273,17 +276,28 @@ def _daemon_jobs(context: AppContext, env: Env) -> list[PeriodicJob]:
 
 
 def _configure_submit_cert(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="the run waiting at awaiting_ca (see `cucm-renew status`)")
-    p.add_argument("--node", required=True, help="the node the certificate was issued for")
     p.add_argument(
-        "--cert", required=True, metavar="LEAF", help="the signed certificate (PEM, DER or PKCS#7)"
+        "targets",
+        nargs="*",
+        metavar="FILE|DIR",
+        help="signed certificates (PEM, DER or PKCS#7), or folders of them: each is matched by public "
+        "key to the run and node whose CSR it answers, and all are recorded or none. With --node: "
+        "the one run waiting at awaiting_ca",
     )
+    p.add_argument("--node", help="the node the certificate was issued for (with RUN and --cert)")
+    p.add_argument("--cert", metavar="LEAF", help="the signed certificate (with RUN and --node)")
     p.add_argument(
         "--chain",
         action="append",
         default=[],
         metavar="FILE",
-        help="CA certificate(s) of its chain (repeatable; any order)",
+        help="CA certificate(s) of the chain (repeatable; any order)",
+    )
+    p.add_argument("--cluster", help="only CSRs of this cluster: a certificate for another is refused")
+    p.add_argument(
+        "--partial",
+        action="store_true",
+        help="record the certificates that pass and list the others (default: all or none)",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -303,6 +317,16 @@ def read_certificate_files(cert: str, chain: Sequence[str]) -> dict[str, Any]:
 
 
 def _cmd_submit_cert(args: argparse.Namespace, env: Env) -> int:
+    if args.node is None and args.cert is None:
+        return _submit_many(args, env)
+    if args.node is None or args.cert is None or len(args.targets) != 1:
+        raise UsageError(
+            "one certificate at a time is `submit-cert RUN --node N --cert LEAF`; "
+            "or give files or folders alone: `submit-cert DIR`"
+        )
+    if args.partial or args.cluster:
+        raise UsageError("--partial and --cluster go with files or folders, not with RUN --node")
+    args.run = args.targets[0]
     try:
         data = read_certificate_files(args.cert, args.chain)
     except preflight.PreflightError as exc:
@@ -314,6 +338,124 @@ def _cmd_submit_cert(args: argparse.Namespace, env: Env) -> int:
         f"certificate for {args.node} accepted for run {args.run}; the run uploads it on its next step",
     )
     return 0
+
+
+def _submit_many(args: argparse.Namespace, env: Env) -> int:
+    if not args.targets:
+        raise UsageError("give the signed certificates: files or folders (or RUN --node N --cert LEAF)")
+    try:
+        files = manualca.certificate_files(args.targets)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    engine = env.engine
+    csrs = manualca.csrs_of(engine.store.runs())
+    items, refused = manualca.match_certificates(files, csrs, cluster=args.cluster, chain_files=args.chain)
+    recorded: list[Submission] = []
+    if items and refused and not args.partial:
+        # Every file's verdict at once, so one round of fixes is enough.
+        refused += engine.submit_many(items, dry_run=True)[1]
+    elif items:
+        try:
+            _views, more = engine.submit_many(items, partial=args.partial)
+        except SubmissionsRefused as exc:
+            more = exc.refusals
+        else:
+            not_taken = {id(r.submission) for r in more}
+            recorded = [i for i in items if id(i) not in not_taken]
+        refused += more
+    if not items and not refused:
+        raise UsageError("no certificate found in the files given")
+    where = {(c.run_id, c.node): c for c in csrs}
+    done = [
+        {"file": i.source, "run": i.run_id, "node": i.key, "type": where[(i.run_id, i.key)].cert_type}
+        for i in recorded
+    ]
+    bad = [{"file": r.submission.source, "reason": r.reason} for r in refused]
+    lines = [f"recorded {d['file']}: {d['type']} certificate of {d['node']} (run {d['run']})" for d in done]
+    if done:
+        lines.append(f"{len(done)} certificate(s) recorded; the runs upload them on their next step")
+    if bad:
+        head = "refused" if done else "refused, nothing recorded"
+        for b in bad:
+            env.err(f"{head}: {b['file']}: {b['reason']}")
+        if not done and not env.json:
+            lines.append(f"nothing recorded: {len(bad)} file(s) refused (see above); fix them and run again")
+    env.out({"recorded": done, "refused": bad}, "\n".join(lines))
+    return 1 if bad else 0
+
+
+# --------------------------------------------------------------------------- export-csrs
+
+
+def _configure_export_csrs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", help="the cluster (needed when CSRs of several clusters wait)")
+    p.add_argument("--to", required=True, metavar="DIR", help="the folder to write <node>-<type>.csr in")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _cmd_export_csrs(args: argparse.Namespace, env: Env) -> int:
+    runs = env.engine.store.runs(include_final=False)
+    waiting = [c for c in manualca.csrs_of(runs) if c.waiting]
+    clusters = sorted({c.cluster for c in waiting})
+    if args.cluster is None:
+        if len(clusters) > 1:
+            raise UsageError(f"CSRs of several clusters wait ({', '.join(clusters)}): pass --cluster")
+    elif args.cluster not in {r.scope for r in runs}:
+        known = sorted({r.scope for r in runs})
+        raise UsageError(
+            f"no run in progress on cluster {args.cluster!r} (runs are on: {', '.join(known) or 'none'})"
+        )
+    else:
+        waiting = [c for c in waiting if c.cluster == args.cluster]
+    if not waiting:
+        env.out([], "no CSR waits for a CA: nothing to export (`cucm-renew status` shows the runs)")
+        return 0
+    try:
+        exported = manualca.export_csrs(waiting, Path(args.to), env.state_dir)
+    except ValueError as exc:
+        env.err(str(exc))
+        return 1
+    except OSError as exc:
+        env.err(f"cannot write to {args.to}: {exc.strerror}; nothing more was written")
+        return 1
+    data = [
+        {
+            "file": str(e.path),
+            "written": e.written,
+            "run": e.csr.run_id,
+            "cluster": e.csr.cluster,
+            "node": e.csr.node,
+            "type": e.csr.cert_type,
+            "ca": e.csr.ca,
+        }
+        for e in exported
+    ]
+    lines = [
+        f"{'wrote' if e.written else 'already there'} {e.path}  ({e.csr.cert_type} of {e.csr.node}, "
+        f"run {e.csr.run_id})"
+        for e in exported
+    ]
+    lines.append(
+        f"{len(exported)} CSR(s) for the CA; put the signed certificates (and the CA chain) in one "
+        "folder, then: cucm-renew submit-cert FOLDER"
+    )
+    env.out(data, "\n".join(lines))
+    return 0
+
+
+def _status_notes(env: Env, runs: Sequence[RunView]) -> str:
+    shown = {r.id for r in runs}
+    rows = [c for c in manualca.csrs_of(env.engine.store.runs(include_final=False)) if c.waiting]
+    rows = [c for c in rows if c.run_id in shown]
+    if not rows:
+        return ""
+    lines = ["CSRs waiting for a CA (`export-csrs --cluster C --to DIR` writes them; `submit-cert DIR` "
+             "brings the certificates back):"]  # fmt: skip
+    for c in rows:
+        at = manualca.exported_at(env.state_dir, c)
+        where = str(at) if at else f"not exported: cucm-renew export-csrs --cluster {c.cluster} --to DIR"
+        lines.append(f"  {c.cluster}  {c.cert_type:<12} {c.node:<28} CA {c.ca or '?'}  {where}")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- demo and simulate
@@ -376,6 +518,7 @@ def build_app() -> App[AppContext]:
         description="Renew CA-signed certificates on CUCM clusters, end to end.",
         daemon_options=_configure_daemon,
         daemon_jobs=_daemon_jobs,
+        status_notes=_status_notes,
         commands=[
             Command(
                 "demo", "renew all five types on an embedded simulated cluster", _configure_demo, _cmd_demo
@@ -399,9 +542,15 @@ def build_app() -> App[AppContext]:
             ),
             Command(
                 "submit-cert",
-                "give a waiting run the certificate a manual CA signed (pre-flight first)",
+                "give waiting runs the certificates a manual CA signed, matched by key (pre-flight first)",
                 _configure_submit_cert,
                 _cmd_submit_cert,
+            ),
+            Command(
+                "export-csrs",
+                "write every CSR of a cluster that waits for a CA into one folder",
+                _configure_export_csrs,
+                _cmd_export_csrs,
             ),
         ],
     )

@@ -70,6 +70,9 @@ class App(Generic[C]):
     """What the daemon does on a schedule beside driving runs (e.g. start the runs that came due)."""
     close: Callable[[C], None] = lambda context: None
     """Releases what the context holds (connection pools) when the command ends."""
+    status_notes: Callable[[CliEnv[C], Sequence[RunView]], str] = lambda env, runs: ""
+    """Text ``status`` prints after the runs (not with --json): what the application wants an
+    operator to see about them."""
     check_definitions: Callable[[Mapping[str, Definition]], None] = lambda definitions: None
     """The application's own checks of the loaded definitions (e.g. that the state names its guards
     compare against exist); raises DefinitionError. Runs once, as the definitions are loaded."""
@@ -166,7 +169,9 @@ def _read_submission(path: str) -> JSON:
 
 def _cmd_status(args: argparse.Namespace, env: CliEnv[Any]) -> int:
     runs = env.engine.status(args.run)
-    env.out([r.as_dict() for r in runs], format_status(runs, detail=args.run is not None))
+    text = format_status(runs, detail=args.run is not None)
+    notes = env.app.status_notes(env, runs) if not env.json else ""
+    env.out([r.as_dict() for r in runs], text + ("\n" + notes if notes else ""))
     return 0
 
 

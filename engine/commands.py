@@ -1,4 +1,4 @@
-"""The operator commands: approve, advance, retry, abort and submit.
+"""The operator commands: approve, advance, retry, abort, submit and submit_many.
 
 Each command is one transaction recorded in the ``commands`` table and the audit with its actor; a
 command that does not apply raises :class:`~engine.errors.CommandError` and changes nothing. The
@@ -10,7 +10,8 @@ through ``PRAGMA data_version`` within its poll interval.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from engine.api import JSON, Registry, SubmitRejected
 from engine.definition import Definition
@@ -20,6 +21,34 @@ from engine.runtime import Refused
 from engine.scheduler import Scheduler
 from engine.store import RunRow, Store, Tx
 from engine.views import EventFeed, RunView, missing_state, view
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One item of :meth:`Commands.submit_many`: ``data`` for ``key`` of run ``run_id``.
+    ``source`` is what the operator calls it (a file name), named in its refusal."""
+
+    run_id: str
+    key: str
+    data: JSON
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    submission: Submission
+    reason: str
+
+
+class SubmissionsRefused(CommandError):
+    """What :meth:`Commands.submit_many` refused; nothing was recorded."""
+
+    def __init__(self, refusals: Sequence[Refusal]) -> None:
+        self.refusals = list(refusals)
+        lines = [f"{r.submission.source or r.submission.key}: {r.reason}" for r in self.refusals]
+        super().__init__(
+            f"{len(self.refusals)} submission(s) refused, nothing recorded:\n  " + "\n  ".join(lines)
+        )
 
 
 class Commands:
@@ -126,25 +155,80 @@ class Commands:
         who = actor or self.actor
 
         def body(tx: Tx, run: RunRow) -> None:
-            if run.status == "final":
-                raise CommandError(f"run {run.id} is finished ({run.state}): it accepts no submission")
-            defn = self.definitions[run.definition]
-            where = run.held_from or run.state
-            sdef = defn.states.get(where)
-            if sdef is None or sdef.submit_validator is None:
-                accepting = sorted(s.name for s in defn.states.values() if s.submit_validator)
-                raise CommandError(
-                    f"run {run.id} is in {where!r}, which accepts no submission "
-                    f"(states that do: {', '.join(accepting) or 'none'})"
-                )
-            validator = self.registry.validators[sdef.submit_validator]
-            try:
-                cleaned = validator(run.context, key, data)
-            except SubmitRejected as exc:
-                raise CommandError(f"submission refused: {exc}") from None
-            self.moves.submit(tx, run, key, json.loads(json.dumps(cleaned)), actor=who)
+            self.moves.submit(tx, run, key, self._validated(run, key, data), actor=who)
 
         return self._command(run_id, "submit", {"key": key}, who, body)
+
+    def submit_many(
+        self,
+        submissions: Sequence[Submission],
+        actor: str | None = None,
+        *,
+        partial: bool = False,
+        dry_run: bool = False,
+    ) -> tuple[list[RunView], list[Refusal]]:
+        """Several :meth:`submit`, to one run or many, in one transaction: each checked as
+        ``submit`` checks it, and also refused when its run already holds data under its key or
+        when the batch gives the same run and key twice. Every one passes or none is recorded
+        (:class:`SubmissionsRefused`); with ``partial`` the ones that pass are recorded and the
+        others returned. Returns the views of the runs that took something, and the refusals.
+        Each recorded submission is one ``commands`` row and one audit event, as with ``submit``.
+        ``dry_run`` checks every one and records none: it returns ``([], refusals)``."""
+        who = actor or self.actor
+        if not submissions:
+            raise CommandError("nothing to submit")
+        twice: dict[tuple[str, str], list[Submission]] = {}
+        for item in submissions:
+            twice.setdefault((item.run_id, item.key), []).append(item)
+        refusals: list[Refusal] = []
+        accepted: list[tuple[Submission, JSON]] = []
+        with self.store.tx() as tx:
+            runs: dict[str, RunRow | None] = {}
+            for item in submissions:
+                if item.run_id not in runs:
+                    runs[item.run_id] = tx.get_run(item.run_id)
+                run = runs[item.run_id]
+                try:
+                    if run is None:
+                        raise CommandError(f"unknown run {item.run_id!r}: `status` lists the runs")
+                    if run.definition not in self.definitions:
+                        raise CommandError(
+                            f"run {run.id} uses definition {run.definition!r}, which is not loaded"
+                        )
+                    same = twice[(item.run_id, item.key)]
+                    if len(same) > 1:
+                        raise CommandError(
+                            f"{', '.join(s.source or s.key for s in same)} are all for {item.key!r} of run "
+                            f"{run.id}: give one"
+                        )
+                    if item.key in run.submitted:
+                        raise CommandError(
+                            f"run {run.id} already holds a submission for {item.key!r}: "
+                            "it takes one, and uses it on its next step"
+                        )
+                    accepted.append((item, self._validated(run, item.key, item.data)))
+                except CommandError as exc:
+                    refusals.append(Refusal(item, str(exc)))
+            if dry_run:
+                return [], refusals
+            if refusals and (not partial or not accepted):
+                raise SubmissionsRefused(refusals)
+            touched: dict[str, RunRow] = {}
+            now = self.clock()
+            for item, cleaned in accepted:
+                run = runs[item.run_id]
+                assert run is not None
+                self.moves.submit(tx, run, item.key, cleaned, actor=who)
+                tx.record_command(now, run.id, "submit", {"key": item.key}, who)
+                touched[run.id] = run
+            for run in touched.values():
+                run.updated_at = now
+                tx.update_run(run)
+            events = list(tx.events)
+        self.feed.emit(events)
+        for run in touched.values():
+            self.scheduler.schedule(run.id, run.next_wake_at if run.status == "active" else None)
+        return [view(run, self.store.progress(run.id)) for run in touched.values()], refusals
 
     # ------------------------------------------------------------------ shared
 
@@ -170,6 +254,27 @@ class Commands:
         self.feed.emit(events)
         self.scheduler.schedule(run.id, run.next_wake_at if run.status == "active" else None)
         return view(run, self.store.progress(run.id))
+
+    def _validated(self, run: RunRow, key: str, data: JSON) -> JSON:
+        """``data`` as the state's validator cleans it; CommandError when the run takes none."""
+        if run.status == "final":
+            raise CommandError(f"run {run.id} is finished ({run.state}): it accepts no submission")
+        defn = self.definitions[run.definition]
+        where = run.held_from or run.state
+        sdef = defn.states.get(where)
+        if sdef is None or sdef.submit_validator is None:
+            accepting = sorted(s.name for s in defn.states.values() if s.submit_validator)
+            raise CommandError(
+                f"run {run.id} is in {where!r}, which accepts no submission "
+                f"(states that do: {', '.join(accepting) or 'none'})"
+            )
+        validator = self.registry.validators[sdef.submit_validator]
+        try:
+            cleaned = validator(run.context, key, data)
+        except SubmitRejected as exc:
+            raise CommandError(f"submission refused: {exc}") from None
+        loaded: JSON = json.loads(json.dumps(cleaned))
+        return loaded
 
     def _known_state(self, run: RunRow) -> str:
         """The state a held run goes back to, which its definition must still have."""

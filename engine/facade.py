@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.api import JSON, Registry
 from engine.audit import VerifyResult, export, verify
-from engine.commands import Commands
+from engine.commands import Commands, Refusal, Submission
 from engine.daemon import DaemonLock, PeriodicJob, default_actor, run_jobs
 from engine.definition import Definition
 from engine.errors import CommandError
@@ -246,3 +246,15 @@ class Engine:
     def submit(self, run_id: str, key: str, data: JSON, actor: str | None = None) -> RunView:
         """Attach ``data`` under ``key`` to a run waiting in a state that declares ``submit``."""
         return self.commands.submit(run_id, key, data, actor)
+
+    def submit_many(
+        self,
+        submissions: Sequence[Submission],
+        actor: str | None = None,
+        *,
+        partial: bool = False,
+        dry_run: bool = False,
+    ) -> tuple[list[RunView], list[Refusal]]:
+        """Several submissions in one transaction: all or none, or with ``partial`` the ones that
+        pass; ``dry_run`` only checks (see :meth:`engine.commands.Commands.submit_many`)."""
+        return self.commands.submit_many(submissions, actor, partial=partial, dry_run=dry_run)

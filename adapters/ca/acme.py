@@ -186,11 +186,17 @@ class AcmeCA:
 
     # ------------------------------------------------------------------ the port
 
-    def submit(self, csr_pem: str, *, cert_type: str, node: str) -> Issued | Pending:
+    def submit(
+        self, csr_pem: str, *, cert_type: str, node: str, idempotency_key: str | None = None
+    ) -> Issued | Pending:
+        # The order record is kept under the CSR's digest, which is the workflow's idempotency key:
+        # the same request resumes the same order, never a second one.
         try:
             sha = csr_sha256(csr_pem)
         except ValueError as exc:
             raise CaRejected(f"the CSR for {node} is unusable: {exc}", ca=self.name) from None
+        if idempotency_key is not None and idempotency_key != sha:
+            raise ValueError("the ACME adapter keys its orders by the CSR's SHA-256, the workflow's key")
         with self._lock, self._errors():
             record = self._load_order(sha)
             if record is None:

@@ -9,12 +9,19 @@ Environment: only ``PATH``, ``HOME``, ``LANG``, ``LC_ALL``, ``TZ`` and ``TMPDIR`
 ours (so CUCM credentials in our environment never reach the program), then the configured ``env``
 (the place for the CA's own credentials: never on argv, where ``ps`` shows them to every user), then:
 
-=========================  ==================================================
-``CUCM_RENEW_OPERATION``   ``submit`` or ``poll``
-``CUCM_RENEW_CERT_TYPE``   the CUCM type (``tomcat``, ``CallManager``, ...); empty on poll
-``CUCM_RENEW_NODE``        the node the certificate is for; empty on poll
-``CUCM_RENEW_TOKEN``       poll only: the token the program printed earlier
-=========================  ==================================================
+================================  ==================================================
+``CUCM_RENEW_OPERATION``          ``submit`` or ``poll``
+``CUCM_RENEW_CERT_TYPE``          the CUCM type (``tomcat``, ``CallManager``, ...); empty on poll
+``CUCM_RENEW_NODE``               the node the certificate is for; empty on poll
+``CUCM_RENEW_TOKEN``              poll only: the token the program printed earlier
+``CUCM_RENEW_IDEMPOTENCY_KEY``    submit only: names the request (the CSR's SHA-256)
+================================  ==================================================
+
+**Already issued**: a submit whose ``CUCM_RENEW_IDEMPOTENCY_KEY`` the program has seen before
+answers what that request produced: exit 0 with the chain it issued then, or exit 1 with the same
+token while it is pending. cucm-renew submits again with the same key only when it was killed after
+the program answered and before it recorded the answer; a program that ignores the key issues a
+second certificate for the same CSR then.
 
 Exit codes:
 
@@ -43,12 +50,22 @@ import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 
-from adapters.ca.port import CaError, CaMisconfigured, CaRejected, CaUnreachable, Issued, Pending
+from adapters.ca.port import (
+    CaError,
+    CaMisconfigured,
+    CaRejected,
+    CaUnreachable,
+    Issued,
+    Pending,
+    check_idempotency_key,
+    csr_sha256,
+)
 
 _CONFIG_KEY = "ca.command"
 _PASSED_FROM_OUR_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 _RESUBMIT = "resubmit:"
-"""Token prefix for an exit-5 wait on submit without a token: the CSR travels in the token."""
+"""Token prefix for an exit-5 wait on submit without a token: the CSR travels in the token, then
+``.`` and the idempotency key (tokens written before keys existed have none: the CSR's SHA-256)."""
 _PEM_CERT = re.compile(r"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
 _STDERR_SHOWN = 2000
 
@@ -73,27 +90,40 @@ class CommandCA:
         self.timeout = timeout
         self.env = dict(env or {})
 
-    def submit(self, csr_pem: str, *, cert_type: str, node: str) -> Issued | Pending:
+    def submit(
+        self, csr_pem: str, *, cert_type: str, node: str, idempotency_key: str | None = None
+    ) -> Issued | Pending:
+        """Run the program; ``idempotency_key`` defaults to the CSR's SHA-256."""
+        if idempotency_key is None:
+            try:
+                idempotency_key = csr_sha256(csr_pem)
+            except ValueError as exc:
+                raise CaRejected(f"the request for {node} is not a PEM CSR", ca=self.name) from exc
+        key = check_idempotency_key(idempotency_key)
         outcome = self._run(
             self.argv,
             csr_pem,
-            {"CUCM_RENEW_OPERATION": "submit", "CUCM_RENEW_CERT_TYPE": cert_type, "CUCM_RENEW_NODE": node},
+            {
+                "CUCM_RENEW_OPERATION": "submit",
+                "CUCM_RENEW_CERT_TYPE": cert_type,
+                "CUCM_RENEW_NODE": node,
+                "CUCM_RENEW_IDEMPOTENCY_KEY": key,
+            },
         )
         if isinstance(outcome, Pending) and not outcome.token:
-            # Exit 5 without a token: the next poll submits the same CSR again.
+            # Exit 5 without a token: the next poll submits the same CSR again, with the same key.
             packed = base64.urlsafe_b64encode(f"{cert_type}\n{node}\n{csr_pem}".encode()).decode("ascii")
-            return Pending(_RESUBMIT + packed, outcome.retry_after, outcome.reason)
+            return Pending(f"{_RESUBMIT}{packed}.{key}", outcome.retry_after, outcome.reason)
         return outcome
 
     def poll(self, token: str) -> Issued | Pending:
         if token.startswith(_RESUBMIT):
+            packed, _, key = token[len(_RESUBMIT) :].partition(".")
             try:
-                cert_type, node, csr_pem = (
-                    base64.urlsafe_b64decode(token[len(_RESUBMIT) :]).decode().split("\n", 2)
-                )
+                cert_type, node, csr_pem = base64.urlsafe_b64decode(packed).decode().split("\n", 2)
             except ValueError as exc:
                 raise CaError(f"{self.name}: damaged resubmission token") from exc
-            return self.submit(csr_pem, cert_type=cert_type, node=node)
+            return self.submit(csr_pem, cert_type=cert_type, node=node, idempotency_key=key or None)
         outcome = self._run(
             (*self.argv, "poll"),
             "",

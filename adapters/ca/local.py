@@ -5,11 +5,13 @@ with its final mode and renamed, so a crash never leaves a half-written or world
 
     root.key  root.pem                  self-signed root, CA:TRUE
     intermediate.key  intermediate.pem  signed by the root; signs the leaves
-    issued/<csr sha256>.pem             every leaf issued, by CSR (see csr_sha256)
+    issued/<idempotency key>.pem        every leaf issued, by the request's idempotency key
     .lock                               serialises processes sharing the folder
 
-The index by CSR makes :meth:`LocalCA.submit` idempotent: the same CSR signed twice returns the same
-certificate, so a crash between signing and recording the answer costs nothing. Leaves carry the
+The index makes :meth:`LocalCA.submit` idempotent, across processes and instances: a key seen before
+returns the certificate issued for it, so a crash between signing and recording the answer costs
+nothing. The workflows' key is the CSR's SHA-256 (:func:`csr_sha256`, also the default), so the same
+CSR always gets the same certificate; a key reused for another public key is refused. Leaves carry the
 CSR's subject and SANs unchanged (CUCM refuses a certificate whose SANs differ from its CSR's) and
 the key usages of :mod:`adapters.ca.profiles`.
 """
@@ -32,7 +34,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from adapters.ca.port import DECODE_ERRORS, CaMisconfigured, CaRejected, Issued, Pending, csr_sha256
+from adapters.ca.port import (
+    DECODE_ERRORS,
+    CaMisconfigured,
+    CaRejected,
+    Issued,
+    Pending,
+    check_idempotency_key,
+    csr_sha256,
+)
 from adapters.ca.profiles import CertProfile, profile_for
 
 _CONFIG_KEY = "ca.local.folder"
@@ -82,7 +92,13 @@ class LocalCA:
         """Intermediate then root, as :class:`Issued` returns them."""
         return self._chain_pems
 
-    def submit(self, csr_pem: str, *, cert_type: str, node: str) -> Issued | Pending:
+    def submit(
+        self, csr_pem: str, *, cert_type: str, node: str, idempotency_key: str | None = None
+    ) -> Issued | Pending:
+        """Sign ``csr_pem`` now, or return what was issued before for ``idempotency_key`` (by
+        default the CSR's SHA-256)."""
+        if idempotency_key is not None:
+            check_idempotency_key(idempotency_key)
         profile = profile_for(cert_type)
         if profile is None:
             raise CaRejected(f"no certificate profile for type {cert_type!r}", ca=self.name)
@@ -101,10 +117,17 @@ class LocalCA:
             raise CaRejected(f"the request for {node} has an invalid signature", ca=self.name)
         if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
             raise CaRejected(f"the request for {node} has a key type other than RSA or EC", ca=self.name)
-        target = self.folder / "issued" / f"{digest}.pem"
+        target = self.folder / "issued" / f"{idempotency_key or digest}.pem"
         with self._locked():
             if target.exists():
-                return Issued(target.read_text("ascii"), self._chain_pems)
+                before = target.read_text("ascii")
+                if x509.load_pem_x509_certificate(before.encode("ascii")).public_key() != key:
+                    raise CaRejected(
+                        f"idempotency key {target.stem} was used before for another public key "
+                        f"than {node}'s request: give each request its own key",
+                        ca=self.name,
+                    )
+                return Issued(before, self._chain_pems)
             leaf = self._sign(csr, profile, isinstance(key, rsa.RSAPublicKey))
             _write_atomic(target, _pem(leaf).encode("ascii"))
         return Issued(_pem(leaf), self._chain_pems)

@@ -2,14 +2,19 @@
 
 A CA adapter turns a CSR into a signed certificate, now or later::
 
-    ca.submit(csr_pem, cert_type="tomcat", node="cucm-pub") -> Issued | Pending
-    ca.poll(pending.token)                                  -> Issued | Pending
+    ca.submit(csr_pem, cert_type="tomcat", node="cucm-pub", idempotency_key=key) -> Issued | Pending
+    ca.poll(pending.token)                                                      -> Issued | Pending
 
 ``Pending.token`` is opaque and durable: the workflow records it and may call :meth:`CaPort.poll`
 after a daemon restart, days later, on a new adapter instance built from the same configuration.
-``submit`` must be safe to call again with the same CSR after a crash (the workflow re-submits when
-it recorded the intent but not the answer): adapters either return the same certificate or the same
-pending request, or at worst a second certificate for the same key, never an error.
+
+``idempotency_key`` names the request: the workflow passes :func:`csr_sha256` of the CSR and records
+it in the effect's intent before submitting, so a process killed after the CA answered but before
+the answer was recorded submits again with the same key. A submit with a key the CA has seen before
+returns what that request produced (the same certificate, or the same pending request), never a
+second certificate; a CA that cannot honour a key at worst issues a second certificate for the same
+public key, never an error. Keys are 1 to 128 characters of ``A-Z a-z 0-9 _ -``
+(:func:`check_idempotency_key`), so an adapter may use one as a file name or an HTTP header.
 
 Errors, as a tree::
 
@@ -26,6 +31,7 @@ Messages never contain secrets (passwords, private keys, tokens of an authentica
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -94,8 +100,9 @@ class CaPort(Protocol):
 
     name: str
 
-    def submit(self, csr_pem: str, *, cert_type: str, node: str) -> Issued | Pending:
-        """Ask the CA to sign ``csr_pem`` for ``cert_type`` on ``node``.
+    def submit(self, csr_pem: str, *, cert_type: str, node: str, idempotency_key: str) -> Issued | Pending:
+        """Ask the CA to sign ``csr_pem`` for ``cert_type`` on ``node``; a request with an
+        ``idempotency_key`` seen before returns that request's answer (see the module's text).
 
         Raises :class:`CaRejected`, :class:`CaUnreachable`, :class:`CaMisconfigured` or
         :class:`CaError`.
@@ -121,7 +128,8 @@ DECODE_ERRORS: tuple[type[Exception], ...] = (
 
 def csr_sha256(csr_pem: str) -> str:
     """The CSR's identity: SHA-256 (lowercase hex) of its DER encoding, so line endings and PEM
-    wrapping do not change it. The manual CA's token and the local CA's index use it.
+    wrapping do not change it. The workflows pass it as the idempotency key; the manual CA uses it as
+    its token.
 
     Raises ``ValueError`` when ``csr_pem`` is not a PEM certificate request.
     """
@@ -132,6 +140,16 @@ def csr_sha256(csr_pem: str) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
+_KEY = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def check_idempotency_key(key: str) -> str:
+    """``key`` unchanged when it is 1 to 128 characters of ``A-Z a-z 0-9 _ -``; else ``ValueError``."""
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise ValueError(f"idempotency key {key!r} is not 1 to 128 characters of A-Z a-z 0-9 _ -")
+    return key
+
+
 __all__ = [
     "CaError",
     "CaMisconfigured",
@@ -140,5 +158,6 @@ __all__ = [
     "CaUnreachable",
     "Issued",
     "Pending",
+    "check_idempotency_key",
     "csr_sha256",
 ]

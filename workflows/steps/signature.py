@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.ca.port import CaError, CaMisconfigured, CaRejected, CaUnreachable, Issued, Pending
+from adapters.ca.port import (
+    CaError,
+    CaMisconfigured,
+    CaRejected,
+    CaUnreachable,
+    Issued,
+    Pending,
+    csr_sha256,
+)
 from engine.api import JSON, Outcome, Registry, StepContext, SubmitRejected, TransientError
 from workflows.certkit import is_ca, pem_list
 from workflows.context import targets as context_targets
@@ -18,7 +26,7 @@ from workflows.context import view
 from workflows.preflight import PreflightError
 
 from .certificate import check_signed, summary_for_audit
-from .common import deps, names, node_map, targets, unit
+from .common import deps, names, node_map, sha256_text, targets, unit
 from .errors import classified
 
 
@@ -31,6 +39,15 @@ def _answer(result: Issued | Pending) -> dict[str, Any]:
         "retry_after": result.retry_after,
         "reason": result.reason,
     }
+
+
+def _idempotency_key(csr_pem: str) -> str:
+    """The CSR's DER SHA-256 (PEM wrapping does not change it); the text's for a CSR that does not
+    parse, which the CA then refuses as it would have."""
+    try:
+        return csr_sha256(csr_pem)
+    except ValueError:
+        return sha256_text(csr_pem)
 
 
 def request_signature(ctx: StepContext) -> Outcome:
@@ -57,15 +74,19 @@ def request_signature(ctx: StepContext) -> Outcome:
             elif sent.get(node, {}).get("token"):
                 answer = _answer(d.ca.poll(str(sent[node]["token"])))
             else:
+                # The key is journaled with the intent, before the CA hears of the request: a
+                # process killed after the CA answered submits again under the same key, and a CA
+                # that honours it returns the certificate it already issued instead of a second one.
+                key = _idempotency_key(csr_pem)
 
-                def submit(node: str = node, csr_pem: str = csr_pem) -> Any:
-                    return _answer(d.ca.submit(csr_pem, cert_type=kind, node=node))
+                def submit(node: str = node, csr_pem: str = csr_pem, key: str = key) -> Any:
+                    return _answer(d.ca.submit(csr_pem, cert_type=kind, node=node, idempotency_key=key))
 
                 answer = ctx.effect(
                     node,
                     "ca_submit",
                     submit,
-                    intent={"ca": d.ca.name, "csr_sha256": csrs[node]["sha256"]},
+                    intent={"ca": d.ca.name, "csr_sha256": csrs[node]["sha256"], "idempotency_key": key},
                 )
         except (CaRejected, CaMisconfigured) as exc:
             return Outcome.fail(str(exc), retryable=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import textwrap
 import threading
 import time
@@ -15,13 +14,21 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from adapters.ca.command import CommandCA
-from adapters.ca.port import CaError, CaMisconfigured, CaRejected, CaUnreachable, Issued, Pending
+from adapters.ca.port import (
+    CaError,
+    CaMisconfigured,
+    CaRejected,
+    CaUnreachable,
+    Issued,
+    Pending,
+    csr_sha256,
+)
 from adapters.ca.profiles import IPSEC_END_SYSTEM
 from tests.adapters.ca.conftest import MakeCsr
+from tests.adapters.ca.openssl_ca import OPENSSL_CA, index_lines, make_openssl_ca
 from workflows import preflight
 
 HERE = Path(__file__).resolve().parent
-OPENSSL_CA = HERE / "scripts" / "openssl-ca.sh"
 CHAIN_PEM = HERE.parent.parent / "data" / "badcerts" / "certs" / "ok-full-chain.pem"
 
 
@@ -65,10 +72,28 @@ def test_program_gets_csr_on_stdin_and_parameters_in_its_environment(
     assert env["CUCM_RENEW_OPERATION"] == "submit"
     assert env["CUCM_RENEW_CERT_TYPE"] == "CallManager"
     assert env["CUCM_RENEW_NODE"] == "cucm-sub1"
+    assert env["CUCM_RENEW_IDEMPOTENCY_KEY"] == csr_sha256(csr), "by default the CSR names the request"
     assert env["CA_API_KEY"] == "from-config"
     assert "PATH" in env
     assert "sentinel-secret-4711" not in (tmp_path / "env").read_text(), "our own secrets never reach the CA"
     assert (tmp_path / "argv").read_text().strip() == "--profile voice"
+
+
+def test_the_idempotency_key_reaches_the_program_on_submit_only(tmp_path: Path, make_csr: MakeCsr) -> None:
+    argv = script(
+        tmp_path,
+        f"""\
+        echo "${{CUCM_RENEW_IDEMPOTENCY_KEY-unset}}" >> {tmp_path}/keys
+        [ "${{1:-}}" = poll ] && exit 1
+        cat >/dev/null; echo req-9; exit 1
+        """,
+    )
+    ca = CommandCA(argv)
+    ca.submit(make_csr(0), cert_type="tomcat", node="n", idempotency_key="run-7_node-1")
+    ca.poll("req-9")
+    assert (tmp_path / "keys").read_text().split() == ["run-7_node-1", "unset"]
+    with pytest.raises(ValueError, match="idempotency key"):
+        ca.submit(make_csr(0), cert_type="tomcat", node="n", idempotency_key="a;rm -rf /")
 
 
 def test_exit_1_pending_then_poll_with_the_token(tmp_path: Path, make_csr: MakeCsr) -> None:
@@ -138,17 +163,18 @@ def test_exit_5_without_a_token_resubmits_the_same_csr(tmp_path: Path, make_csr:
         f"""\
         cat > {tmp_path}/csr.$(ls {tmp_path} | wc -l)
         if [ ! -f {tmp_path}/second ]; then touch {tmp_path}/second; echo 0.5; exit 5; fi
-        echo "$CUCM_RENEW_CERT_TYPE $CUCM_RENEW_NODE $CUCM_RENEW_OPERATION" > {tmp_path}/again
+        echo "$CUCM_RENEW_CERT_TYPE $CUCM_RENEW_NODE $CUCM_RENEW_OPERATION $CUCM_RENEW_IDEMPOTENCY_KEY" \\
+            > {tmp_path}/again
         cat {CHAIN_PEM}
         """,
     )
     ca = CommandCA(argv)
     csr = make_csr(0)
-    pending = ca.submit(csr, cert_type="ipsec", node="cucm-sub2")
+    pending = ca.submit(csr, cert_type="ipsec", node="cucm-sub2", idempotency_key="k-5")
     assert isinstance(pending, Pending) and pending.retry_after == 0.5
     assert "\n" not in pending.token, "the token is one line, ready to be recorded"
     assert isinstance(ca.poll(pending.token), Issued)
-    assert (tmp_path / "again").read_text().split() == ["ipsec", "cucm-sub2", "submit"]
+    assert (tmp_path / "again").read_text().split() == ["ipsec", "cucm-sub2", "submit", "k-5"]
     sent = sorted(p.read_text() for p in tmp_path.glob("csr.*"))
     assert sent == [csr, csr]
 
@@ -205,96 +231,10 @@ def test_bad_configuration(tmp_path: Path, make_csr: MakeCsr) -> None:
 
 # ------------------------------------------------------------------ a real openssl ca
 
-OPENSSL_CNF = """\
-[ca]
-default_ca = test_ca
-
-[test_ca]
-dir = {dir}
-database = $dir/index.txt
-new_certs_dir = $dir/newcerts
-certificate = $dir/intermediate.pem
-private_key = $dir/intermediate.key
-rand_serial = yes
-default_md = sha256
-default_days = 365
-policy = policy_cn
-copy_extensions = copy
-unique_subject = no
-
-[policy_cn]
-organizationName = optional
-commonName = supplied
-
-[ext_common]
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-
-[ext_tomcat]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment, dataEncipherment
-extendedKeyUsage = serverAuth, clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-
-[ext_CallManager]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment, dataEncipherment
-extendedKeyUsage = serverAuth, clientAuth
-
-[ext_TVS]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment, dataEncipherment
-extendedKeyUsage = serverAuth, clientAuth
-
-[ext_ipsec]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment, dataEncipherment
-extendedKeyUsage = serverAuth, clientAuth, ipsecEndSystem
-
-[ext_CAPF]
-basicConstraints = critical, CA:TRUE, pathlen:0
-keyUsage = critical, digitalSignature, keyCertSign
-extendedKeyUsage = serverAuth, clientAuth
-
-[ext_intermediate]
-basicConstraints = critical, CA:TRUE, pathlen:1
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-"""
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=120)
-
 
 @pytest.fixture(scope="module")
 def openssl_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A root and an issuing CA made by the openssl command line, ready for `openssl ca`."""
-    d = tmp_path_factory.mktemp("openssl-ca")
-    (d / "newcerts").mkdir()
-    (d / "spool").mkdir()
-    (d / "index.txt").write_text("")
-    (d / "openssl.cnf").write_text(OPENSSL_CNF.format(dir=d))
-    _openssl(
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "root.key", "-out", "root.pem",
-        "-subj", "/O=Test PKI/CN=OpenSSL Test Root", "-days", "3650",
-        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        cwd=d,
-    )  # fmt: skip
-    _openssl(
-        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "intermediate.key", "-out", "intermediate.csr",
-        "-subj", "/O=Test PKI/CN=OpenSSL Test Issuing CA",
-        cwd=d,
-    )  # fmt: skip
-    _openssl(
-        "x509", "-req", "-in", "intermediate.csr", "-CA", "root.pem", "-CAkey", "root.key",
-        "-CAcreateserial", "-days", "1825", "-out", "intermediate.pem",
-        "-extfile", "openssl.cnf", "-extensions", "ext_intermediate",
-        cwd=d,
-    )  # fmt: skip
-    return d
+    return make_openssl_ca(tmp_path_factory.mktemp("openssl-ca"))
 
 
 def _openssl_adapter(ca_dir: Path, **env: str) -> CommandCA:
@@ -312,7 +252,10 @@ def test_real_openssl_ca_issues_what_preflight_accepts(
     csr = make_csr(
         2, "cucm-sub1.example.com", ["cucm-sub1.example.com", "cucm-sub1", "sub1.voice.example.com"]
     )
-    result = _openssl_adapter(openssl_ca).submit(csr, cert_type=cert_type, node="cucm-sub1")
+    # One CSR for every type here: each type's request gets a key of its own.
+    result = _openssl_adapter(openssl_ca).submit(
+        csr, cert_type=cert_type, node="cucm-sub1", idempotency_key=f"preflight-{cert_type}"
+    )
     assert isinstance(result, Issued) and len(result.chain_pems) == 2
     validated = preflight.validate_issued(cert_type, csr, result, trusted_roots=[], now=datetime.now(UTC))
     leaf = x509.load_pem_x509_certificate(result.leaf_pem.encode())
@@ -395,3 +338,32 @@ def test_real_openssl_ca_signs_for_several_nodes_at_once(openssl_ca: Path, make_
         preflight.validate_issued("CallManager", csrs[i], result, trusted_roots=[], now=datetime.now(UTC))
         serials.add(x509.load_pem_x509_certificate(result.leaf_pem.encode()).serial_number)
     assert len(serials) == 4
+
+
+def test_real_openssl_ca_answers_a_known_key_with_what_it_issued(openssl_ca: Path, make_csr: MakeCsr) -> None:
+    ca = _openssl_adapter(openssl_ca)
+    csr = make_csr(5, "cucm-sub3.example.com")
+    before = len(index_lines(openssl_ca))
+    first = ca.submit(csr, cert_type="ipsec", node="cucm-sub3", idempotency_key=csr_sha256(csr))
+    again = ca.submit(csr, cert_type="ipsec", node="cucm-sub3", idempotency_key=csr_sha256(csr))
+    assert isinstance(first, Issued) and again == first
+    assert len(index_lines(openssl_ca)) == before + 1, "one certificate in openssl's index for one key"
+    # A program that ignores the key signs the CSR again: what the contract prevents.
+    careless = _openssl_adapter(openssl_ca, IGNORE_KEY="1")
+    second = careless.submit(csr, cert_type="ipsec", node="cucm-sub3", idempotency_key=csr_sha256(csr))
+    assert isinstance(second, Issued) and second.leaf_pem != first.leaf_pem
+    assert len(index_lines(openssl_ca)) == before + 2
+
+
+def test_real_openssl_ca_with_approval_answers_a_known_key_with_its_token(
+    openssl_ca: Path, make_csr: MakeCsr
+) -> None:
+    ca = _openssl_adapter(openssl_ca, APPROVAL="1")
+    csr = make_csr(5, "cucm-sub4.example.com")
+    pending = ca.submit(csr, cert_type="tomcat", node="cucm-sub4", idempotency_key="k-approval")
+    assert isinstance(pending, Pending)
+    assert ca.submit(csr, cert_type="tomcat", node="cucm-sub4", idempotency_key="k-approval") == pending
+    (openssl_ca / "spool" / f"{pending.token}.approved").touch()
+    issued = ca.submit(csr, cert_type="tomcat", node="cucm-sub4", idempotency_key="k-approval")
+    assert isinstance(issued, Issued) and ca.poll(pending.token) == issued
+    assert [p.read_text() for p in (openssl_ca / "spool").glob("*.csr")].count(csr) == 1

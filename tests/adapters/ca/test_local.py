@@ -135,6 +135,44 @@ def test_same_csr_same_certificate_even_after_a_restart(tmp_path: Path, make_csr
     assert issue(LocalCA(folder), make_csr(1)).leaf_pem != first.leaf_pem
 
 
+def test_the_idempotency_key_returns_what_was_issued_across_instances(
+    tmp_path: Path, make_csr: MakeCsr
+) -> None:
+    folder = tmp_path / "ca"
+    csr = make_csr(0)
+    first = LocalCA(folder).submit(csr, cert_type="tomcat", node="cucm-pub", idempotency_key="req-1")
+    assert isinstance(first, Issued)
+    # A new instance on the folder, as after a SIGKILL between the CA's answer and its record.
+    again = LocalCA(folder).submit(csr, cert_type="tomcat", node="cucm-pub", idempotency_key="req-1")
+    assert again == first
+    assert (folder / "issued" / "req-1.pem").read_text() == first.leaf_pem
+    # Another key names another request: a new certificate for the same key pair.
+    other = LocalCA(folder).submit(csr, cert_type="tomcat", node="cucm-pub", idempotency_key="req-2")
+    assert isinstance(other, Issued)
+    assert load(other.leaf_pem).serial_number != load(first.leaf_pem).serial_number
+    # The workflows' key is the CSR's digest, which is also the default.
+    assert (
+        issue(LocalCA(folder), csr).leaf_pem
+        == LocalCA(folder)
+        .submit(csr, cert_type="tomcat", node="cucm-pub", idempotency_key=csr_sha256(csr))
+        .leaf_pem
+    )  # type: ignore[union-attr]
+    assert len(list((folder / "issued").iterdir())) == 3
+
+
+def test_a_key_reused_for_another_public_key_or_malformed_is_refused(
+    tmp_path: Path, make_csr: MakeCsr
+) -> None:
+    ca = LocalCA(tmp_path / "ca")
+    ca.submit(make_csr(0), cert_type="tomcat", node="cucm-pub", idempotency_key="req-1")
+    with pytest.raises(CaRejected, match="req-1 was used before for another public key"):
+        ca.submit(make_csr(1), cert_type="tomcat", node="cucm-sub1", idempotency_key="req-1")
+    for bad in ("", "../../root", "a b", "x" * 129):
+        with pytest.raises(ValueError, match="idempotency key"):
+            ca.submit(make_csr(1), cert_type="tomcat", node="cucm-sub1", idempotency_key=bad)
+    assert sorted(p.name for p in (tmp_path / "ca" / "issued").iterdir()) == ["req-1.pem"]
+
+
 def test_concurrent_signing_from_many_threads(tmp_path: Path, make_csr: MakeCsr) -> None:
     ca = LocalCA(tmp_path / "ca")
     csrs = [make_csr(i, f"node{i}.example.com") for i in range(4)]

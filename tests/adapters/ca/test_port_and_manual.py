@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from adapters.ca.port import (
     CaRejected,
     CaUnreachable,
     Pending,
+    check_idempotency_key,
     csr_sha256,
 )
 from tests.adapters.ca.conftest import MakeCsr
@@ -49,6 +51,22 @@ def test_every_adapter_satisfies_the_port(tmp_path: Path) -> None:
     for adapter in adapters:
         assert isinstance(adapter, CaPort)
     assert [a.name for a in adapters] == ["manual", "local", "command"]
+
+
+def test_every_adapter_takes_the_idempotency_key_by_keyword(tmp_path: Path) -> None:
+    port = inspect.signature(CaPort.submit).parameters["idempotency_key"]
+    assert port.kind is inspect.Parameter.KEYWORD_ONLY and port.default is inspect.Parameter.empty
+    for adapter in (ManualCA(), LocalCA(tmp_path / "ca"), CommandCA(["/bin/true"])):
+        param = inspect.signature(adapter.submit).parameters["idempotency_key"]
+        assert param.kind is inspect.Parameter.KEYWORD_ONLY, adapter
+
+
+def test_idempotency_keys_are_names_safe_anywhere() -> None:
+    assert check_idempotency_key("0f" * 32) == "0f" * 32
+    assert check_idempotency_key("req-1_A") == "req-1_A"
+    for bad in ("", "a.b", "a/b", "a b", "é", "x" * 129):
+        with pytest.raises(ValueError, match="idempotency key"):
+            check_idempotency_key(bad)
 
 
 def test_manual_ca_waits_for_the_operator(make_csr: MakeCsr) -> None:

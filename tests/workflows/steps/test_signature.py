@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from adapters.ca.local import LocalCA
 from adapters.ca.manual import ManualCA
+from adapters.ca.port import Issued, Pending, csr_sha256
 from tests.workflows.steps.conftest import IMP, PUB, SUB, Lab, fingerprint
 
 
@@ -40,3 +41,32 @@ def test_a_certificate_the_tls_bundle_cannot_verify_stops_the_run(lab: Lab) -> N
     outcome = lab.run(ctx)
     assert outcome.kind == "fail" and not outcome.retryable
     assert "/etc/b.pem" in outcome.reason and "nothing was uploaded" in outcome.reason
+
+
+class _KeyedCA:
+    """A CA that remembers which idempotency key each node's request carried."""
+
+    name = "keyed"
+
+    def __init__(self, inner: LocalCA) -> None:
+        self.inner = inner
+        self.keys: dict[str, str] = {}
+
+    def submit(self, csr_pem: str, *, cert_type: str, node: str, idempotency_key: str) -> Issued | Pending:
+        self.keys[node] = idempotency_key
+        return self.inner.submit(csr_pem, cert_type=cert_type, node=node, idempotency_key=idempotency_key)
+
+    def poll(self, token: str) -> Issued | Pending:
+        return self.inner.poll(token)
+
+
+def test_each_request_carries_the_csr_key_recorded_in_its_intent_first(lab: Lab, local_ca: LocalCA) -> None:
+    context = lab.context_at("tomcat", "awaiting_ca")
+    ca = _KeyedCA(local_ca)
+    ctx = lab.ctx("tomcat", "awaiting_ca", context, ca=ca)
+    assert lab.run(ctx).kind == "advance"
+    for node in (PUB, SUB, IMP):
+        key = csr_sha256(context["csr"][node]["pem"])
+        assert ca.keys[node] == key
+        entry = ctx.entry(node, "ca_submit")
+        assert entry is not None and entry.intent["idempotency_key"] == key
