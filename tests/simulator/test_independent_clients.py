@@ -122,7 +122,7 @@ def ris_run(sim: SimulatedCluster, node: str, steps: list[list[Any]], tmp_path: 
         "host": kw.pop("host", sim.info.node(node).address),
         "username": creds.username,
         "password": creds.password,
-        "cucm_version": sim.info.version.split(".")[0] + ".0",
+        "cucm_version": ".".join(sim.info.version.split(".")[:2]),  # unused by ciscoris
         "hosts": kw.pop("hosts", None),
         "steps": steps,
     }
