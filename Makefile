@@ -3,14 +3,26 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Independent clients whose pins conflict with the project's own (tests/clients/requirements.txt).
+CLIENTS_VENV := .venv-clients
+CLIENTS_STAMP := $(CLIENTS_VENV)/.installed
 
-.PHONY: demo test test-prereqs bench soak lint typecheck clean
+.PHONY: demo test test-prereqs clients-venv bench soak lint typecheck clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# Rebuilt from scratch when the pins change, so nothing unpinned lingers from an earlier set.
+$(CLIENTS_STAMP): tests/clients/requirements.txt
+	rm -rf $(CLIENTS_VENV)
+	$(PYTHON) -m venv $(CLIENTS_VENV)
+	$(CLIENTS_VENV)/bin/pip install --quiet -r tests/clients/requirements.txt
+	touch $(CLIENTS_STAMP)
+
+clients-venv: $(CLIENTS_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/cucm-renew demo
@@ -22,8 +34,8 @@ demo: $(STAMP)
 SCHEMAS := $(or $(CUCM_SCHEMA_DIR),$(abspath $(CURDIR)/../shared/cisco-schemas))
 APT := DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0
 
-test: test-prereqs $(STAMP)
-	CUCM_SCHEMA_DIR="$(SCHEMAS)" $(BIN)/python -m pytest -n 2 --dist loadgroup
+test: test-prereqs $(STAMP) $(CLIENTS_STAMP)
+	CUCM_SCHEMA_DIR="$(SCHEMAS)" CUCM_CLIENTS_PYTHON="$(abspath $(CLIENTS_VENV))/bin/python" $(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # As root with apt-get, missing packages are installed; otherwise make stops before any test, with
 # one line saying what to install. A missing test prerequisite is never a skipped test.
@@ -57,4 +69,4 @@ lint: $(STAMP)
 	$(BIN)/mypy app engine workflows adapters
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CLIENTS_VENV) .pytest_cache .mypy_cache .ruff_cache
