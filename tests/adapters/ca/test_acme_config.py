@@ -98,6 +98,47 @@ def test_the_default_ca_is_checked_too_and_client_auth_true_allows_it(folder: Pa
     assert config.cas["le"].acme is not None and config.cas["le"].acme.client_auth
 
 
+def test_tomcat_to_acme_needs_the_waiver_which_is_said_aloud(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    per_type = 'ca_per_type = { tomcat = "le" }'
+    with pytest.raises(ConfigError) as info:
+        load_config(write(folder, types='["tomcat", "CallManager"]', per_type=per_type))
+    text = str(info.value)
+    assert info.value.key == "clusters.lab.ca_per_type.tomcat"
+    assert "tomcat_client_auth = false under [clusters.lab]" in text
+    assert "ILS" in text and "DRS" in text and "intercluster sync" in text
+
+    waived = per_type + "\ntomcat_client_auth = false"
+    config = load_config(write(folder, types='["tomcat", "CallManager"]', per_type=waived))
+    cluster = config.cluster("lab")
+    assert cluster.client_auth_waived("tomcat") and cluster.client_auth_waived("tomcat-ECDSA")
+    assert not cluster.client_auth_waived("CallManager")
+    (notice,) = config.notices
+    assert notice.startswith("clusters.lab.tomcat_client_auth = false: tomcat certificates")
+    for gives_up in ("ILS between clusters", "DRS backup and restore from release 14", "intercluster sync"):
+        assert gives_up in notice
+    # Said at every load, on the log, not only by `check`.
+    logged = capsys.readouterr()
+    assert "configuration waiver" in logged.out + logged.err and "ILS" in logged.out + logged.err
+
+
+def test_the_waiver_is_for_tomcat_only(folder: Path) -> None:
+    both = 'ca_per_type = { tomcat = "le", CallManager = "le" }\ntomcat_client_auth = false'
+    with pytest.raises(ConfigError) as info:
+        load_config(write(folder, types='["tomcat", "CallManager"]', per_type=both))
+    assert info.value.key == "clusters.lab.ca_per_type.CallManager"
+    assert "tomcat_client_auth" not in str(info.value)
+
+
+def test_no_waiver_no_notice(folder: Path) -> None:
+    config = load_config(write(folder, types='["tomcat"]'))
+    assert config.notices == () and not config.cluster("lab").client_auth_waived("tomcat")
+    # Waived but tomcat not renewed here: nothing given up, nothing to say.
+    quiet = load_config(write(folder, types='["CallManager"]', per_type="tomcat_client_auth = false"))
+    assert quiet.notices == ()
+
+
 def test_a_type_not_managed_is_not_refused(folder: Path) -> None:
     # CallManager maps to the ACME CA but the cluster does not renew it.
     config = load_config(write(folder, types='["tomcat"]', per_type='ca_per_type = { CallManager = "le" }'))
