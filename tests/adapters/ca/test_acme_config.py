@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,34 @@ def test_directory_must_be_https(folder: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert info.value.key == "ca.le.directory"
+
+
+def test_the_init_example_with_every_ca_uncommented_and_tomcat_on_acme_parses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.initconfig import example_config
+
+    for name in (
+        "prod-ca-bundle.pem",
+        "prod-known_hosts",
+        "prod-axl.password",
+        "corp-root.pem",
+        "acme-server-ca.pem",
+    ):
+        (tmp_path / name).write_text("x\n")
+    for var in ("CUCM_PROD_OS_PASSWORD", "CUCM_ADCS_PASSWORD", "ACME_EAB_HMAC", "ACME_TSIG_SECRET"):
+        monkeypatch.setenv(var, HMAC)
+    lines = example_config().splitlines()
+    start, end = lines.index("# [ca.corp]"), lines.index("[clusters.prod]")
+    # Each commented CA block, uncommented once (the hook alternative stays a comment).
+    lines[start:end] = [line[2:] if line.startswith("# ") else line.lstrip("#") for line in lines[start:end]]
+    text = "\n".join(lines).replace('ca_per_type = { tomcat = "desk" }', 'ca_per_type = { tomcat = "acme" }')
+    path = tmp_path / "cucm-renew.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.key == "clusters.prod.ca_per_type.tomcat" and "tomcat_client_auth" in str(info.value)
+    path.write_text(re.sub(r"^# tomcat_client_auth = false", "tomcat_client_auth = false", text, flags=re.M))
+    config = load_config(path)
+    assert {ca.kind for ca in config.cas.values()} == {"manual", "local", "command", "adcs", "acme"}
+    assert config.cluster("prod").ca_for("tomcat") == "acme" and config.notices
