@@ -9,10 +9,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from adapters.ca.profiles import PROFILES
+from engine.api import SubmitRejected
 from workflows import preflight
+from workflows.steps.signature import signed_certificate
 
 NOW = dt.datetime.now(dt.UTC)
 Pki = tuple[rsa.RSAPrivateKey, x509.Certificate, rsa.RSAPrivateKey, str]
@@ -132,3 +135,18 @@ def test_the_waiver_means_nothing_for_callmanager(pki: Pki) -> None:
     with pytest.raises(preflight.WrongExtendedKeyUsage) as info:
         _check(pki, "CallManager", _leaf(pki, full_ku, [SERVER]), waived=True)
     assert "tomcat_client_auth" not in str(info.value)
+
+
+def test_submit_cert_follows_the_waiver_the_run_recorded(pki: Pki) -> None:
+    root_pem = pki[1].public_bytes(Encoding.PEM).decode()
+    context = {
+        "cert_type": "tomcat",
+        "targets": [HOST],
+        "csr": {HOST: {"pem": pki[3]}},
+        "trust_snapshot": {HOST: [root_pem]},
+    }
+    data = {"leaf_pem": _leaf(pki, ACME_KU, [SERVER]).public_bytes(Encoding.PEM).decode(), "chain_pems": []}
+    with pytest.raises(SubmitRejected, match="clientAuth"):
+        signed_certificate(context, HOST, data)
+    accepted = signed_certificate({**context, "client_auth_waived": True}, HOST, data)
+    assert accepted["leaf_pem"] == data["leaf_pem"]
