@@ -62,6 +62,10 @@ def start_campaign(
                 "force": force,
                 "renew_before_days": cc.renew_before_days,
             }
+            if cc.client_auth_waived(t):
+                # Recorded with the run, so the waiver is in its audit trail and every pre-flight
+                # of this run (steps and submit-cert alike) applies the same rule.
+                context["client_auth_waived"] = True
             # A run in progress is resumed, never doubled by a second one.
             run_id, new = engine.start_unless_running(t, cluster, context)
             if new:

@@ -99,6 +99,10 @@ def _cmd_check(args: argparse.Namespace, env: Env) -> int:
     lines: list[str] = []
     failed = False
     now = datetime.now(UTC)
+    for notice in config.notices:
+        # A waiver is a decision with a cost: said by every check, never silently applied.
+        report.append({"notice": notice})
+        lines.append(f"notice: {notice}")
     try:
         for cluster, types in select(config, args.cluster, args.types):
             cc = config.cluster(cluster)

@@ -17,10 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.x509.oid import ExtendedKeyUsageOID
-
 from adapters.ca.profiles import profile_for
-from engine.logging import register_secret
+from engine.logging import get_logger, register_secret
 from engine.schema import ANY, BOOLEAN, INTEGER, LIST, NUMBER, TABLE, TEXT, TEXTS, Schema, SchemaError
 from workflows.cert_types import CERT_TYPES
 
@@ -152,6 +150,14 @@ class ClusterConfig:
     """How phones are reset: ``phones`` (AXL doDeviceReset per phone, throttled: only phones are
     touched) or ``pools`` (AXL resetDevicePool per device pool, phones in no pool by name: one
     request per pool, but every device in the pool restarts, gateways and trunks included)."""
+    tomcat_client_auth: bool = True
+    """``false``: tomcat certificates without clientAuth are accepted (an ACME CA's), giving up
+    tomcat's TLS client uses (see :data:`adapters.ca.profiles.TOMCAT_CLIENT_USES`)."""
+
+    def client_auth_waived(self, cert_type: str) -> bool:
+        """Whether pre-flight accepts ``cert_type`` certificates without clientAuth here."""
+        profile = profile_for(cert_type)
+        return not self.tomcat_client_auth and profile is not None and bool(profile.waivable)
 
     @property
     def rest(self) -> bool:
@@ -187,6 +193,8 @@ class Config:
     time_scale: float
     clusters: Mapping[str, ClusterConfig]
     cas: Mapping[str, CaConfig]
+    notices: tuple[str, ...] = ()
+    """What the file gives up on purpose (a waiver), said at every load and by ``check``."""
 
     def cluster(self, name: str) -> ClusterConfig:
         if name not in self.clusters:
@@ -231,7 +239,10 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(path, "", f"not valid TOML ({exc})", "correct the syntax at that line") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(path, "", "not UTF-8 text", "save the file as UTF-8") from exc
-    return parse_config(raw, path)
+    config = parse_config(raw, path)
+    for notice in config.notices:
+        get_logger().warning("configuration waiver", file=str(path), notice=notice)
+    return config
 
 
 _TOP = Schema(
@@ -314,6 +325,7 @@ _CLUSTER = Schema(
         "version": TEXT,
         "rest": BOOLEAN,
         "phone_reset": TEXT,
+        "tomcat_client_auth": BOOLEAN,
     },
     required=("ca_bundle", "known_hosts", "ca"),
     kind=TABLE,
@@ -541,18 +553,40 @@ def _check_client_auth(r: _Reader, where: str, cluster: ClusterConfig, cas: Mapp
         if ca.acme is None or ca.acme.client_auth:
             continue
         profile = profile_for(cert_type)
-        if profile is None or ExtendedKeyUsageOID.CLIENT_AUTH not in profile.extended_key_usage:
+        if profile is None or not profile.needs_client_auth or cluster.client_auth_waived(cert_type):
             continue
         key = f"{where}.ca_per_type.{cert_type}" if cert_type in cluster.ca_per_type else f"{where}.ca"
+        fix = (
+            f'map {cert_type} to a CA that issues clientAuth with ca_per_type = {{ {cert_type} = "..." }} '
+            f"under [{where}], or, if this ACME CA's profile does issue clientAuth (a private ACME CA), "
+            f"set client_auth = true under [ca.{ca.name}]"
+        )
+        if profile.waivable:
+            fix += (
+                f"; or, if this cluster does without {profile.waivable}, waive clientAuth for tomcat "
+                f"with tomcat_client_auth = false under [{where}]"
+            )
         raise r.fail(
             key,
             f"{cert_type} certificates need the clientAuth extended key usage (CUCM uses them for "
             f"mutual TLS), and CA {ca.name!r} is an ACME CA whose certificates drop it "
             f"(ca.{ca.name}.client_auth = false)",
-            f'map {cert_type} to a CA that issues clientAuth with ca_per_type = {{ {cert_type} = "..." }} '
-            f"under [{where}], or, if this ACME CA's profile does issue clientAuth (a private ACME CA), "
-            f"set client_auth = true under [ca.{ca.name}]",
+            fix,
         )
+
+
+def _waiver_notice(where: str, cluster: ClusterConfig) -> str | None:
+    waived = [t for t in cluster.types if cluster.client_auth_waived(t)]
+    if not waived:
+        return None
+    profile = profile_for(waived[0])
+    assert profile is not None
+    return (
+        f"{where}.tomcat_client_auth = false: {' and '.join(waived)} certificates are accepted "
+        f"without the clientAuth extended key usage; on cluster {cluster.name} that gives up "
+        f"{profile.waivable}, which present the tomcat certificate as a TLS client and fail "
+        "against peers that require it"
+    )
 
 
 def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
@@ -594,6 +628,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         )
 
     clusters: dict[str, ClusterConfig] = {}
+    notices: list[str] = []
     clusters_raw = raw.get("clusters", {})
     if not clusters_raw:
         raise r.fail(
@@ -675,9 +710,13 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             version=version,
             use_rest=table.get("rest"),
             phone_reset=str(phone_reset),
+            tomcat_client_auth=bool(table.get("tomcat_client_auth", True)),
         )
         _check_client_auth(r, where, clusters[name], cas)
-    return Config(path, renew, types, per_minute, time_scale, clusters, cas)
+        notice = _waiver_notice(where, clusters[name])
+        if notice is not None:
+            notices.append(notice)
+    return Config(path, renew, types, per_minute, time_scale, clusters, cas, tuple(notices))
 
 
 def _adcs(r: _Reader, table: Mapping[str, Any], where: str) -> AdcsSettings:

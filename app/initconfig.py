@@ -55,7 +55,9 @@ folder = "state/lab-ca"
 # eab_kid = "kid-from-your-ca"            # External Account Binding, if the CA requires it...
 # eab_hmac_env = "ACME_EAB_HMAC"          # ...its HMAC key from the environment (or eab_hmac_file)
 # client_auth = false                     # public ACME CAs drop clientAuth, which CUCM's types need:
-#                                         # true only for a private ACME CA that issues it
+#                                         # only tomcat may go to such a CA, and only if its
+#                                         # cluster says tomcat_client_auth = false; true only
+#                                         # for a private ACME CA that issues clientAuth
 #
 # [ca.acme.dns]                           # DNS-01 records by RFC 2136 dynamic update, signed with TSIG
 # kind = "rfc2136"
@@ -75,6 +77,9 @@ ca_bundle = "prod-ca-bundle.pem"          # CAs that verify the nodes' HTTPS cer
 known_hosts = "prod-known_hosts"          # the nodes' SSH host keys
 ca = "desk"                               # the CA for every type...
 ca_per_type = { tomcat = "desk" }         # ...unless named here
+# tomcat_client_auth = false              # accept tomcat certificates without clientAuth (an ACME
+#                                         # CA's); gives up ILS between clusters, DRS from 14 and
+#                                         # IM&P intercluster sync (tomcat is their TLS client)
 # renew_before_days = 45                  # overrides the global value for this cluster
 # types = ["tomcat"]                      # overrides the global list for this cluster
 # phone_reset = "pools"                   # "phones" (default): one doDeviceReset per phone,

@@ -90,6 +90,8 @@ class RunContext(TypedDict, total=False):
     force: bool
     renew_before_days: float
     only_nodes: list[str]
+    client_auth_waived: bool
+    """The configuration waived clientAuth for this type (tomcat_client_auth = false)."""
     # expiry_check
     node_roles: dict[str, str]
     expiry: dict[str, CertSummary]

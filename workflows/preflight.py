@@ -59,6 +59,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from adapters.ca.port import Issued
 from adapters.ca.profiles import KU_NAMES, PROFILES, describe_eku, describe_key_usage, profile_for
@@ -332,17 +333,20 @@ def validate(
     *,
     trusted_roots: Sequence[x509.Certificate],
     now: datetime,
+    client_auth_waived: bool = False,
 ) -> ValidatedCertificate:
     """Check ``leaf`` (signed from ``csr_pem`` for ``cert_type``) and its ``chain`` (any order).
 
     ``trusted_roots``: certificates already in the node's ``<type>-trust`` store; a chain may end
     at any of them. ``now``: the current time (a naive value is taken as UTC).
+    ``client_auth_waived``: the configuration waived clientAuth for this type (tomcat only: see
+    :mod:`adapters.ca.profiles`); ignored for a type whose profile does not allow it.
     Raises a :class:`PreflightError` subclass for the first problem found.
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _validate(cert_type, csr_pem, leaf, chain, trusted_roots, _utc(now))
+            return _validate(cert_type, csr_pem, leaf, chain, trusted_roots, _utc(now), client_auth_waived)
     except DECODE_ERRORS as exc:
         # Only a certificate that did not come through parse_bundle can get here.
         raise UnreadableCertificate(
@@ -357,6 +361,7 @@ def preflight(
     *,
     trusted_roots: Sequence[x509.Certificate],
     now: datetime,
+    client_auth_waived: bool = False,
 ) -> ValidatedCertificate:
     """Parse every ``(name, data)`` file, put the certificates in order, validate them."""
     certs = [cert for name, data in files for cert in parse_bundle(data, source=name)]
@@ -368,6 +373,7 @@ def preflight(
         [*intermediates, *([root] if root is not None else [])],
         trusted_roots=trusted_roots,
         now=now,
+        client_auth_waived=client_auth_waived,
     )
 
 
@@ -378,6 +384,7 @@ def validate_issued(
     *,
     trusted_roots: Sequence[x509.Certificate],
     now: datetime,
+    client_auth_waived: bool = False,
 ) -> ValidatedCertificate:
     """:func:`preflight` for a CA adapter's answer."""
     files = [("the certificate from the CA", issued.leaf_pem.encode("utf-8", "replace"))]
@@ -385,7 +392,9 @@ def validate_issued(
         (f"chain certificate {i + 1} from the CA", p.encode("utf-8", "replace"))
         for i, p in enumerate(issued.chain_pems)
     ]
-    return preflight(cert_type, csr_pem, files, trusted_roots=trusted_roots, now=now)
+    return preflight(
+        cert_type, csr_pem, files, trusted_roots=trusted_roots, now=now, client_auth_waived=client_auth_waived
+    )
 
 
 def _validate(
@@ -395,6 +404,7 @@ def _validate(
     chain: Sequence[x509.Certificate],
     trusted_roots: Sequence[x509.Certificate],
     now: datetime,
+    client_auth_waived: bool = False,
 ) -> ValidatedCertificate:
     profile = profile_for(cert_type)
     if profile is None:
@@ -429,7 +439,7 @@ def _validate(
         )
     _checksubject_alt_names(leaf, csr, what)
     _check_validity(leaf, now, what, CertificateNotYetValid, CertificateExpired)
-    _check_usages(leaf, profile.cert_type, what)
+    _check_usages(leaf, profile.cert_type, what, client_auth_waived)
 
     path = _build_path(leaf, chain, trusted_roots, now)
     trusted_fps = {fingerprint(c) for c in trusted_roots}
@@ -550,11 +560,13 @@ def _check_validity(
         )
 
 
-def _check_usages(leaf: x509.Certificate, cert_type: str, what: str) -> None:
+def _check_usages(leaf: x509.Certificate, cert_type: str, what: str, client_auth_waived: bool) -> None:
     profile = profile_for(cert_type)
     assert profile is not None
     template = f"issue it with the CA profile for CUCM {cert_type} certificates"
-    required = profile.key_usage_for(isinstance(leaf.public_key(), rsa.RSAPublicKey))
+    is_rsa = isinstance(leaf.public_key(), rsa.RSAPublicKey)
+    required = profile.required_key_usage(is_rsa)
+    issued_set = profile.key_usage_for(is_rsa)
     try:
         ku = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
         present = {name for name in KU_NAMES if getattr(ku, name)}
@@ -565,7 +577,7 @@ def _check_usages(leaf: x509.Certificate, cert_type: str, what: str) -> None:
         raise WrongKeyUsage(
             f"{what} lacks key usage {describe_key_usage(missing)} "
             f"(it has {describe_key_usage(present)}; {cert_type} needs {describe_key_usage(required)})",
-            f"{template}: key usage {describe_key_usage(required)}",
+            f"{template}: key usage {describe_key_usage(issued_set)}",
         )
     try:
         bc = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value
@@ -588,13 +600,22 @@ def _check_usages(leaf: x509.Certificate, cert_type: str, what: str) -> None:
         eku = set(leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
     except x509.ExtensionNotFound:
         eku = set()
-    missing_eku = set(profile.extended_key_usage) - eku
+    required_eku = profile.required_eku(client_auth_waived=client_auth_waived)
+    missing_eku = set(required_eku) - eku
     if missing_eku:
+        fix = (
+            f"{template}: extended key usage {describe_eku(profile.extended_key_usage)} "
+            "(public ACME CAs no longer issue clientAuth: use an enterprise CA for this type)"
+        )
+        if profile.waivable and not client_auth_waived and missing_eku == {ExtendedKeyUsageOID.CLIENT_AUTH}:
+            fix += (
+                f"; or, if this cluster does without {profile.waivable}, waive it with "
+                "tomcat_client_auth = false under the cluster in the configuration"
+            )
         raise WrongExtendedKeyUsage(
             f"{what} lacks extended key usage {describe_eku(missing_eku)} "
-            f"({cert_type} needs {describe_eku(profile.extended_key_usage)})",
-            f"{template}: extended key usage {describe_eku(profile.extended_key_usage)} "
-            "(public ACME CAs no longer issue clientAuth: use an enterprise CA for this type)",
+            f"({cert_type} needs {describe_eku(required_eku)})",
+            fix,
         )
 
 

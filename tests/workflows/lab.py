@@ -30,9 +30,23 @@ class Lab:
     ``lab.drive()``; ``lab.sim`` is the simulator, ``lab.events`` every audited transition."""
 
     def __init__(
-        self, folder: Path, *, ca: str = "lab", time_scale: float = 2000.0, extra_config: str = "", **sim: Any
+        self,
+        folder: Path,
+        *,
+        ca: str = "lab",
+        time_scale: float = 2000.0,
+        extra_config: str = "",
+        init_by_cli: bool = False,
+        edit_config: Callable[[str], str] | None = None,
+        **sim: Any,
     ) -> None:
+        """``init_by_cli``: the configuration is written by `cucm-renew init --from-simulator`, as an
+        operator gets it, instead of by the function behind it. ``edit_config``: the operator's
+        edits of that file (CAs, mappings) before anything reads it."""
         self.folder = folder
+        self.init_by_cli = init_by_cli
+        self.edit_config = edit_config
+        self.state_dir = folder / "state"
         self.time_scale = time_scale
         sim.setdefault("nodes", 2)
         self.sim = SimulatedCluster(folder / "sim", time_scale=time_scale, **sim)
@@ -46,9 +60,17 @@ class Lab:
     def __enter__(self) -> Lab:
         self.sim.start()
         self.config_path = self.folder / "cucm-renew.toml"
-        text = simulator_config(self.sim.json_path, self.config_path)
+        if self.init_by_cli:
+            written = self.cli(
+                "init", "--from-simulator", str(self.sim.json_path), "--output", str(self.config_path)
+            )
+            assert written.returncode == 0, written.stderr
+            text = self.config_path.read_text()
+        else:
+            text = simulator_config(self.sim.json_path, self.config_path)
         text = text.replace('ca = "lab"', f'ca = "{self.ca_choice}"')
         text = text.replace("[ca.lab]", self.extra_config + "\n[ca.lab]") if self.extra_config else text
+        text = self.edit_config(text) if self.edit_config is not None else text
         self.config_path.write_text(text)
         self.config: Config = load_config(self.config_path)
         lab_ca = self.config.cas["lab"]

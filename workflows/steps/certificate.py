@@ -18,6 +18,7 @@ def check_signed(
     cert_type: str,
     trusted_pems: Sequence[str],
     now: datetime | None,
+    client_auth_waived: bool = False,
 ) -> dict[str, Any]:
     """Run every pre-flight check; return what the run records about the certificate.
 
@@ -32,7 +33,12 @@ def check_signed(
     files = [("the signed certificate", leaf_pem.encode())]
     files += [(f"chain certificate {i + 1}", pem.encode()) for i, pem in enumerate(chain_pems)]
     validated = preflight.preflight(
-        cert_type, csr_pem, files, trusted_roots=roots, now=now or datetime.now(UTC)
+        cert_type,
+        csr_pem,
+        files,
+        trusted_roots=roots,
+        now=now or datetime.now(UTC),
+        client_auth_waived=client_auth_waived,
     )
     leaf = validated.leaf_pem
     # Issuers from the root down: CUCM wants the root in the trust store first, then intermediates.

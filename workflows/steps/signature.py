@@ -101,6 +101,7 @@ def request_signature(ctx: StepContext) -> Outcome:
                     cert_type=kind,
                     trusted_pems=trusted,
                     now=ctx.now(),
+                    client_auth_waived=bool(view(ctx.context).get("client_auth_waived")),
                 )
             except PreflightError as exc:
                 return Outcome.fail(
@@ -169,6 +170,7 @@ def signed_certificate(run_context: Mapping[str, Any], key: str, data: Any) -> A
             cert_type=kind,
             trusted_pems=list((stored.get("trust_snapshot") or {}).get(key) or []),
             now=None,
+            client_auth_waived=bool(stored.get("client_auth_waived")),
         )
     except PreflightError as exc:
         raise SubmitRejected(f"{key}: {exc}") from exc

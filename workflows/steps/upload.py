@@ -7,6 +7,7 @@ from typing import Any
 from adapters.cucm.port import CucmRejected
 from engine.api import Effect, Outcome, Registry, StepContext
 from workflows.certkit import fingerprint, fingerprints
+from workflows.context import view
 from workflows.preflight import PreflightError
 
 from .certificate import check_signed
@@ -81,6 +82,7 @@ def upload_leaf(ctx: StepContext) -> Outcome:
                 cert_type=kind,
                 trusted_pems=cucm.trust_certificates(node, kind),
                 now=ctx.now(),
+                client_auth_waived=bool(view(ctx.context).get("client_auth_waived")),
             )
             # CUCM wants the issuers leaf-side first after the leaf.
             cucm.upload_identity(node, kind, info["leaf_pem"], list(reversed(info["chain_pems"])))

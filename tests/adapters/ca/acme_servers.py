@@ -84,6 +84,8 @@ def _binary(name: str, *extra: str) -> str:
 class Knot:
     folder: Path
     secret: str
+    zone: str = ZONE
+    """The zone it is authoritative for, and takes TSIG-signed TXT updates for."""
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
 
@@ -91,8 +93,9 @@ class Knot:
         knotd = _binary("knotd", "/usr/sbin/knotd")
         for sub in ("run", "db", "zones"):
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
-        (self.folder / "zones" / f"{ZONE}.zone").write_text(
-            f"$ORIGIN {ZONE}.\n$TTL 60\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\n"
+        (self.folder / "zones" / f"{self.zone}.zone").write_text(
+            f"$ORIGIN {self.zone}.\n$TTL 60\n"
+            "@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\n"
         )
         last = ""
         for _attempt in range(5):
@@ -106,7 +109,7 @@ class Knot:
                 f'database:\n    storage: "{self.folder}/db"\n'
                 f"key:\n  - id: {TSIG_NAME}\n    algorithm: hmac-sha256\n    secret: {self.secret}\n"
                 f"acl:\n  - id: acme-txt\n    key: {TSIG_NAME}\n    action: update\n    update-type: [TXT]\n"
-                f'zone:\n  - domain: {ZONE}\n    storage: "{self.folder}/zones"\n    acl: acme-txt\n'
+                f'zone:\n  - domain: {self.zone}\n    storage: "{self.folder}/zones"\n    acl: acme-txt\n'
             )
             log = open(self.folder / "knot.log", "ab")  # noqa: SIM115 - the child holds it
             self.proc = subprocess.Popen([knotd, "-c", str(conf)], stdout=log, stderr=log)
@@ -126,7 +129,7 @@ class Knot:
         raise RuntimeError(f"knotd did not start: {last}")
 
     def answers(self) -> bool:
-        query = dns.message.make_query(f"{ZONE}.", "SOA")
+        query = dns.message.make_query(f"{self.zone}.", "SOA")
         try:
             r = dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.5)
         except (OSError, dns.exception.DNSException):
@@ -136,7 +139,9 @@ class Knot:
     def update(self, name: str, value: str, *, add: bool = True) -> None:
         """What a DNS provider does when it publishes a record (the test plays the provider)."""
         ring = dns.tsigkeyring.from_text({TSIG_NAME: ("hmac-sha256", self.secret)})
-        u = dns.update.UpdateMessage(f"{ZONE}.", keyring=ring, keyname=TSIG_NAME, keyalgorithm="hmac-sha256")
+        u = dns.update.UpdateMessage(
+            f"{self.zone}.", keyring=ring, keyname=TSIG_NAME, keyalgorithm="hmac-sha256"
+        )
         if add:
             u.add(name, 60, "TXT", f'"{value}"')
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,47 @@ def test_the_default_ca_is_checked_too_and_client_auth_true_allows_it(folder: Pa
     assert config.cas["le"].acme is not None and config.cas["le"].acme.client_auth
 
 
+def test_tomcat_to_acme_needs_the_waiver_which_is_said_aloud(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    per_type = 'ca_per_type = { tomcat = "le" }'
+    with pytest.raises(ConfigError) as info:
+        load_config(write(folder, types='["tomcat", "CallManager"]', per_type=per_type))
+    text = str(info.value)
+    assert info.value.key == "clusters.lab.ca_per_type.tomcat"
+    assert "tomcat_client_auth = false under [clusters.lab]" in text
+    assert "ILS" in text and "DRS" in text and "intercluster sync" in text
+
+    waived = per_type + "\ntomcat_client_auth = false"
+    config = load_config(write(folder, types='["tomcat", "CallManager"]', per_type=waived))
+    cluster = config.cluster("lab")
+    assert cluster.client_auth_waived("tomcat") and cluster.client_auth_waived("tomcat-ECDSA")
+    assert not cluster.client_auth_waived("CallManager")
+    (notice,) = config.notices
+    assert notice.startswith("clusters.lab.tomcat_client_auth = false: tomcat certificates")
+    for gives_up in ("ILS between clusters", "DRS backup and restore from release 14", "intercluster sync"):
+        assert gives_up in notice
+    # Said at every load, on the log, not only by `check`.
+    logged = capsys.readouterr()
+    assert "configuration waiver" in logged.out + logged.err and "ILS" in logged.out + logged.err
+
+
+def test_the_waiver_is_for_tomcat_only(folder: Path) -> None:
+    both = 'ca_per_type = { tomcat = "le", CallManager = "le" }\ntomcat_client_auth = false'
+    with pytest.raises(ConfigError) as info:
+        load_config(write(folder, types='["tomcat", "CallManager"]', per_type=both))
+    assert info.value.key == "clusters.lab.ca_per_type.CallManager"
+    assert "tomcat_client_auth" not in str(info.value)
+
+
+def test_no_waiver_no_notice(folder: Path) -> None:
+    config = load_config(write(folder, types='["tomcat"]'))
+    assert config.notices == () and not config.cluster("lab").client_auth_waived("tomcat")
+    # Waived but tomcat not renewed here: nothing given up, nothing to say.
+    quiet = load_config(write(folder, types='["CallManager"]', per_type="tomcat_client_auth = false"))
+    assert quiet.notices == ()
+
+
 def test_a_type_not_managed_is_not_refused(folder: Path) -> None:
     # CallManager maps to the ACME CA but the cluster does not renew it.
     config = load_config(write(folder, types='["tomcat"]', per_type='ca_per_type = { CallManager = "le" }'))
@@ -170,3 +212,34 @@ def test_directory_must_be_https(folder: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert info.value.key == "ca.le.directory"
+
+
+def test_the_init_example_with_every_ca_uncommented_and_tomcat_on_acme_parses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.initconfig import example_config
+
+    for name in (
+        "prod-ca-bundle.pem",
+        "prod-known_hosts",
+        "prod-axl.password",
+        "corp-root.pem",
+        "acme-server-ca.pem",
+    ):
+        (tmp_path / name).write_text("x\n")
+    for var in ("CUCM_PROD_OS_PASSWORD", "CUCM_ADCS_PASSWORD", "ACME_EAB_HMAC", "ACME_TSIG_SECRET"):
+        monkeypatch.setenv(var, HMAC)
+    lines = example_config().splitlines()
+    start, end = lines.index("# [ca.corp]"), lines.index("[clusters.prod]")
+    # Each commented CA block, uncommented once (the hook alternative stays a comment).
+    lines[start:end] = [line[2:] if line.startswith("# ") else line.lstrip("#") for line in lines[start:end]]
+    text = "\n".join(lines).replace('ca_per_type = { tomcat = "desk" }', 'ca_per_type = { tomcat = "acme" }')
+    path = tmp_path / "cucm-renew.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.key == "clusters.prod.ca_per_type.tomcat" and "tomcat_client_auth" in str(info.value)
+    path.write_text(re.sub(r"^# tomcat_client_auth = false", "tomcat_client_auth = false", text, flags=re.M))
+    config = load_config(path)
+    assert {ca.kind for ca in config.cas.values()} == {"manual", "local", "command", "adcs", "acme"}
+    assert config.cluster("prod").ca_for("tomcat") == "acme" and config.notices

@@ -383,7 +383,7 @@ def main() -> None:
         "wrong key usage",
         [put("certs/wrong-ku.pem", pem(leaf(ku={"digital_signature"}), inter, root))],
         "WrongKeyUsage",
-        "dataEncipherment, keyEncipherment",
+        "lacks key usage keyEncipherment (",
     )
     case(
         "no key usage",
