@@ -261,7 +261,7 @@ def stop_on_signals() -> Iterator[threading.Event]:
 
 def _cmd_daemon(args: argparse.Namespace, env: CliEnv[Any]) -> int:
     jobs = env.app.daemon_jobs(env.context, env)
-    with env.app.daemon_services(env.context, env), stop_on_signals() as stop:
+    with stop_on_signals() as stop, env.app.daemon_services(env.context, env):
         env.engine.serve(stop, jobs=jobs)
     return 0
 
