@@ -46,6 +46,8 @@ def test_runs_gates_expiry_successes_and_risport_are_scraped(tmp_path: Path) -> 
         "verified": {"pub.lab": {"ok": True, "not_after": "2029-01-01T00:00:00Z"}},
     }
     done = engine.start_run("flow", "lab", {"journal": journal, **expiry})
+    # One after the other: a run held at the toy's gate keeps the exclusion lease the other needs.
+    engine.run_until_quiet()
     gated = engine.start_run("toy", "lab", {"journal": journal})
     failed = engine.start_run("flow", "other", {"journal": journal, "permanent": True})
     engine.run_until_quiet()
