@@ -29,8 +29,9 @@ demo: $(STAMP)
 
 # Beyond Python the suite needs OpenSSH's sshd (a test hosts the simulated CLI behind it), openssl
 # (tests/adapters/ca), Pebble (a real ACME server) and Knot (an authoritative DNS server taking
-# RFC 2136 updates, which Pebble resolves DNS-01 through) for the ACME CA's tests, and Cisco's
-# schemas (the fidelity tests; never part of this repository).
+# RFC 2136 updates, which Pebble resolves DNS-01 through) for the ACME CA's tests, systemd's
+# systemd-analyze (the service unit is verified), and Cisco's schemas (the fidelity tests; never
+# part of this repository).
 SCHEMAS := $(or $(CUCM_SCHEMA_DIR),$(abspath $(CURDIR)/../shared/cisco-schemas))
 APT := DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0
 
@@ -45,6 +46,7 @@ test-prereqs:
 	command -v openssl >/dev/null || need="$$need openssl"; \
 	command -v pebble >/dev/null || need="$$need pebble"; \
 	command -v knotd >/dev/null || [ -x /usr/sbin/knotd ] || need="$$need knot"; \
+	command -v systemd-analyze >/dev/null || need="$$need systemd"; \
 	if [ -n "$$need" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "make test: installing$$need (apt-get)"; \
 		log=$$( { $(APT) update && $(APT) install -y --no-install-recommends $$need; } 2>&1 ) || { \

@@ -10,18 +10,20 @@ built from it); what it prints comes from :mod:`app.present`, what it starts fro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from adapters.cucm.port import CucmError
-from app import manualca
+from app import manualca, metrics
 from app.campaign import latest_runs, select, start_campaign
 from app.config import Config, ConfigError, canonical_type
 from app.context import AppContext
 from app.initconfig import example_config, simulator_config
+from app.notify import notifications
 from app.present import format_table, held_text, printer, summary_rows
 from engine.cli import App, CliEnv, Command, UsageError
 from engine.cli import main as engine_main
@@ -227,7 +229,8 @@ def _cmd_run(args: argparse.Namespace, env: Env) -> int:
             f"renewing {sum(len(t) for _, t in selection)} type(s) on "
             f"{len(selection)} cluster(s); Ctrl-C stops, `cucm-renew run` resumes\n"
         )
-    engine.run_until_quiet(on_event=None if env.json else printer(env.stdout))
+    with notifications(engine, config):  # what is still owed at exit is sent by the next run or daemon
+        engine.run_until_quiet(on_event=None if env.json else printer(env.stdout))
     views = latest_runs(engine, selection)
     env.out([r.as_dict() for r in views], format_table(summary_rows(views)) + "\n" + held_text(views))
     return 1 if any(r.status == "failed" for r in views) else 0
@@ -244,6 +247,34 @@ def _configure_daemon(p: argparse.ArgumentParser) -> None:
         help="also look for certificates that came due this often (e.g. 12h) and start their "
         "renewals in campaign order; without it the daemon drives the runs it is given",
     )
+    p.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (e.g. 127.0.0.1:9464; port 0 "
+        "picks a free one and prints it)",
+    )
+
+
+@contextlib.contextmanager
+def _daemon_services(context: AppContext, env: Env) -> Iterator[None]:
+    """The metrics endpoint and the notifier, for as long as the daemon serves."""
+    listen = context.args.metrics
+    if listen:
+        try:
+            metrics.parse_listen(listen)
+        except ValueError as exc:
+            raise UsageError(f"--metrics: {exc}") from None
+    config = context.config
+    with contextlib.ExitStack() as stack:
+        if listen:
+            try:
+                host, port = stack.enter_context(metrics.serving(env.engine, listen))
+            except OSError as exc:
+                raise UsageError(f"--metrics {listen}: cannot listen there ({exc.strerror})") from None
+            env.stdout.write(f"metrics on http://{host}:{port}/metrics\n")
+            env.stdout.flush()
+        stack.enter_context(notifications(env.engine, config))
+        yield
 
 
 def _daemon_jobs(context: AppContext, env: Env) -> list[PeriodicJob]:
@@ -522,6 +553,7 @@ def build_app() -> App[AppContext]:
         description="Renew CA-signed certificates on CUCM clusters, end to end.",
         daemon_options=_configure_daemon,
         daemon_jobs=_daemon_jobs,
+        daemon_services=_daemon_services,
         status_notes=_status_notes,
         commands=[
             Command(

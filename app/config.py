@@ -146,6 +146,8 @@ class ClusterConfig:
     """CUCM's version: 14 and later use the certmgr REST API, older ones the SSH CLI."""
     use_rest: bool | None = None
     """``rest`` in the file: overrides what the version implies."""
+    notify: tuple[str, ...] = ()
+    """The ``[notify.NAME]`` targets told about this cluster's runs (opt-in: none by default)."""
     phone_reset: str = "phones"
     """How phones are reset: ``phones`` (AXL doDeviceReset per phone, throttled: only phones are
     touched) or ``pools`` (AXL resetDevicePool per device pool, phones in no pool by name: one
@@ -184,6 +186,31 @@ class ClusterConfig:
         return self.ca_per_type.get(cert_type, self.ca)
 
 
+NOTIFY_KINDS = ("webhook", "email")
+NOTIFY_EVENTS = ("gate_waiting", "run_failed", "campaign_done", "window_missed", "expires_before_window")
+"""What a ``[notify.NAME]`` target can be told about (``events``); ``app.notify`` documents each."""
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """A ``[notify.NAME]`` target: a webhook (``url``, ``secret``) or an e-mail relay."""
+
+    name: str
+    kind: str
+    events: tuple[str, ...]
+    url: str = ""
+    secret: Secret | None = None
+    ca_bundle: Path | None = None
+    """The CA bundle to verify the webhook's or the SMTP server's TLS certificate against (default:
+    the system's)."""
+    smtp_host: str = ""
+    smtp_port: int = 587
+    sender: str = ""
+    recipients: tuple[str, ...] = ()
+    username: str = ""
+    password: Secret | None = None
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -195,6 +222,7 @@ class Config:
     cas: Mapping[str, CaConfig]
     notices: tuple[str, ...] = ()
     """What the file gives up on purpose (a waiver), said at every load and by ``check``."""
+    notify: Mapping[str, NotifyConfig] = field(default_factory=dict)
 
     def cluster(self, name: str) -> ClusterConfig:
         if name not in self.clusters:
@@ -253,8 +281,31 @@ _TOP = Schema(
         "risport": TABLE,
         "ca": TABLE,
         "clusters": TABLE,
+        "notify": TABLE,
     },
     kind=TABLE,
+)
+_NOTIFY = Schema(
+    {
+        "kind": TEXT,
+        "events": TEXTS,
+        "url": TEXT,
+        "secret": ANY,
+        "secret_env": TEXT,
+        "secret_file": TEXT,
+        "ca_bundle": TEXT,
+        "smtp_host": TEXT,
+        "smtp_port": INTEGER,
+        "from": TEXT,
+        "to": TEXTS,
+        "username": TEXT,
+        "password": ANY,
+        "password_env": TEXT,
+        "password_file": TEXT,
+    },
+    required=("kind",),
+    kind=TABLE,
+    quote=False,
 )
 _RISPORT = Schema({"requests_per_minute": NUMBER}, kind=TABLE)
 _CA = Schema(
@@ -326,6 +377,7 @@ _CLUSTER = Schema(
         "rest": BOOLEAN,
         "phone_reset": TEXT,
         "tomcat_client_auth": BOOLEAN,
+        "notify": TEXTS,
     },
     required=("ca_bundle", "known_hosts", "ca"),
     kind=TABLE,
@@ -627,6 +679,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             name, kind, folder, argv, r.number(table, "timeout", where, 60, minimum=1), adcs, acme
         )
 
+    notify = {name: _notify(r, table, f"notify.{name}") for name, table in raw.get("notify", {}).items()}
+
     clusters: dict[str, ClusterConfig] = {}
     notices: list[str] = []
     clusters_raw = raw.get("clusters", {})
@@ -711,12 +765,84 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             use_rest=table.get("rest"),
             phone_reset=str(phone_reset),
             tomcat_client_auth=bool(table.get("tomcat_client_auth", True)),
+            notify=_cluster_notify(r, table, where, notify),
         )
         _check_client_auth(r, where, clusters[name], cas)
         notice = _waiver_notice(where, clusters[name])
         if notice is not None:
             notices.append(notice)
-    return Config(path, renew, types, per_minute, time_scale, clusters, cas, tuple(notices))
+    return Config(path, renew, types, per_minute, time_scale, clusters, cas, tuple(notices), notify)
+
+
+def _notify(r: _Reader, raw: Any, where: str) -> NotifyConfig:
+    table = r.table(raw, _NOTIFY, where)
+    name = where.split(".", 1)[1]
+    kind = table["kind"]
+    if kind not in NOTIFY_KINDS:
+        raise r.fail(f"{where}.kind", f"unknown kind {kind!r}", f"use one of: {', '.join(NOTIFY_KINDS)}")
+    events = tuple(table.get("events", NOTIFY_EVENTS))
+    for event in events:
+        if event not in NOTIFY_EVENTS:
+            raise r.fail(
+                f"{where}.events", f"unknown event {event!r}", f"use any of: {', '.join(NOTIFY_EVENTS)}"
+            )
+    ca_bundle = r.path_(table, "ca_bundle", where, must_exist=True) if "ca_bundle" in table else None
+    if kind == "webhook":
+        url = str(table.get("url", ""))
+        if not url.lower().startswith(("https://", "http://")):
+            raise r.fail(
+                f"{where}.url", "missing or not an http(s) URL", 'set url = "https://hooks.example.com/..."'
+            )
+        secret = r.secret(table, "secret", where, "webhook signing secret")
+        if secret is None:
+            raise r.fail(
+                where,
+                "no signing secret",
+                'add secret_env = "VAR" or secret_file = "PATH": every body is signed with HMAC-SHA256',
+            )
+        return NotifyConfig(name, kind, events, url=url, secret=secret, ca_bundle=ca_bundle)
+    for key in ("smtp_host", "from", "to"):
+        if not table.get(key):
+            raise r.fail(
+                f"{where}.{key}",
+                "missing for an e-mail target",
+                'e.g. smtp_host = "smtp.example.com", '
+                'from = "cucm-renew@example.com", to = ["uc-team@example.com"]',
+            )
+    password = r.secret(table, "password", where, "SMTP password")
+    username = str(table.get("username", ""))
+    if bool(username) != (password is not None):
+        raise r.fail(
+            where,
+            "username and password go together",
+            "set both username and password_env (or password_file), or neither for a relay without AUTH",
+        )
+    return NotifyConfig(
+        name,
+        kind,
+        events,
+        ca_bundle=ca_bundle,
+        smtp_host=str(table["smtp_host"]),
+        smtp_port=r.port(table, "smtp_port", where, 587),
+        sender=str(table["from"]),
+        recipients=tuple(table["to"]),
+        username=username,
+        password=password,
+    )
+
+
+def _cluster_notify(
+    r: _Reader, table: Mapping[str, Any], where: str, targets: Mapping[str, NotifyConfig]
+) -> tuple[str, ...]:
+    names = tuple(table.get("notify", ()))
+    for name in names:
+        if name not in targets:
+            raise r.fail(
+                f"{where}.notify",
+                f"unknown notification target {name!r}",
+                f"define [notify.{name}] or use one of: {', '.join(targets) or '(none defined)'}",
+            )
+    return names
 
 
 def _adcs(r: _Reader, table: Mapping[str, Any], where: str) -> AdcsSettings:

@@ -51,6 +51,10 @@ def _no_jobs(context: object, env: object) -> Sequence[PeriodicJob]:
     return ()
 
 
+def _no_services(context: object, env: object) -> contextlib.AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
 @dataclass
 class App(Generic[C]):
     prog: str
@@ -68,6 +72,9 @@ class App(Generic[C]):
     """Adds the application's options to ``daemon``."""
     daemon_jobs: Callable[[C, CliEnv[C]], Sequence[PeriodicJob]] = _no_jobs
     """What the daemon does on a schedule beside driving runs (e.g. start the runs that came due)."""
+    daemon_services: Callable[[C, CliEnv[C]], contextlib.AbstractContextManager[None]] = _no_services
+    """What runs beside the daemon while it serves (a metrics endpoint, a notifier): entered after
+    ``daemon_jobs`` are built and before the engine serves, left once it has stopped."""
     close: Callable[[C], None] = lambda context: None
     """Releases what the context holds (connection pools) when the command ends."""
     status_notes: Callable[[CliEnv[C], Sequence[RunView]], str] = lambda env, runs: ""
@@ -256,7 +263,7 @@ def stop_on_signals() -> Iterator[threading.Event]:
 
 def _cmd_daemon(args: argparse.Namespace, env: CliEnv[Any]) -> int:
     jobs = env.app.daemon_jobs(env.context, env)
-    with stop_on_signals() as stop:
+    with stop_on_signals() as stop, env.app.daemon_services(env.context, env):
         env.engine.serve(stop, jobs=jobs)
     return 0
 

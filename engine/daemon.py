@@ -2,7 +2,8 @@
 
 Only one process drives a state folder: it holds ``flock`` on ``STATE_DIR/daemon.lock``, which
 names its pid. A daemon can also do work on a schedule (:class:`PeriodicJob`), e.g. start runs
-that came due; :meth:`engine.facade.Engine.serve` runs both.
+that came due; :meth:`engine.facade.Engine.serve` runs both. Under a service manager it reports
+readiness and liveness through ``$NOTIFY_SOCKET`` (:func:`sd_notify`, :func:`run_watchdog`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,3 +111,46 @@ def run_jobs(stop: threading.Event, jobs: Sequence[PeriodicJob], time_scale: flo
                 )
             due[i] = time.monotonic() + max(job.every / time_scale, 0.05)
         stop.wait(max(0.0, min(due.values()) - time.monotonic()))
+
+
+def sd_notify(message: str, *, environ: Mapping[str, str] | None = None) -> bool:
+    """Send ``message`` (e.g. ``READY=1``) to the service manager over ``$NOTIFY_SOCKET``.
+
+    The protocol of sd_notify(3) without libsystemd: one datagram to a unix socket, ``@`` naming
+    one in the abstract namespace. Returns False when not started by a service manager that asked
+    for notifications; a send error is logged and also returns False, since a service manager that
+    has gone away must not stop the daemon.
+    """
+    env = os.environ if environ is None else environ
+    address = env.get("NOTIFY_SOCKET", "")
+    if not address or address[0] not in "/@":
+        return False
+    target = "\0" + address[1:] if address[0] == "@" else address
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.sendto(message.encode("utf-8"), target)
+    except OSError as exc:
+        get_logger().warning("sd_notify failed", socket=address, error=str(exc))
+        return False
+    return True
+
+
+def watchdog_interval(environ: Mapping[str, str] | None = None) -> float | None:
+    """Half of ``$WATCHDOG_USEC`` in seconds (sd_watchdog_enabled(3)'s advice), or None when the
+    service manager did not ask this process (``$WATCHDOG_PID``, when set, must be ours)."""
+    env = os.environ if environ is None else environ
+    usec = env.get("WATCHDOG_USEC", "")
+    pid = env.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
+        return None
+    return int(usec) / 2e6
+
+
+def run_watchdog(stop: threading.Event, interval: float, alive: Callable[[], bool]) -> None:
+    """Send ``WATCHDOG=1`` every ``interval`` seconds while ``alive()`` says the daemon still makes
+    progress; a daemon that hangs stops pinging and the service manager restarts it."""
+    while not stop.wait(interval):
+        if alive():
+            sd_notify("WATCHDOG=1")
+        else:
+            get_logger().error("watchdog: the scheduler loop has stalled; not pinging the service manager")

@@ -21,7 +21,15 @@ from typing import Any
 from engine.api import JSON, Registry
 from engine.audit import VerifyResult, export, verify
 from engine.commands import Commands, Refusal, Submission
-from engine.daemon import DaemonLock, PeriodicJob, default_actor, run_jobs
+from engine.daemon import (
+    DaemonLock,
+    PeriodicJob,
+    default_actor,
+    run_jobs,
+    run_watchdog,
+    sd_notify,
+    watchdog_interval,
+)
 from engine.definition import Definition
 from engine.errors import CommandError
 from engine.group_commit import GroupCommit
@@ -180,13 +188,42 @@ class Engine:
                     target=run_jobs, args=(stop, jobs, self.time_scale), name="daemon-jobs", daemon=True
                 )
                 jobs_thread.start()
+            watchdog = self._start_watchdog(stop)
+            # Ready once every run is back on the heap: a unit ordered After= this one finds the
+            # state folder locked and the runs resumed.
+            sd_notify(f"READY=1\nSTATUS=driving {self.scheduler.scheduled()} run(s)\nMAINPID={os.getpid()}")
             try:
                 self.scheduler.loop(stop, until_quiet=False)
             finally:
                 stop.set()
+                sd_notify("STOPPING=1")
                 if jobs_thread is not None:
                     jobs_thread.join(timeout=60)
+                if watchdog is not None:
+                    watchdog.join(timeout=5)
             get_logger().info("daemon stopped", pid=os.getpid())
+
+    def subscribe(self, observer: Callable[[EventView], None]) -> Callable[[], None]:
+        """Call ``observer`` with each event this process commits (see
+        :class:`engine.views.EventFeed`); returns the function that removes it."""
+        return self.feed.subscribe(observer)
+
+    def _start_watchdog(self, stop: threading.Event) -> threading.Thread | None:
+        interval = watchdog_interval()
+        if interval is None:
+            return None
+        scheduler = self.scheduler
+
+        def alive() -> bool:
+            # The loop goes round at least every 0.3 s and reads the store each time, so a loop
+            # stuck on a lock or a hung disk stops the pings.
+            return time.monotonic() - scheduler.heartbeat < max(interval, 1.0)
+
+        thread = threading.Thread(
+            target=run_watchdog, args=(stop, interval, alive), name="watchdog", daemon=True
+        )
+        thread.start()
+        return thread
 
     def status(self, run_id: str | None = None) -> list[RunView]:
         if run_id is not None:

@@ -50,6 +50,8 @@ class Scheduler:
         self._cond = threading.Condition()
         self._fatal: BaseException | None = None
         self._stopping = threading.Event()
+        self.heartbeat = time.monotonic()
+        """When the loop last went round (monotonic): a watchdog's proof that it is not stuck."""
         self._seen: tuple[int, int] | None = None
         """(data_version, max rev) read just before the last :meth:`load`."""
 
@@ -98,6 +100,7 @@ class Scheduler:
         last_now = self.clock()
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="run") as pool:
             while not stop.is_set():
+                self.heartbeat = time.monotonic()
                 if time.monotonic() - last_poll >= poll:
                     last_poll = time.monotonic()
                     version = self.store.data_version()

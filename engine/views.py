@@ -95,10 +95,29 @@ def view(run: RunRow, progress: Mapping[str, str]) -> RunView:
 
 
 class EventFeed:
-    """Logs each committed event and hands it to the observer the engine is driven with."""
+    """Logs each committed event and hands it to the observer the engine is driven with, then to
+    every subscriber (:meth:`subscribe`).
+
+    Subscribers are called on the thread that committed the event, after the commit: they must
+    return at once (hand the event to a queue) and an exception they raise is logged, never
+    propagated, so an observer can neither undo nor stall a run. They see only this process's
+    commits; one that must not miss an event (another process's command, a crash before it ran)
+    reads the store from its own durable cursor (``Store.events(after_seq=...)``) and treats the
+    feed as a prompt to look.
+    """
 
     def __init__(self) -> None:
         self.on_event: Callable[[EventView], None] | None = None
+        self._subscribers: list[Callable[[EventView], None]] = []
+
+    def subscribe(self, observer: Callable[[EventView], None]) -> Callable[[], None]:
+        """Add ``observer``; returns the function that removes it."""
+        self._subscribers = [*self._subscribers, observer]
+
+        def unsubscribe() -> None:
+            self._subscribers = [s for s in self._subscribers if s is not observer]
+
+        return unsubscribe
 
     def emit(self, events: list[EventRow]) -> None:
         for event in events:
@@ -112,3 +131,10 @@ class EventFeed:
             )
             if self.on_event is not None:
                 self.on_event(event)
+            for observer in self._subscribers:
+                try:
+                    observer(event)
+                except Exception as exc:  # an observer's bug must not fail the run that was committed
+                    logger().error(
+                        "event observer failed", run=event.run, seq=event.seq, error=type(exc).__name__
+                    )

@@ -8,6 +8,7 @@ UnRegistered under another, so the ``Registered`` entry wins.
 
 from __future__ import annotations
 
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -101,6 +102,32 @@ def merge(into: dict[str, PhoneState], devices: Iterable[PhoneState]) -> int:
     return new
 
 
+class RisPortCounters:
+    """RisPort70 requests sent and throttle faults received per node since the process started:
+    what the daemon's metrics report (a counter that resets at a restart, as Prometheus expects)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: dict[str, int] = {}
+        self._throttles: dict[str, int] = {}
+
+    def request(self, node: str) -> None:
+        with self._lock:
+            self._requests[node] = self._requests.get(node, 0) + 1
+
+    def throttle(self, node: str) -> None:
+        with self._lock:
+            self._throttles[node] = self._throttles.get(node, 0) + 1
+
+    def snapshot(self) -> tuple[dict[str, int], dict[str, int]]:
+        """``(requests, throttles)`` per node."""
+        with self._lock:
+            return dict(self._requests), dict(self._throttles)
+
+
+COUNTERS = RisPortCounters()
+
+
 class RisPort:
     def __init__(self, http: NodeHttp, limiter: SlidingWindowLimiter, *, page: int = PAGE) -> None:
         self.http = http
@@ -116,6 +143,7 @@ class RisPort:
             if waited:
                 log.info("cucm.risport.rate_wait", node=self.http.node.name, waited=round(waited, 3))
             self.requests_sent += 1
+            COUNTERS.request(self.http.node.name)
 
         return soap_post(
             self.http,
@@ -125,6 +153,7 @@ class RisPort:
             body,
             parse_page,
             before_attempt=take_slot,
+            on_throttle=lambda: COUNTERS.throttle(self.http.node.name),
         )
 
     def sweep(

@@ -132,6 +132,7 @@ def soap_post(
     handle: Callable[[ET.Element], T],
     *,
     before_attempt: Callable[[], None] | None = None,
+    on_throttle: Callable[[], None] | None = None,
 ) -> T:
     """POST an envelope through a :class:`~adapters.cucm.http.NodeHttp` and map the answer.
 
@@ -152,6 +153,8 @@ def soap_post(
             first = parse(response.content)
         except SoapFault as fault:
             if fault.throttled:
+                if on_throttle is not None:
+                    on_throttle()
                 raise CucmThrottled(
                     f"{operation}: {node} is throttling requests: {fault}", node=node
                 ) from None

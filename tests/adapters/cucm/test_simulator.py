@@ -21,7 +21,7 @@ from adapters.cucm.cluster import Cluster, ClusterConfig, Credentials, build_clu
 from adapters.cucm.http import NodeHttp
 from adapters.cucm.port import CucmAuthError, CucmRejected, CucmThrottled
 from adapters.cucm.retry import RetryPolicy, SlidingWindowLimiter
-from adapters.cucm.risport import RisPort
+from adapters.cucm.risport import COUNTERS, RisPort
 from simulator.runtime import SimulatedCluster
 from tests.simconfig import cluster_config
 
@@ -320,6 +320,7 @@ def test_rate_limit_is_respected_and_the_simulator_would_notice(sim: SimulatedCl
 
     limit = sim.cluster.ris_rate_limit
     sim.cluster.ris_rate_limit = 2
+    requests_before, throttles_before = COUNTERS.snapshot()
     try:
         with ThreadPoolExecutor(max_workers=4) as pool:
             outcomes = list(pool.map(attempt, range(40)))
@@ -327,6 +328,11 @@ def test_rate_limit_is_respected_and_the_simulator_would_notice(sim: SimulatedCl
         sim.cluster.ris_rate_limit = limit
         http.close()
     assert "throttled" in outcomes
+    # What the daemon's metrics report: every request sent, every throttle fault received.
+    requests_after, throttles_after = COUNTERS.snapshot()
+    node = config_.publisher.name
+    assert requests_after[node] - requests_before.get(node, 0) == 40
+    assert throttles_after[node] - throttles_before.get(node, 0) == outcomes.count("throttled")
     time.sleep(2 * window)  # let the simulator's window drain
 
     # The port: paced by its own limiter (half the simulator's allowance, so that requests
