@@ -27,6 +27,7 @@ from engine.cli import App, CliEnv, Command, UsageError
 from engine.cli import main as engine_main
 from engine.commands import Submission, SubmissionsRefused
 from engine.daemon import PeriodicJob
+from engine.errors import DaemonBusy
 from engine.definition import human_duration, parse_duration
 from engine.views import RunView
 from workflows import certkit, preflight
@@ -212,12 +213,27 @@ def _cmd_run(args: argparse.Namespace, env: Env) -> int:
     config = env.context.config
     selection = select(config, args.cluster, args.types)
     engine = env.engine
-    started = start_campaign(engine, config, selection, force=args.force, definitions=env.definitions)
     if args.detach:
+        started = start_campaign(engine, config, selection, force=args.force, definitions=env.definitions)
         env.out(
             started, "\n".join(f"started {r}" for r in started) or "nothing to start: runs are in progress"
         )
         return 0
+    # Driving in the foreground takes the state folder before anything is created: with a daemon
+    # at work, runs started here would be driven by it while this command is refused.
+    try:
+        engine.lock.acquire()
+    except DaemonBusy as exc:
+        raise DaemonBusy(env.state_dir, exc.pid, hint="`run --detach` hands new runs to it") from None
+    try:
+        return _run_foreground(args, env, config, selection)
+    finally:
+        engine.lock.release()
+
+
+def _run_foreground(args: argparse.Namespace, env: Env, config: Config, selection: Any) -> int:
+    engine = env.engine
+    start_campaign(engine, config, selection, force=args.force, definitions=env.definitions)
     if not env.json:
         env.stdout.write(
             f"renewing {sum(len(t) for _, t in selection)} type(s) on "
@@ -551,6 +567,7 @@ def build_app() -> App[AppContext]:
                 "write every CSR of a cluster that waits for a CA into one folder",
                 _configure_export_csrs,
                 _cmd_export_csrs,
+                read_only=True,
             ),
         ],
     )

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import signal
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -273,3 +274,87 @@ def test_a_refused_certificate_exits_non_zero_from_a_real_process(awaiting: Awai
     assert done.returncode == 1, done.stdout
     assert "neither PEM, DER nor PKCS#7" in done.stderr
     assert "Fix: " in done.stderr
+
+
+# ---------------------------------------------------------------------- the state folder
+
+
+def test_run_while_a_daemon_holds_the_folder_creates_nothing(awaiting: Awaiting) -> None:
+    lab = awaiting.lab
+    before = {r.id for r in lab.runs()}
+    csrs = lab.sim_snapshot()["csrs_generated"]
+    daemon = lab.popen("daemon")
+    try:
+        lock = lab.state_dir / "daemon.lock"
+        lab.wait_for(
+            "the daemon to hold the state folder", lambda: lock.read_text().strip() == str(daemon.pid)
+        )
+        result = cli(lab, "run", "--type", "TVS")
+        assert result.code == 1, (result.out, result.err)
+        assert {r.id for r in lab.runs()} == before, "a run was created for the daemon to drive"
+        assert lab.sim_snapshot()["csrs_generated"] == csrs
+        assert f"another daemon (pid {daemon.pid}) holds {lab.state_dir}" in result.err
+        assert "nothing was started" in result.err and "run --detach" in result.err
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.communicate(timeout=60)
+    assert daemon.returncode == 0
+
+
+@pytest.mark.parametrize(
+    "command", [["status"], ["audit", "verify"], ["audit", "export"], ["export-csrs", "--to", "x"]]
+)
+def test_a_mistyped_state_folder_is_refused_and_not_created(tmp_path: Path, command: list[str]) -> None:
+    typo = tmp_path / "stat"
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli_main(["--state-dir", str(typo), *command])
+    assert code == 1, (out.getvalue(), err.getvalue())
+    assert f"{typo} is not a state folder" in err.getvalue() and "--state-dir" in err.getvalue()
+    assert not typo.exists()
+    typo.mkdir()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli_main(["--state-dir", str(typo), *command])
+    assert code == 1 and "holds no state database" in err.getvalue()
+    assert list(typo.iterdir()) == [], "a database was created by a command that only reads"
+
+
+def _read_only_command(folder: Path, argv: list[str]) -> list[str]:
+    """``argv`` run where ``folder`` cannot be written: on a read-only bind mount of it (as root,
+    who writes through any mode bits, the way a snapshot or backup mount is seen), else with the
+    folder made read-only to its owner."""
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        return argv
+    script = 'mount --bind -o ro "$0" "$0" && exec "$@"'
+    return ["unshare", "--mount", "sh", "-c", script, str(folder), *argv]
+
+
+def test_status_and_audit_work_on_a_folder_they_cannot_write(awaiting: Awaiting) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    lab = awaiting.lab
+    copy = lab.folder / "read-only-state"
+    shutil.copytree(lab.state_dir, copy)
+    try:
+        for wal in (True, False):
+            if not wal:  # as a cleanly stopped daemon leaves it
+                sqlite3.connect(copy / "engine.db").close()
+                assert not (copy / "engine.db-wal").exists()
+            outputs = {}
+            for args in (["status", "--json"], ["audit", "verify"]):
+                argv = [sys.executable, "-m", "app.cli", "--state-dir", str(copy), *args]
+                done = subprocess.run(
+                    _read_only_command(copy, argv), capture_output=True, text=True, timeout=120,
+                    env=lab.env(), cwd=str(lab.folder),
+                )  # fmt: skip
+                assert done.returncode == 0, (wal, args, done.stdout, done.stderr)
+                outputs[args[0]] = done.stdout
+            assert {r["id"] for r in json.loads(outputs["status"])} == {r.id for r in lab.runs()}
+            assert "audit chain intact" in outputs["audit"]
+            copy.chmod(0o700)
+    finally:
+        copy.chmod(0o700)
+        shutil.rmtree(copy, ignore_errors=True)
