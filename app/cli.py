@@ -27,8 +27,8 @@ from engine.cli import App, CliEnv, Command, UsageError
 from engine.cli import main as engine_main
 from engine.commands import Submission, SubmissionsRefused
 from engine.daemon import PeriodicJob
-from engine.errors import DaemonBusy
 from engine.definition import human_duration, parse_duration
+from engine.errors import DaemonBusy
 from engine.views import RunView
 from workflows import certkit, preflight
 from workflows.cert_types import CERT_TYPES
