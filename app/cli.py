@@ -29,6 +29,7 @@ from engine.commands import Submission, SubmissionsRefused
 from engine.daemon import PeriodicJob
 from engine.definition import human_duration, parse_duration
 from engine.errors import DaemonBusy
+from engine.files import FileRefused, read_small_file
 from engine.views import RunView
 from workflows import certkit, preflight
 from workflows.cert_types import CERT_TYPES
@@ -37,6 +38,7 @@ from workflows.renewal import RenewalPolicy, renewal_due
 from workflows.timestamps import iso
 
 PROG = "cucm-renew"
+CERT_FILE_LIMIT = manualca.CERT_FILE_LIMIT
 
 
 # --------------------------------------------------------------------------- configuration
@@ -323,7 +325,9 @@ def read_certificate_files(cert: str, chain: Sequence[str]) -> dict[str, Any]:
     certs = []
     for path in [cert, *chain]:
         try:
-            data = Path(path).read_bytes()
+            data = read_small_file(path, "the certificate file", limit=CERT_FILE_LIMIT)
+        except FileRefused as exc:
+            raise UsageError(f"{exc}; nothing recorded") from None
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror}") from None
         certs.extend(certkit.parse_bundle(data, source=path))

@@ -20,12 +20,17 @@ from typing import Any
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from adapters.ca.profiles import profile_for
+from engine.files import FileRefused, check_regular_file, read_small_file, read_small_text
 from engine.logging import register_secret
 from engine.schema import ANY, BOOLEAN, INTEGER, LIST, NUMBER, TABLE, TEXT, TEXTS, Schema, SchemaError
 from workflows.cert_types import CERT_TYPES
 
 DEFAULT_FILE = "cucm-renew.toml"
 ENV_VAR = "CUCM_RENEW_CONFIG"
+CONFIG_LIMIT = 1024 * 1024
+"""A configuration of many clusters is tens of kilobytes."""
+SECRET_LIMIT = 64 * 1024
+"""A password or key file; more is not a password."""
 CA_KINDS = ("manual", "local", "command", "adcs", "acme")
 DNS_KINDS = ("rfc2136", "hook")
 TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1")
@@ -218,7 +223,7 @@ def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     path = find_config(explicit)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(
             path,
             "",
@@ -226,7 +231,13 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
             "pass --config FILE, set CUCM_RENEW_CONFIG, or write one with `cucm-renew init`",
         )
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = read_small_file(path, "the configuration file", limit=CONFIG_LIMIT)
+    except FileRefused as exc:
+        raise ConfigError(path, "", str(exc), "pass --config naming the configuration file") from None
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot be read ({exc.strerror})", "check its permissions") from None
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"not valid TOML ({exc})", "correct the syntax at that line") from exc
     except UnicodeDecodeError as exc:
@@ -365,9 +376,29 @@ class _Reader:
     def path_(self, raw: Mapping[str, Any], key: str, where: str, *, must_exist: bool) -> Path:
         value = Path(raw[key])
         path = value if value.is_absolute() else self.base / value
-        if must_exist and not path.is_file():
-            raise self.fail(f"{where}.{key}", f"file {path} does not exist", "point it at an existing file")
+        if must_exist:
+            if not path.exists():
+                raise self.fail(
+                    f"{where}.{key}", f"file {path} does not exist", "point it at an existing file"
+                )
+            try:
+                check_regular_file(path, "file")
+            except FileRefused as exc:
+                raise self.fail(f"{where}.{key}", str(exc), "point it at the file itself") from None
+            except OSError as exc:
+                raise self.fail(
+                    f"{where}.{key}", f"cannot read {path} ({exc.strerror})", "check it"
+                ) from None
         return path
+
+    def small_text(self, path: Path, where: str) -> str:
+        """A secret's file, read through the same checks as every file the tool reads."""
+        try:
+            return read_small_text(path, "file", limit=SECRET_LIMIT)
+        except FileRefused as exc:
+            raise self.fail(where, str(exc), "point it at the file itself") from None
+        except OSError as exc:
+            raise self.fail(where, f"cannot read {path} ({exc.strerror})", "check its permissions") from None
 
     def types(
         self, raw: Mapping[str, Any], key: str, where: str, default: tuple[str, ...]
@@ -403,7 +434,7 @@ class _Reader:
             return Credential(username, Secret(value, f"${var}"))
         if "password_file" in table:
             pfile = self.path_(table, "password_file", full, must_exist=True)
-            value = pfile.read_text(encoding="utf-8").strip()
+            value = self.small_text(pfile, f"{full}.password_file").strip()
             if not value:
                 raise self.fail(f"{full}.password_file", f"{pfile} is empty", "write the password in it")
             return Credential(username, Secret(value, str(pfile)))
@@ -429,7 +460,7 @@ class _Reader:
             return Secret(value, f"${var}")
         if f"{key}_file" in raw:
             sfile = self.path_(raw, f"{key}_file", where, must_exist=True)
-            value = sfile.read_text(encoding="utf-8").strip()
+            value = self.small_text(sfile, f"{where}.{key}_file").strip()
             if not value:
                 raise self.fail(f"{where}.{key}_file", f"{sfile} is empty", f"write the {what} in it")
             return Secret(value, str(sfile))

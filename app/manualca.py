@@ -22,6 +22,7 @@ from cryptography import x509
 
 from adapters.ca.port import DECODE_ERRORS, csr_sha256
 from engine.commands import Refusal, Submission
+from engine.files import FileRefused, read_small_file
 from engine.store import RunRow
 from workflows import certkit, preflight
 
@@ -194,6 +195,10 @@ class _File:
     certs: list[x509.Certificate]
 
 
+CERT_FILE_LIMIT = 1024 * 1024
+"""A leaf with its chain is a few kilobytes; a PKCS#7 of a long chain some tens."""
+
+
 def certificate_files(paths: Sequence[str]) -> list[str]:
     """The files named, and the files in the folders named (not hidden ones, nor ``*.csr``: the
     folder ``export-csrs`` wrote may also receive the certificates). Raises ``ValueError``."""
@@ -237,9 +242,11 @@ def match_certificates(
     leaves: dict[tuple[str, str], list[tuple[_File, x509.Certificate]]] = {}
     for path in [*chain_files, *files]:
         try:
-            with open(path, "rb") as fh:
-                data = fh.read()
+            data = read_small_file(path, "the certificate file", limit=CERT_FILE_LIMIT)
             certs = certkit.parse_bundle(data, source=path)
+        except FileRefused as exc:
+            refusals.append(_refuse(path, str(exc)))
+            continue
         except OSError as exc:
             refusals.append(_refuse(path, f"cannot read it ({exc.strerror}): check the file"))
             continue

@@ -15,6 +15,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import signal
 import sqlite3
 from collections.abc import Iterator
@@ -358,3 +359,68 @@ def test_status_and_audit_work_on_a_folder_they_cannot_write(awaiting: Awaiting)
     finally:
         copy.chmod(0o700)
         shutil.rmtree(copy, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- files that are not files
+
+
+def _limited(lab: ProofLab, *args: str, cwd: Path | None = None) -> Any:
+    """The program in its own process, with 1 GiB of address space and a deadline: a read without
+    end fails fast here instead of taking the machine's memory or hanging the suite."""
+    import resource
+    import subprocess
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    return subprocess.run(
+        lab.command(*args), capture_output=True, text=True, timeout=60, env=lab.env(),
+        cwd=str(cwd or lab.folder), preexec_fn=limit,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+@pytest.mark.parametrize("where", ["--cert", "--chain", "DIR --chain"])
+def test_submit_cert_reads_only_regular_files(
+    awaiting: Awaiting, tmp_path: Path, special: str, where: str
+) -> None:
+    if special == "fifo":
+        special = str(tmp_path / "nobody-writes-this")
+        os.mkfifo(special)
+    good = str(CORPUS / "certs/ok-full-chain.pem")
+    run = awaiting.runs["tomcat"]
+    args = {
+        "--cert": ["submit-cert", run, "--node", PUB, "--cert", special],
+        "--chain": ["submit-cert", run, "--node", PUB, "--cert", good, "--chain", special],
+        "DIR --chain": ["submit-cert", good, "--chain", special],
+    }[where]
+    with contextlib.contextmanager(awaiting.unchanged)():
+        done = _limited(awaiting.lab, *args)
+    assert done.returncode in (1, 2), (done.stdout, done.stderr[-2000:])
+    kind = "a device" if special == "/dev/zero" else "a named pipe"
+    assert f"{special} is {kind}, not a regular file" in done.stderr, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+@pytest.mark.parametrize("key", ["config", "password_file", "ca_bundle"])
+def test_configuration_files_must_be_regular_files(
+    awaiting: Awaiting, tmp_path: Path, special: str, key: str
+) -> None:
+    if special == "fifo":
+        special = str(tmp_path / "nobody-writes-this")
+        os.mkfifo(special)
+    lab = awaiting.lab
+    config = tmp_path / "cucm-renew.toml"
+    text = lab.config_path.read_text()
+    if key == "password_file":
+        text, count = re.subn(r'password_file = "[^"]*"', f'password_file = "{special}"', text)
+        assert count, text
+    elif key == "ca_bundle":
+        text, count = re.subn(r'(?m)^ca_bundle = "[^"]*"', f'ca_bundle = "{special}"', text)
+        assert count, text
+    config.write_text(text)
+    with contextlib.contextmanager(awaiting.unchanged)():
+        done = _limited(lab, "check", "--config", special if key == "config" else str(config), cwd=lab.folder)
+    assert done.returncode == 1, (done.stdout, done.stderr[-2000:])
+    kind = "a device" if special == "/dev/zero" else "a named pipe"
+    assert f"{special} is {kind}, not a regular file" in done.stderr, done.stderr[-2000:]
