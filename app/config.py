@@ -11,6 +11,7 @@ Every problem is a :class:`ConfigError` naming the file, the key and the fix.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -121,6 +122,9 @@ class CaConfig:
     timeout: float = 60.0
     adcs: AdcsSettings | None = None
     acme: AcmeConfig | None = None
+    env: Mapping[str, Secret] = field(default_factory=dict)
+    """``kind = "command"``: variables set for the program (its credentials), each read from an
+    environment variable or a file, never written in the configuration or on ``argv``."""
 
 
 @dataclass(frozen=True)
@@ -263,6 +267,7 @@ _CA = Schema(
         "folder": TEXT,
         "argv": TEXTS,
         "timeout": NUMBER,
+        "env": TABLE,  # command: NAME = { env = "VAR" } or NAME = { file = "PATH" }
         # adcs
         "url": TEXT,
         "template": TEXT,
@@ -618,10 +623,13 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
                     'e.g. argv = ["/usr/local/bin/sign-csr", "--profile", "cucm"]',
                 )
             argv = tuple(value)
+        env = _command_env(r, table, where) if kind == "command" else {}
+        if kind != "command" and "env" in table:
+            raise r.fail(f"{where}.env", f"only a command CA takes env (this one is {kind})", "remove it")
         adcs = _adcs(r, table, where) if kind == "adcs" else None
         acme = r.acme(table, where) if kind == "acme" else None
         cas[name] = CaConfig(
-            name, kind, folder, argv, r.number(table, "timeout", where, 60, minimum=1), adcs, acme
+            name, kind, folder, argv, r.number(table, "timeout", where, 60, minimum=1), adcs, acme, env
         )
 
     clusters: dict[str, ClusterConfig] = {}
@@ -758,3 +766,44 @@ def _adcs(r: _Reader, table: Mapping[str, Any], where: str) -> AdcsSettings:
         credential=credential,
         password_key=key,
     )
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ENV_FORM = 'NAME = { env = "VAR" } (from cucm-renew\'s environment) or NAME = { file = "PATH" }'
+
+
+def _command_env(r: _Reader, table: Mapping[str, Any], where: str) -> dict[str, Secret]:
+    """``env = { API_TOKEN = { env = "CA_TOKEN" }, CLIENT_KEY = { file = "ca.key" } }``: each value
+    read now (so a missing one stops the command before anything is sent), never from the file
+    itself, where it would sit beside everything else an operator shares."""
+    raw = table.get("env", {})
+    out: dict[str, Secret] = {}
+    for name, source in raw.items():
+        key = f"{where}.env.{name}"
+        if not _ENV_NAME.fullmatch(name):
+            raise r.fail(key, f"{name!r} is not a variable name", "use letters, digits and _ (e.g. CA_TOKEN)")
+        if name.upper().startswith("CUCM_RENEW_") or name.upper() in _RESERVED_ENV:
+            raise r.fail(key, f"{name} is set by cucm-renew itself", "choose another name for the variable")
+        if not isinstance(source, Mapping) or len(source) != 1 or not ({"env", "file"} & set(source)):
+            raise r.fail(key, "values are not accepted in the file", f"write {_ENV_FORM}")
+        if "env" in source:
+            var = source["env"]
+            value = os.environ.get(var) if isinstance(var, str) else None
+            if not value:
+                raise r.fail(
+                    f"{key}.env", f"environment variable {var} is not set", f"export {var}=... first"
+                )
+            out[name] = Secret(value, f"${var}")
+        else:
+            if not isinstance(source["file"], str):
+                raise r.fail(f"{key}.file", "must be a path", f"write {_ENV_FORM}")
+            path = r.path_(source, "file", key, must_exist=True)
+            value = r.small_text(path, f"{key}.file").strip()
+            if not value:
+                raise r.fail(f"{key}.file", f"{path} is empty", f"write the value of {name} in it")
+            out[name] = Secret(value, str(path))
+    return out
+
+
+_RESERVED_ENV = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"})
+"""Passed from cucm-renew's own environment (adapters/ca/command.py): not to be overridden."""

@@ -168,7 +168,8 @@ def build_ca(config: Config, ca: CaConfig, state_dir: Path | None = None) -> CaP
             config_key=f"ca.{ca.name}",
             password_key=a.password_key,
         )
-    return CommandCA(ca.argv, timeout=ca.timeout, name=ca.name)
+    env = {name: secret.value for name, secret in ca.env.items()}
+    return CommandCA(ca.argv, timeout=ca.timeout, name=ca.name, env=env)
 
 
 class Adapters:
