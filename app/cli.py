@@ -23,9 +23,10 @@ from app.config import Config, ConfigError, canonical_type
 from app.context import AppContext
 from app.initconfig import example_config, simulator_config
 from app.present import format_table, held_text, printer, summary_rows
+from app.wiring import bundle_fingerprints, tls_bundle
 from engine.cli import App, CliEnv, Command, UsageError
 from engine.cli import main as engine_main
-from engine.commands import Submission, SubmissionsRefused
+from engine.commands import Refusal, Submission, SubmissionsRefused
 from engine.daemon import PeriodicJob
 from engine.definition import human_duration, parse_duration
 from engine.errors import DaemonBusy
@@ -352,12 +353,48 @@ def _cmd_submit_cert(args: argparse.Namespace, env: Env) -> int:
     except preflight.PreflightError as exc:
         env.err(f"refused, nothing recorded: {exc}")
         return 1
+    run = env.engine.store.get_run(args.run)
+    if run is not None:
+        anchors, bundle = _tls_anchors(env, run.scope)
+        problem = manualca.outside_tls_bundle(run, args.node, data, anchors, bundle)
+        if problem is not None:
+            env.err(f"refused, nothing recorded: {problem}")
+            return 1
     view = env.engine.submit(args.run, args.node, data)
     env.out(
         view.as_dict(),
         f"certificate for {args.node} accepted for run {args.run}; the run uploads it on its next step",
     )
     return 0
+
+
+def _tls_anchors(env: Env, cluster: str) -> tuple[frozenset[str], str]:
+    """The certificates the cluster's TLS is verified against, as the runs' steps see them."""
+    config = env.context.config
+    if cluster not in config.clusters:
+        return frozenset(), ""
+    bundle = tls_bundle(config, config.cluster(cluster))
+    return bundle_fingerprints(bundle), str(bundle)
+
+
+def _refuse_outside_tls_bundle(
+    env: Env, items: list[Submission], refused: list[Refusal]
+) -> tuple[list[Submission], list[Refusal]]:
+    kept: list[Submission] = []
+    anchors: dict[str, tuple[frozenset[str], str]] = {}
+    for item in items:
+        run = env.engine.store.get_run(item.run_id)
+        if run is None:
+            kept.append(item)
+            continue
+        if run.scope not in anchors:
+            anchors[run.scope] = _tls_anchors(env, run.scope)
+        problem = manualca.outside_tls_bundle(run, item.key, item.data, *anchors[run.scope])
+        if problem is None:
+            kept.append(item)
+        else:
+            refused.append(Refusal(item, problem))
+    return kept, refused
 
 
 def _submit_many(args: argparse.Namespace, env: Env) -> int:
@@ -370,6 +407,7 @@ def _submit_many(args: argparse.Namespace, env: Env) -> int:
     engine = env.engine
     csrs = manualca.csrs_of(engine.store.runs())
     items, refused = manualca.match_certificates(files, csrs, cluster=args.cluster, chain_files=args.chain)
+    items, refused = _refuse_outside_tls_bundle(env, items, refused)
     recorded: list[Submission] = []
     if items and refused and not args.partial:
         # Every file's verdict at once, so one round of fixes is enough.

@@ -175,20 +175,6 @@ def test_the_corpus_yields_enough_certificate_cases() -> None:
     assert len(CERT_CASES) >= 30, len(CERT_CASES)
 
 
-def test_a_good_certificate_is_accepted_and_recorded(awaiting: Awaiting) -> None:
-    """The control: the same command with the corpus's good bundle is taken, so the refusals above are
-    the certificates' doing. (Run last in the module; it changes only the run's submission.)"""
-    before = awaiting.lab.snapshot()
-    run = awaiting.runs["tomcat"]
-    result = cli(
-        awaiting.lab, "submit-cert", run, "--node", PUB, "--cert", str(CORPUS / "certs/ok-full-chain.pem")
-    )
-    assert result.code == 0, result.err
-    after = awaiting.lab.snapshot()
-    assert len(after["events"]) == len(before["events"]) + 1
-    assert after["events"][-1][8] == "submit"
-
-
 # ---------------------------------------------------------------------- configuration
 
 
@@ -424,3 +410,48 @@ def test_configuration_files_must_be_regular_files(
     assert done.returncode == 1, (done.stdout, done.stderr[-2000:])
     kind = "a device" if special == "/dev/zero" else "a named pipe"
     assert f"{special} is {kind}, not a regular file" in done.stderr, done.stderr[-2000:]
+
+
+# ---------------------------------------------------------------------- last: the control
+
+
+def _lab_ca_bundle(lab: ProofLab) -> Path:
+    found = re.search(r'(?m)^ca_bundle = "([^"]*)"', lab.config_path.read_text())
+    assert found, "no ca_bundle in the lab's configuration"
+    path = Path(found.group(1))
+    return path if path.is_absolute() else lab.config_path.parent / path
+
+
+@pytest.mark.parametrize("form", ["RUN --node", "FILES"])
+def test_a_chain_outside_the_tls_bundle_is_refused_at_submit_time(awaiting: Awaiting, form: str) -> None:
+    """The corpus's CA is not in the cluster's TLS bundle: once the node presented a certificate it
+    signed, the tool could not verify the node, and the run would fail one step later. Refused at
+    submit time instead, nothing recorded."""
+    good = str(CORPUS / "certs/ok-full-chain.pem")
+    args = ["submit-cert", good, "--cluster", "sim"]
+    if form == "RUN --node":
+        args = ["submit-cert", awaiting.runs["tomcat"], "--node", PUB, "--cert", good]
+    with contextlib.contextmanager(awaiting.unchanged)():
+        result = cli(awaiting.lab, *args)
+    assert result.code == 1, (result.out, result.err)
+    assert (
+        "is not in the TLS bundle" in result.err
+        and "Fix: add the CA's root to clusters.sim.ca_bundle" in result.err
+    )
+
+
+def test_a_good_certificate_is_accepted_and_recorded(awaiting: Awaiting) -> None:
+    """The control: the same command with the corpus's good bundle is taken once its root is in the
+    cluster's TLS bundle, so the refusals above are the certificates' doing. (Last in the module; it
+    changes only the run's submission.)"""
+    bundle = _lab_ca_bundle(awaiting.lab)
+    bundle.write_text(bundle.read_text().rstrip("\n") + "\n" + (CORPUS / "ca/root.pem").read_text())
+    before = awaiting.lab.snapshot()
+    run = awaiting.runs["tomcat"]
+    result = cli(
+        awaiting.lab, "submit-cert", run, "--node", PUB, "--cert", str(CORPUS / "certs/ok-full-chain.pem")
+    )
+    assert result.code == 0, result.err
+    after = awaiting.lab.snapshot()
+    assert len(after["events"]) == len(before["events"]) + 1
+    assert after["events"][-1][8] == "submit"
