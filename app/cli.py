@@ -573,6 +573,7 @@ def build_app() -> App[AppContext]:
         deps_factory=lambda context: context.deps,
         time_scale=lambda context: context.time_scale(),
         close=lambda context: context.close(),
+        audit_settings=lambda context: context.audit_settings(),
         description="Renew CA-signed certificates on CUCM clusters, end to end.",
         daemon_options=_configure_daemon,
         daemon_jobs=_daemon_jobs,

@@ -196,6 +196,9 @@ class Config:
     time_scale: float
     clusters: Mapping[str, ClusterConfig]
     cas: Mapping[str, CaConfig]
+    audit: Mapping[str, Any] = field(default_factory=dict)
+    """``[audit]``: ``key`` and ``log`` (paths, relative to this file), ``syslog`` (bool): where the
+    audit trail is anchored (see engine/anchor.py); the command line and environment win."""
 
     def cluster(self, name: str) -> ClusterConfig:
         if name not in self.clusters:
@@ -257,9 +260,11 @@ _TOP = Schema(
         "risport": TABLE,
         "ca": TABLE,
         "clusters": TABLE,
+        "audit": TABLE,
     },
     kind=TABLE,
 )
+_AUDIT = Schema({"key": TEXT, "log": TEXT, "syslog": BOOLEAN}, kind=TABLE)
 _RISPORT = Schema({"requests_per_minute": NUMBER}, kind=TABLE)
 _CA = Schema(
     {
@@ -716,7 +721,13 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             phone_reset=str(phone_reset),
         )
         _check_client_auth(r, where, clusters[name], cas)
-    return Config(path, renew, types, per_minute, time_scale, clusters, cas)
+    audit_raw = r.table(raw.get("audit", {}), _AUDIT, "audit")
+    audit: dict[str, Any] = {
+        k: r.path_(audit_raw, k, "audit", must_exist=False) for k in ("key", "log") if k in audit_raw
+    }
+    if "syslog" in audit_raw:
+        audit["syslog"] = bool(audit_raw["syslog"])
+    return Config(path, renew, types, per_minute, time_scale, clusters, cas, audit)
 
 
 def _adcs(r: _Reader, table: Mapping[str, Any], where: str) -> AdcsSettings:
