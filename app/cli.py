@@ -25,11 +25,14 @@ from app.context import AppContext
 from app.initconfig import example_config, simulator_config
 from app.notify import notifications
 from app.present import format_table, held_text, printer, summary_rows
+from app.wiring import bundle_fingerprints, tls_bundle
 from engine.cli import App, CliEnv, Command, UsageError
 from engine.cli import main as engine_main
-from engine.commands import Submission, SubmissionsRefused
+from engine.commands import Refusal, Submission, SubmissionsRefused
 from engine.daemon import PeriodicJob
 from engine.definition import human_duration, parse_duration
+from engine.errors import DaemonBusy
+from engine.files import FileRefused, read_small_file
 from engine.views import RunView
 from workflows import certkit, preflight
 from workflows.cert_types import CERT_TYPES
@@ -38,6 +41,7 @@ from workflows.renewal import RenewalPolicy, renewal_due
 from workflows.timestamps import iso
 
 PROG = "cucm-renew"
+CERT_FILE_LIMIT = manualca.CERT_FILE_LIMIT
 
 
 # --------------------------------------------------------------------------- configuration
@@ -218,12 +222,27 @@ def _cmd_run(args: argparse.Namespace, env: Env) -> int:
     config = env.context.config
     selection = select(config, args.cluster, args.types)
     engine = env.engine
-    started = start_campaign(engine, config, selection, force=args.force, definitions=env.definitions)
     if args.detach:
+        started = start_campaign(engine, config, selection, force=args.force, definitions=env.definitions)
         env.out(
             started, "\n".join(f"started {r}" for r in started) or "nothing to start: runs are in progress"
         )
         return 0
+    # Driving in the foreground takes the state folder before anything is created: with a daemon
+    # at work, runs started here would be driven by it while this command is refused.
+    try:
+        engine.lock.acquire()
+    except DaemonBusy as exc:
+        raise DaemonBusy(env.state_dir, exc.pid, hint="`run --detach` hands new runs to it") from None
+    try:
+        return _run_foreground(args, env, config, selection)
+    finally:
+        engine.lock.release()
+
+
+def _run_foreground(args: argparse.Namespace, env: Env, config: Config, selection: Any) -> int:
+    engine = env.engine
+    start_campaign(engine, config, selection, force=args.force, definitions=env.definitions)
     if not env.json:
         env.stdout.write(
             f"renewing {sum(len(t) for _, t in selection)} type(s) on "
@@ -342,7 +361,9 @@ def read_certificate_files(cert: str, chain: Sequence[str]) -> dict[str, Any]:
     certs = []
     for path in [cert, *chain]:
         try:
-            data = Path(path).read_bytes()
+            data = read_small_file(path, "the certificate file", limit=CERT_FILE_LIMIT)
+        except FileRefused as exc:
+            raise UsageError(f"{exc}; nothing recorded") from None
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror}") from None
         certs.extend(certkit.parse_bundle(data, source=path))
@@ -367,12 +388,48 @@ def _cmd_submit_cert(args: argparse.Namespace, env: Env) -> int:
     except preflight.PreflightError as exc:
         env.err(f"refused, nothing recorded: {exc}")
         return 1
+    run = env.engine.store.get_run(args.run)
+    if run is not None:
+        anchors, bundle = _tls_anchors(env, run.scope)
+        problem = manualca.outside_tls_bundle(run, args.node, data, anchors, bundle)
+        if problem is not None:
+            env.err(f"refused, nothing recorded: {problem}")
+            return 1
     view = env.engine.submit(args.run, args.node, data)
     env.out(
         view.as_dict(),
         f"certificate for {args.node} accepted for run {args.run}; the run uploads it on its next step",
     )
     return 0
+
+
+def _tls_anchors(env: Env, cluster: str) -> tuple[frozenset[str], str]:
+    """The certificates the cluster's TLS is verified against, as the runs' steps see them."""
+    config = env.context.config
+    if cluster not in config.clusters:
+        return frozenset(), ""
+    bundle = tls_bundle(config, config.cluster(cluster))
+    return bundle_fingerprints(bundle), str(bundle)
+
+
+def _refuse_outside_tls_bundle(
+    env: Env, items: list[Submission], refused: list[Refusal]
+) -> tuple[list[Submission], list[Refusal]]:
+    kept: list[Submission] = []
+    anchors: dict[str, tuple[frozenset[str], str]] = {}
+    for item in items:
+        run = env.engine.store.get_run(item.run_id)
+        if run is None:
+            kept.append(item)
+            continue
+        if run.scope not in anchors:
+            anchors[run.scope] = _tls_anchors(env, run.scope)
+        problem = manualca.outside_tls_bundle(run, item.key, item.data, *anchors[run.scope])
+        if problem is None:
+            kept.append(item)
+        else:
+            refused.append(Refusal(item, problem))
+    return kept, refused
 
 
 def _submit_many(args: argparse.Namespace, env: Env) -> int:
@@ -385,6 +442,7 @@ def _submit_many(args: argparse.Namespace, env: Env) -> int:
     engine = env.engine
     csrs = manualca.csrs_of(engine.store.runs())
     items, refused = manualca.match_certificates(files, csrs, cluster=args.cluster, chain_files=args.chain)
+    items, refused = _refuse_outside_tls_bundle(env, items, refused)
     recorded: list[Submission] = []
     if items and refused and not args.partial:
         # Every file's verdict at once, so one round of fixes is enough.
@@ -550,6 +608,7 @@ def build_app() -> App[AppContext]:
         deps_factory=lambda context: context.deps,
         time_scale=lambda context: context.time_scale(),
         close=lambda context: context.close(),
+        audit_settings=lambda context: context.audit_settings(),
         description="Renew CA-signed certificates on CUCM clusters, end to end.",
         daemon_options=_configure_daemon,
         daemon_jobs=_daemon_jobs,
@@ -587,6 +646,7 @@ def build_app() -> App[AppContext]:
                 "write every CSR of a cluster that waits for a CA into one folder",
                 _configure_export_csrs,
                 _cmd_export_csrs,
+                read_only=True,
             ),
         ],
     )

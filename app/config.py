@@ -11,6 +11,7 @@ Every problem is a :class:`ConfigError` naming the file, the key and the fix.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,12 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from adapters.ca.profiles import profile_for
+from engine.files import FileRefused, check_regular_file, read_small_file, read_small_text
 from engine.logging import get_logger, register_secret
 from engine.schema import ANY, BOOLEAN, INTEGER, LIST, NUMBER, TABLE, TEXT, TEXTS, Schema, SchemaError
 from workflows.cert_types import CERT_TYPES
 
 DEFAULT_FILE = "cucm-renew.toml"
 ENV_VAR = "CUCM_RENEW_CONFIG"
+CONFIG_LIMIT = 1024 * 1024
+"""A configuration of many clusters is tens of kilobytes."""
+SECRET_LIMIT = 64 * 1024
+"""A password or key file; more is not a password."""
 CA_KINDS = ("manual", "local", "command", "adcs", "acme")
 DNS_KINDS = ("rfc2136", "hook")
 TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1")
@@ -114,6 +120,9 @@ class CaConfig:
     timeout: float = 60.0
     adcs: AdcsSettings | None = None
     acme: AcmeConfig | None = None
+    env: Mapping[str, Secret] = field(default_factory=dict)
+    """``kind = "command"``: variables set for the program (its credentials), each read from an
+    environment variable or a file, never written in the configuration or on ``argv``."""
 
 
 @dataclass(frozen=True)
@@ -223,6 +232,9 @@ class Config:
     notices: tuple[str, ...] = ()
     """What the file gives up on purpose (a waiver), said at every load and by ``check``."""
     notify: Mapping[str, NotifyConfig] = field(default_factory=dict)
+    audit: Mapping[str, Any] = field(default_factory=dict)
+    """``[audit]``: ``key`` and ``log`` (paths, relative to this file), ``syslog`` (bool): where the
+    audit trail is anchored (see engine/anchor.py); the command line and environment win."""
 
     def cluster(self, name: str) -> ClusterConfig:
         if name not in self.clusters:
@@ -254,7 +266,7 @@ def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
     path = find_config(explicit)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(
             path,
             "",
@@ -262,7 +274,13 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
             "pass --config FILE, set CUCM_RENEW_CONFIG, or write one with `cucm-renew init`",
         )
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = read_small_file(path, "the configuration file", limit=CONFIG_LIMIT)
+    except FileRefused as exc:
+        raise ConfigError(path, "", str(exc), "pass --config naming the configuration file") from None
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot be read ({exc.strerror})", "check its permissions") from None
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"not valid TOML ({exc})", "correct the syntax at that line") from exc
     except UnicodeDecodeError as exc:
@@ -282,6 +300,7 @@ _TOP = Schema(
         "ca": TABLE,
         "clusters": TABLE,
         "notify": TABLE,
+        "audit": TABLE,
     },
     kind=TABLE,
 )
@@ -307,6 +326,7 @@ _NOTIFY = Schema(
     kind=TABLE,
     quote=False,
 )
+_AUDIT = Schema({"key": TEXT, "log": TEXT, "syslog": BOOLEAN}, kind=TABLE)
 _RISPORT = Schema({"requests_per_minute": NUMBER}, kind=TABLE)
 _CA = Schema(
     {
@@ -314,6 +334,7 @@ _CA = Schema(
         "folder": TEXT,
         "argv": TEXTS,
         "timeout": NUMBER,
+        "env": TABLE,  # command: NAME = { env = "VAR" } or NAME = { file = "PATH" }
         # adcs
         "url": TEXT,
         "template": TEXT,
@@ -429,9 +450,29 @@ class _Reader:
     def path_(self, raw: Mapping[str, Any], key: str, where: str, *, must_exist: bool) -> Path:
         value = Path(raw[key])
         path = value if value.is_absolute() else self.base / value
-        if must_exist and not path.is_file():
-            raise self.fail(f"{where}.{key}", f"file {path} does not exist", "point it at an existing file")
+        if must_exist:
+            if not path.exists():
+                raise self.fail(
+                    f"{where}.{key}", f"file {path} does not exist", "point it at an existing file"
+                )
+            try:
+                check_regular_file(path, "file")
+            except FileRefused as exc:
+                raise self.fail(f"{where}.{key}", str(exc), "point it at the file itself") from None
+            except OSError as exc:
+                raise self.fail(
+                    f"{where}.{key}", f"cannot read {path} ({exc.strerror})", "check it"
+                ) from None
         return path
+
+    def small_text(self, path: Path, where: str) -> str:
+        """A secret's file, read through the same checks as every file the tool reads."""
+        try:
+            return read_small_text(path, "file", limit=SECRET_LIMIT)
+        except FileRefused as exc:
+            raise self.fail(where, str(exc), "point it at the file itself") from None
+        except OSError as exc:
+            raise self.fail(where, f"cannot read {path} ({exc.strerror})", "check its permissions") from None
 
     def types(
         self, raw: Mapping[str, Any], key: str, where: str, default: tuple[str, ...]
@@ -467,7 +508,7 @@ class _Reader:
             return Credential(username, Secret(value, f"${var}"))
         if "password_file" in table:
             pfile = self.path_(table, "password_file", full, must_exist=True)
-            value = pfile.read_text(encoding="utf-8").strip()
+            value = self.small_text(pfile, f"{full}.password_file").strip()
             if not value:
                 raise self.fail(f"{full}.password_file", f"{pfile} is empty", "write the password in it")
             return Credential(username, Secret(value, str(pfile)))
@@ -493,7 +534,7 @@ class _Reader:
             return Secret(value, f"${var}")
         if f"{key}_file" in raw:
             sfile = self.path_(raw, f"{key}_file", where, must_exist=True)
-            value = sfile.read_text(encoding="utf-8").strip()
+            value = self.small_text(sfile, f"{where}.{key}_file").strip()
             if not value:
                 raise self.fail(f"{where}.{key}_file", f"{sfile} is empty", f"write the {what} in it")
             return Secret(value, str(sfile))
@@ -673,10 +714,13 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
                     'e.g. argv = ["/usr/local/bin/sign-csr", "--profile", "cucm"]',
                 )
             argv = tuple(value)
+        env = _command_env(r, table, where) if kind == "command" else {}
+        if kind != "command" and "env" in table:
+            raise r.fail(f"{where}.env", f"only a command CA takes env (this one is {kind})", "remove it")
         adcs = _adcs(r, table, where) if kind == "adcs" else None
         acme = r.acme(table, where) if kind == "acme" else None
         cas[name] = CaConfig(
-            name, kind, folder, argv, r.number(table, "timeout", where, 60, minimum=1), adcs, acme
+            name, kind, folder, argv, r.number(table, "timeout", where, 60, minimum=1), adcs, acme, env
         )
 
     notify = {name: _notify(r, table, f"notify.{name}") for name, table in raw.get("notify", {}).items()}
@@ -771,7 +815,13 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
         notice = _waiver_notice(where, clusters[name])
         if notice is not None:
             notices.append(notice)
-    return Config(path, renew, types, per_minute, time_scale, clusters, cas, tuple(notices), notify)
+    audit_raw = r.table(raw.get("audit", {}), _AUDIT, "audit")
+    audit: dict[str, Any] = {
+        k: r.path_(audit_raw, k, "audit", must_exist=False) for k in ("key", "log") if k in audit_raw
+    }
+    if "syslog" in audit_raw:
+        audit["syslog"] = bool(audit_raw["syslog"])
+    return Config(path, renew, types, per_minute, time_scale, clusters, cas, tuple(notices), notify, audit)
 
 
 def _notify(r: _Reader, raw: Any, where: str) -> NotifyConfig:
@@ -892,3 +942,44 @@ def _adcs(r: _Reader, table: Mapping[str, Any], where: str) -> AdcsSettings:
         credential=credential,
         password_key=key,
     )
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ENV_FORM = 'NAME = { env = "VAR" } (from cucm-renew\'s environment) or NAME = { file = "PATH" }'
+
+
+def _command_env(r: _Reader, table: Mapping[str, Any], where: str) -> dict[str, Secret]:
+    """``env = { API_TOKEN = { env = "CA_TOKEN" }, CLIENT_KEY = { file = "ca.key" } }``: each value
+    read now (so a missing one stops the command before anything is sent), never from the file
+    itself, where it would sit beside everything else an operator shares."""
+    raw = table.get("env", {})
+    out: dict[str, Secret] = {}
+    for name, source in raw.items():
+        key = f"{where}.env.{name}"
+        if not _ENV_NAME.fullmatch(name):
+            raise r.fail(key, f"{name!r} is not a variable name", "use letters, digits and _ (e.g. CA_TOKEN)")
+        if name.upper().startswith("CUCM_RENEW_") or name.upper() in _RESERVED_ENV:
+            raise r.fail(key, f"{name} is set by cucm-renew itself", "choose another name for the variable")
+        if not isinstance(source, Mapping) or len(source) != 1 or not ({"env", "file"} & set(source)):
+            raise r.fail(key, "values are not accepted in the file", f"write {_ENV_FORM}")
+        if "env" in source:
+            var = source["env"]
+            value = os.environ.get(var) if isinstance(var, str) else None
+            if not value:
+                raise r.fail(
+                    f"{key}.env", f"environment variable {var} is not set", f"export {var}=... first"
+                )
+            out[name] = Secret(value, f"${var}")
+        else:
+            if not isinstance(source["file"], str):
+                raise r.fail(f"{key}.file", "must be a path", f"write {_ENV_FORM}")
+            path = r.path_(source, "file", key, must_exist=True)
+            value = r.small_text(path, f"{key}.file").strip()
+            if not value:
+                raise r.fail(f"{key}.file", f"{path} is empty", f"write the value of {name} in it")
+            out[name] = Secret(value, str(path))
+    return out
+
+
+_RESERVED_ENV = frozenset({"PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR"})
+"""Passed from cucm-renew's own environment (adapters/ca/command.py): not to be overridden."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from app.config import Config, load_config
+from app.config import Config, ConfigError, load_config
 from app.wiring import Adapters
 from workflows.deps import RunDeps
 
@@ -56,6 +57,14 @@ class AppContext:
     def deps(self, run: Any) -> RunDeps:
         """The engine's per-run dependencies (``run`` is its RunView)."""
         return self.adapters.deps(run)
+
+    def audit_settings(self) -> Mapping[str, Any]:
+        """``[audit]`` of the configuration; none when there is no configuration to read (commands
+        that only read the state folder need none)."""
+        try:
+            return self.config.audit
+        except ConfigError:
+            return {}
 
     def time_scale(self) -> float:
         if getattr(self.args, "command", None) not in TIME_SCALED_COMMANDS:

@@ -22,8 +22,12 @@ from cryptography import x509
 
 from adapters.ca.port import DECODE_ERRORS, csr_sha256
 from engine.commands import Refusal, Submission
+from engine.files import FileRefused, read_small_file
 from engine.store import RunRow
 from workflows import certkit, preflight
+from workflows.certkit import pem_list
+from workflows.context import view
+from workflows.steps.certificate import check_signed
 
 AWAITING = "awaiting_ca"
 EXPORTS = "csr-exports.json"
@@ -194,6 +198,10 @@ class _File:
     certs: list[x509.Certificate]
 
 
+CERT_FILE_LIMIT = 1024 * 1024
+"""A leaf with its chain is a few kilobytes; a PKCS#7 of a long chain some tens."""
+
+
 def certificate_files(paths: Sequence[str]) -> list[str]:
     """The files named, and the files in the folders named (not hidden ones, nor ``*.csr``: the
     folder ``export-csrs`` wrote may also receive the certificates). Raises ``ValueError``."""
@@ -237,9 +245,11 @@ def match_certificates(
     leaves: dict[tuple[str, str], list[tuple[_File, x509.Certificate]]] = {}
     for path in [*chain_files, *files]:
         try:
-            with open(path, "rb") as fh:
-                data = fh.read()
+            data = read_small_file(path, "the certificate file", limit=CERT_FILE_LIMIT)
             certs = certkit.parse_bundle(data, source=path)
+        except FileRefused as exc:
+            refusals.append(_refuse(path, str(exc)))
+            continue
         except OSError as exc:
             refusals.append(_refuse(path, f"cannot read it ({exc.strerror}): check the file"))
             continue
@@ -335,3 +345,34 @@ def _ordered(
 
 def _refuse(path: str, reason: str) -> Refusal:
     return Refusal(Submission("", "", None, path), reason)
+
+
+def outside_tls_bundle(run: RunRow, node: str, data: Any, anchors: frozenset[str], bundle: str) -> str | None:
+    """Why a certificate pre-flight accepts would still be refused one step later: its chain
+    reaches no certificate of the bundle the cluster's TLS is verified against, so once the node
+    presented it the tool could not verify the node. ``None`` when it does, or when pre-flight
+    refuses it anyway (the validator then says why in its own words)."""
+    if not anchors or not isinstance(data, Mapping) or not data.get("leaf_pem"):
+        return None
+    stored = view(run.context)
+    csr = (stored.get("csr") or {}).get(node)
+    if not isinstance(csr, Mapping) or not csr.get("pem"):
+        return None
+    try:
+        info = check_signed(
+            leaf_pem=str(data["leaf_pem"]),
+            chain_pems=pem_list(data.get("chain_pems")),
+            csr_pem=str(csr["pem"]),
+            cert_type=str(stored.get("cert_type") or ""),
+            trusted_pems=list((stored.get("trust_snapshot") or {}).get(node) or []),
+            now=None,
+        )
+    except preflight.PreflightError:
+        return None
+    if set(info["chain_sha256"]) & anchors:
+        return None
+    return (
+        f"{node}: the CA that signed this certificate is not in the TLS bundle {bundle}: once {node} "
+        "presented it, cucm-renew could no longer verify the node. Fix: add the CA's root to "
+        f"clusters.{run.scope}.ca_bundle, then submit again"
+    )

@@ -23,6 +23,7 @@ from adapters.cucm.cluster import ClusterConfig as CucmClusterConfig
 from adapters.cucm.cluster import Credentials, build_cluster
 from adapters.cucm.port import CucmPort, NodeRef
 from app.config import AcmeConfig, CaConfig, ClusterConfig, Config, ConfigError
+from engine.files import read_small_text
 from workflows.certkit import fingerprints, pem_blocks
 from workflows.deps import RunDeps
 
@@ -47,7 +48,7 @@ def tls_bundle(config: Config, cluster: ClusterConfig, roots: dict[str, str] | N
     for ca in local:
         if ca.name not in cache and ca.folder is not None:
             cache[ca.name] = LocalCA(ca.folder, name=ca.name).root_pem
-    base = cluster.ca_bundle.read_text(encoding="utf-8")
+    base = read_small_text(cluster.ca_bundle, "ca_bundle", errors="replace")
     text = base.rstrip("\n") + "\n" + "".join(cache[ca.name] for ca in local if ca.name in cache)
     folder = local[0].folder
     assert folder is not None
@@ -61,7 +62,7 @@ def tls_bundle(config: Config, cluster: ClusterConfig, roots: dict[str, str] | N
 
 def bundle_fingerprints(path: Path) -> frozenset[str]:
     """SHA-256 of each certificate in a PEM bundle (unreadable blocks are skipped)."""
-    return fingerprints(pem_blocks(path.read_text(encoding="utf-8", errors="replace")))
+    return fingerprints(pem_blocks(read_small_text(path, "the CA bundle", errors="replace")))
 
 
 def cucm_config(config: Config, cluster: ClusterConfig, bundle: Path | None = None) -> CucmClusterConfig:
@@ -167,7 +168,8 @@ def build_ca(config: Config, ca: CaConfig, state_dir: Path | None = None) -> CaP
             config_key=f"ca.{ca.name}",
             password_key=a.password_key,
         )
-    return CommandCA(ca.argv, timeout=ca.timeout, name=ca.name)
+    env = {name: secret.value for name, secret in ca.env.items()}
+    return CommandCA(ca.argv, timeout=ca.timeout, name=ca.name, env=env)
 
 
 class Adapters:

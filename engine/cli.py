@@ -20,12 +20,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Generic, TextIO, TypeVar
 
+from engine.anchor import KEY_ENV, LOG_ENV, AnchorPaths
 from engine.api import JSON, Registry
 from engine.audit import AuditError
 from engine.daemon import PeriodicJob
 from engine.definition import Definition, DefinitionError, load_definitions, to_mermaid
 from engine.errors import EngineError
 from engine.facade import Engine
+from engine.files import FileRefused, read_small_text
 from engine.logging import configure_logging
 from engine.store import StoreFatal
 from engine.views import RunView, iso
@@ -45,6 +47,8 @@ class Command(Generic[C]):
     help: str
     configure: Callable[[argparse.ArgumentParser], None]
     handler: Callable[[argparse.Namespace, CliEnv[C]], int]
+    read_only: bool = False
+    """The command only reads the state folder (see :attr:`CliEnv.read_only`)."""
 
 
 def _no_jobs(context: object, env: object) -> Sequence[PeriodicJob]:
@@ -83,6 +87,9 @@ class App(Generic[C]):
     check_definitions: Callable[[Mapping[str, Definition]], None] = lambda definitions: None
     """The application's own checks of the loaded definitions (e.g. that the state names its guards
     compare against exist); raises DefinitionError. Runs once, as the definitions are loaded."""
+    audit_settings: Callable[[C], Mapping[str, Any]] = lambda context: {}
+    """Where the application's configuration puts the audit key and checkpoint log (``key``,
+    ``log``, ``syslog``); the command line and the environment take precedence."""
 
 
 class UsageError(Exception):
@@ -113,6 +120,23 @@ class CliEnv(Generic[C]):
         return self._definitions
 
     @property
+    def read_only(self) -> bool:
+        """The command only reads the state folder: it must hold a database, opened read-only."""
+        return bool(getattr(self.args, "read_only", False))
+
+    def anchor(self) -> AnchorPaths:
+        """Where the audit key and checkpoint log are: ``--audit-key``/``--audit-log``, else the
+        environment, else the application's configuration, else the state folder."""
+        args = self.args
+        configured: Mapping[str, Any] = {}
+        if not (args.audit_key or os.environ.get(KEY_ENV)) or not (args.audit_log or os.environ.get(LOG_ENV)):
+            configured = self.app.audit_settings(self.context)
+        default = AnchorPaths.default(self.state_dir)
+        key = args.audit_key or os.environ.get(KEY_ENV) or configured.get("key") or default.key
+        log = args.audit_log or os.environ.get(LOG_ENV) or configured.get("log") or default.log
+        return AnchorPaths(Path(key), Path(log), syslog=bool(args.audit_syslog or configured.get("syslog")))
+
+    @property
     def engine(self) -> Engine:
         if self._engine is None:
             self._engine = Engine(
@@ -121,6 +145,8 @@ class CliEnv(Generic[C]):
                 self.app.registry,
                 self.app.deps_factory(self.context),
                 time_scale=self.app.time_scale(self.context),
+                anchor=self.anchor(),
+                read_only=self.read_only,
             )
         return self._engine
 
@@ -165,7 +191,9 @@ def format_status(runs: Sequence[RunView], *, detail: bool = False) -> str:
 
 def _read_submission(path: str) -> JSON:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_small_text(path, "--file")
+    except FileRefused as exc:
+        raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot read --file {path}: {exc.strerror}") from None
     try:
@@ -215,15 +243,7 @@ def _cmd_submit(args: argparse.Namespace, env: CliEnv[Any]) -> int:
 def _cmd_audit(args: argparse.Namespace, env: CliEnv[Any]) -> int:
     if args.audit_command == "verify":
         result = env.engine.verify_audit()
-        env.out(
-            {
-                "ok": result.ok,
-                "events": result.events,
-                "first_broken_seq": result.first_broken_seq,
-                "problem": result.problem,
-            },
-            str(result),
-        )
+        env.out(result.as_dict(), str(result))
         return 0 if result.ok else 1
     with contextlib.ExitStack() as stack:
         out: TextIO = env.stdout
@@ -276,16 +296,36 @@ def build_parser(app: App[C]) -> argparse.ArgumentParser:
         help=f"state folder (default: ${STATE_ENV} or ./state)",
     )
     parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--audit-key",
+        metavar="FILE",
+        help=f"the audit trail's MAC key (default: ${KEY_ENV}, the configuration, else STATE_DIR/audit.key; "
+        "created 0600 on first use). Keep it outside the state folder to anchor the trail against "
+        "whoever can write the database",
+    )
+    parser.add_argument(
+        "--audit-log",
+        metavar="FILE",
+        help=f"the append-only log of audit checkpoints (default: ${LOG_ENV}, the configuration, else "
+        "STATE_DIR/audit-checkpoints.log)",
+    )
+    parser.add_argument(
+        "--audit-syslog", action="store_true", help="also send each audit checkpoint to syslog"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(
-        name: str, help_text: str, handler: Callable[[argparse.Namespace, CliEnv[C]], int]
+        name: str,
+        help_text: str,
+        handler: Callable[[argparse.Namespace, CliEnv[C]], int],
+        *,
+        read_only: bool = False,
     ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(handler=handler)
+        p.set_defaults(handler=handler, read_only=read_only)
         return p
 
-    p = add("status", "show runs: state, what each waits for and why, next wake", _cmd_status)
+    p = add("status", "show runs: state, what each waits for and why, next wake", _cmd_status, read_only=True)
     p.add_argument("run", nargs="?")
     p.add_argument("--json", action="store_true", help="print JSON")
     p = add("approve", "release a run paused at a gate", _cmd_approve)
@@ -309,7 +349,7 @@ def build_parser(app: App[C]) -> argparse.ArgumentParser:
     p.add_argument("--key", required=True)
     p.add_argument("--file", required=True)
     p.add_argument("--json", action="store_true", help="print JSON")
-    p = add("audit", "export or verify the audit trail", _cmd_audit)
+    p = add("audit", "export or verify the audit trail", _cmd_audit, read_only=True)
     audit = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     exp = audit.add_parser("export", help="write events as JSON Lines or CSV")
     exp.add_argument("--format", default="jsonl", choices=["jsonl", "csv"])
@@ -319,12 +359,12 @@ def build_parser(app: App[C]) -> argparse.ArgumentParser:
     exp.add_argument("--output", help="file to write (default: standard output)")
     ver = audit.add_parser("verify", help="check the hash chain; exit 1 at the first broken event")
     ver.add_argument("--json", action="store_true", help="print JSON")
-    p = add("graph", "print a definition as a Mermaid state diagram", _cmd_graph)
+    p = add("graph", "print a definition as a Mermaid state diagram", _cmd_graph, read_only=True)
     p.add_argument("definition")
     p = add("daemon", "resume every run and drive them until SIGTERM", _cmd_daemon)
     app.daemon_options(p)
     for command in app.commands:
-        p = add(command.name, command.help, command.handler)
+        p = add(command.name, command.help, command.handler, read_only=command.read_only)
         command.configure(p)
     return parser
 

@@ -87,6 +87,12 @@ class DaemonLock:
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
+        """The lock for the body. Re-entrant: a command that took it before creating anything
+        (``run``) keeps it while it drives; ``flock`` from a second descriptor in one process
+        would refuse the process itself."""
+        if self._fd is not None:
+            yield
+            return
         self.acquire()
         try:
             yield

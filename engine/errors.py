@@ -23,7 +23,11 @@ class CommandError(EngineError):
 class DaemonBusy(EngineError):
     """Another process holds the state folder."""
 
-    def __init__(self, state_dir: Path, pid: int | None) -> None:
+    def __init__(self, state_dir: Path, pid: int | None, *, hint: str = "") -> None:
         self.pid = pid
         who = f"pid {pid}" if pid else "pid unknown"
-        super().__init__(f"another daemon ({who}) holds {state_dir}: stop it, or use another --state-dir")
+        also = f"; {hint}" if hint else ""
+        super().__init__(
+            f"another daemon ({who}) holds {state_dir}: nothing was started; stop it, or use another "
+            f"--state-dir{also}"
+        )

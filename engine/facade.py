@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.anchor import AnchorPaths
 from engine.api import JSON, Registry
 from engine.audit import VerifyResult, export, verify
 from engine.commands import Commands, Refusal, Submission
@@ -30,7 +31,7 @@ from engine.daemon import (
     sd_notify,
     watchdog_interval,
 )
-from engine.definition import Definition
+from engine.definition import ABORTED, Definition
 from engine.errors import CommandError
 from engine.group_commit import GroupCommit
 from engine.logging import get_logger
@@ -59,7 +60,12 @@ class Engine:
         time_scale: float = 1.0,
         actor: str | None = None,
         workers: int = 8,
+        anchor: AnchorPaths | None = None,
+        read_only: bool = False,
     ) -> None:
+        """``anchor`` says where the audit key and checkpoint log are (default: in the state
+        folder). ``read_only`` opens the database for reading only: the folder must hold one, and
+        starting or driving runs and operator commands are refused."""
         if time_scale <= 0:
             raise ValueError("time_scale must be above 0")
         self.state_dir = Path(state_dir)
@@ -68,7 +74,9 @@ class Engine:
         self.registry = registry
         self.clock: Clock = clock or time.time
         self.actor = actor or default_actor()
-        self.store = Store(self.state_dir)
+        self.store = Store(
+            self.state_dir, anchor=anchor or AnchorPaths.default(self.state_dir), read_only=read_only
+        )
         self.lock = DaemonLock(self.state_dir)
         self.feed = EventFeed()
         self.moves = Moves(
@@ -261,7 +269,8 @@ class Engine:
         return export(self.store, out, fmt, run=run, scope=scope, since=since)
 
     def verify_audit(self) -> VerifyResult:
-        return verify(self.store)
+        final = {name: {*d.final, ABORTED} for name, d in self.definitions.items()}
+        return verify(self.store, final_states=final)
 
     # ------------------------------------------------------------------ operator commands
 

@@ -2,7 +2,9 @@
 
 WAL journal, ``synchronous=FULL`` and ``BEGIN IMMEDIATE`` transactions: a transition, its audit
 event and the step output behind it commit together or not at all. Events form a SHA-256 hash
-chain so that any edit or deletion is detectable. Any SQLite error (including a failed fsync,
+chain, each event with a MAC under a key kept outside the database and the head checkpointed to
+a log outside it (:mod:`engine.anchor`), so that an edit, a recomputed chain or a cut tail is
+detectable. Any SQLite error (including a failed fsync,
 which SQLite reports as a disk I/O error) raises :class:`StoreFatal`: the process must stop and the
 next start recovers from what is on disk.
 """
@@ -19,8 +21,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from engine.anchor import KEY_ENV, Anchor, AnchorError, AnchorPaths, key_id, load_key
 from engine.api import JSON
+from engine.logging import get_logger
 
 DB_NAME = "engine.db"
 GENESIS = "0" * 64
@@ -102,6 +107,11 @@ _MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL,
         PRIMARY KEY (run, node)
     );
+    """,
+    # The anchor (engine/anchor.py): each event's MAC. Events written before stay without one and
+    # verify as unanchored.
+    """
+    ALTER TABLE events ADD COLUMN mac TEXT;
     """,
 ]
 
@@ -287,8 +297,9 @@ def _event_from(row: tuple[Any, ...]) -> EventRow:
 class Tx:
     """One open ``BEGIN IMMEDIATE`` transaction."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, anchor: Anchor | None = None) -> None:
         self._conn = conn
+        self._anchor = anchor
         self._meta: dict[str, str] | None = None
         self._dirty: dict[str, str] = {}
         self._rev: int | None = None
@@ -412,7 +423,7 @@ class Tx:
             seq, ts, run, node, from_state, to_state, trigger, actor, reason, evidence_text, prev
         )
         self.execute(
-            f"INSERT INTO events ({_EVENT_COLS}) VALUES ({', '.join('?' * 14)})",  # noqa: S608
+            f"INSERT INTO events ({_EVENT_COLS}, mac) VALUES ({', '.join('?' * 15)})",  # noqa: S608
             (
                 seq,
                 ts,
@@ -428,6 +439,7 @@ class Tx:
                 evidence_text,
                 prev,
                 digest,
+                self._anchor.mac(seq, digest) if self._anchor is not None else None,
             ),
         )
         self._dirty["head"] = f"{seq}:{digest}"
@@ -481,10 +493,37 @@ class Tx:
 class Store:
     """Thread-safe access to the state folder's database (one connection, serialised)."""
 
-    def __init__(self, state_dir: Path, *, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        busy_timeout: float = 30.0,
+        anchor: AnchorPaths | None = None,
+        read_only: bool = False,
+    ) -> None:
+        """Open (and create, unless ``read_only``) the state folder's database. ``anchor`` says
+        where the audit key and checkpoint log are; without it events carry no MAC. Read-only, a
+        folder that holds no database is refused, nothing is created or migrated, and the key is
+        only read if it is there."""
         self.state_dir = Path(state_dir)
         self.path = self.state_dir / DB_NAME
+        self.read_only = read_only
+        self.anchor_paths = anchor
+        self.anchor: Anchor | None = None
+        self.key: bytes | None = None
         self._lock = threading.RLock()
+        if read_only:
+            self._conn = self._open_read_only(busy_timeout)
+        else:
+            self._conn = self._open_for_writing(busy_timeout)
+        try:
+            self._has_mac = any(row[1] == "mac" for row in self._conn.execute("PRAGMA table_info(events)"))
+        except sqlite3.Error as exc:
+            raise StoreFatal(f"state database {self.path} failed: {exc}") from exc
+        if anchor is not None:
+            self._open_anchor(anchor)
+
+    def _open_for_writing(self, busy_timeout: float) -> sqlite3.Connection:
         try:
             self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.chmod(self.state_dir, 0o700)
@@ -496,15 +535,112 @@ class Store:
                 f"cannot create the state database {self.path}: {exc.strerror}; check the folder"
             ) from exc
         try:
-            self._conn = sqlite3.connect(
+            conn = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=busy_timeout
             )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn = conn
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.Error as exc:
             raise StoreFatal(f"state database {self.path} failed: {exc}") from exc
+        return conn
+
+    def _open_read_only(self, busy_timeout: float) -> sqlite3.Connection:
+        if not self.state_dir.is_dir():
+            raise StoreFatal(
+                f"{self.state_dir} is not a state folder (it does not exist): check --state-dir or "
+                "$CUCM_RENEW_STATE; `run` or `daemon` creates one"
+            )
+        if not self.path.is_file():
+            raise StoreFatal(
+                f"{self.state_dir} holds no state database ({DB_NAME}): check --state-dir or "
+                "$CUCM_RENEW_STATE; `run` or `daemon` creates one"
+            )
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        wal = self.path.with_name(DB_NAME + "-wal")
+        try:
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=busy_timeout)
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.Error as exc:
+            if wal.exists() or os.access(self.state_dir, os.W_OK):
+                raise StoreFatal(f"cannot read the state database {self.path}: {exc}") from exc
+            # A folder on a read-only file system (a snapshot, a backup mount) holding a cleanly
+            # closed WAL database: SQLite cannot create the shared-memory file it wants, and no
+            # writer can be at work there, so the file is read as it is.
+            try:
+                conn = sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False)
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            except sqlite3.Error as exc2:
+                raise StoreFatal(f"cannot read the state database {self.path}: {exc2}") from exc2
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise StoreFatal(f"cannot read the state database {self.path}: {exc}") from exc
+        if version > len(_MIGRATIONS):
+            raise StoreFatal(
+                f"{self.path} has schema version {version}, newer than this program "
+                f"({len(_MIGRATIONS)}): upgrade cucm-renew"
+            )
+        if version == 0:
+            raise StoreFatal(
+                f"{self.path} is an empty state database: check --state-dir or $CUCM_RENEW_STATE"
+            )
+        return conn
+
+    def _open_anchor(self, paths: AnchorPaths) -> None:
+        """Load (or, writing to a trail not anchored yet, create) the audit key and check that it
+        is the one the trail was anchored with."""
+        stored = self._meta_value("key_id")
+        self.key = load_key(paths.key, create=not self.read_only and stored is None)
+        if self.key is None:
+            if self.read_only:
+                return
+            raise AnchorError(
+                f"this state folder's audit trail is anchored with key id {stored}, but there is no key "
+                f"file {paths.key}: pass --audit-key (or ${KEY_ENV}) naming the key file, or restore it"
+            )
+        if stored is not None and stored != key_id(self.key):
+            raise AnchorError(
+                f"the audit key {paths.key} (id {key_id(self.key)}) is not the one this state folder's "
+                f"audit trail is anchored with (id {stored}): pass --audit-key (or ${KEY_ENV}) "
+                "naming the right key file"
+            )
+        if self.read_only:
+            return
+        if stored is None:
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    head = self._conn.execute("SELECT value FROM meta WHERE key = 'head'").fetchone()
+                    first = int(str(head[0]).partition(":")[0]) + 1 if head else 1
+                    self._conn.execute(
+                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('key_id', ?), ('anchored_from', ?)",
+                        (key_id(self.key), str(first)),
+                    )
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+            if self._meta_value("key_id") != key_id(self.key):
+                raise AnchorError(
+                    f"another process anchored this state folder's audit trail with another key than "
+                    f"{paths.key} meanwhile: pass --audit-key naming the key it used"
+                )
+        self.anchor = Anchor(self.key, paths)
+        self.anchor.anchored_from = int(self._meta_value("anchored_from") or 1)
+
+    def _meta_value(self, key: str) -> str | None:
+        try:
+            rows = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreFatal(f"state database {self.path} failed: {exc}") from exc
+        return str(rows[0][0]) if rows else None
+
+    def meta(self, key: str) -> str | None:
+        with self._lock:
+            return self._meta_value(key)
 
     def _migrate(self) -> None:
         with self._lock:
@@ -527,8 +663,12 @@ class Store:
                 raise
 
     def close(self) -> None:
-        with self._lock, contextlib.suppress(sqlite3.Error):
-            self._conn.close()
+        with self._lock:
+            if self.anchor is not None:
+                with contextlib.suppress(OSError, AnchorError):
+                    self.anchor.close()
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
 
     @contextlib.contextmanager
     def tx(self) -> Iterator[Tx]:
@@ -539,7 +679,12 @@ class Store:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise StoreFatal(f"state database {self.path}: cannot begin a transaction: {exc}") from exc
-            tx = Tx(self._conn)
+            if self.read_only:
+                self._rollback()
+                raise StoreFatal(
+                    f"state database {self.path} was opened read-only: this command cannot write"
+                )
+            tx = Tx(self._conn, self.anchor)
             try:
                 yield tx
             except sqlite3.Error as exc:
@@ -554,6 +699,16 @@ class Store:
             except sqlite3.Error as exc:
                 self._rollback()
                 raise StoreFatal(f"state database {self.path}: commit failed: {exc}") from exc
+            if self.anchor is not None and tx.events:
+                last = tx.events[-1]
+                try:
+                    self.anchor.committed(last.seq, last.hash)
+                except OSError as exc:
+                    # The commit stands; only its checkpoint is missing, which verify reports as a
+                    # tail anchored by MACs alone. Stopping here would not make it less so.
+                    get_logger().warning(
+                        "audit checkpoint not written", log=str(self.anchor.paths.log), error=exc.strerror
+                    )
 
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):
@@ -633,9 +788,11 @@ class Store:
         return [_event_from(r) for r in self._query(sql + " ORDER BY seq", tuple(args))]
 
     def raw_events(self) -> list[dict[str, Any]]:
-        """Every event row as stored, for verification (no parsing that could hide tampering)."""
-        rows = self._query(f"SELECT {_EVENT_COLS} FROM events ORDER BY seq")  # noqa: S608
-        keys = _EVENT_COLS.split(", ")
+        """Every event row as stored, with its ``mac`` (``None`` where there is none or the
+        database predates MACs), for verification (no parsing that could hide tampering)."""
+        mac = "mac" if self._has_mac else "NULL"
+        rows = self._query(f"SELECT {_EVENT_COLS}, {mac} FROM events ORDER BY seq")  # noqa: S608
+        keys = [*_EVENT_COLS.split(", "), "mac"]
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def chain_head(self) -> tuple[int, str] | None:

@@ -222,6 +222,11 @@ class ChainSignatureInvalid(ChainError):
     pass
 
 
+class IssuerDoesNotVerify(ChainSignatureInvalid):
+    """A CA certificate of the issuer's name is there, but not the one that issued the certificate
+    (another key: an impostor, or the CA's old or new certificate)."""
+
+
 class NotACertificateAuthority(ChainError):
     pass
 
@@ -300,6 +305,7 @@ def order_chain(
     while not self_issued(current):
         parent = next((p for p in remaining if may_have_issued(p, current)), None)
         if parent is None:
+            _refuse_namesake(current, remaining)
             break
         path.append(parent)
         remaining.remove(parent)
@@ -675,6 +681,7 @@ def _build_path(
         if parent is None:
             if current is not leaf and fingerprint(current) in trusted_by_fp:
                 break  # an intermediate the node already trusts, whose own issuer we do not have
+            _refuse_namesake(current, unused)
             raise MissingIntermediate(
                 f"the chain is incomplete: {describe(current)} was issued by "
                 f"'{current.issuer.rfc4514_string()}', which is neither in the files nor in the "
@@ -720,6 +727,22 @@ def _build_path(
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _refuse_namesake(child: x509.Certificate, given: Sequence[x509.Certificate]) -> None:
+    """When no given certificate may have issued ``child`` but one bears its issuer's name, say so:
+    the certificate is present and does not verify, which "missing" would hide."""
+    namesake = next((p for p in given if p.subject == child.issuer), None)
+    if namesake is None:
+        return
+    raise IssuerDoesNotVerify(
+        f"{describe(child)} was issued by '{child.issuer.rfc4514_string()}', and the files hold a CA "
+        f"certificate of that name ({describe(namesake)}, SHA-256 {fingerprint(namesake)[:16]}…), "
+        "but it does not verify as the issuer: another key signed the certificate (an impostor, or "
+        "that CA's older or newer certificate)",
+        "give the certificate of the CA that actually issued it, as the CA publishes it, and check "
+        "where the other one came from",
+    )
 
 
 def _utc(now: datetime) -> datetime:

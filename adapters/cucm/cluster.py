@@ -15,13 +15,14 @@ AXL, ControlCenterServices and RisPort70. They are kept out of ``repr``, logs an
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 import ssl
+import stat
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import structlog
 
@@ -130,16 +131,49 @@ class ClusterConfig:
         return next(n for n in self.nodes if n.role == "publisher")
 
 
+BUNDLE_LIMIT = 16 * 1024 * 1024
+"""Larger than any CA bundle (the system's holds ~150 roots in ~200 KB)."""
+
+
+def _check_file(cluster: str, key: str, value: str, fix: str) -> None:
+    try:
+        info = os.stat(value)
+    except OSError:
+        info = None
+    if info is None or not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"cluster {cluster!r}: {key} {value!r} is not a file. Fix: point it at {fix}.")
+    if info.st_size > BUNDLE_LIMIT:
+        raise ConfigError(
+            f"cluster {cluster!r}: {key} {value!r} is {info.st_size} bytes, more than a {key} can be. "
+            f"Fix: point it at {fix}."
+        )
+
+
 def build_cluster(config: ClusterConfig) -> Cluster:
-    """The port for ``config``'s cluster. Checks the CA bundle and known_hosts files exist."""
+    """The port for ``config``'s cluster. Checks the CA bundle and known_hosts are regular files and
+    that the bundle holds a CA certificate: a bundle ``ssl`` cannot load fails every connection,
+    which must not pass for an unreachable cluster and be retried."""
+    bundle_fix = "the PEM file of the CA(s) that issued the nodes' certificates"
     for key, value, fix in (
-        ("ca_bundle", config.ca_bundle, "the PEM file of the CA(s) that issued the nodes' certificates"),
+        ("ca_bundle", config.ca_bundle, bundle_fix),
         ("known_hosts", config.known_hosts, "a known_hosts file holding each node's SSH host key"),
     ):
-        if not Path(value).is_file():
-            raise ConfigError(
-                f"cluster {config.name!r}: {key} {value!r} is not a file. Fix: point it at {fix}."
-            )
+        _check_file(config.name, key, value, fix)
+    try:
+        loaded = ssl.create_default_context(cafile=config.ca_bundle).cert_store_stats()["x509"]
+    except (ssl.SSLError, OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        if reason == "NO_CERTIFICATE_OR_CRL_FOUND":
+            reason = "empty, or no PEM certificate in it"
+        raise ConfigError(
+            f"cluster {config.name!r}: ca_bundle {config.ca_bundle!r} holds no certificate TLS can use "
+            f"({reason}); this is a configuration error, not a network one. Fix: point it at {bundle_fix}."
+        ) from None
+    if not loaded:
+        raise ConfigError(
+            f"cluster {config.name!r}: ca_bundle {config.ca_bundle!r} holds no certificate. "
+            f"Fix: point it at {bundle_fix}."
+        )
     return Cluster(config)
 
 

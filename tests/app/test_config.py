@@ -223,3 +223,59 @@ def test_a_mistyped_credential_value_is_not_quoted(folder: Path) -> None:
     exc = error(folder, GOOD.replace('password_file = "axl.pw"', 'password_file = ["hunter2-typed"]'))
     assert exc.key == "clusters.lab.axl.password_file" and "must be a non-empty string" in exc.problem
     assert "hunter2-typed" not in str(exc)
+
+
+COMMAND_CA = """
+[ca.cmd]
+kind = "command"
+argv = ["{script}"]
+env = {{ CA_TOKEN = {{ env = "TEST_CA_TOKEN" }}, CA_KEY = {{ file = "ca.key" }} }}
+"""
+
+
+def test_a_command_ca_gets_its_credentials_in_its_environment_never_on_argv(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapters.ca.port import CaError
+    from app.wiring import build_ca
+
+    seen = folder / "seen"
+    script = folder / "sign.sh"
+    script.write_text(f'#!/bin/sh\necho "$CA_TOKEN|$CA_KEY|$*" > {seen}\nexit 3\n')
+    script.chmod(0o700)
+    (folder / "ca.key").write_text("key-from-file\n")
+    monkeypatch.setenv("TEST_CA_TOKEN", "token-from-env")
+    config = load_config(write(folder, GOOD + COMMAND_CA.format(script=script)))
+    ca = config.cas["cmd"]
+    assert {k: v.value for k, v in ca.env.items()} == {
+        "CA_TOKEN": "token-from-env",
+        "CA_KEY": "key-from-file",
+    }
+    assert "token-from-env" not in repr(ca)
+    with pytest.raises(CaError):
+        build_ca(config, ca).submit("csr", cert_type="tomcat", node="n", idempotency_key="k")
+    assert seen.read_text() == "token-from-env|key-from-file|\n"
+
+
+@pytest.mark.parametrize(
+    ("env", "key", "words"),
+    [
+        ('{ CA_TOKEN = "inline-secret" }', "ca.cmd.env.CA_TOKEN", "values are not accepted in the file"),
+        ('{ CA_TOKEN = { env = "TEST_UNSET_VAR" } }', "ca.cmd.env.CA_TOKEN.env", "TEST_UNSET_VAR is not set"),
+        ('{ CA_TOKEN = { file = "nowhere" } }', "ca.cmd.env.CA_TOKEN.file", "does not exist"),
+        ('{ "A B" = { env = "TEST_CA_TOKEN" } }', "ca.cmd.env.A B", "is not a variable name"),
+        (
+            '{ CUCM_RENEW_NODE = { env = "TEST_CA_TOKEN" } }',
+            "ca.cmd.env.CUCM_RENEW_NODE",
+            "set by cucm-renew",
+        ),
+    ],
+)
+def test_command_ca_env_mistakes(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, env: str, key: str, words: str
+) -> None:
+    monkeypatch.setenv("TEST_CA_TOKEN", "token-from-env")
+    text = GOOD + f'\n[ca.cmd]\nkind = "command"\nargv = ["/bin/true"]\nenv = {env}\n'
+    exc = error(folder, text)
+    assert key in str(exc) and words in str(exc), str(exc)
+    assert "inline-secret" not in str(exc)

@@ -126,3 +126,23 @@ def test_export_into_a_closed_pipe_ends_quietly(make_engine: Callable[..., Engin
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_the_audit_key_and_log_can_live_outside_the_state_folder(
+    state: Path, journal: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, log = tmp_path / "vault" / "audit.key", tmp_path / "logs" / "checkpoints.log"
+    code, _, err = cli(state, "--audit-key", str(key), "--audit-log", str(log), "start", "toy", "c1",
+                       "--context", json.dumps({"journal": str(journal)}))  # fmt: skip
+    assert code == 0, err
+    assert key.is_file() and oct(key.stat().st_mode & 0o777) == "0o600"
+    assert log.read_text().count("\n") >= 1
+    assert not (state / "audit.key").exists() and not (state / "audit-checkpoints.log").exists()
+    # The environment names them as well; without them, verify says what it cannot check.
+    code, out, err = cli(state, "audit", "verify")
+    assert code == 1 and "is not available" in out and "--audit-key" in out, out + err
+    monkeypatch.setenv("CUCM_RENEW_AUDIT_KEY", str(key))
+    monkeypatch.setenv("CUCM_RENEW_AUDIT_LOG", str(log))
+    code, out, err = cli(state, "audit", "verify", "--json")
+    assert code == 0, out + err
+    assert json.loads(out)["checkpoints"] >= 1

@@ -15,7 +15,9 @@ import contextlib
 import io
 import json
 import os
+import re
 import signal
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -173,20 +175,6 @@ def test_the_corpus_yields_enough_certificate_cases() -> None:
     assert len(CERT_CASES) >= 30, len(CERT_CASES)
 
 
-def test_a_good_certificate_is_accepted_and_recorded(awaiting: Awaiting) -> None:
-    """The control: the same command with the corpus's good bundle is taken, so the refusals above are
-    the certificates' doing. (Run last in the module; it changes only the run's submission.)"""
-    before = awaiting.lab.snapshot()
-    run = awaiting.runs["tomcat"]
-    result = cli(
-        awaiting.lab, "submit-cert", run, "--node", PUB, "--cert", str(CORPUS / "certs/ok-full-chain.pem")
-    )
-    assert result.code == 0, result.err
-    after = awaiting.lab.snapshot()
-    assert len(after["events"]) == len(before["events"]) + 1
-    assert after["events"][-1][8] == "submit"
-
-
 # ---------------------------------------------------------------------- configuration
 
 
@@ -273,3 +261,201 @@ def test_a_refused_certificate_exits_non_zero_from_a_real_process(awaiting: Awai
     assert done.returncode == 1, done.stdout
     assert "neither PEM, DER nor PKCS#7" in done.stderr
     assert "Fix: " in done.stderr
+
+
+# ---------------------------------------------------------------------- the state folder
+
+
+def test_run_while_a_daemon_holds_the_folder_creates_nothing(awaiting: Awaiting) -> None:
+    lab = awaiting.lab
+    before = {r.id for r in lab.runs()}
+    csrs = lab.sim_snapshot()["csrs_generated"]
+    daemon = lab.popen("daemon")
+    try:
+        lock = lab.state_dir / "daemon.lock"
+        lab.wait_for(
+            "the daemon to hold the state folder", lambda: lock.read_text().strip() == str(daemon.pid)
+        )
+        result = cli(lab, "run", "--type", "TVS")
+        assert result.code == 1, (result.out, result.err)
+        assert {r.id for r in lab.runs()} == before, "a run was created for the daemon to drive"
+        assert lab.sim_snapshot()["csrs_generated"] == csrs
+        assert f"another daemon (pid {daemon.pid}) holds {lab.state_dir}" in result.err
+        assert "nothing was started" in result.err and "run --detach" in result.err
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.communicate(timeout=60)
+    assert daemon.returncode == 0
+
+
+@pytest.mark.parametrize(
+    "command", [["status"], ["audit", "verify"], ["audit", "export"], ["export-csrs", "--to", "x"]]
+)
+def test_a_mistyped_state_folder_is_refused_and_not_created(tmp_path: Path, command: list[str]) -> None:
+    typo = tmp_path / "stat"
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli_main(["--state-dir", str(typo), *command])
+    assert code == 1, (out.getvalue(), err.getvalue())
+    assert f"{typo} is not a state folder" in err.getvalue() and "--state-dir" in err.getvalue()
+    assert not typo.exists()
+    typo.mkdir()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli_main(["--state-dir", str(typo), *command])
+    assert code == 1 and "holds no state database" in err.getvalue()
+    assert list(typo.iterdir()) == [], "a database was created by a command that only reads"
+
+
+def _read_only_command(folder: Path, argv: list[str]) -> list[str]:
+    """``argv`` run where ``folder`` cannot be written: on a read-only bind mount of it (as root,
+    who writes through any mode bits, the way a snapshot or backup mount is seen), else with the
+    folder made read-only to its owner."""
+    if os.geteuid() != 0:
+        folder.chmod(0o500)
+        return argv
+    script = 'mount --bind -o ro "$0" "$0" && exec "$@"'
+    return ["unshare", "--mount", "sh", "-c", script, str(folder), *argv]
+
+
+def test_status_and_audit_work_on_a_folder_they_cannot_write(awaiting: Awaiting) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    lab = awaiting.lab
+    copy = lab.folder / "read-only-state"
+    shutil.copytree(lab.state_dir, copy)
+    try:
+        for wal in (True, False):
+            if not wal:  # as a cleanly stopped daemon leaves it
+                # The last connection to close checkpoints the WAL and removes it, once it has
+                # read the database (a connection that ran nothing never opened the WAL).
+                con = sqlite3.connect(copy / "engine.db")
+                con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                con.close()
+                assert not (copy / "engine.db-wal").exists()
+            outputs = {}
+            for args in (["status", "--json"], ["audit", "verify"]):
+                argv = [sys.executable, "-m", "app.cli", "--state-dir", str(copy), *args]
+                done = subprocess.run(
+                    _read_only_command(copy, argv), capture_output=True, text=True, timeout=120,
+                    env=lab.env(), cwd=str(lab.folder),
+                )  # fmt: skip
+                assert done.returncode == 0, (wal, args, done.stdout, done.stderr)
+                outputs[args[0]] = done.stdout
+            assert {r["id"] for r in json.loads(outputs["status"])} == {r.id for r in lab.runs()}
+            assert "audit chain intact" in outputs["audit"]
+            copy.chmod(0o700)
+    finally:
+        copy.chmod(0o700)
+        shutil.rmtree(copy, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- files that are not files
+
+
+def _limited(lab: ProofLab, *args: str, cwd: Path | None = None) -> Any:
+    """The program in its own process, with 1 GiB of address space and a deadline: a read without
+    end fails fast here instead of taking the machine's memory or hanging the suite."""
+    import resource
+    import subprocess
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    return subprocess.run(
+        lab.command(*args), capture_output=True, text=True, timeout=60, env=lab.env(),
+        cwd=str(cwd or lab.folder), preexec_fn=limit,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+@pytest.mark.parametrize("where", ["--cert", "--chain", "DIR --chain"])
+def test_submit_cert_reads_only_regular_files(
+    awaiting: Awaiting, tmp_path: Path, special: str, where: str
+) -> None:
+    if special == "fifo":
+        special = str(tmp_path / "nobody-writes-this")
+        os.mkfifo(special)
+    good = str(CORPUS / "certs/ok-full-chain.pem")
+    run = awaiting.runs["tomcat"]
+    args = {
+        "--cert": ["submit-cert", run, "--node", PUB, "--cert", special],
+        "--chain": ["submit-cert", run, "--node", PUB, "--cert", good, "--chain", special],
+        "DIR --chain": ["submit-cert", good, "--chain", special],
+    }[where]
+    with contextlib.contextmanager(awaiting.unchanged)():
+        done = _limited(awaiting.lab, *args)
+    assert done.returncode in (1, 2), (done.stdout, done.stderr[-2000:])
+    kind = "a device" if special == "/dev/zero" else "a named pipe"
+    assert f"{special} is {kind}, not a regular file" in done.stderr, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+@pytest.mark.parametrize("key", ["config", "password_file", "ca_bundle"])
+def test_configuration_files_must_be_regular_files(
+    awaiting: Awaiting, tmp_path: Path, special: str, key: str
+) -> None:
+    if special == "fifo":
+        special = str(tmp_path / "nobody-writes-this")
+        os.mkfifo(special)
+    lab = awaiting.lab
+    config = tmp_path / "cucm-renew.toml"
+    text = lab.config_path.read_text()
+    if key == "password_file":
+        text, count = re.subn(r'password_file = "[^"]*"', f'password_file = "{special}"', text)
+        assert count, text
+    elif key == "ca_bundle":
+        text, count = re.subn(r'(?m)^ca_bundle = "[^"]*"', f'ca_bundle = "{special}"', text)
+        assert count, text
+    config.write_text(text)
+    with contextlib.contextmanager(awaiting.unchanged)():
+        done = _limited(lab, "check", "--config", special if key == "config" else str(config), cwd=lab.folder)
+    assert done.returncode == 1, (done.stdout, done.stderr[-2000:])
+    kind = "a device" if special == "/dev/zero" else "a named pipe"
+    assert f"{special} is {kind}, not a regular file" in done.stderr, done.stderr[-2000:]
+
+
+# ---------------------------------------------------------------------- last: the control
+
+
+def _lab_ca_bundle(lab: ProofLab) -> Path:
+    found = re.search(r'(?m)^ca_bundle = "([^"]*)"', lab.config_path.read_text())
+    assert found, "no ca_bundle in the lab's configuration"
+    path = Path(found.group(1))
+    return path if path.is_absolute() else lab.config_path.parent / path
+
+
+@pytest.mark.parametrize("form", ["RUN --node", "FILES"])
+def test_a_chain_outside_the_tls_bundle_is_refused_at_submit_time(awaiting: Awaiting, form: str) -> None:
+    """The corpus's CA is not in the cluster's TLS bundle: once the node presented a certificate it
+    signed, the tool could not verify the node, and the run would fail one step later. Refused at
+    submit time instead, nothing recorded."""
+    good = str(CORPUS / "certs/ok-full-chain.pem")
+    args = ["submit-cert", good, "--cluster", "sim"]
+    if form == "RUN --node":
+        args = ["submit-cert", awaiting.runs["tomcat"], "--node", PUB, "--cert", good]
+    with contextlib.contextmanager(awaiting.unchanged)():
+        result = cli(awaiting.lab, *args)
+    assert result.code == 1, (result.out, result.err)
+    assert (
+        "is not in the TLS bundle" in result.err
+        and "Fix: add the CA's root to clusters.sim.ca_bundle" in result.err
+    )
+
+
+def test_a_good_certificate_is_accepted_and_recorded(awaiting: Awaiting) -> None:
+    """The control: the same command with the corpus's good bundle is taken once its root is in the
+    cluster's TLS bundle, so the refusals above are the certificates' doing. (Last in the module; it
+    changes only the run's submission.)"""
+    bundle = _lab_ca_bundle(awaiting.lab)
+    bundle.write_text(bundle.read_text().rstrip("\n") + "\n" + (CORPUS / "ca/root.pem").read_text())
+    before = awaiting.lab.snapshot()
+    run = awaiting.runs["tomcat"]
+    result = cli(
+        awaiting.lab, "submit-cert", run, "--node", PUB, "--cert", str(CORPUS / "certs/ok-full-chain.pem")
+    )
+    assert result.code == 0, result.err
+    after = awaiting.lab.snapshot()
+    assert len(after["events"]) == len(before["events"]) + 1
+    assert after["events"][-1][8] == "submit"

@@ -74,6 +74,21 @@ def test_order_chain_detects_the_missing_intermediate() -> None:
         preflight.order_chain([ROOT, LEAF])
 
 
+def test_an_impostor_intermediate_is_present_and_does_not_verify() -> None:
+    """A CA certificate with the issuer's name but another key: not 'missing from the files'."""
+    impostor = load("ca/intermediate-same-name.pem")[0]
+    assert impostor.subject == INTER.subject and impostor != INTER
+    for attempt in (
+        lambda: preflight.order_chain([LEAF, impostor, ROOT]),
+        lambda: preflight.validate("tomcat", CSR, LEAF, [impostor, ROOT], trusted_roots=[], now=NOW),
+    ):
+        with pytest.raises(preflight.IssuerDoesNotVerify) as info:
+            attempt()
+        text = str(info.value)
+        assert "the files hold a CA certificate of that name" in text and "does not verify" in text
+        assert "not in the files" not in text and "neither in the files" not in text
+
+
 def test_order_chain_of_nothing() -> None:
     with pytest.raises(preflight.EmptyCertificateFile):
         preflight.order_chain([])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import socket
 from pathlib import Path
 
@@ -113,6 +114,20 @@ def test_configuration_errors_name_the_setting(https: HttpsServer, pki: Pki, tmp
         build_cluster(dataclasses.replace(base, ca_bundle=str(tmp_path / "missing.pem")))
     with pytest.raises(ConfigError, match="known_hosts"):
         build_cluster(dataclasses.replace(base, known_hosts=str(tmp_path / "missing")))
+    # A bundle TLS cannot use fails every connection: a configuration error, not an unreachable
+    # cluster to retry.
+    empty, junk, fifo = tmp_path / "empty.pem", tmp_path / "junk.pem", tmp_path / "fifo.pem"
+    empty.write_text("")
+    junk.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    os.mkfifo(fifo)
+    for bad in (empty, junk):
+        with pytest.raises(ConfigError, match=r"holds no certificate TLS can use .*configuration error"):
+            build_cluster(dataclasses.replace(base, ca_bundle=str(bad)))
+    for bad in (fifo, Path("/dev/zero")):
+        with pytest.raises(ConfigError, match="is not a file"):
+            build_cluster(dataclasses.replace(base, ca_bundle=str(bad)))
+    with pytest.raises(ConfigError, match="is not a file"):
+        build_cluster(dataclasses.replace(base, known_hosts=str(fifo)))
     with pytest.raises(ConfigError, match="ris_page_size"):
         dataclasses.replace(base, ris_page_size=5000)
     with pytest.raises(ConfigError, match="non-empty"):

@@ -534,6 +534,12 @@ def main() -> None:
         "already holds a different certificate named 'Example Issuing CA'",
         trusted=["ca/root.pem", "ca/intermediate-same-name.pem"],
     )
+    case(
+        "an impostor intermediate of the issuer's name",
+        [put("certs/impostor-intermediate.pem", pem(good, stale, root))],
+        "IssuerDoesNotVerify",
+        "the files hold a CA certificate of that name",
+    )
 
     # ---------------------------------------------------------------- not certificates
     rng = random.Random(4)
