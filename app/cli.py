@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.cucm.port import CucmError
-from app import manualca
+from app import discover, manualca
 from app.campaign import latest_runs, select, start_campaign
 from app.config import Config, ConfigError, canonical_type
 from app.context import AppContext
@@ -63,12 +63,113 @@ def _configure_init(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--output", default="cucm-renew.toml", metavar="FILE", help="where to write it")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    d = p.add_argument_group(
+        "discovery",
+        "--discover HOST reads nodes, roles, release, certificates and security mode from the "
+        "publisher; every TLS certificate and SSH host key is shown and must be confirmed before "
+        "anything is written",
+    )
+    d.add_argument("--discover", metavar="HOST", help="the publisher's address (or name)")
+    d.add_argument("--https-port", type=int, default=8443, help="the nodes' HTTPS port (8443)")
+    d.add_argument("--ssh-port", type=int, default=22, help="the nodes' SSH port (22)")
+    d.add_argument(
+        "--cluster-name",
+        default="",
+        help="the cluster's name in the file (default: the publisher's hostname)",
+    )
+    d.add_argument("--axl-user", help="the AXL application user")
+    d.add_argument(
+        "--axl-password-env", default="", metavar="VAR", help="its password's environment variable"
+    )
+    d.add_argument("--axl-password-file", default="", metavar="FILE", help="or a file holding it")
+    d.add_argument("--platform-user", help="the OS administrator (platform) user")
+    d.add_argument("--platform-password-env", default="", metavar="VAR")
+    d.add_argument("--platform-password-file", default="", metavar="FILE")
+    d.add_argument("--ca-bundle", metavar="FILE", help="the CAs the publisher's HTTPS must verify against")
+    d.add_argument(
+        "--accept-tls-fingerprint",
+        action="append",
+        default=[],
+        metavar="SHA256",
+        help="trust the presented certificate with this SHA-256 fingerprint (repeatable)",
+    )
+    d.add_argument(
+        "--accept-host-keys",
+        nargs="+",
+        default=[],
+        metavar="FINGERPRINT",
+        help="the SSH host keys to accept (SHA256:..., as ssh-keygen -l prints them); any other is refused",
+    )
+    d.add_argument("--hosts", metavar="FILE", help="resolve node names with these /etc/hosts lines first")
+    d.add_argument(
+        "--local-ca", metavar="FOLDER", help="use a CA kept in FOLDER (labs) instead of a manual CA"
+    )
+    d.add_argument("--time-scale", type=float, default=1.0, help=argparse.SUPPRESS)
+
+
+def _ask_terminal(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    sys.stdout.write(f"{question} [yes/no] ")
+    sys.stdout.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _cmd_discover(args: argparse.Namespace, env: Env, out: Path) -> int:
+    if not args.axl_user or not args.platform_user:
+        raise UsageError("--discover needs --axl-user and --platform-user (and where their passwords are)")
+    options = discover.DiscoverOptions(
+        host=args.discover,
+        axl_user=args.axl_user,
+        platform_user=args.platform_user,
+        axl_password=discover.PasswordSource(args.axl_password_env, args.axl_password_file),
+        platform_password=discover.PasswordSource(args.platform_password_env, args.platform_password_file),
+        output=out,
+        https_port=args.https_port,
+        ssh_port=args.ssh_port,
+        cluster_name=args.cluster_name,
+        ca_bundle=Path(args.ca_bundle) if args.ca_bundle else None,
+        accept_tls=args.accept_tls_fingerprint,
+        accept_host_keys=args.accept_host_keys,
+        hosts_file=Path(args.hosts) if args.hosts else None,
+        local_ca=Path(args.local_ca) if args.local_ca else None,
+        time_scale=args.time_scale,
+        roles_by_type={t: frozenset(env.definitions[t].params.get("roles") or []) for t in CERT_TYPES},
+    )
+
+    def say(line: str) -> None:
+        if not env.json:
+            env.stdout.write(line + "\n")
+            env.stdout.flush()
+
+    try:
+        found = discover.discover(options, say, _ask_terminal)
+    except discover.DiscoveryRefused as exc:
+        env.err(f"refused: {exc}")
+        return 1
+    written = discover.write_files(found, options)
+    env.out(
+        {
+            "written": [str(p) for p in written],
+            "cluster": found.cluster,
+            "nodes": [n.name for n in found.nodes],
+        },
+        discover.summary(found)
+        + "\n"
+        + "\n".join(f"wrote {p}" for p in written)
+        + "\nnext: cucm-renew check",
+    )
+    return 0
 
 
 def _cmd_init(args: argparse.Namespace, env: Env) -> int:
     out = Path(args.output)
     if out.exists() and not args.force:
         raise UsageError(f"{out} already exists: pass --force to overwrite it, or --output another file")
+    if args.discover:
+        if args.from_simulator:
+            raise UsageError("--discover and --from-simulator are alternatives: give one")
+        return _cmd_discover(args, env, out)
     text = simulator_config(Path(args.from_simulator), out) if args.from_simulator else example_config()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
