@@ -10,8 +10,10 @@ built from it); what it prints comes from :mod:`app.present`, what it starts fro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,12 +24,13 @@ from app.campaign import latest_runs, select, start_campaign
 from app.config import Config, ConfigError, canonical_type
 from app.context import AppContext
 from app.initconfig import example_config, simulator_config
-from app.present import format_table, held_text, printer, summary_rows
+from app.present import LiveView, WindowLeft, format_table, held_text, no_window, printer, summary_rows
 from engine.cli import App, CliEnv, Command, UsageError
 from engine.cli import main as engine_main
 from engine.commands import Submission, SubmissionsRefused
 from engine.daemon import PeriodicJob
 from engine.definition import human_duration, parse_duration
+from engine.logging import configure_logging
 from engine.views import RunView
 from workflows import certkit, preflight
 from workflows.cert_types import CERT_TYPES
@@ -324,10 +327,91 @@ def _cmd_run(args: argparse.Namespace, env: Env) -> int:
             f"renewing {sum(len(t) for _, t in selection)} type(s) on "
             f"{len(selection)} cluster(s); Ctrl-C stops, `cucm-renew run` resumes\n"
         )
-    engine.run_until_quiet(on_event=None if env.json else printer(env.stdout))
+    if env.json:
+        engine.run_until_quiet()
+    elif env.args.log_level in ("info", "debug"):
+        # The event log, every transition (a wait's repeated self-transitions included).
+        engine.run_until_quiet(on_event=printer(env.stdout))
+    else:
+        with live_view(env, lambda: latest_runs(engine, selection)) as view, logs_above(view, env):
+            engine.run_until_quiet(on_event=view.on_event)
     views = latest_runs(engine, selection)
     env.out([r.as_dict() for r in views], format_table(summary_rows(views)) + "\n" + held_text(views))
     return 1 if any(r.status == "failed" for r in views) else 0
+
+
+def live_view(env: Env, fetch: Callable[[], Sequence[RunView]], every: float | None = None) -> LiveView:
+    """Redrawn in place on a terminal; on a pipe or a file one line per state change and, for each
+    run in progress, one line every ``every`` seconds (30)."""
+    tty = env.stdout.isatty()
+    return LiveView(
+        env.stdout,
+        fetch,
+        lambda run: env.engine.events(run=run),
+        tty=tty,
+        every=every if every is not None else 30.0,
+        window_left=window_left(env),
+    )
+
+
+@contextlib.contextmanager
+def logs_above(view: LiveView, env: Env) -> Iterator[None]:
+    """Log lines on a terminal's stderr scroll above the live view rather than through it."""
+    if not (view.tty and env.stderr.isatty()):
+        yield
+        return
+    configure_logging(env.args.log_level, stream=view.above(env.stderr))
+    try:
+        yield
+    finally:
+        configure_logging(env.args.log_level, stream=env.stderr)
+
+
+def window_left(env: Env) -> WindowLeft:
+    """Time left in each run's change window: none until clusters have windows."""
+    return no_window
+
+
+# --------------------------------------------------------------------------- status --watch
+
+
+def _configure_status(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="a live view of the runs until none is in progress (redrawn on a terminal; Ctrl-C stops)",
+    )
+    p.add_argument(
+        "--every",
+        type=float,
+        metavar="SECONDS",
+        help="with --watch: how often to refresh (terminal: 1; otherwise a line per run every 30)",
+    )
+
+
+def _status_command(args: argparse.Namespace, env: Env) -> int | None:
+    if not getattr(args, "watch", False):
+        return None
+    if env.json:
+        raise UsageError("--watch shows a live view: drop --json (or poll `status --json`)")
+    engine = env.engine
+    started = datetime.now(UTC)
+
+    def fetch() -> list[RunView]:
+        runs = engine.status(args.run)
+        # Runs in progress, and those that ended while we watched.
+        return [r for r in runs if r.status != "final" or r.updated_at >= started or args.run]
+
+    tty = env.stdout.isatty()
+    every = args.every if args.every is not None else (1.0 if tty else 30.0)
+    try:
+        with live_view(env, fetch, every) as view, logs_above(view, env):
+            while any(r.status == "active" for r in fetch()):
+                time.sleep(1.0)
+    except KeyboardInterrupt:
+        return 0
+    env.stdout.write("no run in progress\n")
+    return 0
 
 
 # --------------------------------------------------------------------------- daemon
@@ -620,6 +704,8 @@ def build_app() -> App[AppContext]:
         daemon_options=_configure_daemon,
         daemon_jobs=_daemon_jobs,
         status_notes=_status_notes,
+        status_options=_configure_status,
+        status_command=_status_command,
         commands=[
             Command(
                 "demo", "renew all five types on an embedded simulated cluster", _configure_demo, _cmd_demo
