@@ -12,19 +12,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from adapters.cucm.port import CucmError
-from app import manualca, metrics
+from app import discover, manualca, metrics
 from app.campaign import latest_runs, select, start_campaign
 from app.config import Config, ConfigError, canonical_type
 from app.context import AppContext
 from app.initconfig import example_config, simulator_config
 from app.notify import notifications
-from app.present import format_table, held_text, printer, summary_rows
+from app.present import LiveView, WindowLeft, format_table, held_text, no_window, printer, summary_rows
 from app.wiring import bundle_fingerprints, tls_bundle
 from engine.cli import App, CliEnv, Command, UsageError
 from engine.cli import main as engine_main
@@ -33,6 +34,7 @@ from engine.daemon import PeriodicJob
 from engine.definition import human_duration, parse_duration
 from engine.errors import DaemonBusy
 from engine.files import FileRefused, read_small_file
+from engine.logging import configure_logging
 from engine.views import RunView
 from workflows import certkit, preflight
 from workflows.cert_types import CERT_TYPES
@@ -69,12 +71,113 @@ def _configure_init(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--output", default="cucm-renew.toml", metavar="FILE", help="where to write it")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    d = p.add_argument_group(
+        "discovery",
+        "--discover HOST reads nodes, roles, release, certificates and security mode from the "
+        "publisher; every TLS certificate and SSH host key is shown and must be confirmed before "
+        "anything is written",
+    )
+    d.add_argument("--discover", metavar="HOST", help="the publisher's address (or name)")
+    d.add_argument("--https-port", type=int, default=8443, help="the nodes' HTTPS port (8443)")
+    d.add_argument("--ssh-port", type=int, default=22, help="the nodes' SSH port (22)")
+    d.add_argument(
+        "--cluster-name",
+        default="",
+        help="the cluster's name in the file (default: the publisher's hostname)",
+    )
+    d.add_argument("--axl-user", help="the AXL application user")
+    d.add_argument(
+        "--axl-password-env", default="", metavar="VAR", help="its password's environment variable"
+    )
+    d.add_argument("--axl-password-file", default="", metavar="FILE", help="or a file holding it")
+    d.add_argument("--platform-user", help="the OS administrator (platform) user")
+    d.add_argument("--platform-password-env", default="", metavar="VAR")
+    d.add_argument("--platform-password-file", default="", metavar="FILE")
+    d.add_argument("--ca-bundle", metavar="FILE", help="the CAs the publisher's HTTPS must verify against")
+    d.add_argument(
+        "--accept-tls-fingerprint",
+        action="append",
+        default=[],
+        metavar="SHA256",
+        help="trust the presented certificate with this SHA-256 fingerprint (repeatable)",
+    )
+    d.add_argument(
+        "--accept-host-keys",
+        nargs="+",
+        default=[],
+        metavar="FINGERPRINT",
+        help="the SSH host keys to accept (SHA256:..., as ssh-keygen -l prints them); any other is refused",
+    )
+    d.add_argument("--hosts", metavar="FILE", help="resolve node names with these /etc/hosts lines first")
+    d.add_argument(
+        "--local-ca", metavar="FOLDER", help="use a CA kept in FOLDER (labs) instead of a manual CA"
+    )
+    d.add_argument("--time-scale", type=float, default=1.0, help=argparse.SUPPRESS)
+
+
+def _ask_terminal(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    sys.stdout.write(f"{question} [yes/no] ")
+    sys.stdout.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _cmd_discover(args: argparse.Namespace, env: Env, out: Path) -> int:
+    if not args.axl_user or not args.platform_user:
+        raise UsageError("--discover needs --axl-user and --platform-user (and where their passwords are)")
+    options = discover.DiscoverOptions(
+        host=args.discover,
+        axl_user=args.axl_user,
+        platform_user=args.platform_user,
+        axl_password=discover.PasswordSource(args.axl_password_env, args.axl_password_file),
+        platform_password=discover.PasswordSource(args.platform_password_env, args.platform_password_file),
+        output=out,
+        https_port=args.https_port,
+        ssh_port=args.ssh_port,
+        cluster_name=args.cluster_name,
+        ca_bundle=Path(args.ca_bundle) if args.ca_bundle else None,
+        accept_tls=args.accept_tls_fingerprint,
+        accept_host_keys=args.accept_host_keys,
+        hosts_file=Path(args.hosts) if args.hosts else None,
+        local_ca=Path(args.local_ca) if args.local_ca else None,
+        time_scale=args.time_scale,
+        roles_by_type={t: frozenset(env.definitions[t].params.get("roles") or []) for t in CERT_TYPES},
+    )
+
+    def say(line: str) -> None:
+        if not env.json:
+            env.stdout.write(line + "\n")
+            env.stdout.flush()
+
+    try:
+        found = discover.discover(options, say, _ask_terminal)
+    except discover.DiscoveryRefused as exc:
+        env.err(f"refused: {exc}")
+        return 1
+    written = discover.write_files(found, options)
+    env.out(
+        {
+            "written": [str(p) for p in written],
+            "cluster": found.cluster,
+            "nodes": [n.name for n in found.nodes],
+        },
+        discover.summary(found)
+        + "\n"
+        + "\n".join(f"wrote {p}" for p in written)
+        + "\nnext: cucm-renew check",
+    )
+    return 0
 
 
 def _cmd_init(args: argparse.Namespace, env: Env) -> int:
     out = Path(args.output)
     if out.exists() and not args.force:
         raise UsageError(f"{out} already exists: pass --force to overwrite it, or --output another file")
+    if args.discover:
+        if args.from_simulator:
+            raise UsageError("--discover and --from-simulator are alternatives: give one")
+        return _cmd_discover(args, env, out)
     text = simulator_config(Path(args.from_simulator), out) if args.from_simulator else example_config()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
@@ -248,11 +351,93 @@ def _run_foreground(args: argparse.Namespace, env: Env, config: Config, selectio
             f"renewing {sum(len(t) for _, t in selection)} type(s) on "
             f"{len(selection)} cluster(s); Ctrl-C stops, `cucm-renew run` resumes\n"
         )
-    with notifications(engine, config):  # what is still owed at exit is sent by the next run or daemon
-        engine.run_until_quiet(on_event=None if env.json else printer(env.stdout))
+    # What is still owed at exit is sent by the next run or daemon.
+    with notifications(engine, config):
+        if env.json:
+            engine.run_until_quiet()
+        elif env.args.log_level in ("info", "debug"):
+            # The event log, every transition (a wait's repeated self-transitions included).
+            engine.run_until_quiet(on_event=printer(env.stdout))
+        else:
+            with live_view(env, lambda: latest_runs(engine, selection)) as view, logs_above(view, env):
+                engine.run_until_quiet(on_event=view.on_event)
     views = latest_runs(engine, selection)
     env.out([r.as_dict() for r in views], format_table(summary_rows(views)) + "\n" + held_text(views))
     return 1 if any(r.status == "failed" for r in views) else 0
+
+
+def live_view(env: Env, fetch: Callable[[], Sequence[RunView]], every: float | None = None) -> LiveView:
+    """Redrawn in place on a terminal; on a pipe or a file one line per state change and, for each
+    run in progress, one line every ``every`` seconds (30)."""
+    tty = env.stdout.isatty()
+    return LiveView(
+        env.stdout,
+        fetch,
+        lambda run: env.engine.events(run=run),
+        tty=tty,
+        every=every if every is not None else 30.0,
+        window_left=window_left(env),
+    )
+
+
+@contextlib.contextmanager
+def logs_above(view: LiveView, env: Env) -> Iterator[None]:
+    """Log lines on a terminal's stderr scroll above the live view rather than through it."""
+    if not (view.tty and env.stderr.isatty()):
+        yield
+        return
+    configure_logging(env.args.log_level, stream=view.above(env.stderr))
+    try:
+        yield
+    finally:
+        configure_logging(env.args.log_level, stream=env.stderr)
+
+
+def window_left(env: Env) -> WindowLeft:
+    """Time left in each run's change window: none until clusters have windows."""
+    return no_window
+
+
+# --------------------------------------------------------------------------- status --watch
+
+
+def _configure_status(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="a live view of the runs until none is in progress (redrawn on a terminal; Ctrl-C stops)",
+    )
+    p.add_argument(
+        "--every",
+        type=float,
+        metavar="SECONDS",
+        help="with --watch: how often to refresh (terminal: 1; otherwise a line per run every 30)",
+    )
+
+
+def _status_command(args: argparse.Namespace, env: Env) -> int | None:
+    if not getattr(args, "watch", False):
+        return None
+    if env.json:
+        raise UsageError("--watch shows a live view: drop --json (or poll `status --json`)")
+    engine = env.engine
+    started = datetime.now(UTC)
+
+    def fetch() -> list[RunView]:
+        runs = engine.status(args.run)
+        # Runs in progress, and those that ended while we watched.
+        return [r for r in runs if r.status != "final" or r.updated_at >= started or args.run]
+
+    tty = env.stdout.isatty()
+    every = args.every if args.every is not None else (1.0 if tty else 30.0)
+    try:
+        with live_view(env, fetch, every) as view, logs_above(view, env):
+            while any(r.status == "active" for r in fetch()):
+                time.sleep(1.0)
+    except KeyboardInterrupt:
+        return 0
+    env.stdout.write("no run in progress\n")
+    return 0
 
 
 # --------------------------------------------------------------------------- daemon
@@ -614,6 +799,8 @@ def build_app() -> App[AppContext]:
         daemon_jobs=_daemon_jobs,
         daemon_services=_daemon_services,
         status_notes=_status_notes,
+        status_options=_configure_status,
+        status_command=_status_command,
         commands=[
             Command(
                 "demo", "renew all five types on an embedded simulated cluster", _configure_demo, _cmd_demo

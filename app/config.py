@@ -74,6 +74,9 @@ class NodeConfig:
     ssh_port: int = 22
     ports: Mapping[int, int] = field(default_factory=dict)
     """CUCM port -> the port actually reached (labs and the simulator); absent ports are as is."""
+    processnode: str = ""
+    """The node's name in CUCM's processnode table when that is not ``name`` (servers defined by
+    IP address): how AXL and RisPort70 name it."""
 
 
 @dataclass(frozen=True)
@@ -404,7 +407,15 @@ _CLUSTER = Schema(
     kind=TABLE,
 )
 _NODE = Schema(
-    {"name": TEXT, "role": TEXT, "address": TEXT, "https_port": INTEGER, "ssh_port": INTEGER, "ports": TABLE},
+    {
+        "name": TEXT,
+        "role": TEXT,
+        "address": TEXT,
+        "https_port": INTEGER,
+        "ssh_port": INTEGER,
+        "ports": TABLE,
+        "processnode": TEXT,
+    },
     required=("name",),
     kind=TABLE,
 )
@@ -774,6 +785,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
                     r.port(node, "https_port", nwhere, 8443),
                     r.port(node, "ssh_port", nwhere, 22),
                     ports,
+                    str(node.get("processnode", "")),
                 )
             )
         if sum(n.role == "publisher" for n in nodes) != 1:

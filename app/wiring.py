@@ -86,6 +86,7 @@ def cucm_config(config: Config, cluster: ClusterConfig, bundle: Path | None = No
         resets_per_second=max(1, int(PHONE_RESETS_PER_SECOND * config.time_scale)),
         reset_concurrency=min(24, max(4, int(4 * config.time_scale))),
         port_map={n.name: dict(n.ports) for n in cluster.nodes if n.ports},
+        processnode_names={n.processnode: n.name for n in cluster.nodes if n.processnode},
     )
 
 

@@ -84,6 +84,10 @@ class App(Generic[C]):
     status_notes: Callable[[CliEnv[C], Sequence[RunView]], str] = lambda env, runs: ""
     """Text ``status`` prints after the runs (not with --json): what the application wants an
     operator to see about them."""
+    status_options: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+    """Adds the application's options to ``status`` (e.g. a live view)."""
+    status_command: Callable[[argparse.Namespace, CliEnv[C]], int | None] = lambda args, env: None
+    """Runs first in ``status``: an exit code ends the command there; None goes on as usual."""
     check_definitions: Callable[[Mapping[str, Definition]], None] = lambda definitions: None
     """The application's own checks of the loaded definitions (e.g. that the state names its guards
     compare against exist); raises DefinitionError. Runs once, as the definitions are loaded."""
@@ -203,6 +207,9 @@ def _read_submission(path: str) -> JSON:
 
 
 def _cmd_status(args: argparse.Namespace, env: CliEnv[Any]) -> int:
+    code = env.app.status_command(args, env)
+    if code is not None:
+        return int(code)
     runs = env.engine.status(args.run)
     text = format_status(runs, detail=args.run is not None)
     notes = env.app.status_notes(env, runs) if not env.json else ""
@@ -328,6 +335,7 @@ def build_parser(app: App[C]) -> argparse.ArgumentParser:
     p = add("status", "show runs: state, what each waits for and why, next wake", _cmd_status, read_only=True)
     p.add_argument("run", nargs="?")
     p.add_argument("--json", action="store_true", help="print JSON")
+    app.status_options(p)
     p = add("approve", "release a run paused at a gate", _cmd_approve)
     p.add_argument("run")
     p.add_argument("--reason", default="")

@@ -59,6 +59,7 @@ class CliSession:
             return
         handlers: list[tuple[tuple[str, ...], Callable[[list[str]], Iterator[str]]]] = [
             (("show", "version", "active"), self._show_version),
+            (("show", "network", "cluster"), self._show_network_cluster),
             (("show", "csr", "list", "own"), self._show_csr_list),
             (("show", "csr", "own"), self._show_csr),
             (("show", "cert", "list"), self._show_cert_list),
@@ -90,6 +91,25 @@ class CliSession:
             f"\nActive Master Version: {self.cluster.version}\n"
             "Active Version Installed Software Options:\nNo Installed Software Options Found.\n"
         )
+
+    def _show_network_cluster(self, args: list[str]) -> Iterator[str]:
+        # Each member by the address CUCM knows it at, FQDN, hostname, roles; the publisher adds
+        # its processnode entries (CUCM nodes only, as Cisco's example shows them).
+        since = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(self.cluster.clock.cucm_wall(time.time())))
+        lines = []
+        for n in self.cluster.nodes:
+            role = "Publisher" if n.role == "publisher" else "Subscriber"
+            product = "cups" if n.role == "imp" else "callmanager"
+            db = "DBPub" if n.role == "publisher" or (n.role == "imp" and n is self._first_imp()) else "DBSub"
+            tail = "authenticated" if n.role == "publisher" else f"authenticated using TCP since {since}"
+            lines.append(f"{n.lan_ip} {n.name} {n.short} {role} {product} {db} {tail}")
+        if self.node.role == "publisher":
+            lines += ["", "Server Table (processnode) Entries", "-" * 34]
+            lines += [n.processnode_name for n in self.cluster.nodes if n.role != "imp"]
+        yield "\n".join(lines) + "\n"
+
+    def _first_imp(self) -> object:
+        return next((n for n in self.cluster.nodes if n.role == "imp"), None)
 
     def _show_csr_list(self, args: list[str]) -> Iterator[str]:
         with self.cluster.lock:

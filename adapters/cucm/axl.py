@@ -96,6 +96,26 @@ class Axl:
                 nodes.append((name, text(item, "processNodeRole")))
         return nodes
 
+    def process_node_table(self) -> list[dict[str, str]]:
+        """Every process node but EnterpriseWideData: ``name``, ``description``, ``nodeUsage``
+        (``Publisher``/``Subscriber``) and ``processNodeRole`` (``CUCM Voice/Video``, ``CUCM IM and
+        Presence``). ``name`` is whatever the administrator defined the server as: an FQDN, a
+        hostname or an IP address."""
+        body = self._request("listProcessNode")
+        criteria = sub(body, "searchCriteria")
+        sub(criteria, "name", "%")
+        tags = sub(body, "returnedTags")
+        for tag in ("name", "description", "nodeUsage", "processNodeRole"):
+            sub(tags, tag, "")
+        response = self._call("listProcessNode", body, "listProcessNodeResponse")
+        ret = child(response, "return")
+        rows = []
+        for item in children(ret, "processNode") if ret is not None else []:
+            row = {tag: text(item, tag) for tag in ("name", "description", "nodeUsage", "processNodeRole")}
+            if row["name"] and row["name"] != "EnterpriseWideData":
+                rows.append(row)
+        return rows
+
     def reset_device(self, name: str, *, hard: bool = True) -> bool:
         """Reset (hard) or restart (soft) one device; False when CUCM does not know the device."""
         body = self._request("doDeviceReset")

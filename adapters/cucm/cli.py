@@ -91,3 +91,25 @@ def trust_files(output: str, store: str) -> list[str]:
         if entry.startswith(f"{store}/"):
             files.append(entry)
     return files
+
+
+# `show network cluster`: "IP FQDN hostname Publisher|Subscriber callmanager|cups DBPub|DBSub
+# authenticated ..." per node; the publisher then lists its processnode entries under a header.
+_MEMBER = re.compile(
+    r"^\s*(?P<ip>[0-9a-fA-F.:]+)\s+(?P<fqdn>\S+)\s+(?P<host>\S+)\s+(?P<role>Publisher|Subscriber)\s+"
+    r"(?P<product>\S+)\s+(?P<db>\S+)",
+    re.IGNORECASE,
+)
+
+
+def network_cluster(output: str) -> list[dict[str, str]]:
+    """The members `show network cluster` lists: ``ip``, ``fqdn``, ``host``, ``role``, ``product``
+    (``callmanager``/``cups``), ``db`` (``DBPub``/``DBSub``). The processnode block is skipped."""
+    members = []
+    for line in output.splitlines():
+        if "Server Table" in line:
+            break
+        match = _MEMBER.match(line)
+        if match:
+            members.append({k: match.group(k) for k in ("ip", "fqdn", "host", "role", "product", "db")})
+    return members

@@ -76,6 +76,8 @@ class ClusterConfig:
     name, a CUCM port (e.g. 5061) to the port actually reached (tests, NAT); 443/8443 default to
     the node's ``https_port``. ``ris_window_seconds`` is the span CUCM counts
     ``ris_requests_per_minute`` over (60 s; shorter only for a time-scaled simulator).
+    ``processnode_names`` maps the name CUCM's processnode table (AXL) gives a node, when it is
+    not the node's FQDN (servers defined by IP address), to the node's ``name``.
     """
 
     name: str
@@ -96,6 +98,7 @@ class ClusterConfig:
     default_https_port: int = 8443
     default_ssh_port: int = 22
     port_map: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
+    processnode_names: Mapping[str, str] = field(default_factory=dict)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     http_timeout: tuple[float, float] = (10.0, 60.0)
     ssh_command_timeout: float = 120.0
@@ -280,7 +283,8 @@ class Cluster:
         configured = {n.name: n for n in self.config.nodes}
         publisher = self.config.publisher
         found: dict[str, NodeRef] = {publisher.name: publisher}
-        for name, role in self._axl().process_nodes():
+        for listed, role in self._axl().process_nodes():
+            name = self.config.processnode_names.get(listed, listed)
             if name in found:
                 continue
             found[name] = configured.get(name) or NodeRef(
@@ -312,6 +316,15 @@ class Cluster:
 
     def version(self) -> str:
         return self._axl().version()
+
+    def process_node_table(self) -> list[dict[str, str]]:
+        """AXL's processnode rows as they are (names unmapped): what discovery starts from."""
+        return self._axl().process_node_table()
+
+    def network_cluster(self) -> list[dict[str, str]]:
+        """`show network cluster` on the publisher: each member's IP, FQDN, hostname and roles."""
+        publisher = self.config.publisher.name
+        return cli.network_cluster(self._cli_for(publisher).run("show network cluster"))
 
     def security_mode(self) -> int:
         rows = self._axl().sql("select paramvalue from processconfig where paramname='ClusterSecurityMode'")

@@ -49,3 +49,24 @@ def test_terminal_output_cleanup() -> None:
     assert strip_echo_and_prompt(clean(raw), "utils sso status") == "SSO Status: SSO Disabled"
     assert YES_NO.search("Proceed with regeneration (yes|no)? ")
     assert YES_NO.search("Include OU in CSR (yes|no)?")
+
+
+def test_show_network_cluster_members_and_not_the_processnode_block() -> None:
+    from adapters.cucm.cli import network_cluster
+
+    # Cisco's own example (T215013): the publisher adds its processnode entries after the members.
+    output = (
+        "192.0.2.20 cucm-pub.example.com cucm-pub Publisher callmanager DBPub authenticated\n"
+        "192.0.2.30 cucm-sub1.example.com cucm-sub1 Subscriber callmanager DBSub authenticated using TCP "
+        "since Mon Jul 1 13:44:09 2019\n"
+        "192.0.2.40 imp-pub.example.com imp-pub Subscriber cups DBPub authenticated using TCP since Fri Oct "
+        "15 10:22:20 2021\n\nServer Table (processnode) Entries\n----------------------------------\n"
+        "192.0.2.20\n192.0.2.30\n"
+    )
+    members = network_cluster(output)
+    assert [(m["ip"], m["fqdn"], m["role"], m["product"]) for m in members] == [
+        ("192.0.2.20", "cucm-pub.example.com", "Publisher", "callmanager"),
+        ("192.0.2.30", "cucm-sub1.example.com", "Subscriber", "callmanager"),
+        ("192.0.2.40", "imp-pub.example.com", "Subscriber", "cups"),
+    ]
+    assert network_cluster("Executed command unsuccessfully\nInvalid command\n") == []
