@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.cucm.port import CucmError
-from app import discover, manualca, metrics
+from app import discover, inventory, manualca, metrics
 from app.campaign import latest_runs, select, start_campaign
 from app.config import Config, ConfigError, canonical_type
 from app.context import AppContext
@@ -250,6 +250,13 @@ def _cmd_check(args: argparse.Namespace, env: Env) -> int:
                         entry["error"] = str(exc)
                         lines.append(f"  {t:<12} {node.name:<28} ERROR {exc}")
                     report.append(entry)
+            if not args.types:
+                # Every other certificate the nodes carry, and ITLRecovery with Cisco's guidance.
+                covered = {t: set(defs[t].params.get("roles") or []) for t in types}
+                more, more_lines, broken = inventory.watch(port, cluster, covered, now, cc.renew_before_days)
+                report += more
+                lines += more_lines
+                failed = failed or broken
     finally:
         env.context.close()
     env.out(report, "\n".join(lines))

@@ -205,14 +205,18 @@ class CliSession:
                 self._ask("", collect)
                 return
             body = "\n".join(pasted) + "\n"
+            installed_on = [self.node.name]
             try:
                 if kind == "own":
-                    self.cluster.upload_identity(self.node, unit, [body])
+                    _, installed_on = self.cluster.upload_identity_to(self.node, unit, [body], via="cli")
                 else:
                     self.cluster.upload_trust(self.node, [unit], [body])
             except CucmError as exc:
                 yield f"{FAILED}\n{exc.message}\n"
                 return
+            if installed_on != [self.node.name]:
+                # A multi-server certificate lands on every node its CSR named (T118731's list) [I].
+                yield "\nCertificate upload operation successful\n" + "".join(f"{n}\n" for n in installed_on)
             yield (
                 f"\nSuccessfully imported certificate for {unit}.\n"
                 f"Please restart services related to {unit} for the new certificate to become active.\n"
@@ -365,12 +369,12 @@ def describe(cert: object) -> str:
         "[\n"
         "  Version: V3\n"
         f"  Serial Number: {format(cert.serial_number, 'X')}\n"
-        "  SignatureAlgorithm: SHA256withRSA (1.2.840.113549.1.1.11)\n"
+        f"  SignatureAlgorithm: {pki.signature_description(cert)}\n"
         f"  Issuer Name: {_dn(cert.issuer)}\n"
         f"  Validity From: {cert.not_valid_before_utc.strftime(fmt)}\n"
         f"           To:   {cert.not_valid_after_utc.strftime(fmt)}\n"
         f"  Subject Name: {_dn(cert.subject)}\n"
-        f"  Key: RSA ({pki.key_bits(cert)} bits)\n"
+        f"  Key: {pki.key_description(cert)}\n"
         f"  SubjectAltNames: {', '.join(pki.dns_sans(cert))}\n"
         "]\n" + pki.pem(cert)
     )

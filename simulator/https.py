@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from simulator import pki
 from simulator.cluster import CucmError, Node
+from simulator.cluster.certificates import MULTI_SERVER, multi_server_name, trust_store
 
 if TYPE_CHECKING:
     from simulator.runtime import SimulatedCluster
@@ -351,19 +352,36 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
             body = self.read_json()
             if not isinstance(body, dict) or not isinstance(body.get("service"), str):
                 return self.rest_error(400, "Invalid request: service is required")
+            service = body["service"]
             distribution = body.get("distribution", "this-server")
-            if distribution != "this-server":
+            # The non-SAN choice is "this-server" (public code) or the node's FQDN (the GUI's list);
+            # the multi-server value is the GUI's label: the REST spelling is not documented [U].
+            multi = distribution == MULTI_SERVER
+            if not multi and distribution not in ("this-server", node.name):
                 return self.rest_error(400, f"Invalid distribution: {distribution}")
-            cn = body.get("commonName", node.name)
-            if cn != node.name:
+            expected_cn = multi_server_name(node, service) if multi else node.name
+            cn = body.get("commonName", expected_cn)
+            if cn != expected_cn:
                 return self.rest_error(400, f"Invalid commonName: {cn}")
-            if str(body.get("keyType", "rsa")).lower() != "rsa":
-                return self.rest_error(400, f"Invalid keyType: {body.get('keyType')}")
+            key_type = body.get("keyType", "ec" if service.endswith("-ECDSA") else "rsa")
+            hash_name = body.get("hashAlgorithm")
+            if not isinstance(key_type, str) or not isinstance(hash_name, str | None):
+                return self.rest_error(400, "Invalid keyType or hashAlgorithm")
             alt = body.get("altNames") or []
             if not isinstance(alt, list) or not all(isinstance(a, str) for a in alt):
                 return self.rest_error(400, "Invalid altNames")
             try:
-                csr = cluster.generate_csr(node, body["service"], alt, True, int(body.get("keyLength", 2048)))
+                length = body.get("keyLength")
+                csr = cluster.generate_csr(
+                    node,
+                    service,
+                    alt,
+                    True,
+                    None if length is None else int(length),
+                    key_type,
+                    hash_name,
+                    multi,
+                )
             except CucmError as exc:
                 return self.rest_error(exc.status, exc.message)
             except (TypeError, ValueError):
@@ -389,7 +407,18 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
                 else:
                     if not isinstance(services, str):
                         return self.rest_error(400, "Invalid request: service is required")
-                    cluster.upload_identity(node, services, certs)
+                    _, installed_on = cluster.upload_identity_to(node, services, certs)
+                    if installed_on != [node.name]:
+                        # The GUI lists each node under "Certificate upload operation successful"
+                        # (T118731); the REST answer's shape for it is modelled [I].
+                        return self.send_json(
+                            201,
+                            {
+                                "trackingId": cluster.new_tracking_id(),
+                                "message": "Certificate upload operation successful",
+                                "servers": installed_on,
+                            },
+                        )
             except CucmError as exc:
                 return self.rest_error(exc.status, exc.message)
             return self.send_json(
@@ -428,7 +457,7 @@ class NodeRequestHandler(BaseHTTPRequestHandler):
             service = (query.get("service") or [""])[0]
             with cluster.lock:
                 if sub.startswith("trust"):
-                    store = service if service.endswith("-trust") else f"{service}-trust"
+                    store = service if service.endswith("-trust") else trust_store(service)
                     if store not in node.trust:
                         return self.rest_error(400, f"Invalid service: {service}")
                     return self.send_json(

@@ -72,6 +72,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="automatic",
         help='14+ "Phone Interaction on Certificate Update" (default automatic, as CUCM ships)',
     )
+    parser.add_argument(
+        "--federation",
+        action="append",
+        default=[],
+        metavar="IMP_NODE",
+        help="an IM&P node where XMPP federation runs (5269, cup-xmpp-s2s), e.g. imp1 (repeatable)",
+    )
+    parser.add_argument(
+        "--itl-recovery-days",
+        type=float,
+        default=None,
+        metavar="DAYS",
+        help="days left on the publisher's ITLRecovery, and its validity when regenerated (default 7300)",
+    )
+    parser.add_argument(
+        "--https-ciphers",
+        choices=("rsa", "all"),
+        default="rsa",
+        help="the HTTPS Ciphers enterprise parameter: rsa (CUCM's default) or all (8443 also presents "
+        "tomcat-ECDSA)",
+    )
     parser.add_argument("--dir", required=True, metavar="DIR", help="where simulator.json and key files go")
 
 
@@ -134,9 +155,15 @@ def run(args: argparse.Namespace) -> int:
             processnode_names=args.processnode_names,
             ris_lag=args.ris_lag,
             phone_interaction=args.phone_interaction,
+            federation=args.federation,
+            itl_recovery_days=args.itl_recovery_days,
+            https_ciphers=args.https_ciphers,
         )
     except ValueError as exc:
-        print(f"error: --deactivate: {exc}", file=sys.stderr)
+        print(
+            f"error: {exc}" if str(exc).startswith(("federation", "itl")) else f"error: --deactivate: {exc}",
+            file=sys.stderr,
+        )
         return 2
     try:
         sim.start()

@@ -17,10 +17,45 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-PrivateKey = rsa.RSAPrivateKey
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+# The EC key sizes CUCM offers for the -ECDSA types (SG14: 256 and 384; 521 is offered by Unity
+# Connection 15 only, part 2 section 5), each with the weakest hash SG14 allows for it.
+EC_CURVES: dict[int, ec.EllipticCurve] = {256: ec.SECP256R1(), 384: ec.SECP384R1()}
+HASHES: dict[str, hashes.SHA256 | hashes.SHA384 | hashes.SHA512] = {
+    "sha256": hashes.SHA256(),
+    "sha384": hashes.SHA384(),
+    "sha512": hashes.SHA512(),
+}
+_HASH_BITS = {"sha256": 256, "sha384": 384, "sha512": 512}
+
+
+def is_ecdsa(cert_type: str) -> bool:
+    """Names ending in ``-ECDSA`` have EC keys, the others RSA (SG125SU1-DS, IMP125)."""
+    return cert_type.endswith("-ECDSA")
+
+
+def rsa_twin(cert_type: str) -> str:
+    return cert_type.removesuffix("-ECDSA")
+
+
+def hash_strong_enough(key_bits: int, hash_name: str) -> bool:
+    """SG14: the hash must be at least as strong as an EC key (256: SHA256+, 384: SHA384+)."""
+    return _HASH_BITS.get(hash_name, 0) >= key_bits
+
+
+def default_hash(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384:
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 256:
+        return hashes.SHA384()
+    return hashes.SHA256()
+
+
+def ec_key(bits: int = 256) -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(EC_CURVES[bits])
+
 
 # IPsec End System (RFC 4945 refers to id-kp-ipsecEndSystem).
 IPSEC_END_SYSTEM = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.5")
@@ -35,6 +70,10 @@ KEY_USAGE: dict[str, tuple[bool, bool, bool, bool]] = {
     "CAPF": (True, False, False, True),
     "TVS": (True, True, True, False),
     "ITLRecovery": (True, False, False, True),  # signs the ITL and CTL files [I]
+    # IM&P (IMP125, part 1 section 4): cup, cup-xmpp and cup-xmpp-s2s DS, KE, DE.
+    "cup": (True, True, True, False),
+    "cup-xmpp": (True, True, True, False),
+    "cup-xmpp-s2s": (True, True, True, False),
 }
 EXTENDED_KEY_USAGE: dict[str, tuple[x509.ObjectIdentifier, ...]] = {
     "tomcat": (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
@@ -43,6 +82,10 @@ EXTENDED_KEY_USAGE: dict[str, tuple[x509.ObjectIdentifier, ...]] = {
     "CAPF": (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
     "TVS": (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
     "ITLRecovery": (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
+    # IMP125: ServerAuth, ClientAuth and IPsec End System for all three.
+    "cup": (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH, IPSEC_END_SYSTEM),
+    "cup-xmpp": (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH, IPSEC_END_SYSTEM),
+    "cup-xmpp-s2s": (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH, IPSEC_END_SYSTEM),
 }
 
 
@@ -76,6 +119,12 @@ class KeyPool:
         if start:
             threading.Thread(target=self._fill, name="sim-keypool", daemon=True).start()
         return key if key is not None else self.generate()
+
+    def fresh_sized(self, bits: int) -> PrivateKey:
+        """A new RSA key of ``bits`` (the pool only holds 2048-bit ones)."""
+        if bits == 2048:
+            return self.fresh()
+        return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
     def _fill(self) -> None:
         try:
@@ -118,7 +167,9 @@ class Subject:
 
 
 def _key_usage(cert_type: str, ca: bool = False) -> x509.KeyUsage:
-    ds, ke, de, kcs = KEY_USAGE.get(cert_type, (True, True, True, False))
+    # An -ECDSA type shares its RSA twin's row of SG14's table [C]; the bits are copied as they are,
+    # although KeyEncipherment and DataEncipherment mean nothing for an EC key [I].
+    ds, ke, de, kcs = KEY_USAGE.get(rsa_twin(cert_type), (True, True, True, False))
     return x509.KeyUsage(
         digital_signature=ds,
         content_commitment=False,
@@ -139,8 +190,10 @@ def self_signed(
     subject: Subject,
     not_before: dt.datetime,
     not_after: dt.datetime,
+    san: str | None = None,
 ) -> x509.Certificate:
-    """A CUCM-style self-signed identity: CA:TRUE (as CUCM 14 does), SAN = the node's FQDN."""
+    """A CUCM-style self-signed identity: CA:TRUE (as CUCM 14 does), SAN = the node's FQDN
+    (``san``; by default the common name)."""
     name = subject.name(common_name)
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     builder = (
@@ -153,12 +206,14 @@ def self_signed(
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(_key_usage(cert_type, ca=True), critical=True)
-        .add_extension(x509.ExtendedKeyUsage(list(EXTENDED_KEY_USAGE.get(cert_type, ()))), critical=False)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage(list(EXTENDED_KEY_USAGE.get(rsa_twin(cert_type), ()))), critical=False
+        )
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(san or common_name)]), critical=False)
         .add_extension(ski, critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
     )
-    return builder.sign(key, hashes.SHA256())
+    return builder.sign(key, default_hash(key))
 
 
 def make_csr(
@@ -168,9 +223,15 @@ def make_csr(
     subject: Subject,
     alt_names: Sequence[str] = (),
     include_ou: bool = True,
+    hash_name: str | None = None,
+    sans_only: bool = False,
 ) -> x509.CertificateSigningRequest:
-    """A CSR as CUCM makes it: CN and SAN = the node FQDN (plus requested names), KU/EKU per type."""
-    sans: list[str] = [common_name] + [n for n in alt_names if n != common_name]
+    """A CSR as CUCM makes it: CN and SAN = the node FQDN (plus requested names), KU/EKU per type.
+    ``sans_only``: the SAN list is ``alt_names`` alone (a multi-server CSR, whose ``-ms`` CN names
+    no host)."""
+    sans: list[str] = (
+        list(alt_names) if sans_only else [common_name] + [n for n in alt_names if n != common_name]
+    )
     builder = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(subject.name(common_name, include_ou))
@@ -178,9 +239,11 @@ def make_csr(
             x509.SubjectAlternativeName([x509.DNSName(n) for n in dict.fromkeys(sans)]), critical=False
         )
         .add_extension(_key_usage(cert_type), critical=True)
-        .add_extension(x509.ExtendedKeyUsage(list(EXTENDED_KEY_USAGE.get(cert_type, ()))), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage(list(EXTENDED_KEY_USAGE.get(rsa_twin(cert_type), ()))), critical=False
+        )
     )
-    return builder.sign(key, hashes.SHA256())
+    return builder.sign(key, HASHES[hash_name] if hash_name else default_hash(key))
 
 
 class CertificateFormatError(ValueError):
@@ -256,8 +319,26 @@ def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 def key_bits(cert: x509.Certificate) -> int:
+    """RSA modulus bits; 0 for other keys (CUCM's 4096-bit limit is on RSA keys)."""
     key = cert.public_key()
     return key.key_size if isinstance(key, rsa.RSAPublicKey) else 0
+
+
+def key_description(cert: x509.Certificate) -> str:
+    key = cert.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return f"EC ({key.curve.key_size} bits)"
+    if isinstance(key, rsa.RSAPublicKey):
+        return f"RSA ({key.key_size} bits)"
+    return type(key).__name__
+
+
+def signature_description(cert: x509.Certificate) -> str:
+    """As Java prints it in ``show cert own`` (e.g. ``SHA384withECDSA (1.2.840.10045.4.3.3)``)."""
+    algo = cert.signature_hash_algorithm
+    digest = algo.name.upper() if algo is not None else "NONE"
+    kind = "ECDSA" if "ecdsa" in cert.signature_algorithm_oid._name.lower() else "RSA"
+    return f"{digest}with{kind} ({cert.signature_algorithm_oid.dotted_string})"
 
 
 def utcnow() -> dt.datetime:

@@ -139,3 +139,10 @@ def release(name_or_version: str) -> Release:
 
 def _rest(row: Release) -> tuple[tuple[str, ...], bool, bool, bool, str]:
     return row.axl_versions, row.certmgr_rest, row.include_ou_prompt, row.haproxy_ports, row.source
+
+
+def multi_server_upload_by_api(version: str) -> bool:
+    """Whether certmgr REST and the CLI take a multi-server (SAN) certificate upload: not from 14SU2,
+    whose guide says to use the OS Administration GUI (SG14) [C for the CLI; I for REST]."""
+    build = _build(version)
+    return build < _build("14.0.1.12900-161")

@@ -66,6 +66,9 @@ class SimulatedCluster:
         ports: str = network.REAL,
         ris_lag: float = 0.0,
         phone_interaction: str = "automatic",
+        federation: list[str] | tuple[str, ...] = (),
+        itl_recovery_days: float | None = None,
+        https_ciphers: str = "rsa",
     ) -> None:
         """``version``: a release name of simulator.releases (``14SU2``) or a full version string.
         ``https_ports``/``ssh_ports`` (by node name or short name) force the port of 8443 / 22,
@@ -98,6 +101,9 @@ class SimulatedCluster:
             processnode_names=processnode_names,
             ris_lag=ris_lag,
             phone_interaction=phone_interaction,
+            federation=federation,
+            itl_recovery_days=itl_recovery_days,
+            https_ciphers=https_ciphers,
         )
         for node_short, service, factor in self.faults.slow:
             self.cluster.service_control.slow_restarts[(node_short, service)] = factor

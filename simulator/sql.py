@@ -24,7 +24,25 @@ if TYPE_CHECKING:
 Row = dict[str, str]
 
 CERT_SERVICE_ENUM = {"tomcat": 1, "ipsec": 2, "CallManager": 3, "CAPF": 4, "TVS": 5, "ITLRecovery": 6}
-TRUST_ROLES = ("tomcat", "ipsec", "CallManager", "CAPF", "TVS")
+# The enums of the EC twins and the IM&P types are modelled [U]: Cisco does not publish them.
+CERT_SERVICE_ENUM.update(
+    {
+        t: 7 + i
+        for i, t in enumerate(
+            (
+                "tomcat-ECDSA",
+                "CallManager-ECDSA",
+                "cup",
+                "cup-ECDSA",
+                "cup-xmpp",
+                "cup-xmpp-ECDSA",
+                "cup-xmpp-s2s",
+                "cup-xmpp-s2s-ECDSA",
+            )
+        )
+    }
+)
+TRUST_ROLES = ("tomcat", "ipsec", "CallManager", "CAPF", "TVS", "cup", "cup-xmpp")
 ENTERPRISE_WIDE = "00000000-1111-0000-0000-000000000000"
 # "Phone Interaction on Certificate Update" (14+): Cisco's internal paramname is unknown (part 2
 # section 2, [U]); the name and the values (1 reset automatically, 0 manually) are modelled.

@@ -27,11 +27,16 @@ class Listener:
     roles: tuple[str, ...]
     haproxy: bool = False  # only on releases whose row has haproxy_ports
     source: str = ""
+    ec_twin: str | None = None  # also presented to clients offering only ECDSA suites (CM15)
+    federation: bool = False  # only where XMPP federation runs
 
 
 _CUCM = ("publisher", "subscriber")
+_IMP = ("imp",)
+# ECDSA suites are offered on 5061, 6971/6972 (CUCM) and 5061/5062, 5222, 5269 (IM&P), RSA only
+# on 2443, 2445, 3804 and 4040 (CM15, part 2 section 5).
 LISTENERS: tuple[Listener, ...] = (
-    Listener(5061, "CallManager", _CUCM, source="SIP-TLS, part 1 section 4"),
+    Listener(5061, "CallManager", _CUCM, source="SIP-TLS, part 1 section 4", ec_twin="CallManager-ECDSA"),
     Listener(2443, "CallManager", _CUCM, source="SCCP-TLS, part 1 section 4"),
     Listener(2445, "TVS", _CUCM, source="part 1 section 4"),
     # Only the publisher runs CAPF (14+: part 1 section 4; the simulator keeps it there for all).
@@ -39,10 +44,49 @@ LISTENERS: tuple[Listener, ...] = (
     # ipsec on 4040 [C part 1 section 4 for pre-14; from 14 DRF uses tomcat (T215534), which
     # certificate 4040 then presents is not stated: kept ipsec, I].
     Listener(4040, "ipsec", ("publisher", "subscriber", "imp"), source="part 1 section 4"),
-    Listener(6971, "CallManager", _CUCM, haproxy=True, source="TFTP config download, SG125SU1-DS"),
-    Listener(6972, "tomcat", _CUCM, haproxy=True, source="HTTPS config download, SG125SU1-DS"),
+    Listener(
+        6971,
+        "CallManager",
+        _CUCM,
+        haproxy=True,
+        source="TFTP config download, SG125SU1-DS",
+        ec_twin="CallManager-ECDSA",
+    ),
+    Listener(
+        6972,
+        "tomcat",
+        _CUCM,
+        haproxy=True,
+        source="HTTPS config download, SG125SU1-DS",
+        ec_twin="tomcat-ECDSA",
+    ),
+    # IM&P (IMP125, CM15): SIP Proxy presents cup on 5061 and 5062; XCP presents cup-xmpp on 5222
+    # (Cisco XCP Client Connection Manager in CM15) and cup-xmpp-s2s on 5269, where federation runs.
+    Listener(5061, "cup", _IMP, source="SIP Proxy TLS, IMP125", ec_twin="cup-ECDSA"),
+    Listener(5062, "cup", _IMP, source="SIP Proxy TLS, IMP125", ec_twin="cup-ECDSA"),
+    Listener(5222, "cup-xmpp", _IMP, source="XMPP client, IMP125, CM15", ec_twin="cup-xmpp-ECDSA"),
+    Listener(
+        5269,
+        "cup-xmpp-s2s",
+        _IMP,
+        source="XMPP federation, IMP125, CM15",
+        ec_twin="cup-xmpp-s2s-ECDSA",
+        federation=True,
+    ),
 )
-CUCM_PORTS: dict[str, int] = {"CallManager": 5061, "TVS": 2445, "CAPF": 3804, "ipsec": 4040}
+CUCM_PORTS: dict[str, int] = {
+    "CallManager": 5061,
+    "TVS": 2445,
+    "CAPF": 3804,
+    "ipsec": 4040,
+    "CallManager-ECDSA": 5061,
+    "cup": 5061,
+    "cup-ECDSA": 5061,
+    "cup-xmpp": 5222,
+    "cup-xmpp-ECDSA": 5222,
+    "cup-xmpp-s2s": 5269,
+    "cup-xmpp-s2s-ECDSA": 5269,
+}
 """The port where each type is checked (the workflows' ``tls_port``)."""
 
 
@@ -50,7 +94,10 @@ def listeners_for(node: Node, haproxy: bool) -> list[Listener]:
     return [
         spec
         for spec in LISTENERS
-        if node.role in spec.roles and spec.cert_type in node.identities and (haproxy or not spec.haproxy)
+        if node.role in spec.roles
+        and spec.cert_type in node.identities
+        and (haproxy or not spec.haproxy)
+        and (node.federates or not spec.federation)
     ]
 
 
@@ -91,7 +138,9 @@ class TypeListener:
         conn.settimeout(10)
         try:
             with (
-                self.node.tls_context(self.cert_type).wrap_socket(conn, server_side=True) as tls,
+                self.node.tls_context(self.cert_type, self.spec.ec_twin).wrap_socket(
+                    conn, server_side=True
+                ) as tls,
                 contextlib.suppress(OSError),
             ):
                 tls.recv(1)  # until the client hangs up (or the timeout): it has what it came for

@@ -24,13 +24,15 @@ branch is raised by ``certkit.parse_bundle`` and named here too)::
     │   └── CsrInsteadOfCertificate
     ├── InvalidCsr                       the recorded CSR itself is unreadable or badly signed
     ├── UnknownCertType
-    ├── KeyNotAllowed                    RSA outside 2048..4096 bits, or not RSA/ECDSA
+    ├── KeyNotAllowed                    RSA outside 2048..4096 bits, EC off P-256/P-384, or neither
+    ├── WeakSignatureHash                an EC leaf signed with a hash weaker than its key (SG14)
     ├── NodeCertificateMissing           only CA certificates were given
     ├── SelfSignedLeaf
     ├── WildcardCertificate
     ├── CertificateOfAnotherNode
     ├── PublicKeyMismatch                "CSR Public Key and Certificate Public Key Do Not Match"
     ├── SanMismatch                      "CSR SAN and Certificate SAN Does Not Match"
+    ├── MultiServerNodeMissing           a multi-server certificate that leaves a node of the cluster out
     ├── CertificateExpired
     ├── CertificateNotYetValid
     ├── WrongKeyUsage
@@ -106,6 +108,7 @@ __all__ = [
     "InvalidCsr",
     "KeyNotAllowed",
     "MissingIntermediate",
+    "MultiServerNodeMissing",
     "NodeCertificateMissing",
     "NotACertificateAuthority",
     "PreflightError",
@@ -119,6 +122,7 @@ __all__ = [
     "UnreadableCertificate",
     "UnrelatedCertificate",
     "ValidatedCertificate",
+    "WeakSignatureHash",
     "WildcardCertificate",
     "WrongBasicConstraints",
     "WrongExtendedKeyUsage",
@@ -136,7 +140,8 @@ SAN_MISMATCH_ERROR = "CSR SAN and Certificate SAN Does Not Match"
 
 RSA_MIN_BITS = 2048
 RSA_MAX_BITS = 4096
-EC_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
+EC_CURVES = frozenset({"secp256r1", "secp384r1"})
+"""The curves CUCM offers for its -ECDSA types (SG14: 256 and 384; 521 only on Unity Connection)."""
 MAX_CHAIN_DEPTH = 8
 
 
@@ -157,6 +162,20 @@ class UnknownCertType(PreflightError):
 
 class KeyNotAllowed(PreflightError):
     prevents = "CUCM refusing the certificate (RSA keys must be 2048 to 4096 bits)"
+
+
+class WeakSignatureHash(PreflightError):
+    prevents = (
+        "a certificate weaker than its own key: SG14 asks a hash at least as strong as the EC key "
+        "(SHA-256 for P-256, SHA-384 or SHA-512 for P-384)"
+    )
+
+
+class MultiServerNodeMissing(PreflightError):
+    prevents = (
+        "a node left on its old certificate: CUCM installs a multi-server certificate only on the "
+        "nodes its SAN names (a node added since the CSR is not covered)"
+    )
 
 
 class NodeCertificateMissing(PreflightError):
@@ -340,6 +359,7 @@ def validate(
     trusted_roots: Sequence[x509.Certificate],
     now: datetime,
     client_auth_waived: bool = False,
+    multi_server_nodes: Sequence[str] = (),
 ) -> ValidatedCertificate:
     """Check ``leaf`` (signed from ``csr_pem`` for ``cert_type``) and its ``chain`` (any order).
 
@@ -347,12 +367,23 @@ def validate(
     at any of them. ``now``: the current time (a naive value is taken as UTC).
     ``client_auth_waived``: the configuration waived clientAuth for this type (tomcat only: see
     :mod:`adapters.ca.profiles`); ignored for a type whose profile does not allow it.
+    ``multi_server_nodes``: for a multi-server certificate, the FQDNs of the nodes the cluster has
+    now that it must cover; each must be among the leaf's SANs.
     Raises a :class:`PreflightError` subclass for the first problem found.
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _validate(cert_type, csr_pem, leaf, chain, trusted_roots, _utc(now), client_auth_waived)
+            return _validate(
+                cert_type,
+                csr_pem,
+                leaf,
+                chain,
+                trusted_roots,
+                _utc(now),
+                client_auth_waived,
+                multi_server_nodes,
+            )
     except DECODE_ERRORS as exc:
         # Only a certificate that did not come through parse_bundle can get here.
         raise UnreadableCertificate(
@@ -368,6 +399,7 @@ def preflight(
     trusted_roots: Sequence[x509.Certificate],
     now: datetime,
     client_auth_waived: bool = False,
+    multi_server_nodes: Sequence[str] = (),
 ) -> ValidatedCertificate:
     """Parse every ``(name, data)`` file, put the certificates in order, validate them."""
     certs = [cert for name, data in files for cert in parse_bundle(data, source=name)]
@@ -380,6 +412,7 @@ def preflight(
         trusted_roots=trusted_roots,
         now=now,
         client_auth_waived=client_auth_waived,
+        multi_server_nodes=multi_server_nodes,
     )
 
 
@@ -391,6 +424,7 @@ def validate_issued(
     trusted_roots: Sequence[x509.Certificate],
     now: datetime,
     client_auth_waived: bool = False,
+    multi_server_nodes: Sequence[str] = (),
 ) -> ValidatedCertificate:
     """:func:`preflight` for a CA adapter's answer."""
     files = [("the certificate from the CA", issued.leaf_pem.encode("utf-8", "replace"))]
@@ -399,7 +433,13 @@ def validate_issued(
         for i, p in enumerate(issued.chain_pems)
     ]
     return preflight(
-        cert_type, csr_pem, files, trusted_roots=trusted_roots, now=now, client_auth_waived=client_auth_waived
+        cert_type,
+        csr_pem,
+        files,
+        trusted_roots=trusted_roots,
+        now=now,
+        client_auth_waived=client_auth_waived,
+        multi_server_nodes=multi_server_nodes,
     )
 
 
@@ -411,6 +451,7 @@ def _validate(
     trusted_roots: Sequence[x509.Certificate],
     now: datetime,
     client_auth_waived: bool = False,
+    multi_server_nodes: Sequence[str] = (),
 ) -> ValidatedCertificate:
     profile = profile_for(cert_type)
     if profile is None:
@@ -444,6 +485,7 @@ def _validate(
             "a certificate issued from an older CSR can never be uploaded)",
         )
     _checksubject_alt_names(leaf, csr, what)
+    _check_multi_server(leaf, multi_server_nodes, what)
     _check_validity(leaf, now, what, CertificateNotYetValid, CertificateExpired)
     _check_usages(leaf, profile.cert_type, what, client_auth_waived)
 
@@ -497,6 +539,16 @@ def _check_key(cert: x509.Certificate, what: str) -> None:
                 f"{what} uses the elliptic curve {key.curve.name}, which CUCM does not support",
                 "use an ECDSA CSR on P-256 or P-384 generated by CUCM",
             )
+        algo = cert.signature_hash_algorithm
+        bits = algo.digest_size * 8 if algo is not None else 0
+        if bits < key.curve.key_size:
+            strong = "SHA-256, SHA-384 or SHA-512" if key.curve.key_size <= 256 else "SHA-384 or SHA-512"
+            raise WeakSignatureHash(
+                f"{what} has a {key.curve.key_size}-bit EC key but is signed with "
+                f"{algo.name.upper() if algo is not None else 'no hash'}: CUCM asks a hash at least as "
+                "strong as the key",
+                f"have the CA sign it with {strong} (an enterprise CA template's hash setting)",
+            )
     else:
         raise KeyNotAllowed(
             f"{what} has a {type(key).__name__.removesuffix('PublicKey').lstrip('_')} key; "
@@ -542,6 +594,20 @@ def _checksubject_alt_names(leaf: x509.Certificate, csr: x509.CertificateSigning
         "have the CA copy the CSR's SANs exactly, adding none (e.g. openssl `copy_extensions = copy`, "
         "or a CA template that does not add the CN or IP addresses); to add names, put them in the CSR",
     )
+
+
+def _check_multi_server(leaf: x509.Certificate, nodes: Sequence[str], what: str) -> None:
+    if not nodes:
+        return
+    names = {n.casefold() for _, n in subject_alt_names(leaf)}
+    missing = [n for n in nodes if n.casefold() not in names]
+    if missing:
+        raise MultiServerNodeMissing(
+            f"{what} is a multi-server certificate that does not name {', '.join(missing)}, a node of "
+            "the cluster now: CUCM would install it on the other nodes only",
+            "generate a new multi-server CSR on the publisher (it names every node present) and have it "
+            "signed; a certificate covers only the nodes present when its CSR was made",
+        )
 
 
 def _check_validity(
@@ -752,4 +818,4 @@ def _utc(now: datetime) -> datetime:
 def _host(name: str) -> str:
     """The host part of a node name, the multi-SAN '-ms' suffix removed (a CA may drop it)."""
     host = name.strip().rstrip(".").casefold().split(".", 1)[0]
-    return host.removesuffix("-ms")
+    return host.removesuffix("-ms").removesuffix("-ec")

@@ -46,6 +46,20 @@ from adapters.ca.port import (
 from adapters.ca.profiles import CertProfile, profile_for
 
 _CONFIG_KEY = "ca.local.folder"
+EC_SIGNING_HASH: dict[str, type[hashes.SHA256 | hashes.SHA384]] = {
+    "secp256r1": hashes.SHA256,
+    "secp384r1": hashes.SHA384,
+}
+"""The hash a leaf on each curve CUCM offers is signed with: at least as strong as the key (SG14)."""
+
+
+def signing_hash(key: object) -> hashes.SHA256 | hashes.SHA384:
+    """SHA-256 for RSA and P-256 leaves, SHA-384 for P-384 ones."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return EC_SIGNING_HASH[key.curve.name]()
+    return hashes.SHA256()
+
+
 _CLOCK_SKEW = timedelta(minutes=5)
 """Leaves start this far in the past so a node whose clock lags a little accepts them at once."""
 
@@ -117,6 +131,12 @@ class LocalCA:
             raise CaRejected(f"the request for {node} has an invalid signature", ca=self.name)
         if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
             raise CaRejected(f"the request for {node} has a key type other than RSA or EC", ca=self.name)
+        if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in EC_SIGNING_HASH:
+            raise CaRejected(
+                f"the request for {node} has an EC key on {key.curve.name}; CUCM makes P-256 and P-384 "
+                "keys only: generate the CSR on CUCM",
+                ca=self.name,
+            )
         target = self.folder / "issued" / f"{idempotency_key or digest}.pem"
         with self._locked():
             if target.exists():
@@ -171,7 +191,7 @@ class LocalCA:
             builder = builder.add_extension(san.value, critical=len(csr.subject) == 0)
         except x509.ExtensionNotFound:
             pass
-        return builder.sign(self._int_key, hashes.SHA256())
+        return builder.sign(self._int_key, signing_hash(csr.public_key()))
 
     # ------------------------------------------------------------------ folder
 

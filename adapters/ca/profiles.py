@@ -37,6 +37,15 @@ satisfies every version. What we require of RSA keys, per type:
 - ECDSA variants: KeyEncipherment and DataEncipherment do not exist for EC keys, so only
   DigitalSignature is required of them (CAPF: plus KeyCertSign).
 
+IM and Presence (IMP125; part 1 section 4, "IM&P" line): cup, cup-xmpp and cup-xmpp-s2s mark
+ServerAuth, ClientAuth, IPsec End System, DigitalSignature, KeyEncipherment and DataEncipherment
+(KeyAgreement: N). We issue exactly that to RSA keys and require it all but IPsec End System:
+DigitalSignature + KeyEncipherment + DataEncipherment as for CallManager, serverAuth + clientAuth
+(SIP-TLS between IM&P and CUCM, XMPP server-to-server federation and intercluster peers are mutual
+TLS). IPsec End System is issued but not required: no IM&P peer is documented to check it, and
+enterprise CA templates for web servers omit it [uncertain]. Their -ECDSA twins follow the EC rule
+below. cup-xmpp-s2s is not waivable: federation is a TLS client by nature.
+
 Extended key usage: serverAuth + clientAuth for every type (mutual TLS: SIP trunks, ILS,
 intercluster), plus IPsec End System for ipsec; Cisco's tables mark ClientAuth Y for all. Public
 ACME CAs no longer issue clientAuth (Let's Encrypt, 2025/2026), and for tomcat the reference's risk
@@ -93,6 +102,8 @@ class CertProfile:
     waivable: str = ""
     """When not empty, clientAuth may be waived for this type by the configuration, and this says
     what the node's certificate can then no longer do (it is shown with the waiver)."""
+    required_extended_key_usage: tuple[ObjectIdentifier, ...] | None = None
+    """What pre-flight requires, when less than what is issued (None: the same)."""
 
     def key_usage_for(self, is_rsa: bool) -> frozenset[str]:
         """What the local CA issues."""
@@ -106,9 +117,10 @@ class CertProfile:
 
     def required_eku(self, *, client_auth_waived: bool = False) -> tuple[ObjectIdentifier, ...]:
         """What pre-flight requires; clientAuth only drops out for a waivable type."""
+        required = self.required_extended_key_usage or self.extended_key_usage
         if client_auth_waived and self.waivable:
-            return tuple(o for o in self.extended_key_usage if o != ExtendedKeyUsageOID.CLIENT_AUTH)
-        return self.extended_key_usage
+            return tuple(o for o in required if o != ExtendedKeyUsageOID.CLIENT_AUTH)
+        return required
 
     @property
     def needs_client_auth(self) -> bool:
@@ -120,6 +132,9 @@ _DS_KE_DE = frozenset({"digital_signature", "key_encipherment", "data_encipherme
 _DS_KE = frozenset({"digital_signature", "key_encipherment"})
 _DS = frozenset({"digital_signature"})
 _DS_KCS = frozenset({"digital_signature", "key_cert_sign"})
+
+IMP_TYPES = ("cup", "cup-xmpp", "cup-xmpp-s2s")
+"""The IM and Presence identities beyond tomcat and ipsec; each has an -ECDSA twin."""
 
 TOMCAT_CLIENT_USES = (
     "ILS between clusters, DRS backup and restore from release 14 (DRF uses tomcat), "
@@ -153,6 +168,18 @@ PROFILES: dict[str, CertProfile] = {
         CertProfile("TVS", _DS_KE_DE, _DS, _SERVER_CLIENT, is_ca=False),
         CertProfile("ipsec", _DS_KE_DE, _DS, (*_SERVER_CLIENT, IPSEC_END_SYSTEM), is_ca=False),
         CertProfile("CAPF", _DS_KCS, _DS_KCS, _SERVER_CLIENT, is_ca=True, path_length=0),
+        *(
+            CertProfile(
+                name,
+                _DS_KE_DE,
+                _DS,
+                (*_SERVER_CLIENT, IPSEC_END_SYSTEM),
+                is_ca=False,
+                required_extended_key_usage=_SERVER_CLIENT,
+            )
+            for base in IMP_TYPES
+            for name in (base, f"{base}-ECDSA")
+        ),
     )
 }
 

@@ -16,6 +16,10 @@ from adapters.cucm.http import NodeHttp
 from adapters.cucm.port import CucmAuthError, CucmRejected, CucmUnreachable
 
 BASE = "platformcom/api/v1/certmgr/config"
+MULTI_SERVER = "Multi-server(SAN)"
+"""The GUI's label for the multi-server distribution; the REST spelling is not documented [U]."""
+EC_KEY_LENGTHS = (256, 384)
+"""The EC key sizes CUCM offers (SG14)."""
 
 
 def cucm_message(response: requests.Response) -> str:
@@ -37,9 +41,12 @@ def cucm_message(response: requests.Response) -> str:
 class CertMgr:
     """The REST certificate operations on the node behind ``http``."""
 
-    def __init__(self, http: NodeHttp, *, key_length: int = 2048) -> None:
+    def __init__(self, http: NodeHttp, *, key_length: int = 2048, ec_key_length: int = 384) -> None:
+        if ec_key_length not in EC_KEY_LENGTHS:
+            raise ValueError(f"ec_key_length must be one of {EC_KEY_LENGTHS}, not {ec_key_length}")
         self.http = http
         self.key_length = key_length
+        self.ec_key_length = ec_key_length
 
     @property
     def node(self) -> str:
@@ -87,16 +94,20 @@ class CertMgr:
             headers["Content-Type"] = "application/json"
         return self.http.call(operation, method, f"{BASE}/{path}", handle, headers=headers, **kwargs)
 
-    def generate_csr(self, service: str) -> str:
+    def generate_csr(self, service: str, *, multi_server: bool = False) -> str:
         ecdsa = service.endswith("-ECDSA")
-        body = {
+        length = self.ec_key_length if ecdsa else self.key_length
+        body: dict[str, Any] = {
             "service": service,
-            "distribution": "this-server",
-            "commonName": self.node,
+            "distribution": MULTI_SERVER if multi_server else "this-server",
             "keyType": "ec" if ecdsa else "rsa",
-            "keyLength": 384 if ecdsa else self.key_length,
-            "hashAlgorithm": "sha256",
+            "keyLength": length,
+            # SG14: the hash at least as strong as an EC key.
+            "hashAlgorithm": "sha384" if ecdsa and length > 256 else "sha256",
         }
+        if not multi_server:
+            # A multi-server CSR's CN is CUCM's own (<host>-ms.<domain>): left for CUCM to fill.
+            body["commonName"] = self.node
         payload = self._json(f"generate CSR for {service}", "POST", "csr", json=body)
         csr = payload.get("csr") if isinstance(payload, dict) else None
         if not isinstance(csr, str) or "BEGIN CERTIFICATE REQUEST" not in csr:
@@ -144,6 +155,21 @@ class CertMgr:
         body = {"service": [service], "certificates": pems, "description": description}
         self._json(f"upload {service}-trust", "POST", "trust/certificates", json=body)
 
-    def upload_identity(self, service: str, certificates: list[str]) -> None:
+    def upload_identity(self, service: str, certificates: list[str]) -> list[str]:
+        """Returns the servers CUCM lists as having received it (a multi-server upload), else []."""
         body = {"service": service, "certificates": certificates}
-        self._json(f"upload {service} identity", "POST", "identity/certificates", json=body)
+        payload = self._json(f"upload {service} identity", "POST", "identity/certificates", json=body)
+        servers = payload.get("servers") if isinstance(payload, dict) else None
+        return [s for s in servers if isinstance(s, str)] if isinstance(servers, list) else []
+
+    def identities(self) -> dict[str, str]:
+        """Every identity in the node's snapshot, by service, PEM."""
+        payload = self._json("read the certificate snapshot", "GET", "snapshot/server")
+        items = payload.get("identities", []) if isinstance(payload, dict) else []
+        found: dict[str, str] = {}
+        for item in items or []:
+            if isinstance(item, dict):
+                service, cert = item.get("service"), item.get("certificate")
+                if isinstance(service, str) and isinstance(cert, str) and "BEGIN CERTIFICATE" in cert:
+                    found[service] = cert
+        return found

@@ -113,3 +113,33 @@ def network_cluster(output: str) -> list[dict[str, str]]:
         if match:
             members.append({k: match.group(k) for k in ("ip", "fqdn", "host", "role", "product", "db")})
     return members
+
+
+def own_units(output: str) -> list[str]:
+    """``show cert list own``: the unit of each ``unit/unit.pem: description`` line (15 layout), or of
+    each ``Unit:`` line (the older block layout), in order, without repeats."""
+    units: list[str] = []
+    for line in output.splitlines():
+        text = line.strip()
+        match = re.match(r"([A-Za-z][\w-]*)/[^/\s:]+\.pem\s*:", text) or re.match(r"Unit\s*:\s*(\S+)", text)
+        if match and match.group(1) not in units:
+            units.append(match.group(1))
+    return units
+
+
+UPLOAD_LIST = re.compile(r"Certificate\s+upload\s+operation\s+successful", re.IGNORECASE)
+
+
+def upload_servers(output: str) -> list[str]:
+    """The servers listed under "Certificate upload operation successful" after a multi-server upload
+    (T118731's list), up to the first line that is not a host name; [] when there is no list."""
+    lines = [line.strip() for line in output.splitlines()]
+    for i, line in enumerate(lines):
+        if UPLOAD_LIST.search(line):
+            servers = []
+            for name in lines[i + 1 :]:
+                if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", name):
+                    break
+                servers.append(name)
+            return servers
+    return []

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import structlog
+from cryptography import x509
 
 from adapters.cucm import cli
 from adapters.cucm.axl import Axl
@@ -94,6 +95,7 @@ class ClusterConfig:
     reset_concurrency: int = 4
     resets_per_second: int = 10
     csr_key_length: int = 2048
+    csr_ec_key_length: int = 384
     csr_include_ou: bool = True
     default_https_port: int = 8443
     default_ssh_port: int = 22
@@ -125,6 +127,11 @@ class ClusterConfig:
             raise ConfigError(
                 f"cluster {self.name!r}: ris_requests_per_minute must be >= 1 and ris_page_size "
                 f"1..1000 (got {self.ris_requests_per_minute}, {self.ris_page_size})."
+            )
+        if self.csr_ec_key_length not in (256, 384):
+            raise ConfigError(
+                f"cluster {self.name!r}: csr_ec_key_length must be 256 or 384 (the EC sizes CUCM offers), "
+                f"not {self.csr_ec_key_length}."
             )
         if self.reset_concurrency < 1 or self.resets_per_second < 1:
             raise ConfigError(f"cluster {self.name!r}: reset_concurrency and resets_per_second must be >= 1.")
@@ -234,7 +241,11 @@ class Cluster:
             return client
 
     def _certmgr(self, node: str) -> CertMgr:
-        return CertMgr(self._node_http(self.node(node), "platform"), key_length=self.config.csr_key_length)
+        return CertMgr(
+            self._node_http(self.node(node), "platform"),
+            key_length=self.config.csr_key_length,
+            ec_key_length=self.config.csr_ec_key_length,
+        )
 
     def _ccs(self, node: str) -> ControlCenter:
         return ControlCenter(self._node_http(self.node(node), "app"))
@@ -361,9 +372,28 @@ class Cluster:
             pems.extend(cli.pem_blocks(session.run(f"show cert trust {entry}"))[:1])
         return pems
 
-    def generate_csr(self, node: str, cert_type: str) -> str:
+    def identities(self, node: str) -> dict[str, str]:
         if self.config.use_rest:
-            return self._certmgr(node).generate_csr(cert_type)
+            return self._certmgr(node).identities()
+        session = self._cli_for(node)
+        found: dict[str, str] = {}
+        for unit in cli.own_units(session.run("show cert list own")):
+            pems = cli.pem_blocks(session.run(f"show cert own {unit}"))
+            if pems:
+                found[unit] = pems[0]
+        return found
+
+    def generate_csr(self, node: str, cert_type: str, *, multi_server: bool = False) -> str:
+        if self.config.use_rest:
+            return self._certmgr(node).generate_csr(cert_type, multi_server=multi_server)
+        if multi_server:
+            raise CucmRejected(
+                f"a multi-server CSR for {cert_type} on {node}: `set csr gen` takes only the unit "
+                "(CLI reference), so the CLI cannot make one. Fix: use certmgr REST (CUCM 14 and later) "
+                "or OS Administration > Generate CSR > Distribution Multi-server(SAN).",
+                cucm_message="",
+                node=node,
+            )
         session = self._cli_for(node)
         answers = [
             Answer(cli.INCLUDE_OU, "yes" if self.config.csr_include_ou else "no"),
@@ -409,11 +439,22 @@ class Cluster:
             return
         self._cli_import(node, f"set cert import own {cert_type}", leaf_pem)
 
-    def _cli_import(self, node: str, command: str, pem: str) -> None:
+    def upload_multi_server_identity(
+        self, node: str, cert_type: str, leaf_pem: str, chain: list[str]
+    ) -> list[str]:
+        if self.config.use_rest:
+            servers = self._certmgr(node).upload_identity(cert_type, [leaf_pem, *chain])
+        else:
+            servers = cli.upload_servers(self._cli_import(node, f"set cert import own {cert_type}", leaf_pem))
+        # Without CUCM's list, the SAN names are the nodes CUCM distributes to (T118731).
+        return servers or _san_names(leaf_pem)
+
+    def _cli_import(self, node: str, command: str, pem: str) -> str:
         output = self._cli_for(node).run(command, paste=pem, answers=[Answer(YES_NO, "yes")])
         if not cli.IMPORTED.search(output):
             message = cli.error_text(output)
             raise CucmRejected(f"`{command}` on {node} failed: {message}", cucm_message=message, node=node)
+        return output
 
     # ----------------------------------------------------------------- platform state
 
@@ -533,13 +574,19 @@ class Cluster:
             return mapped
         return ref.https_port if port in WEB_PORTS else port
 
-    def presented_certificate(self, node: str, port: int) -> bytes:
+    def presented_certificate(self, node: str, port: int, *, key_type: str = "any") -> bytes:
+        if key_type not in ("any", "ec"):
+            raise ValueError(f"key_type must be 'any' or 'ec', not {key_type!r}")
         ref = self.node(node)
         actual = self.reached_port(node, port)
         where = f"{ref.name} ({ref.address}:{actual}, CUCM port {port})"
 
         def handshake() -> bytes:
             context = ssl.create_default_context(cafile=self.config.ca_bundle)
+            if key_type == "ec":
+                # In TLS 1.2 the suite picks the certificate: ECDSA suites only get the EC twin.
+                context.maximum_version = ssl.TLSVersion.TLSv1_2
+                context.set_ciphers("ECDHE+aECDSA")
             try:
                 with (
                     socket.create_connection((ref.address, actual), timeout=self.config.tls_timeout) as raw,
@@ -562,6 +609,15 @@ class Cluster:
             return der
 
         return call_with_retry(self.config.retry, f"TLS handshake on port {port}", ref.name, handshake)
+
+
+def _san_names(leaf_pem: str) -> list[str]:
+    try:
+        cert = x509.load_pem_x509_certificate(leaf_pem.encode())
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return []
+    return [str(n) for n in ext.get_values_for_type(x509.DNSName)]
 
 
 def _conforms(cluster: Cluster) -> CucmPort:

@@ -6,8 +6,13 @@ simulator (real HTTPS and SSH on loopback) stays the place for end-to-end tests.
 
 What it models, as far as the steps rely on it:
 
-* nodes with roles, publisher first; CUCM nodes carry tomcat, CallManager, ipsec, CAPF and TVS,
-  IM&P nodes tomcat and ipsec (another type is refused with ``Invalid service: <type>``);
+* nodes with roles, publisher first; CUCM nodes carry tomcat, CallManager, ipsec, CAPF, TVS,
+  tomcat-ECDSA and CallManager-ECDSA, IM&P nodes tomcat, ipsec, cup, cup-xmpp, cup-xmpp-s2s and
+  their -ECDSA twins (another type is refused with ``Invalid service: <type>``); a twin shares its
+  RSA twin's trust store, cup-xmpp-s2s shares cup-xmpp's;
+* multi-server CSRs on the publisher (the IM&P publisher for cup-xmpp types) naming every node of
+  the type's scope, and their upload installed on each of those nodes; from 14SU2 the upload is
+  refused as CUCM's API does;
 * per node and type, the installed identity certificate (self-signed at first, expiring in
   ``identity_days``) and the one *presented* on the type's TLS port, which becomes the installed
   one when a service that presents the type restarts (:data:`PRESENTED_BY`);
@@ -34,8 +39,8 @@ was sent.
 Not modelled: transports, retries, credentials and rate limits (nothing is throttled unless a
 :class:`CucmThrottled` is injected); TLS verification (inject :class:`TlsVerificationError`); time
 passing by itself (start times and TimeStamps come from the injected clock); key sizes, wildcards
-and same-name entries in trust stores; phones dropping off when CallManager restarts; the IM&P
-types (cup, cup-xmpp ...). Thread-safe: steps act on several nodes at once.
+and same-name entries in trust stores; phones dropping off when CallManager restarts; EC key sizes
+and hashes (an -ECDSA CSR is always P-256). Thread-safe: steps act on several nodes at once.
 """
 
 from __future__ import annotations
@@ -68,8 +73,30 @@ from adapters.cucm.port import (
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
-CUCM_TYPES = ("tomcat", "CallManager", "ipsec", "CAPF", "TVS")
-IMP_TYPES = ("tomcat", "ipsec")
+CUCM_TYPES = ("tomcat", "CallManager", "ipsec", "CAPF", "TVS", "tomcat-ECDSA", "CallManager-ECDSA")
+IMP_TYPES = (
+    "tomcat",
+    "ipsec",
+    "cup",
+    "cup-xmpp",
+    "cup-xmpp-s2s",
+    "tomcat-ECDSA",
+    "cup-ECDSA",
+    "cup-xmpp-ECDSA",
+    "cup-xmpp-s2s-ECDSA",
+)
+MULTI_SERVER_SCOPE: dict[str, str] = {
+    "tomcat": "all",
+    "tomcat-ECDSA": "all",
+    "CallManager": "cucm",
+    "CallManager-ECDSA": "cucm",
+    "TVS": "cucm",
+    "cup-xmpp": "imp",
+    "cup-xmpp-ECDSA": "imp",
+    "cup-xmpp-s2s": "imp",
+    "cup-xmpp-s2s-ECDSA": "imp",
+}
+"""The types CUCM makes multi-server (SAN) certificates for, and which nodes they name."""
 
 PRESENTED_BY: dict[str, tuple[str, ...]] = {
     "tomcat": ("Cisco Tomcat",),
@@ -77,6 +104,14 @@ PRESENTED_BY: dict[str, tuple[str, ...]] = {
     "ipsec": ("Cisco DRF Local", "Cisco DRF Master"),
     "CAPF": ("Cisco Certificate Authority Proxy Function",),
     "TVS": ("Cisco Trust Verification Service",),
+    "tomcat-ECDSA": ("Cisco Tomcat",),
+    "CallManager-ECDSA": ("Cisco CallManager", "Cisco HAProxy"),
+    "cup": ("Cisco SIP Proxy",),
+    "cup-ECDSA": ("Cisco SIP Proxy",),
+    "cup-xmpp": ("Cisco XCP Router",),
+    "cup-xmpp-ECDSA": ("Cisco XCP Router",),
+    "cup-xmpp-s2s": ("Cisco XCP XMPP Federation Connection Manager",),
+    "cup-xmpp-s2s-ECDSA": ("Cisco XCP XMPP Federation Connection Manager",),
 }
 """Which service restarts make a newly installed identity the one the node presents."""
 
@@ -87,8 +122,14 @@ TLS_PORTS: dict[int, str] = {
     2445: "TVS",
     3804: "CAPF",
     4040: "ipsec",
+    5062: "cup",
+    5222: "cup-xmpp",
+    5269: "cup-xmpp-s2s",
 }
-"""Which identity a node presents on each CUCM port."""
+"""Which identity a node presents on each CUCM port (5061: CallManager, or cup on IM&P)."""
+
+EC_TWINS = {"tomcat": "tomcat-ECDSA", "CallManager": "CallManager-ECDSA", "cup": "cup-ECDSA"}
+EC_TWINS.update({"cup-xmpp": "cup-xmpp-ECDSA", "cup-xmpp-s2s": "cup-xmpp-s2s-ECDSA"})
 
 CUCM_SERVICES = (
     "Cisco Tomcat",
@@ -100,7 +141,15 @@ CUCM_SERVICES = (
     "Cisco DRF Local",
 )
 PUBLISHER_SERVICES = ("Cisco Certificate Authority Proxy Function", "Cisco DRF Master")
-IMP_SERVICES = ("Cisco Tomcat", "Cisco DRF Local", "Cisco XCP Router", "Cisco SIP Proxy")
+IMP_SERVICES = (
+    "Cisco Tomcat",
+    "Cisco DRF Local",
+    "Cisco XCP Router",
+    "Cisco SIP Proxy",
+    "Cisco Presence Engine",
+    "Cisco XCP XMPP Federation Connection Manager",
+    "Cisco Intercluster Sync Agent",
+)
 
 # CUCM's texts (certmgr and the CLI); the last three are modelled, as in the simulator.
 TRUST_MISSING = "CA Certificate is Not Available in the Trust-Store"
@@ -109,6 +158,10 @@ SAN_MISMATCH = "CSR SAN and Certificate SAN Does Not Match"
 BAD_FORMAT = "Invalid certificate format. Only PEM or DER encoded X.509 certificates are supported"
 EXPIRED = "Certificate has expired"
 CTL_NOT_MIXED = "The cluster is in non-secure mode. The CTL file can be updated only in mixed mode"
+MULTI_SERVER_UPLOAD_GUI_ONLY = (
+    "Multi-server(SAN) certificate upload is supported only through Cisco Unified OS Administration "
+    "(Security > Certificate Management > Upload Certificate/Certificate chain)"
+)
 
 OPERATIONS = frozenset(
     {
@@ -122,6 +175,8 @@ OPERATIONS = frozenset(
         "current_csr",
         "upload_trust",
         "upload_identity",
+        "upload_multi_server_identity",
+        "identities",
         "sso_enabled",
         "backup_running",
         "ctl_update",
@@ -188,6 +243,7 @@ class _Identity:
     installed: x509.Certificate
     presented: x509.Certificate
     csr: x509.CertificateSigningRequest | None = None
+    csr_nodes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -265,11 +321,11 @@ class FakeCucm:
             self._nodes[name] = node
         for node in self._nodes.values():
             for kind in node.identities:
-                node.trust[kind] = [
+                node.trust.setdefault(_store(kind), []).extend(
                     other.identities[kind].installed
                     for other in self._nodes.values()
                     if kind in other.identities
-                ]
+                )
 
     def __repr__(self) -> str:
         return f"FakeCucm({self._cluster!r}, {len(self._nodes)} nodes, {len(self.phones)} phones)"
@@ -316,7 +372,7 @@ class FakeCucm:
             cert = _self_signed(node, cert_type, self._now(), days)
             ident.installed = cert
             for other in self._nodes.values():
-                store = other.trust.get(cert_type)
+                store = other.trust.get(_store(cert_type))
                 if store is not None:
                     store[:] = [c for c in store if c != old] + [cert]
             return _pem(cert)
@@ -325,6 +381,10 @@ class FakeCucm:
         """The PEM the node presents for the type now (without recording a call)."""
         with self._lock:
             return _pem(self._identity(node, cert_type).presented)
+
+    def _multi_server_home(self, scope: str) -> str:
+        imp = [n for n, v in self._nodes.items() if v.ref.role == "imp"]
+        return imp[0] if scope == "imp" and imp else self.publisher
 
     @property
     def publisher(self) -> str:
@@ -411,20 +471,52 @@ class FakeCucm:
     def trust_certificates(self, node: str, cert_type: str) -> list[str]:
         with self._call("trust_certificates", node, cert_type=cert_type):
             self._identity(node, cert_type)
-            pems = [_pem(c) for c in self._node(node).trust[cert_type]]
+            pems = [_pem(c) for c in self._node(node).trust[_store(cert_type)]]
         return pems
 
-    def generate_csr(self, node: str, cert_type: str) -> str:
-        with self._call("generate_csr", node, cert_type=cert_type):
+    def generate_csr(self, node: str, cert_type: str, *, multi_server: bool = False) -> str:
+        with self._call("generate_csr", node, cert_type=cert_type, multi_server=multi_server):
             ident = self._identity(node, cert_type)
             key: PrivateKey = (
                 ec.generate_private_key(ec.SECP256R1())
                 if cert_type.endswith("-ECDSA") or self._csr_keys == "ec"
                 else rsa.generate_private_key(public_exponent=65537, key_size=2048)
             )
-            ident.csr = _csr(key, node, cert_type)
+            names: tuple[str, ...] = ()
+            if multi_server:
+                scope = MULTI_SERVER_SCOPE.get(cert_type)
+                if scope is None:
+                    raise self._refused(
+                        "generate_csr",
+                        node,
+                        f"Multi-server(SAN) distribution is not supported for {cert_type}",
+                    )
+                home = self._multi_server_home(scope)
+                if node != home:
+                    raise self._refused(
+                        "generate_csr",
+                        node,
+                        "Multi-server(SAN) certificate signing requests are generated on the "
+                        f"publisher ({home})",
+                    )
+                names = tuple(
+                    n
+                    for n, v in self._nodes.items()
+                    if cert_type in v.identities and _in_scope(v.ref.role, scope)
+                )
+                host, _, domain = node.partition(".")
+                suffix = "-EC-ms" if cert_type.endswith("-ECDSA") else "-ms"
+                ident.csr = _csr(key, f"{host}{suffix}.{domain}", cert_type, sans=names)
+            else:
+                ident.csr = _csr(key, node, cert_type)
+            ident.csr_nodes = names
             pem = ident.csr.public_bytes(Encoding.PEM).decode()
         return pem
+
+    def identities(self, node: str) -> dict[str, str]:
+        with self._call("identities", node):
+            found = {t: _pem(i.installed) for t, i in self._node(node).identities.items()}
+        return found
 
     def current_csr(self, node: str, cert_type: str) -> str | None:
         with self._call("current_csr", node, cert_type=cert_type):
@@ -441,7 +533,7 @@ class FakeCucm:
                     raise self._refused("upload_trust", node, EXPIRED)
             targets = [self._node(node)] if cert_type == "CAPF" else list(self._nodes.values())
             for target in targets:
-                store = target.trust.get(cert_type)
+                store = target.trust.get(_store(cert_type))
                 if store is None:
                     continue
                 for cert in certs:
@@ -454,7 +546,7 @@ class FakeCucm:
             leaf = self._parse(node, cert_type, leaf_pem)
             if leaf.not_valid_after_utc < self._now():
                 raise self._refused("upload_identity", node, EXPIRED)
-            if not _chains_to(self._node(node).trust[cert_type], leaf):
+            if not _chains_to(self._node(node).trust[_store(cert_type)], leaf):
                 raise self._refused("upload_identity", node, TRUST_MISSING)
             if ident.csr is None:
                 raise self._refused("upload_identity", node, csr_missing_text(cert_type))
@@ -465,6 +557,34 @@ class FakeCucm:
             ident.installed = leaf
             # CUCM consumes the CSR on import: a later upload needs a new CSR.
             ident.csr = None
+            ident.csr_nodes = ()
+
+    def upload_multi_server_identity(
+        self, node: str, cert_type: str, leaf_pem: str, chain: list[str]
+    ) -> list[str]:
+        with self._call(
+            "upload_multi_server_identity", node, cert_type=cert_type, leaf_pem=leaf_pem, chain=list(chain)
+        ):
+            ident = self._identity(node, cert_type)
+            if ident.csr_nodes and _build(self.release) >= _build("14.0.1.12900-161"):
+                raise self._refused("upload_multi_server_identity", node, MULTI_SERVER_UPLOAD_GUI_ONLY)
+            leaf = self._parse(node, cert_type, leaf_pem)
+            if leaf.not_valid_after_utc < self._now():
+                raise self._refused("upload_multi_server_identity", node, EXPIRED)
+            if not _chains_to(self._node(node).trust[_store(cert_type)], leaf):
+                raise self._refused("upload_multi_server_identity", node, TRUST_MISSING)
+            if ident.csr is None:
+                raise self._refused("upload_multi_server_identity", node, csr_missing_text(cert_type))
+            if _public_der(ident.csr) != _public_der(leaf):
+                raise self._refused("upload_multi_server_identity", node, KEY_MISMATCH)
+            if _sans(ident.csr) != _sans(leaf):
+                raise self._refused("upload_multi_server_identity", node, SAN_MISMATCH)
+            names = list(ident.csr_nodes) or [node]
+            for name in names:
+                if name in self._nodes and cert_type in self._nodes[name].identities:
+                    self._nodes[name].identities[cert_type].installed = leaf
+            ident.csr, ident.csr_nodes = None, ()
+        return names
 
     # ------------------------------------------------------------------ Services
 
@@ -571,10 +691,12 @@ class FakeCucm:
 
     # ------------------------------------------------------------------ Tls
 
-    def presented_certificate(self, node: str, port: int) -> bytes:
+    def presented_certificate(self, node: str, port: int, *, key_type: str = "any") -> bytes:
         with self._call("presented_certificate", node, port=port):
-            kind = TLS_PORTS.get(port)
             target = self._node(node)
+            kind = "cup" if port == 5061 and target.ref.role == "imp" else TLS_PORTS.get(port)
+            if key_type == "ec" and kind is not None:
+                kind = EC_TWINS.get(kind)
             if kind is None or kind not in target.identities:
                 raise CucmUnreachable(f"TLS on {node} port {port}: connection refused", node=node)
             der = target.identities[kind].presented.public_bytes(Encoding.DER)
@@ -649,6 +771,20 @@ class FakeCucm:
 # --------------------------------------------------------------------------- certificates
 
 
+def _store(cert_type: str) -> str:
+    """The trust store a type's chain goes to, named by its RSA type (cup-xmpp-s2s: cup-xmpp)."""
+    base = cert_type.removesuffix("-ECDSA")
+    return "cup-xmpp" if base == "cup-xmpp-s2s" else base
+
+
+def _in_scope(role: str, scope: str) -> bool:
+    return scope == "all" or (role == "imp") == (scope == "imp")
+
+
+def _build(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.replace("-", ".").split(".") if p.isdigit())
+
+
 def _name(node: str, cert_type: str) -> x509.Name:
     return x509.Name(
         [
@@ -690,11 +826,13 @@ def _self_signed(node: str, cert_type: str, now: datetime, days: float) -> x509.
     )
 
 
-def _csr(key: PrivateKey, node: str, cert_type: str) -> x509.CertificateSigningRequest:
+def _csr(
+    key: PrivateKey, node: str, cert_type: str, *, sans: Sequence[str] = ()
+) -> x509.CertificateSigningRequest:
     return (
         x509.CertificateSigningRequestBuilder()
         .subject_name(_name(node, cert_type))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(node)]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in sans or [node]]), critical=False)
         .sign(key, hashes.SHA256())
     )
 

@@ -17,8 +17,10 @@ The port is made of one small protocol per role, each documented by what it prom
 
 Nodes are named by their ``name`` (the FQDN that is the CN/SAN of their certificates), never by
 address. A certificate type (``cert_type``) is CUCM's unit name: ``tomcat``, ``CallManager``,
-``ipsec``, ``CAPF``, ``TVS`` (also ``tomcat-ECDSA``, ``cup``, ``cup-xmpp`` ...). Certificates travel
-as PEM text; CSRs as PEM text.
+``ipsec``, ``CAPF``, ``TVS``, and from 14 the EC twins ``tomcat-ECDSA`` and ``CallManager-ECDSA``;
+IM&P nodes carry ``tomcat``, ``ipsec``, ``cup``, ``cup-xmpp``, ``cup-xmpp-s2s`` and their ``-ECDSA``
+twins; the publisher also ``ITLRecovery`` (read only: the tool never regenerates it). Certificates
+travel as PEM text; CSRs as PEM text.
 
 Errors, all raised from the methods below (never a bare ``requests``/``paramiko`` exception)::
 
@@ -204,12 +206,21 @@ class Certificates(Protocol):
         """The PEMs in the node's ``<cert_type>-trust`` store."""
         ...
 
-    def generate_csr(self, node: str, cert_type: str) -> str:
+    def generate_csr(self, node: str, cert_type: str, *, multi_server: bool = False) -> str:
         """Make CUCM generate a new key pair and CSR for the type on the node; returns the CSR PEM.
 
-        Replaces any previous CSR for that node and type (one CSR per node and type).
-        REST ``POST csr`` on 14+, CLI ``set csr gen`` below.
+        Replaces any previous CSR for that node and type (one CSR per node and type). An ``-ECDSA``
+        type gets an EC key (the configured curve, P-256 or P-384, hashed at least as strongly).
+        ``multi_server``: a Multi-server(SAN) CSR naming every node of the type's scope, made on the
+        publisher (cup-xmpp types: the IM&P publisher); REST only, the CLI has no such option
+        (:class:`CucmRejected`). REST ``POST csr`` on 14+, CLI ``set csr gen`` below.
         """
+        ...
+
+    def identities(self, node: str) -> dict[str, str]:
+        """Every identity certificate the node carries, by type, PEM (REST ``GET snapshot/server``
+        on 14+, CLI ``show cert list own`` and ``show cert own`` below). ITLRecovery is among the
+        publisher's where CUCM lists it."""
         ...
 
     def current_csr(self, node: str, cert_type: str) -> str | None:
@@ -229,6 +240,18 @@ class Certificates(Protocol):
         CUCM refuses (:class:`CucmRejected`, its text verbatim) when the chain is not trusted, no CSR
         exists, the public keys or the SANs differ. Does not restart any service: the node presents
         the new certificate once the type's services restart.
+        """
+        ...
+
+    def upload_multi_server_identity(
+        self, node: str, cert_type: str, leaf_pem: str, chain: list[str]
+    ) -> list[str]:
+        """Upload a multi-server certificate on the node whose multi-server CSR it answers; CUCM
+        installs it on every node the CSR named. Returns those nodes' names (CUCM's list when it
+        gives one). A node added since the CSR is not among them: it needs a new multi-server CSR.
+
+        From 14SU2 CUCM takes multi-server uploads in OS Administration only: the API refuses them
+        (:class:`CucmRejected`, CUCM's text). Otherwise as :meth:`upload_identity`.
         """
         ...
 
@@ -332,9 +355,11 @@ class Platform(Protocol):
 class Tls(Protocol):
     """What a node presents to a TLS client: the proof that a new certificate is in service."""
 
-    def presented_certificate(self, node: str, port: int) -> bytes:
+    def presented_certificate(self, node: str, port: int, *, key_type: str = "any") -> bytes:
         """The DER certificate the node presents on CUCM port ``port`` (e.g. 8443, 5061).
 
+        ``key_type="ec"`` offers ECDSA suites only (TLS 1.2), which is how a port that serves an RSA
+        identity and its EC twin shows the ``-ECDSA`` one; ``"any"`` gets what CUCM prefers (RSA).
         The configured port map translates CUCM's port to the one actually reached. The handshake
         is verified against the cluster CA bundle for the node's name (:class:`TlsVerificationError`);
         no handshake raises :class:`CucmUnreachable`.

@@ -31,6 +31,7 @@ from simulator.cluster.node import Node
 from simulator.cluster.phones import DEVICE_POOL_FORMAT, PhoneControl, PhoneTable
 from simulator.cluster.record import Record, iso
 from simulator.cluster.services import PRESENTED_BY, Service, ServiceControl
+from simulator.releases import multi_server_upload_by_api
 
 PHONE_INTERACTIONS = ("automatic", "manual")
 # Identities whose change resets phones under "Phone Interaction on Certificate Update" (RN14, SG14:
@@ -70,6 +71,9 @@ class Cluster:
         processnode_names: str = "fqdn",
         ris_lag: float = 0.0,
         phone_interaction: str = "automatic",
+        federation: Sequence[str] = (),
+        itl_recovery_days: float | None = None,
+        https_ciphers: str = "rsa",
     ) -> None:
         """``device_pool`` names each CallManager node's device pool (``{short}``: the node's short
         name, ``{name}``: its FQDN); a phone belongs to its home node's pool. ``None``: phones belong
@@ -79,7 +83,12 @@ class Cluster:
         RisPort70 trails the phones' real state. ``phone_interaction``: the 14+ enterprise parameter
         "Phone Interaction on Certificate Update", ``automatic`` (CUCM's default: CUCM resets phones
         when a CallManager, TVS, CAPF or ITLRecovery identity changes) or ``manual``; ignored below
-        14."""
+        14. ``federation``: IM&P nodes (short name or FQDN) where XMPP federation runs (their Cisco
+        XCP XMPP Federation Connection Manager is activated and 5269 listens). ``itl_recovery_days``:
+        the publisher's ITLRecovery validity, left and on regeneration (default 20 years; SG14-DS
+        says 5, configurable to 20). ``https_ciphers``: the ``HTTPS Ciphers`` enterprise parameter,
+        ``rsa`` (CUCM's default: RSA ciphers only) or ``all`` (EC and RSA: 8443 also presents
+        tomcat-ECDSA)."""
         if nodes < 1:
             raise ValueError("a cluster needs at least one CUCM node (the publisher): use nodes >= 1")
         if not 0 <= phones <= 40000:
@@ -90,6 +99,11 @@ class Cluster:
             raise ValueError(f"phone_interaction must be one of {PHONE_INTERACTIONS}")
         if ris_lag < 0:
             raise ValueError("ris_lag must be >= 0 (CUCM seconds)")
+        if https_ciphers not in ("rsa", "all"):
+            raise ValueError("https_ciphers must be 'rsa' or 'all'")
+        if itl_recovery_days is not None and itl_recovery_days <= 0:
+            raise ValueError("itl_recovery_days must be > 0")
+        self.https_ciphers = https_ciphers
         self.lock = threading.RLock()
         self.clock = Clock(time_scale, self.lock)
         self.time_scale = self.clock.time_scale
@@ -117,16 +131,26 @@ class Cluster:
         planned += [(f"cucm-sub{i}.{domain}", "subscriber") for i in range(1, nodes)]
         planned += [(f"imp{i}.{domain}", "imp") for i in range(1, imp + 1)]
         off = dict(deactivated or {})
+        federating = set(federation)
+        imp_names = {n for name, role in planned if role == "imp" for n in (name, name.split(".")[0])}
+        if federating - imp_names:
+            raise ValueError(f"federation: no IM&P node named {', '.join(sorted(federating - imp_names))}")
         self.nodes: list[Node] = []
         for name, role in planned:
             wanted = list(off.pop(name, [])) + list(off.pop(name.split(".")[0], []))
-            self.nodes.append(Node(self, name, role, len(self.nodes), wanted))
+            fed = federating & {name, name.split(".")[0]}
+            on = ["Cisco XCP XMPP Federation Connection Manager"] if fed else []
+            self.nodes.append(Node(self, name, role, len(self.nodes), wanted, on))
         if off:
             raise ValueError(f"deactivated: no node named {', '.join(sorted(off))}")
         self.store = CertificateStore(self.nodes, self.subject, self.record, self.lock)
-        self.store.create_identities(
-            expiry_days or default_expiry_days(), itl_recovery=self.release >= (12, 0)
-        )
+        if itl_recovery_days is not None:
+            self.store.itl_recovery_days = float(itl_recovery_days)
+        self.store.multi_server_upload_api = multi_server_upload_by_api(version)
+        days = dict(expiry_days or default_expiry_days())
+        if itl_recovery_days is not None:
+            days.setdefault("ITLRecovery", float(itl_recovery_days))
+        self.store.create_identities(days, itl_recovery=self.release >= (12, 0))
         self.store.identity_listeners.append(self._identity_changed)
         # Called, under the lock, when a service starts to stop and once it is Started again.
         self.service_listeners: list[Callable[[Node, Service], None]] = []
@@ -223,9 +247,22 @@ class Cluster:
         cert_type: str,
         alt_names: Sequence[str] = (),
         include_ou: bool = True,
-        key_length: int = 2048,
+        key_length: int | None = None,
+        key_type: str | None = None,
+        hash_name: str | None = None,
+        multi_server: bool = False,
     ) -> x509.CertificateSigningRequest:
-        return self.store.generate_csr(node, cert_type, alt_names, include_ou, key_length)
+        return self.store.generate_csr(
+            node, cert_type, alt_names, include_ou, key_length, key_type, hash_name, multi_server
+        )
+
+    def add_node(self, name: str, role: str = "subscriber") -> Node:
+        """A server added to the cluster after the fact (model only: it gets no listeners): its own
+        self-signed identities; a multi-server certificate uploaded before does not cover it."""
+        with self.lock:
+            node = Node(self, name, role, len(self.nodes))
+            self.store.add_node(node)
+            return node
 
     def regenerate(self, node: Node, cert_type: str, days: float | None = None) -> x509.Certificate:
         return self.store.regenerate(node, cert_type, days)
@@ -235,6 +272,12 @@ class Cluster:
 
     def upload_identity(self, node: Node, cert_type: str, texts: Sequence[str | bytes]) -> x509.Certificate:
         return self.store.upload_identity(node, cert_type, texts)
+
+    def upload_identity_to(
+        self, node: Node, cert_type: str, texts: Sequence[str | bytes], via: str = "api"
+    ) -> tuple[x509.Certificate, list[str]]:
+        """:meth:`upload_identity`, also naming every node the certificate was installed on."""
+        return self.store.upload_identity_to(node, cert_type, texts, via)
 
     def upload_trust(self, node: Node, cert_types: Sequence[str], texts: Sequence[str | bytes]) -> list[str]:
         return self.store.upload_trust(node, cert_types, texts)

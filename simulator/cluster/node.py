@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from simulator import pki
-from simulator.cluster.certificates import CERT_TYPES, IMP_CERT_TYPES, Identity
+from simulator.cluster.certificates import Identity, types_for
 from simulator.cluster.services import Service, services_for
 
 if TYPE_CHECKING:
@@ -21,7 +21,13 @@ if TYPE_CHECKING:
 
 class Node:
     def __init__(
-        self, cluster: Cluster, name: str, role: str, index: int, deactivated: Sequence[str] = ()
+        self,
+        cluster: Cluster,
+        name: str,
+        role: str,
+        index: int,
+        deactivated: Sequence[str] = (),
+        activated: Sequence[str] = (),
     ) -> None:
         self.cluster = cluster
         self.name = name
@@ -32,7 +38,7 @@ class Node:
         self.ssh_port = 0
         self.identities: dict[str, Identity] = {}
         self.trust: dict[str, dict[str, x509.Certificate]] = {}
-        self.services: dict[str, Service] = services_for(role, index, deactivated)
+        self.services: dict[str, Service] = services_for(role, index, deactivated, activated)
         # The address CUCM itself knows the node by (System > Server), distinct per node unlike
         # ``address``, which is where the simulator listens [M: documentation range].
         self.lan_ip = f"192.0.2.{10 + index}"
@@ -53,7 +59,14 @@ class Node:
 
     @property
     def cert_types(self) -> tuple[str, ...]:
-        return IMP_CERT_TYPES if self.role == "imp" else CERT_TYPES
+        return types_for(self.role, self.cluster.release)
+
+    @property
+    def federates(self) -> bool:
+        """XMPP federation runs here: its connection manager is activated (it does not start until
+        federation is configured, T217304)."""
+        svc = self.services.get("Cisco XCP XMPP Federation Connection Manager")
+        return svc is not None and svc.activated
 
     @property
     def tomcat_running(self) -> bool:
@@ -65,37 +78,53 @@ class Node:
         return self.role != "imp"
 
     def tomcat_context(self) -> ssl.SSLContext:
-        """The TLS context for new HTTPS connections: the *presented* tomcat certificate."""
-        return self.tls_context("tomcat")
+        """The TLS context for new HTTPS connections: the *presented* tomcat certificate, and
+        tomcat-ECDSA too once the ``HTTPS Ciphers`` enterprise parameter allows EC ciphers (its
+        default, "RSA Ciphers only", keeps ECDSA off: PA12, AG14)."""
+        twin = "tomcat-ECDSA" if self.cluster.https_ciphers == "all" else None
+        return self.tls_context("tomcat", twin)
 
-    def tls_context(self, cert_type: str) -> ssl.SSLContext:
-        """A server context presenting this node's *presented* certificate of ``cert_type``."""
+    def tls_context(self, cert_type: str, ec_twin: str | None = None) -> ssl.SSLContext:
+        """A server context presenting this node's *presented* certificate of ``cert_type``; with
+        ``ec_twin`` (a type this node carries) also that EC certificate, to a client that offers
+        only ECDSA suites: RSA preferred, as CUCM's "All Ciphers RSA Preferred" default (PA12)."""
         with self.cluster.lock:
             self.cluster.advance()
-            ident = self.identities[cert_type]
-            fp = pki.fingerprint(ident.presented)
-            cached = self._ctx_cache.get(cert_type)
+            types = [cert_type] + ([ec_twin] if ec_twin and ec_twin in self.identities else [])
+            idents = [self.identities[t] for t in types]
+            fp = ",".join(pki.fingerprint(i.presented) for i in idents)
+            cache_key = ",".join(types)
+            cached = self._ctx_cache.get(cache_key)
             if cached and cached[0] == fp:
                 return cached[1]
-            chain = [ident.presented, *self.cluster.chain_for(self, cert_type, ident.presented)]
-            key = ident.presented_key
+            parts = [
+                (i.presented_key, [i.presented, *self.cluster.chain_for(self, t, i.presented)])
+                for t, i in zip(types, idents, strict=True)
+            ]
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        fd, path = tempfile.mkstemp(prefix=f"sim-{cert_type}-", dir=self.cluster.workdir)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(
-                    key.private_bytes(
-                        serialization.Encoding.PEM,
-                        serialization.PrivateFormat.PKCS8,
-                        serialization.NoEncryption(),
+        if len(parts) > 1:
+            # In TLS 1.2 the cipher suite picks the certificate; the server's order puts RSA first.
+            # (TLS 1.3 picks by signature algorithm, which Python cannot order [simplification].)
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+            ctx.set_ciphers("ECDHE+aRSA+AESGCM:ECDHE+aRSA+CHACHA20:ECDHE+aECDSA+AESGCM:ECDHE+aECDSA+CHACHA20")
+        for key, chain in parts:
+            fd, path = tempfile.mkstemp(prefix=f"sim-{cert_type}-", dir=self.cluster.workdir)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(
+                        key.private_bytes(
+                            serialization.Encoding.PEM,
+                            serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption(),
+                        )
                     )
-                )
-                for c in chain:
-                    fh.write(c.public_bytes(serialization.Encoding.PEM))
-            ctx.load_cert_chain(path)
-        finally:
-            os.unlink(path)
+                    for c in chain:
+                        fh.write(c.public_bytes(serialization.Encoding.PEM))
+                ctx.load_cert_chain(path)
+            finally:
+                os.unlink(path)
         with self.cluster.lock:
-            self._ctx_cache[cert_type] = (fp, ctx)
+            self._ctx_cache[cache_key] = (fp, ctx)
         return ctx

@@ -29,6 +29,20 @@ PRESENTED_BY: dict[str, tuple[str, ...]] = {
     "TVS": ("Cisco Trust Verification Service",),
     # The ITL is re-signed with a new ITLRecovery key once TFTP restarts (SG14 regeneration steps).
     "ITLRecovery": ("Cisco Tftp",),
+    # The EC twins: tomcat-ECDSA -> Cisco Tomcat (SG14); CallManager-ECDSA -> Cisco CallManager and
+    # HAProxy (SG14 14SU1+ row).
+    "tomcat-ECDSA": ("Cisco Tomcat",),
+    "CallManager-ECDSA": ("Cisco CallManager", "Cisco HAProxy"),
+    # IM&P (IMP125): cup is SIP Proxy's (5061/5062; Cisco also restarts the Presence Engine, which
+    # presents nothing the simulator listens on); cup-xmpp is presented by the XCP services once
+    # Cisco XCP Router restarts (on every IM&P node); cup-xmpp-s2s by the XMPP Federation
+    # Connection Manager, on federation nodes.
+    "cup": ("Cisco SIP Proxy",),
+    "cup-ECDSA": ("Cisco SIP Proxy",),
+    "cup-xmpp": ("Cisco XCP Router",),
+    "cup-xmpp-ECDSA": ("Cisco XCP Router",),
+    "cup-xmpp-s2s": ("Cisco XCP XMPP Federation Connection Manager",),
+    "cup-xmpp-s2s-ECDSA": ("Cisco XCP XMPP Federation Connection Manager",),
 }
 
 # Services ControlCenterServices refuses to control (reference section 3: non-stoppable services).
@@ -219,12 +233,16 @@ class Service:
         return SPECS[self.name]
 
 
-def services_for(role: str, index: int = 0, deactivated: Iterable[str] = ()) -> dict[str, Service]:
+def services_for(
+    role: str, index: int = 0, deactivated: Iterable[str] = (), activated: Iterable[str] = ()
+) -> dict[str, Service]:
     """The services of the node of ``role`` (publisher | subscriber | imp) at ``index`` in the
     cluster, activated as after a typical installation; ``deactivated`` names feature services left
-    deactivated there."""
+    deactivated there, ``activated`` feature services activated beyond the defaults (the XMPP
+    Federation Connection Manager on federation nodes)."""
     off = set(deactivated)
-    unknown = off - {s.name for s in CATALOGUE if present_on(s, role)}
+    on = set(activated)
+    unknown = (off | on) - {s.name for s in CATALOGUE if present_on(s, role)}
     if unknown:
         raise ValueError(f"no such service on a {role} node: {', '.join(sorted(unknown))}")
     network = sorted(n for n in off if not SPECS[n].deployable)
@@ -234,7 +252,7 @@ def services_for(role: str, index: int = 0, deactivated: Iterable[str] = ()) -> 
     for spec in CATALOGUE:
         if not present_on(spec, role):
             continue
-        if not _activated(spec, role, index) or spec.name in off:
+        if (not _activated(spec, role, index) and spec.name not in on) or spec.name in off:
             services[spec.name] = Service(spec.name, activated=False, state="Stopped")
         elif role in spec.out_of_service:
             services[spec.name] = Service(spec.name, state="Stopped")

@@ -78,7 +78,8 @@ def test_init_check_plan_run_against_a_running_simulator(tmp_path: Path, simulat
 
     check = cucm_renew("check", "--json", cwd=work)
     assert check.returncode == 0, check.stderr
-    report = json.loads(check.stdout)
+    everything = json.loads(check.stdout)
+    report = [r for r in everything if not r.get("watch")]
     tomcat = [r for r in report if r["type"] == "tomcat"]
     assert {r["node"] for r in tomcat} == {
         "cucm-pub.example.com",
@@ -87,6 +88,15 @@ def test_init_check_plan_run_against_a_running_simulator(tmp_path: Path, simulat
     }
     assert all(r["due"] and 0 < r["days_left"] < 30 for r in report)
     assert [r["node"] for r in report if r["type"] == "CAPF"] == ["cucm-pub.example.com"]
+    # The certificates the tool does not renew are reported too: the EC twins, the IM&P types, and
+    # ITLRecovery on the publisher with Cisco's guidance.
+    watched = {(r["type"], r["node"]) for r in everything if r.get("watch")}
+    assert ("cup-xmpp", "imp1.example.com") in watched and (
+        "tomcat-ECDSA",
+        "cucm-sub1.example.com",
+    ) in watched
+    itl = [r for r in everything if r.get("type") == "ITLRecovery"]
+    assert [r["node"] for r in itl] == ["cucm-pub.example.com"] and "never regenerates" in itl[0]["guidance"]
     assert secret not in check.stdout + check.stderr
 
     plan = cucm_renew("plan", "--type", "capf", cwd=work)

@@ -164,7 +164,8 @@ def test_type_listeners_present_each_type_after_its_restart(tmp_path, test_ca):
         assert set(ports["cucm-pub.example.com"]) == {5061, 2443, 2445, 3804, 4040, 6971, 6972}
         # CAPF runs on the publisher
         assert set(ports["cucm-sub1.example.com"]) == {5061, 2443, 2445, 4040, 6971, 6972}
-        assert set(ports["imp1.example.com"]) == {4040}
+        # IM&P: cup on 5061/5062, cup-xmpp on 5222; 5269 only where federation runs (none here).
+        assert set(ports["imp1.example.com"]) == {4040, 5061, 5062, 5222}
 
         def presented(node: str, cucm_port: int) -> str:
             ctx = ssl.create_default_context()

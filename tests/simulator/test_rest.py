@@ -88,10 +88,13 @@ def test_new_csr_replaces_old_with_new_key(sim):
     )
 
 
-def test_imp_node_has_tomcat_and_ipsec_only(sim):
+def test_imp_node_has_imp_types_and_no_cucm_ones(sim):
     r = get(sim, "imp1", "snapshot/server")
     assert r.status_code == 200
-    assert sorted(i["service"] for i in r.json()["identities"]) == ["ipsec", "tomcat"]
+    assert sorted(i["service"] for i in r.json()["identities"]) == [
+        "cup", "cup-ECDSA", "cup-xmpp", "cup-xmpp-ECDSA", "cup-xmpp-s2s", "cup-xmpp-s2s-ECDSA",
+        "ipsec", "tomcat", "tomcat-ECDSA",
+    ]  # fmt: skip
     r = post(sim, "imp1", "csr", {"service": "CallManager", "commonName": "imp1.example.com"})
     assert r.status_code == 400
     assert "CallManager" in r.json()["message"]
@@ -253,6 +256,8 @@ def test_snapshot_shape(sim):
         "CAPF",
         "TVS",
         "ITLRecovery",
+        "tomcat-ECDSA",
+        "CallManager-ECDSA",
     }
     trust = {t["service"]: t["certificate_data"] for t in body["trusts"]}
     assert "tomcat-trust" in trust

@@ -294,7 +294,9 @@ def test_axl_operations_valid_against_14(sim, axl14, axl_schemas):
         "and c.servername = 'cucm-pub.example.com'"
     )["return"]["row"]
     check_bodies(schema, history)
-    assert sorted(r[2].text for r in rows) == ["CAPF", "CallManager", "ITLRecovery", "TVS", "ipsec", "tomcat"]
+    assert sorted(r[2].text for r in rows) == [
+        "CAPF", "CallManager", "CallManager-ECDSA", "ITLRecovery", "TVS", "ipsec", "tomcat", "tomcat-ECDSA",
+    ]  # fmt: skip
     nodes = axl.listProcessNode(
         searchCriteria={"name": "%", "processNodeRole": "CUCM IM and Presence"},
         returnedTags={"name": "", "processNodeRole": ""},

@@ -26,7 +26,14 @@ def _run(case: dict[str, Any]) -> preflight.ValidatedCertificate:
     trusted = [x509.load_pem_x509_certificate((CORPUS / f).read_bytes()) for f in case["trusted"]]
     files = [(name, (CORPUS / name).read_bytes()) for name in case["files"]]
     csr_pem = (CORPUS / case["csr"]).read_text()
-    return preflight.preflight(case["cert_type"], csr_pem, files, trusted_roots=trusted, now=NOW)
+    return preflight.preflight(
+        case["cert_type"],
+        csr_pem,
+        files,
+        trusted_roots=trusted,
+        now=NOW,
+        multi_server_nodes=case.get("multi_server_nodes", ()),
+    )
 
 
 def test_corpus_is_large_enough_and_covers_every_error_class() -> None:

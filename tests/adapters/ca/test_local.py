@@ -93,7 +93,8 @@ def test_key_usages_follow_the_profile_and_pass_preflight(
     bc = leaf.extensions.get_extension_for_class(x509.BasicConstraints)
     assert ku.critical and bc.critical
     assert eku[:2] == [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-    assert (IPSEC_END_SYSTEM in eku) == (cert_type == "ipsec")
+    # IPsec End System: ipsec, and the IM&P types and their twins (IMP125).
+    assert (IPSEC_END_SYSTEM in eku) == (cert_type == "ipsec" or cert_type.startswith("cup"))
     assert ku.value.digital_signature
     if cert_type == "CAPF":
         assert ku.value.key_cert_sign and bc.value.ca and bc.value.path_length == 0
@@ -263,8 +264,8 @@ def test_an_interrupted_creation_starts_over(tmp_path: Path, make_csr: MakeCsr) 
 
 def test_bad_requests_are_rejected(tmp_path: Path, make_csr: MakeCsr) -> None:
     ca = LocalCA(tmp_path / "ca")
-    with pytest.raises(CaRejected, match="no certificate profile for type 'cup-xmpp'"):
-        ca.submit(make_csr(0), cert_type="cup-xmpp", node="imp1")
+    with pytest.raises(CaRejected, match="no certificate profile for type 'Phone-SAST'"):
+        ca.submit(make_csr(0), cert_type="Phone-SAST", node="imp1")
     with pytest.raises(CaRejected, match="unreadable certificate request for imp1"):
         ca.submit("garbage", cert_type="tomcat", node="imp1")
     pem = make_csr(0)

@@ -70,6 +70,7 @@ def cert(
     path_length: int | None = None,
     start: datetime = START,
     end: datetime = END,
+    digest: hashes.HashAlgorithm | None = None,
 ) -> x509.Certificate:
     issuer_name, signer = (issuer[0].subject, issuer[1]) if issuer else (subject, key)
     b = (
@@ -95,7 +96,7 @@ def cert(
         b = b.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
     if sans is not None:
         b = b.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
-    return b.sign(signer, hashes.SHA256())
+    return b.sign(signer, digest or hashes.SHA256())
 
 
 def ca_cert(cn: str, key: Key, issuer: tuple[x509.Certificate, Key] | None, **kw: object) -> x509.Certificate:
@@ -153,6 +154,7 @@ def main() -> None:
         trusted: Sequence[str] = (),
         leaf: x509.Certificate | None = None,
         trust_to_upload: int | None = None,
+        multi_server_nodes: Sequence[str] = (),
     ) -> None:
         entry: dict[str, object] = {
             "name": case_name,
@@ -167,6 +169,8 @@ def main() -> None:
             entry["leaf_sha256"] = fp(leaf)
         if trust_to_upload is not None:
             entry["trust_to_upload"] = trust_to_upload
+        if multi_server_nodes:
+            entry["multi_server_nodes"] = list(multi_server_nodes)
         cases.append(entry)
 
     # ---------------------------------------------------------------- CAs
@@ -187,6 +191,11 @@ def main() -> None:
         put(f"csr/pub-{t}.csr", csr(k, PUB, pub_sans).public_bytes(Encoding.PEM))
     ec_key = ec.generate_private_key(ec.SECP256R1())
     put("csr/pub-tomcat-ECDSA.csr", csr(ec_key, PUB, pub_sans).public_bytes(Encoding.PEM))
+    ec384_key = ec.generate_private_key(ec.SECP384R1())
+    put("csr/pub-CallManager-ECDSA-384.csr", csr(ec384_key, PUB, pub_sans).public_bytes(Encoding.PEM))
+    ms_nodes = [PUB, "cucm-sub1.example.com", "imp1.example.com"]
+    ms_cn = "cucm-pub-ms.example.com"
+    put("csr/pub-tomcat-ms.csr", csr(keys["tomcat"], ms_cn, dns(*ms_nodes)).public_bytes(Encoding.PEM))
     put(
         "csr/garbage.csr",
         b"-----BEGIN CERTIFICATE REQUEST-----\nbm90IGEgQ1NS\n-----END CERTIFICATE REQUEST-----\n",
@@ -312,6 +321,44 @@ def main() -> None:
         csr_file="csr/pub-tomcat-ECDSA.csr",
         cert_type="tomcat-ECDSA",
         leaf=ecdsa,
+    )
+
+    ec384 = leaf(ec384_key, ku={"digital_signature"}, digest=hashes.SHA384())
+    case(
+        "CallManager-ECDSA on P-384 signed with SHA-384",
+        [put("certs/ok-ecdsa-384.pem", pem(ec384, inter, root))],
+        "ok",
+        "",
+        csr_file="csr/pub-CallManager-ECDSA-384.csr",
+        cert_type="CallManager-ECDSA",
+        leaf=ec384,
+    )
+    weak = leaf(ec384_key, ku={"digital_signature"})
+    case(
+        "P-384 key signed with SHA-256 (SG14: the hash must be as strong as the key)",
+        [put("certs/ecdsa-384-sha256.pem", pem(weak, inter, root))],
+        "WeakSignatureHash",
+        "384-bit EC key but is signed with SHA256",
+        csr_file="csr/pub-CallManager-ECDSA-384.csr",
+        cert_type="CallManager-ECDSA",
+    )
+    ms = leaf(cn=ms_cn, sans=dns(*ms_nodes))
+    case(
+        "multi-server tomcat naming every node",
+        [put("certs/ok-multi-server.pem", pem(ms, inter, root))],
+        "ok",
+        "",
+        csr_file="csr/pub-tomcat-ms.csr",
+        leaf=ms,
+        multi_server_nodes=ms_nodes,
+    )
+    case(
+        "multi-server tomcat, a node added since the CSR",
+        ["certs/ok-multi-server.pem"],
+        "MultiServerNodeMissing",
+        "does not name cucm-sub2.example.com",
+        csr_file="csr/pub-tomcat-ms.csr",
+        multi_server_nodes=[*ms_nodes, "cucm-sub2.example.com"],
     )
 
     # ---------------------------------------------------------------- relation to the CSR
