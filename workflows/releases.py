@@ -18,7 +18,8 @@ import yaml
 
 TABLE = Path(__file__).resolve().parent / "tables" / "releases.yaml"
 
-_FULL = re.compile(r"^(\d+)\.(\d+)\.(\d+)\.(\d+)(?:-\d+)?$")
+# AXL getCCMVersion prints the build in parentheses (14.0.1.13900(155)), the CLI after a dash.
+_FULL = re.compile(r"^(\d+)\.(\d+)\.(\d+)\.(\d+)(?:-\d+|\(\d+\))?$")
 _NAME = re.compile(r"^(\d+)(?:\.(\d+))?(?:SU(\d+))?$", re.I)
 
 
@@ -36,8 +37,8 @@ class Release:
 
     @classmethod
     def parse(cls, text: str) -> Release:
-        """``14.0.1.13900-155`` (the build's fourth field gives the SU: 10000 base, 11900 SU1,
-        12900 SU2 …) or a release name: ``14``, ``12.5``, ``14SU2``, ``12.5SU1``."""
+        """``14.0.1.13900-155`` or ``14.0.1.13900(155)`` (the build's fourth field gives the SU:
+        10000 base, 11900 SU1, 12900 SU2 …) or a release name: ``14``, ``12.5``, ``14SU2``, ``12.5SU1``."""
         value = text.strip()
         full = _FULL.match(value)
         if full:

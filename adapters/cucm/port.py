@@ -256,6 +256,12 @@ class Services(Protocol):
         """The service's status and start time on the node (ControlCenterServices)."""
         ...
 
+    def tomcat_running(self, node: str) -> bool:
+        """Whether Cisco Tomcat is running on the node, read over the SSH CLI (``utils service
+        list``), which stays up while Tomcat restarts: when it is not, the node's certmgr, AXL,
+        RisPort70 and ControlCenterServices are down for that reason, not failing."""
+        ...
+
 
 @runtime_checkable
 class Phones(Protocol):
