@@ -68,17 +68,21 @@ class Node:
         """The TLS context for new HTTPS connections: the *presented* tomcat certificate."""
         return self.tls_context("tomcat")
 
-    def tls_context(self, cert_type: str) -> ssl.SSLContext:
-        """A server context presenting this node's *presented* certificate of ``cert_type``."""
+    def tls_context(self, cert_type: str, haproxy: bool = False) -> ssl.SSLContext:
+        """A server context presenting this node's *presented* certificate of ``cert_type`` (with
+        ``haproxy``: the one Cisco HAProxy presents, which can lag behind from 14SU1)."""
         with self.cluster.lock:
             self.cluster.advance()
             ident = self.identities[cert_type]
-            fp = pki.fingerprint(ident.presented)
-            cached = self._ctx_cache.get(cert_type)
+            cert, key = ident.presented, ident.presented_key
+            if haproxy and ident.haproxy is not None:
+                cert, key = ident.haproxy
+            fp = pki.fingerprint(cert)
+            slot = f"{cert_type}@haproxy" if haproxy else cert_type
+            cached = self._ctx_cache.get(slot)
             if cached and cached[0] == fp:
                 return cached[1]
-            chain = [ident.presented, *self.cluster.chain_for(self, cert_type, ident.presented)]
-            key = ident.presented_key
+            chain = [cert, *self.cluster.chain_for(self, cert_type, cert)]
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         fd, path = tempfile.mkstemp(prefix=f"sim-{cert_type}-", dir=self.cluster.workdir)
@@ -97,5 +101,5 @@ class Node:
         finally:
             os.unlink(path)
         with self.cluster.lock:
-            self._ctx_cache[cert_type] = (fp, ctx)
+            self._ctx_cache[slot] = (fp, ctx)
         return ctx
