@@ -27,6 +27,7 @@ from engine.logging import configure_logging
 from simulator.runtime import SimulatedCluster
 from workflows.cert_types import CERT_TYPES
 from workflows.registry import build_registry, load_checked_definitions
+from workflows.releases import Release
 
 
 def run_demo(*, phones: int = 2000, time_scale: float = 600.0, out: TextIO | None = None) -> int:
@@ -61,6 +62,12 @@ def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started:
         sim.trust_ca(ca.root_pem)
         out.write(f"local CA in {lab.folder}; configuration {config_path}\n")
         adapters = Adapters(config)
+        cluster_name = next(iter(config.clusters))
+        version = adapters.cucm(cluster_name).version()
+        out.write(
+            f"cluster {cluster_name}: CUCM {version}, release {Release.parse(version)} "
+            "(read from the cluster)\n"
+        )
         registry = build_registry()
         definitions = load_checked_definitions(registry)
         state = folder / "state"

@@ -57,6 +57,14 @@ class Release:
         return f"{base}SU{self.su}" if self.su else base
 
 
+def differs(configured: Release, reported: Release) -> bool:
+    """Whether a configured release contradicts the one the cluster reports: ``14`` matches any 14
+    SU, ``14SU2`` only 14SU2 (``14.0`` is ``14``)."""
+    if (configured.major, configured.minor) != (reported.major, reported.minor):
+        return True
+    return configured.su != 0 and configured.su != reported.su
+
+
 @dataclass(frozen=True)
 class Rule:
     """One behaviour's value for a release, and where that comes from."""

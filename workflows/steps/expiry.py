@@ -5,7 +5,7 @@ from __future__ import annotations
 from engine.api import Outcome, Registry, StepContext
 from workflows.certkit import cert_summary, load_cert
 from workflows.context import view
-from workflows.releases import Release, ReleaseError
+from workflows.releases import Release, ReleaseError, differs
 from workflows.renewal import RenewalPolicy, renewal_due
 
 from .common import deps, order_nodes, unit
@@ -26,7 +26,7 @@ def check_expiry(ctx: StepContext) -> Outcome:
             wanted_release = Release.parse(configured)
         except ReleaseError as exc:
             return Outcome.fail(f"the configuration's version: {exc}", retryable=False)
-        if _differs(wanted_release, release):
+        if differs(wanted_release, release):
             return Outcome.fail(
                 f"cluster {ctx.scope} runs CUCM {reported} ({release}), but the configuration says "
                 f"version = {configured!r} ({wanted_release}): correct or remove `version` in "
@@ -78,13 +78,6 @@ def check_expiry(ctx: StepContext) -> Outcome:
         },
         reason=f"renewing {unit(ctx)} on {len(due)} node(s)",
     )
-
-
-def _differs(configured: Release, reported: Release) -> bool:
-    """A configured ``14`` matches any 14 SU; ``14SU2`` only 14SU2 (and ``14.0`` is ``14``)."""
-    if (configured.major, configured.minor) != (reported.major, reported.minor):
-        return True
-    return configured.su != 0 and configured.su != reported.su
 
 
 def register(registry: Registry) -> None:

@@ -7,15 +7,16 @@ node's turn."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from engine.api import Effect, Outcome, Registry, StepContext
 from workflows.context import RestartRecord, view
+from workflows.releases import rules
 from workflows.timestamps import instant, iso
 
-from .common import cluster_nodes, deps, names, release_rules, unit
+from .common import cluster_nodes, deps, names, order_nodes, release_rules, unit
 from .errors import classified
 from .phones import REGISTERED, baseline_output, sweep_interval
 
@@ -35,6 +36,20 @@ def services_for(ctx: StepContext) -> list[str]:
     if view(ctx.context).get("ctl_updated"):
         services += [s for s in rules.ctl_update_restarts if s not in services]
     return services
+
+
+def planned_restarts(
+    release: str, cert_type: str, nodes: Sequence[tuple[str, str]], *, ctl_update: bool
+) -> list[tuple[str, list[str]]]:
+    """What ``cert_type`` restarts on ``release``, node by node in Cisco's order (publisher first,
+    then subscribers, then IM&P): the table's list, plus TFTP and CallManager when the CTL is
+    updated. Each node's list still drops the services not activated there (known only at run
+    time); ``cucm-renew plan`` shows this."""
+    table = rules(release)
+    services = list(table.restart_services(cert_type))
+    if ctl_update and cert_type in table.ctl_update_after:
+        services += [s for s in table.ctl_update_restarts if s not in services]
+    return [(node, list(services)) for node in order_nodes(nodes)]
 
 
 def _skip_reason(status: Any) -> str:
