@@ -127,12 +127,16 @@ def _ts(value: str) -> float:
 
 
 def wait_figures(view: Any, events: list[Any]) -> dict[str, float]:
-    """Seconds a run spent waiting on CUCM: service restarts (request to running again), the
-    phone reset, and the phones' re-registration, from its context and its audited transitions."""
+    """Seconds a run spent waiting on CUCM: service restarts (request to running again), phones
+    failing back after each CallManager restart, the phone reset, and the phones' re-registration,
+    from its context and its audited transitions."""
     ctx = view.context
     restarts = [r for r in ctx.get("restarts") or [] if not r.get("skipped") and r.get("running_at")]
     out = {
         "restarts": sum(_ts(r["running_at"]) - _ts(r["requested_at"]) for r in restarts),
+        "failback": sum(
+            _ts(r["failback_at"]) - _ts(r["running_at"]) for r in restarts if r.get("failback_at")
+        ),
         "reset": 0.0,
         "reregistration": 0.0,
     }

@@ -458,7 +458,7 @@ class Cluster:
     def service_status(self, node: str, service: str) -> ServiceStatus:
         return self._ccs(node).status(service)
 
-    def tomcat_running(self, node: str) -> bool:
+    def tomcat_restarting(self, node: str) -> bool:
         state = cli.listed_state(self._cli_for(node).run("utils service list"), "Cisco Tomcat")
         if state is None:
             raise CucmRejected(
@@ -466,7 +466,7 @@ class Cluster:
                 cucm_message="",
                 node=node,
             )
-        return state in ("STARTED", "RUNNING")
+        return state in ("STOPPING", "STARTING")
 
     # ----------------------------------------------------------------- phones
 

@@ -30,9 +30,9 @@ What it models, as far as the steps rely on it:
   :attr:`FakePhone.automatic_resets`, apart from the tool's :attr:`FakePhone.resets`;
 * from 14SU1 a CallManager identity is presented on 5061 at upload, and on 6971 (HAProxy) once
   Cisco HAProxy restarts; before, both follow a CallManager or HAProxy restart;
-* Cisco Tomcat down on a node (:attr:`FakeCucm.tomcat_down`): every API call to that node (and,
+* Cisco Tomcat restarting on a node (:attr:`FakeCucm.tomcat_down`): every API call to that node (and,
   for AXL and RisPort70, to the publisher) raises :class:`CucmUnreachable`, while
-  :meth:`FakeCucm.tomcat_running`, read over SSH, says so;
+  :meth:`FakeCucm.tomcat_restarting`, read over SSH, says so;
 * the cluster security mode, SSO and DRS status, the CTL update (mixed mode only), the release.
 
 It can be unkind: :meth:`FakeCucm.unreachable`, :meth:`FakeCucm.reject` and :meth:`FakeCucm.fail_next`
@@ -143,7 +143,7 @@ OPERATIONS = frozenset(
         "reset_device_pools",
         "registered_phones",
         "presented_certificate",
-        "tomcat_running",
+        "tomcat_restarting",
         "close",
     }
 )
@@ -160,7 +160,7 @@ AUTOMATIC_RESET_TYPES = frozenset({"CallManager", "TVS", "CAPF"})
 """Identities whose upload makes CUCM 14+ reset phones itself (RN14, SG14)."""
 
 SSH_OPERATIONS = frozenset(
-    {"tomcat_running", "sso_enabled", "backup_running", "ctl_update", "presented_certificate", "close"}
+    {"tomcat_restarting", "sso_enabled", "backup_running", "ctl_update", "presented_certificate", "close"}
 )
 """Operations that do not go through the node's Tomcat (SSH CLI, TLS ports, nothing)."""
 PUBLISHER_OPERATIONS = frozenset(
@@ -562,10 +562,10 @@ class FakeCucm:
                     if phone.node == node:
                         self._drop(phone)
 
-    def tomcat_running(self, node: str) -> bool:
-        with self._call("tomcat_running", node):
-            running = node not in self.tomcat_down
-        return running
+    def tomcat_restarting(self, node: str) -> bool:
+        with self._call("tomcat_restarting", node):
+            restarting = node in self.tomcat_down
+        return restarting
 
     def service_status(self, node: str, service: str) -> ServiceStatus:
         with self._call("service_status", node, service=service):

@@ -17,9 +17,8 @@ def manual(lab: Lab, reset: str = "pools") -> None:
     tool resets them all: what these tests are about."""
     text = lab.config_path.read_text()
     assert 'phone_reset = "pools"\n' in text  # what init writes for the simulator
-    text = text.replace(
-        'phone_reset = "pools"\n', f'phone_reset = "{reset}"\nphone_interaction = "manual"\n', 1
-    )
+    assert 'phone_interaction = "manual"' in text  # the Lab mirrors the simulator's setting
+    text = text.replace('phone_reset = "pools"\n', f'phone_reset = "{reset}"\n', 1)
     lab.config_path.write_text(text)
     lab.close_engine()
     lab.config = load_config(lab.config_path)

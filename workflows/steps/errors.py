@@ -15,17 +15,17 @@ TOMCAT_POLL = 15.0
 
 
 def tomcat_restarting(ctx: StepContext, error: CucmUnreachable) -> Outcome | None:
-    """A durable wait when ``error`` came from a node whose Cisco Tomcat is not running: its APIs
-    are down because Tomcat is restarting (another run's restart, or an operator's), which is
+    """A durable wait when ``error`` came from a node whose Cisco Tomcat is stopping or starting: its
+    APIs are down because Tomcat is restarting (another run's restart, or an operator's), which is
     neither a failure nor a retry. The platform CLI (SSH) stays up and tells."""
     if error.node is None:
         return None
     cucm = cast(CucmPort, getattr(ctx.deps, "cucm", None))
     try:
-        running = cucm.tomcat_running(error.node)
+        restarting = cucm.tomcat_restarting(error.node)
     except CucmError:
         return None
-    if running:
+    if not restarting:
         return None
     return Outcome.wait(
         TOMCAT_POLL,

@@ -190,6 +190,15 @@ def baseline_output(ctx: StepContext, before: str) -> dict[str, Any]:
     return {"baseline": baseline}
 
 
+def sweep_for(cucm: Any, wanted: list[str]) -> dict[str, Any]:
+    """RisPort states of ``wanted``: asked by name for a few, else one sweep of every phone (a
+    thousand names per request costs more requests than the pages of the whole cluster)."""
+    if len(wanted) <= 200:
+        return dict(cucm.registered_phones(wanted))
+    every = cucm.registered_phones()
+    return {n: every[n] for n in wanted if n in every}
+
+
 def back(seen: dict[str, Any], name: str, stamps: dict[str, int], since: int | None = None) -> bool:
     """Registered again after the change: Registered, with a TimeStamp newer than the one the
     baseline saw (and not older than ``since``, CUCM's clock). A phone that never left counts
@@ -240,7 +249,7 @@ def watch_phones(ctx: StepContext) -> Outcome:
             "phone_stamps_before_reset",
             lambda: {
                 n: s.timestamp
-                for n, s in cucm.registered_phones(expected).items()
+                for n, s in sweep_for(cucm, expected).items()
                 if s.status == REGISTERED and s.timestamp is not None
             },
         )
@@ -322,8 +331,8 @@ def report_missing_phones(ctx: StepContext) -> Outcome:
             f"within max_phones_missing = {allowed}: reported, not counted as back",
         )
     return Outcome.gate(
-        f"{count} phone(s) registered before the change did not register again "
-        f"(max_phones_missing = {allowed}): {names(missing) or 'unknown'}. Try: reset them (CM "
+        f"{count} phone(s) did not register again after the change (all were registered before it; "
+        f"max_phones_missing = {allowed}): {names(missing) or 'unknown'}. Try: reset them (CM "
         "Administration > Device > Phone > Reset); in mixed mode check the CTL (`utils ctl update "
         "CTLFile` on the publisher, then reset them); for an ITL mismatch (the phone's log says it "
         "cannot verify the ITL), `utils itl reset localkey` on the publisher, then reset them. Then "

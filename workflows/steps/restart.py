@@ -18,7 +18,7 @@ from workflows.timestamps import instant, iso
 
 from .common import cluster_nodes, deps, names, order_nodes, release_rules, unit
 from .errors import classified
-from .phones import REGISTERED, baseline_output, sweep_interval
+from .phones import REGISTERED, baseline_output, sweep_for, sweep_interval
 
 RUNNING = "Started"
 CALLMANAGER = "Cisco CallManager"
@@ -186,7 +186,7 @@ def _failback(ctx: StepContext, record: RestartRecord, done: list[RestartRecord]
         return None
     started = record.get("start_time")
     since = math.floor(instant(str(started)).timestamp()) if started else None
-    seen = deps(ctx).cucm.registered_phones(phones)
+    seen = sweep_for(deps(ctx).cucm, phones)
     missing = [
         p
         for p in phones
