@@ -39,7 +39,10 @@ from engine.views import RunView
 from workflows import certkit, preflight
 from workflows.cert_types import CERT_TYPES
 from workflows.registry import DEFINITIONS_DIR, build_registry, check_guard_states
+from workflows.releases import Release, ReleaseError, differs
+from workflows.releases import rules as releases_rules
 from workflows.renewal import RenewalPolicy, renewal_due
+from workflows.steps.restart import planned_restarts
 from workflows.timestamps import iso
 
 PROG = "cucm-renew"
@@ -224,15 +227,31 @@ def _cmd_check(args: argparse.Namespace, env: Env) -> int:
                 report.append({"cluster": cluster, "error": str(exc)})
                 lines.append(f"{cluster}: cannot reach the publisher: {exc}")
                 continue
+            release = Release.parse(version)
+            if cc.version and differs(Release.parse(cc.version), release):
+                failed = True
+                problem = (
+                    f"cluster {cluster} runs CUCM {version} ({release}), but the configuration says "
+                    f"version = {cc.version!r}: correct or remove `version` in [clusters.{cluster}]"
+                )
+                report.append({"cluster": cluster, "error": problem})
+                lines.append(problem)
+                continue
             lines.append(
-                f"cluster {cluster}: CUCM {version}, {mode} mode, renew before {cc.renew_before_days:g} days"
+                f"cluster {cluster}: CUCM {version} (release {release}), {mode} mode, "
+                f"renew before {cc.renew_before_days:g} days"
             )
             for t in types:
                 roles = set(defs[t].params.get("roles") or [])
                 for node in port.nodes():
                     if node.role not in roles:
                         continue
-                    entry: dict[str, Any] = {"cluster": cluster, "type": t, "node": node.name}
+                    entry: dict[str, Any] = {
+                        "cluster": cluster,
+                        "release": str(release),
+                        "type": t,
+                        "node": node.name,
+                    }
                     try:
                         cert = certkit.load_cert(port.identity_certificate(node.name, t))
                         decision = renewal_due(cert, now, RenewalPolicy(cc.renew_before_days))
@@ -266,6 +285,39 @@ def _cmd_check(args: argparse.Namespace, env: Env) -> int:
 # --------------------------------------------------------------------------- plan
 
 
+PLAN_RELEASES = ("12.5", "14", "14SU1", "15")
+"""The releases ``plan`` shows without a configured cluster to read one from."""
+
+
+def _restart_order(release: str, cert_type: str, nodes: list[tuple[str, str]]) -> dict[str, Any]:
+    table = releases_rules(release)
+    plain = planned_restarts(release, cert_type, nodes, ctl_update=False)
+    mixed = planned_restarts(release, cert_type, nodes, ctl_update=True)
+    extra = [s for s in mixed[0][1] if s not in plain[0][1]] if mixed else []
+    ports = table.ports_for(cert_type)
+    return {
+        "release": str(table.release),
+        "nodes": [[node, services] for node, services in plain],
+        "after_ctl_update": extra,
+        "verify": ", ".join(f"{p.port} where {p.service} runs" for p in ports)
+        + ("; elsewhere" if ports else "")
+        + " the identity read back",
+    }
+
+
+def _cluster_releases(env: Env, config: Config | None, clusters: list[str]) -> dict[str, str]:
+    """Each reachable cluster's release, read from it (AXL getCCMVersion, or the CLI)."""
+    found: dict[str, str] = {}
+    if config is None:
+        return found
+    for name in clusters:
+        try:
+            found[name] = str(Release.parse(env.context.adapters.cucm(name).version()))
+        except (CucmError, ReleaseError, OSError):
+            continue
+    return found
+
+
 def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
     defs = env.definitions
     config: Config | None
@@ -275,6 +327,11 @@ def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
         if args.cluster:
             raise
         config = None
+    try:
+        releases = _cluster_releases(env, config, list(args.cluster or (config.clusters if config else [])))
+    finally:
+        if config is not None:
+            env.context.close()
     types = [canonical_type(t, key="--type") for t in (args.types or [])] or list(CERT_TYPES)
     plan: list[dict[str, Any]] = []
     lines: list[str] = []
@@ -292,30 +349,44 @@ def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
                 break
             state = nxt[0].dest
         nodes: dict[str, list[str]] = {}
+        restarts: dict[str, Any] = {}
         if config is not None:
             roles = set(d.params.get("roles") or [])
             for cname in args.cluster or list(config.clusters):
                 cl = config.cluster(cname)
                 if t in cl.types:
                     nodes[cname] = [n.name for n in cl.nodes if n.role in roles]
+                    release = releases.get(cname) or cl.version
+                    if release:
+                        restarts[cname] = _restart_order(
+                            str(release), t, [(n.name, n.role) for n in cl.nodes]
+                        )
+        if not restarts:
+            every = [("publisher", "publisher"), ("subscriber", "subscriber"), ("imp", "imp")]
+            restarts = {f"CUCM {r}": _restart_order(r, t, every) for r in PLAN_RELEASES}
         exclusion = [{"group": e.group, "from": e.from_state, "until": e.until} for e in d.exclusion]
         entry: dict[str, Any] = {
             "type": t,
             "steps": steps,
             "skipped": list(d.skip),
-            "services": d.params.get("services"),
-            "tls_port": d.params.get("tls_port"),
+            "restarts": restarts,
             "roles": d.params.get("roles"),
             "exclusion": exclusion,
             "nodes": nodes,
         }
         plan.append(entry)
-        lines.append(
-            f"{t}: on {', '.join(d.params.get('roles') or [])} nodes; restart "
-            f"{', '.join(d.params.get('services') or [])}; verify on port {d.params.get('tls_port')}"
-        )
+        lines.append(f"{t}: on {', '.join(d.params.get('roles') or [])} nodes")
         for cname, ns in nodes.items():
             lines.append(f"  cluster {cname}: {', '.join(ns)}")
+        for where, order in restarts.items():
+            lines.append(f"  restarts on {where} ({order['release']}), one node at a time, where activated:")
+            for node, services in order["nodes"]:
+                lines.append(f"    {node}: {', '.join(services) or '-'}")
+            if order["after_ctl_update"]:
+                lines.append(
+                    f"    mixed mode, after the CTL update: also {', '.join(order['after_ctl_update'])}"
+                )
+            lines.append(f"    verify: {order['verify']}")
         for s in steps:
             guards = f"   then, if {' and '.join(s['guards'])} allow" if s["guards"] else ""
             lines.append(f"  {s['state']:<20} {s['step'] or '(gate)':<22}{guards}")

@@ -36,6 +36,7 @@ TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "
 EAB_ALGORITHMS = ("HS256", "HS384", "HS512")
 ROLES = ("publisher", "subscriber", "imp")
 PHONE_RESET_METHODS = ("pools", "phones")
+PHONE_INTERACTIONS = ("automatic", "manual")
 
 
 class ConfigError(SchemaError):
@@ -154,8 +155,10 @@ class ClusterConfig:
     ca_per_type: Mapping[str, str]
     renew_before_days: float
     types: tuple[str, ...]
-    version: str = "14.0"
-    """CUCM's version: 14 and later use the certmgr REST API, older ones the SSH CLI."""
+    version: str | None = None
+    """CUCM's version, if the file names it: a cluster reporting another release is refused.
+    Unset, the release is read from the cluster (``show version active``) before anything else;
+    14 and later use the certmgr REST API, older ones the SSH CLI."""
     use_rest: bool | None = None
     """``rest`` in the file: overrides what the version implies."""
     notify: tuple[str, ...] = ()
@@ -173,16 +176,26 @@ class ClusterConfig:
         profile = profile_for(cert_type)
         return not self.tomcat_client_auth and profile is not None and bool(profile.waivable)
 
+    max_phones_missing: int = 0
+    """Phones registered before a change that may stay unregistered after it before the run stops
+    at a gate naming them (they are reported either way)."""
+    phone_interaction: str | None = None
+    """``automatic`` or ``manual``: the cluster's enterprise parameter "Phone Interaction on
+    Certificate Update" (14+). Unset: the release's default (automatic from 14)."""
+
     @property
     def rest(self) -> bool:
         if self.use_rest is not None:
             return self.use_rest
-        return int(self.version.split(".")[0]) >= 14
+        return self.version is None or int(self.version.split(".")[0]) >= 14
 
     @property
-    def axl_version(self) -> str:
+    def axl_version(self) -> str | None:
         """The AXL schema to speak: the cluster's own major.minor, at most 14.0 (the schema the
-        adapter is written against; CUCM accepts older schemas, never newer ones)."""
+        adapter is written against; CUCM accepts older schemas, never newer ones). ``None`` while
+        the release is unknown."""
+        if self.version is None:
+            return None
         parts = self.version.split(".")
         try:
             own = (int(parts[0]), int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0)
@@ -402,6 +415,8 @@ _CLUSTER = Schema(
         "phone_reset": TEXT,
         "tomcat_client_auth": BOOLEAN,
         "notify": TEXTS,
+        "max_phones_missing": INTEGER,
+        "phone_interaction": TEXT,
     },
     required=("ca_bundle", "known_hosts", "ca"),
     kind=TABLE,
@@ -746,9 +761,25 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
     for name, table in clusters_raw.items():
         where = f"clusters.{name}"
         table = r.table(table, _CLUSTER, where)
-        version: str = table.get("version", "14.0")
-        if not version.split(".")[0].isdigit():
-            raise r.fail(f"{where}.version", f"not a CUCM version: {version!r}", 'e.g. version = "14.0"')
+        version: str | None = table.get("version")
+        if version is not None and not version.split(".")[0].isdigit():
+            raise r.fail(
+                f"{where}.version",
+                f"not a CUCM version: {version!r}",
+                'e.g. version = "14.0", or leave it out: the release is read from the cluster',
+            )
+        interaction = table.get("phone_interaction")
+        if interaction is not None and interaction not in PHONE_INTERACTIONS:
+            raise r.fail(
+                f"{where}.phone_interaction",
+                f"unknown value {interaction!r}",
+                'use "automatic" (CUCM resets phones on a CallManager/TVS/CAPF change, 14+) or "manual"',
+            )
+        missing_ok = table.get("max_phones_missing", 0)
+        if isinstance(missing_ok, bool) or not isinstance(missing_ok, int) or missing_ok < 0:
+            raise r.fail(
+                f"{where}.max_phones_missing", "must be a whole number >= 0", "e.g. max_phones_missing = 0"
+            )
         phone_reset = table.get("phone_reset", "phones")
         if phone_reset not in PHONE_RESET_METHODS:
             raise r.fail(
@@ -822,6 +853,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             phone_reset=str(phone_reset),
             tomcat_client_auth=bool(table.get("tomcat_client_auth", True)),
             notify=_cluster_notify(r, table, where, notify),
+            max_phones_missing=missing_ok,
+            phone_interaction=interaction,
         )
         _check_client_auth(r, where, clusters[name], cas)
         notice = _waiver_notice(where, clusters[name])

@@ -27,6 +27,7 @@ from engine.logging import configure_logging
 from simulator.runtime import SimulatedCluster
 from workflows.cert_types import CERT_TYPES
 from workflows.registry import build_registry, load_checked_definitions
+from workflows.releases import Release
 
 
 def run_demo(*, phones: int = 2000, time_scale: float = 600.0, out: TextIO | None = None) -> int:
@@ -61,6 +62,12 @@ def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started:
         sim.trust_ca(ca.root_pem)
         out.write(f"local CA in {lab.folder}; configuration {config_path}\n")
         adapters = Adapters(config)
+        cluster_name = next(iter(config.clusters))
+        version = adapters.cucm(cluster_name).version()
+        out.write(
+            f"cluster {cluster_name}: CUCM {version}, release {Release.parse(version)} "
+            "(read from the cluster)\n"
+        )
         registry = build_registry()
         definitions = load_checked_definitions(registry)
         state = folder / "state"
@@ -120,12 +127,16 @@ def _ts(value: str) -> float:
 
 
 def wait_figures(view: Any, events: list[Any]) -> dict[str, float]:
-    """Seconds a run spent waiting on CUCM: service restarts (request to running again), the
-    phone reset, and the phones' re-registration, from its context and its audited transitions."""
+    """Seconds a run spent waiting on CUCM: service restarts (request to running again), phones
+    failing back after each CallManager restart, the phone reset, and the phones' re-registration,
+    from its context and its audited transitions."""
     ctx = view.context
     restarts = [r for r in ctx.get("restarts") or [] if not r.get("skipped") and r.get("running_at")]
     out = {
         "restarts": sum(_ts(r["running_at"]) - _ts(r["requested_at"]) for r in restarts),
+        "failback": sum(
+            _ts(r["failback_at"]) - _ts(r["running_at"]) for r in restarts if r.get("failback_at")
+        ),
         "reset": 0.0,
         "reregistration": 0.0,
     }

@@ -6,6 +6,7 @@ adapter implementations; the steps see ports only, through :class:`workflows.dep
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Callable
@@ -197,6 +198,15 @@ class Adapters:
             if cluster not in self._cucm:
                 cc = self.config.cluster(cluster)
                 bundle = tls_bundle(self.config, cc, self._roots)
+                if cc.version is None:
+                    # The release decides REST or CLI and the AXL schema: read it first, over the
+                    # platform CLI, which every release has.
+                    probe = build_cucm(self.config, cc, bundle)
+                    try:
+                        detected = probe.version()
+                    finally:
+                        probe.close()
+                    cc = dataclasses.replace(cc, version=detected)
                 self._cucm[cluster] = build_cucm(self.config, cc, bundle)
             return self._cucm[cluster]
 
@@ -222,6 +232,9 @@ class Adapters:
             ca=self.ca(run.scope, run.definition),
             risport_per_minute=self.config.risport_per_minute,
             phone_reset=self.config.cluster(run.scope).phone_reset,
+            configured_version=self.config.cluster(run.scope).version,
+            phone_interaction=self.config.cluster(run.scope).phone_interaction,
+            max_phones_missing=self.config.cluster(run.scope).max_phones_missing,
             tls_anchors=bundle_fingerprints(bundle),
             tls_bundle=str(bundle),
         )

@@ -138,9 +138,9 @@ class TypeListener:
         conn.settimeout(10)
         try:
             with (
-                self.node.tls_context(self.cert_type, self.spec.ec_twin).wrap_socket(
-                    conn, server_side=True
-                ) as tls,
+                self.node.tls_context(
+                    self.cert_type, self.spec.ec_twin, haproxy=self.spec.haproxy
+                ).wrap_socket(conn, server_side=True) as tls,
                 contextlib.suppress(OSError),
             ):
                 tls.recv(1)  # until the client hangs up (or the timeout): it has what it came for

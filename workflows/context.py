@@ -57,14 +57,38 @@ class RestartRecord(TypedDict, total=False):
     service: str
     skipped: bool
     status: str
+    why: str
+    """Why a skipped service is not restarted (not activated, not on this node, stopped)."""
     previous_start: str | None
     requested_at: str
     running_at: str
     start_time: str | None
+    failback: list[str]
+    """Cisco CallManager: the baseline phones registered to this node, waited for after it."""
+    failback_polls: int
+    failback_at: str
+    failback_missing: list[str]
+    failback_gated: bool
+    failback_waived: bool
+
+
+class PhoneBaseline(TypedDict, total=False):
+    """The phones registered before the first action that can affect them (RisPort70)."""
+
+    names: list[str]
+    stamps: dict[str, int]
+    """RisPort TimeStamp per phone: one newer means it registered again after the change."""
+    nodes: dict[str, str]
+    """The CallManager node each phone was registered to."""
+    at: str
+    before: str
+    """The action it was taken before: ``upload``, ``ctl_update`` or ``restart``."""
 
 
 class PhonesState(TypedDict, total=False):
     baseline: int
+    automatic: bool
+    grace_waited: bool
     reset: int
     reset_unconfirmed: int
     reset_pools: int
@@ -74,6 +98,7 @@ class PhonesState(TypedDict, total=False):
     missing_count: int
     missing: list[str]
     last_sweep_at: str
+    tolerated: bool
 
 
 class Presented(TypedDict):
@@ -93,6 +118,11 @@ class RunContext(TypedDict, total=False):
     client_auth_waived: bool
     """The configuration waived clientAuth for this type (tomcat_client_auth = false)."""
     # expiry_check
+    release: str
+    """The release the cluster reported (``14SU2``), whose rules every step follows."""
+    release_version: str
+    cluster_nodes: dict[str, str]
+    """Every node of the cluster and its role, publisher first: restarts reach them all."""
     node_roles: dict[str, str]
     expiry: dict[str, CertSummary]
     old: dict[str, CertSummary]
@@ -115,6 +145,7 @@ class RunContext(TypedDict, total=False):
     uploaded: dict[str, str]
     # restarted, phones_reregistered, verified
     restarts: list[RestartRecord]
+    baseline: PhoneBaseline
     phones: PhonesState
     verified: dict[str, Presented]
 

@@ -24,3 +24,11 @@ class RunDeps:
     once it presents it."""
     tls_bundle: str = ""
     """Where that bundle is, for messages."""
+    configured_version: str | None = None
+    """The release the configuration names, if it does: a cluster reporting another is refused."""
+    phone_interaction: str | None = None
+    """``automatic``: CUCM resets phones itself when a CallManager, TVS or CAPF identity is
+    uploaded (the 14+ enterprise parameter "Phone Interaction on Certificate Update");
+    ``manual``: the tool resets them; ``None``: as the release does by default."""
+    max_phones_missing: int = 0
+    """Phones of the baseline that may stay unregistered before a run stops at a gate."""

@@ -18,6 +18,7 @@ from typing import Any
 from engine.api import GuardInput, GuardResult, Registry
 from workflows.context import ROLE_RANK, view
 from workflows.context import targets as _targets
+from workflows.releases import rules
 from workflows.timestamps import instant
 
 # States in which a run's CUCM changes are live and not yet finished.
@@ -34,15 +35,12 @@ IN_FLIGHT = frozenset(
         "sso_reenabled",
     }
 )
-# States between the CTL rebuild and the phones' re-registration: phones are being disturbed.
-PHONE_IMPACT = frozenset({"ctl_updated", "restarted", "phones_reregistered", "phones_missing"})
 # Holding states hide where a run stopped; a held peer counts as in flight, to be safe.
 HELD = frozenset({"paused", "failed"})
 # Every state name the guards rely on, by the name of its set: checked against the loaded
 # definitions at start-up (workflows.registry), so a renamed state cannot silently never match.
 NAMED_STATES: Mapping[str, frozenset[str]] = {
     "IN_FLIGHT": IN_FLIGHT,
-    "PHONE_IMPACT": PHONE_IMPACT,
     "HELD": HELD,
 }
 
@@ -119,19 +117,6 @@ def itl_signers_exclusive(g: GuardInput) -> GuardResult:
     return True, "no other ITL signer in flight on this cluster"
 
 
-def phone_impact_serial(g: GuardInput) -> GuardResult:
-    others = set(g.params.get("phone_impact_peers") or [])
-    if not g.params.get("phone_reset"):
-        return True, f"{g.definition} does not reset phones"
-    for peer in g.peers:
-        if peer.run_id != g.run_id and peer.definition in others and peer.state in PHONE_IMPACT:
-            return False, (
-                f"{peer.definition} run {peer.run_id} is restarting services or waiting for phones "
-                f"({peer.state}): one phone-impacting type at a time per cluster"
-            )
-    return True, "no other phone-impacting type restarting on this cluster"
-
-
 def chain_trusted_before_leaf(g: GuardInput) -> GuardResult:
     issued = view(g.context).get("issued") or {}
     trusted = view(g.context).get("trusted") or {}
@@ -159,8 +144,10 @@ def no_backup_for_ipsec(g: GuardInput) -> GuardResult:
 
 
 def ctl_before_restart(g: GuardInput) -> GuardResult:
-    if not g.params.get("ctl_update"):
-        return True, f"{g.definition} is not in the CTL"
+    # A run recorded before releases were read has none: the table's oldest row applies.
+    after = rules(view(g.context).get("release") or "11.5").ctl_update_after
+    if g.params.get("unit") not in after:
+        return True, f"{g.definition} does not call for a CTL update"
     if g.context.get("security_mode") != "mixed":
         return True, "cluster is non-secure: no CTL to update"
     if not g.context.get("ctl_updated"):
@@ -197,7 +184,6 @@ GUARDS: dict[str, Callable[[GuardInput], GuardResult]] = {
     "preflight_passed": preflight_passed,
     "key_usage_for_type": key_usage_for_type,
     "itl_signers_exclusive": itl_signers_exclusive,
-    "phone_impact_serial": phone_impact_serial,
     "chain_trusted_before_leaf": chain_trusted_before_leaf,
     "no_backup_for_ipsec": no_backup_for_ipsec,
     "ctl_before_restart": ctl_before_restart,

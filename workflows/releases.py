@@ -18,7 +18,8 @@ import yaml
 
 TABLE = Path(__file__).resolve().parent / "tables" / "releases.yaml"
 
-_FULL = re.compile(r"^(\d+)\.(\d+)\.(\d+)\.(\d+)(?:-\d+)?$")
+# AXL getCCMVersion prints the build in parentheses (14.0.1.13900(155)), the CLI after a dash.
+_FULL = re.compile(r"^(\d+)\.(\d+)\.(\d+)\.(\d+)(?:-\d+|\(\d+\))?$")
 _NAME = re.compile(r"^(\d+)(?:\.(\d+))?(?:SU(\d+))?$", re.I)
 
 
@@ -36,8 +37,8 @@ class Release:
 
     @classmethod
     def parse(cls, text: str) -> Release:
-        """``14.0.1.13900-155`` (the build's fourth field gives the SU: 10000 base, 11900 SU1,
-        12900 SU2 …) or a release name: ``14``, ``12.5``, ``14SU2``, ``12.5SU1``."""
+        """``14.0.1.13900-155`` or ``14.0.1.13900(155)`` (the build's fourth field gives the SU:
+        10000 base, 11900 SU1, 12900 SU2 …) or a release name: ``14``, ``12.5``, ``14SU2``, ``12.5SU1``."""
         value = text.strip()
         full = _FULL.match(value)
         if full:
@@ -54,6 +55,14 @@ class Release:
     def __str__(self) -> str:
         base = f"{self.major}" if self.minor == 0 and self.major >= 14 else f"{self.major}.{self.minor}"
         return f"{base}SU{self.su}" if self.su else base
+
+
+def differs(configured: Release, reported: Release) -> bool:
+    """Whether a configured release contradicts the one the cluster reports: ``14`` matches any 14
+    SU, ``14SU2`` only 14SU2 (``14.0`` is ``14``)."""
+    if (configured.major, configured.minor) != (reported.major, reported.minor):
+        return True
+    return configured.su != 0 and configured.su != reported.su
 
 
 @dataclass(frozen=True)

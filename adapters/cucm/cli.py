@@ -16,6 +16,7 @@ PEM_BLOCK = re.compile(
 CSR_GENERATED = re.compile(r"Successfully\s+Generated\s+CSR", re.IGNORECASE)
 IMPORTED = re.compile(r"Successfully\s+imported", re.IGNORECASE)
 INCLUDE_OU = re.compile(r"Include\s+OU\s+in\s+CSR.*\(\s*yes\s*\|\s*no\s*\)", re.IGNORECASE)
+ACTIVE_VERSION = re.compile(r"Active Master Version:\s*(\S+)")
 SERVICE_STATE = re.compile(r"\[(STOPPING|STOPPED|STARTING|STARTED|RUNNING|NOTRUNNING|FAILED)\]")
 _ERROR_LINE = re.compile(
     r"(error|unsuccessful|invalid|does not exist|do not match|does not match|not available|"
@@ -81,6 +82,16 @@ def drs_running(output: str) -> bool | None:
 def service_states(output: str) -> list[str]:
     """The ``[STATE]`` markers of ``utils service restart`` in order (``STOPPING``, ``STARTING`` ...)."""
     return SERVICE_STATE.findall(output)
+
+
+def listed_state(output: str, service: str) -> str | None:
+    """``utils service list``: the ``[STATE]`` of ``service`` (``STARTED``, ``STARTING`` ...), or
+    ``None`` when it is not listed."""
+    for line in output.splitlines():
+        name, bracket, rest = line.strip().partition("[")
+        if bracket and name.strip() == service:
+            return rest.split("]", 1)[0].strip().upper()
+    return None
 
 
 def trust_files(output: str, store: str) -> list[str]:

@@ -88,7 +88,9 @@ class ClusterConfig:
     ca_bundle: str
     known_hosts: str
     use_rest: bool = True
-    axl_version: str = "14.0"
+    axl_version: str | None = "14.0"
+    """The AXL schema to speak; ``None`` while the release is not known yet: then
+    :meth:`Cluster.version` asks the platform CLI (``show version active``), never AXL."""
     ris_requests_per_minute: int = 15
     ris_window_seconds: float = 60.0
     ris_page_size: int = 1000
@@ -251,7 +253,7 @@ class Cluster:
         return ControlCenter(self._node_http(self.node(node), "app"))
 
     def _axl(self) -> Axl:
-        return Axl(self._node_http(self.config.publisher, "app"), version=self.config.axl_version)
+        return Axl(self._node_http(self.config.publisher, "app"), version=self.config.axl_version or "14.0")
 
     def _risport(self) -> RisPort:
         http = self._node_http(self.config.publisher, "ris")
@@ -326,6 +328,8 @@ class Cluster:
         )
 
     def version(self) -> str:
+        if self.config.axl_version is None:
+            return self.cli_version()
         return self._axl().version()
 
     def process_node_table(self) -> list[dict[str, str]]:
@@ -336,6 +340,21 @@ class Cluster:
         """`show network cluster` on the publisher: each member's IP, FQDN, hostname and roles."""
         publisher = self.config.publisher.name
         return cli.network_cluster(self._cli_for(publisher).run("show network cluster"))
+
+    def cli_version(self) -> str:
+        """``show version active`` on the publisher: the release without AXL (whose schema version
+        depends on the release)."""
+        publisher = self.config.publisher.name
+        output = self._cli_for(publisher).run("show version active")
+        found = cli.ACTIVE_VERSION.search(output)
+        if found is None:
+            message = cli.error_text(output)
+            raise CucmRejected(
+                f"`show version active` on {publisher} printed no version: {message}",
+                cucm_message=message,
+                node=publisher,
+            )
+        return found.group(1)
 
     def security_mode(self) -> int:
         rows = self._axl().sql("select paramvalue from processconfig where paramname='ClusterSecurityMode'")
@@ -526,6 +545,16 @@ class Cluster:
 
     def service_status(self, node: str, service: str) -> ServiceStatus:
         return self._ccs(node).status(service)
+
+    def tomcat_restarting(self, node: str) -> bool:
+        state = cli.listed_state(self._cli_for(node).run("utils service list"), "Cisco Tomcat")
+        if state is None:
+            raise CucmRejected(
+                f"`utils service list` on {node} does not list Cisco Tomcat",
+                cucm_message="",
+                node=node,
+            )
+        return state in ("STOPPING", "STARTING")
 
     # ----------------------------------------------------------------- phones
 

@@ -27,7 +27,17 @@ What it models, as far as the steps rely on it:
   restart; a service can be made to report ``Starting`` for a number of reads after a restart;
 * phones with a node, a device pool, a registration and a RisPort ``TimeStamp``: a reset phone
   drops its registration (new TimeStamp) and registers again (new TimeStamp) after
-  ``reregister_after`` RisPort sweeps, or never if it is ``stuck``;
+  ``reregister_after`` RisPort sweeps, or never if it is ``stuck``; a Cisco CallManager restart
+  drops the phones registered to that node the same way (they fail back after as many sweeps);
+* "Phone Interaction on Certificate Update" from 14 (``phone_interaction``, default
+  ``automatic``): an accepted CallManager, TVS or CAPF identity upload resets phones at once
+  (CallManager: the phones of that node; the others: every phone), counted in
+  :attr:`FakePhone.automatic_resets`, apart from the tool's :attr:`FakePhone.resets`;
+* from 14SU1 a CallManager identity is presented on 5061 at upload, and on 6971 (HAProxy) once
+  Cisco HAProxy restarts; before, both follow a CallManager or HAProxy restart;
+* Cisco Tomcat restarting on a node (:attr:`FakeCucm.tomcat_down`): every API call to that node (and,
+  for AXL and RisPort70, to the publisher) raises :class:`CucmUnreachable`, while
+  :meth:`FakeCucm.tomcat_restarting`, read over SSH, says so;
 * the cluster security mode, SSO and DRS status, the CTL update (mixed mode only), the release.
 
 It can be unkind: :meth:`FakeCucm.unreachable`, :meth:`FakeCucm.reject` and :meth:`FakeCucm.fail_next`
@@ -40,7 +50,8 @@ Not modelled: transports, retries, credentials and rate limits (nothing is throt
 :class:`CucmThrottled` is injected); TLS verification (inject :class:`TlsVerificationError`); time
 passing by itself (start times and TimeStamps come from the injected clock); key sizes, wildcards
 and same-name entries in trust stores; phones dropping off when CallManager restarts; EC key sizes
-and hashes (an -ECDSA CSR is always P-256). Thread-safe: steps act on several nodes at once.
+and hashes (an -ECDSA CSR is always P-256); the IM&P types (cup, cup-xmpp ...). Thread-safe: steps act
+on several nodes at once.
 """
 
 from __future__ import annotations
@@ -119,6 +130,7 @@ TLS_PORTS: dict[int, str] = {
     443: "tomcat",
     8443: "tomcat",
     5061: "CallManager",
+    6971: "CallManager",
     2445: "TVS",
     3804: "CAPF",
     4040: "ipsec",
@@ -187,6 +199,7 @@ OPERATIONS = frozenset(
         "reset_device_pools",
         "registered_phones",
         "presented_certificate",
+        "tomcat_restarting",
         "close",
     }
 )
@@ -197,6 +210,35 @@ DEFAULT_NODES: tuple[tuple[str, Role], ...] = (
     ("cucm-sub1.example.com", "subscriber"),
     ("imp1.example.com", "imp"),
 )
+
+
+AUTOMATIC_RESET_TYPES = frozenset({"CallManager", "TVS", "CAPF"})
+"""Identities whose upload makes CUCM 14+ reset phones itself (RN14, SG14)."""
+
+SSH_OPERATIONS = frozenset(
+    {"tomcat_restarting", "sso_enabled", "backup_running", "ctl_update", "presented_certificate", "close"}
+)
+"""Operations that do not go through the node's Tomcat (SSH CLI, TLS ports, nothing)."""
+PUBLISHER_OPERATIONS = frozenset(
+    {
+        "nodes",
+        "version",
+        "security_mode",
+        "reset_phones",
+        "device_pools",
+        "reset_device_pools",
+        "registered_phones",
+    }
+)
+"""AXL and RisPort70 operations, all sent to the publisher."""
+
+
+def _release(version: str) -> tuple[int, int, int]:
+    """(major, minor, SU) of ``14.0.1.13900-155`` (the fourth field's thousands give the SU)."""
+    parts = version.split("-")[0].split(".")
+    major, minor = int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    build = int(parts[3]) if len(parts) > 3 and parts[3].isdigit() else 0
+    return major, minor, max(0, build // 1000 - 10) if build >= 10000 else 0
 
 
 def csr_missing_text(cert_type: str) -> str:
@@ -235,6 +277,10 @@ class FakePhone:
     timestamp: int = 0
     stuck: bool = False
     """A stuck phone does not register again after a reset."""
+    resets: int = 0
+    """Resets the port was asked for (doDeviceReset, or its device pool's)."""
+    automatic_resets: int = 0
+    """Resets CUCM made itself on an identity upload (Phone Interaction on Certificate Update)."""
     _sweeps_left: int | None = None
 
 
@@ -244,6 +290,8 @@ class _Identity:
     presented: x509.Certificate
     csr: x509.CertificateSigningRequest | None = None
     csr_nodes: tuple[str, ...] = ()
+    haproxy: x509.Certificate | None = None
+    """CallManager only: what Cisco HAProxy presents on 6971 (``None``: the same as ``presented``)."""
 
 
 @dataclass
@@ -296,6 +344,8 @@ class FakeCucm:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.RLock()
         self.release = release
+        self.phone_interaction: Literal["automatic", "manual"] = "automatic"
+        self.tomcat_down: set[str] = set()
         self.mixed_mode = mixed_mode
         self.sso = False
         self.backup = False
@@ -558,6 +608,20 @@ class FakeCucm:
             # CUCM consumes the CSR on import: a later upload needs a new CSR.
             ident.csr = None
             ident.csr_nodes = ()
+            if cert_type == "CallManager" and _release(self.release) >= (14, 0, 1):
+                # RN14 "Certificate Regeneration without Service Restarts": CallManager takes the new
+                # identity at once; HAProxy (6971) keeps the old one until it restarts.
+                ident.haproxy = ident.haproxy or ident.presented
+                ident.presented = leaf
+            if (
+                cert_type in AUTOMATIC_RESET_TYPES
+                and _release(self.release) >= (14, 0, 0)
+                and self.phone_interaction == "automatic"
+            ):
+                for phone in self.phones.values():
+                    if cert_type != "CallManager" or phone.node == node:
+                        self._drop(phone)
+                        phone.automatic_resets += 1
 
     def upload_multi_server_identity(
         self, node: str, cert_type: str, leaf_pem: str, chain: list[str]
@@ -601,9 +665,28 @@ class FakeCucm:
             svc.start_time = max(now, previous + timedelta(seconds=1)) if previous is not None else now
             svc.status = "Started"
             svc._starting_left = svc.starting_reads
+            split = _release(self.release) >= (14, 0, 1)
             for kind, presenters in PRESENTED_BY.items():
                 if service in presenters and kind in target.identities:
-                    target.identities[kind].presented = target.identities[kind].installed
+                    ident = target.identities[kind]
+                    if kind == "CallManager" and split:
+                        if service == "Cisco HAProxy":
+                            ident.haproxy = ident.installed
+                        else:
+                            ident.haproxy = ident.haproxy or ident.presented
+                            ident.presented = ident.installed
+                    else:
+                        ident.presented = ident.installed
+                        ident.haproxy = None
+            if service == "Cisco CallManager":
+                for phone in self.phones.values():
+                    if phone.node == node:
+                        self._drop(phone)
+
+    def tomcat_restarting(self, node: str) -> bool:
+        with self._call("tomcat_restarting", node):
+            restarting = node in self.tomcat_down
+        return restarting
 
     def service_status(self, node: str, service: str) -> ServiceStatus:
         with self._call("service_status", node, service=service):
@@ -699,7 +782,9 @@ class FakeCucm:
                 kind = EC_TWINS.get(kind)
             if kind is None or kind not in target.identities:
                 raise CucmUnreachable(f"TLS on {node} port {port}: connection refused", node=node)
-            der = target.identities[kind].presented.public_bytes(Encoding.DER)
+            ident = target.identities[kind]
+            cert = (ident.haproxy or ident.presented) if port == 6971 else ident.presented
+            der = cert.public_bytes(Encoding.DER)
         return der
 
     def close(self) -> None:
@@ -722,6 +807,11 @@ class FakeCucm:
                     raise fault.error
             if node is not None:
                 self._node(node)
+            down = self._tomcat_down_for(op, node)
+            if down is not None:
+                raise CucmUnreachable(
+                    f"{op} on {down}: connection refused (Cisco Tomcat is not running)", node=down
+                )
             yield
             if fault is not None:
                 raise fault.error
@@ -754,10 +844,22 @@ class FakeCucm:
         )
 
     def _reset(self, phone: FakePhone) -> bool:
+        self._drop(phone)
+        phone.resets += 1
+        return True
+
+    def _drop(self, phone: FakePhone) -> None:
         phone.status = "UnRegistered"
         phone.timestamp = self._next_stamp()
         phone._sweeps_left = None if phone.stuck else self.reregister_after
-        return True
+
+    def _tomcat_down_for(self, op: str, node: str | None) -> str | None:
+        """The node whose stopped Tomcat ``op`` needs, if any: the node's own APIs, and the
+        publisher's AXL and RisPort70 for the cluster-wide operations."""
+        if not self.tomcat_down or op in SSH_OPERATIONS:
+            return None
+        where = node if node is not None and op not in PUBLISHER_OPERATIONS else self.publisher
+        return where if where in self.tomcat_down else None
 
     def _now(self) -> datetime:
         return self._clock()

@@ -279,6 +279,13 @@ class Services(Protocol):
         """The service's status and start time on the node (ControlCenterServices)."""
         ...
 
+    def tomcat_restarting(self, node: str) -> bool:
+        """Whether Cisco Tomcat is stopping or starting on the node, read over the SSH CLI (``utils
+        service list``), which stays up meanwhile: then the node's certmgr, AXL, RisPort70 and
+        ControlCenterServices are down because Tomcat is restarting, not failing. (A Tomcat that
+        stays stopped is not a restart.)"""
+        ...
+
 
 @runtime_checkable
 class Phones(Protocol):

@@ -136,6 +136,9 @@ class Identity:
     """For a multi-server CSR, the FQDNs of the nodes it names (the upload is distributed to them)."""
     multi_server: bool = False
     """The installed certificate came from a multi-server upload."""
+    haproxy: tuple[x509.Certificate, pki.PrivateKey] | None = None
+    """CallManager from 14SU1: what Cisco HAProxy presents on 6971 while it differs from
+    ``presented`` (CallManager takes a new identity at once, HAProxy only once it restarts)."""
 
 
 class CertificateStore:

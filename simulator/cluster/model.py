@@ -39,6 +39,13 @@ PHONE_INTERACTIONS = ("automatic", "manual")
 PHONE_INTERACTION_TYPES = frozenset({"CallManager", "TVS", "CAPF", "ITLRecovery"})
 
 
+def service_update(version: str) -> int:
+    """The SU of a full version string: the fourth field's thousands (11900 SU1, 12900 SU2 ...)."""
+    parts = version.split("-")[0].split(".")
+    build = int(parts[3]) if len(parts) > 3 and parts[3].isdigit() else 0
+    return max(0, build // 1000 - 10) if build >= 10000 else 0
+
+
 def release(version: str) -> tuple[int, int]:
     """(major, minor) of a CUCM version string such as ``14.0.1.13900-155``."""
     major, _, rest = version.partition(".")
@@ -111,6 +118,9 @@ class Cluster:
         self.rng = random.Random(seed)
         self.version = version
         self.release = release(version)
+        # RN14 "Certificate Regeneration without Service Restarts" [I for the reading]: from 14SU1
+        # CallManager takes a new identity at once; HAProxy (6971) only once it restarts.
+        self.callmanager_applies_at_once = (*self.release, service_update(version)) >= (14, 0, 1)
         self.phone_interaction = phone_interaction
         self.ris_lag = float(ris_lag)
         self.mixed_mode = mixed_mode
@@ -181,6 +191,12 @@ class Cluster:
         return self.release >= (14, 0) and self.phone_interaction == "automatic"
 
     def _identity_changed(self, node: Node, cert_type: str) -> None:
+        if cert_type == "CallManager" and self.callmanager_applies_at_once:
+            ident = node.identities[cert_type]
+            if ident.haproxy is None:
+                ident.haproxy = (ident.presented, ident.presented_key)
+            if self.store.present_installed(node, [cert_type]):
+                self.phone_control.presented_changed([cert_type])
         if cert_type in PHONE_INTERACTION_TYPES and self.phone_interaction_applies:
             self.phone_control.reset_automatically(node, cert_type)
 
@@ -191,7 +207,17 @@ class Cluster:
             listener(node, svc)
 
     def _service_started(self, node: Node, svc: Service) -> None:
-        changed = self.store.present_installed(node, [t for t, by in PRESENTED_BY.items() if svc.name in by])
+        types = [t for t, by in PRESENTED_BY.items() if svc.name in by]
+        callmanager = node.identities.get("CallManager")
+        if self.callmanager_applies_at_once and "CallManager" in types and callmanager is not None:
+            # From 14SU1 HAProxy and CallManager present independently: HAProxy takes the installed
+            # identity on its own restart; CallManager has it since the upload.
+            types.remove("CallManager")
+            if svc.name == "Cisco HAProxy":
+                callmanager.haproxy = None
+        elif "CallManager" in types and callmanager is not None:
+            callmanager.haproxy = None
+        changed = self.store.present_installed(node, types)
         if changed:
             self.phone_control.presented_changed(changed)
             if "tomcat" in changed:
@@ -355,6 +381,11 @@ class Cluster:
                 },
                 "presented": {
                     n.name: {t: pki.fingerprint(i.presented) for t, i in n.identities.items()}
+                    for n in self.nodes
+                },
+                # 6971 (HAProxy) where it differs from what CallManager presents (14SU1+).
+                "presented_haproxy": {
+                    n.name: {t: pki.fingerprint(i.haproxy[0]) for t, i in n.identities.items() if i.haproxy}
                     for n in self.nodes
                 },
                 "installed": {

@@ -84,23 +84,29 @@ class Node:
         twin = "tomcat-ECDSA" if self.cluster.https_ciphers == "all" else None
         return self.tls_context("tomcat", twin)
 
-    def tls_context(self, cert_type: str, ec_twin: str | None = None) -> ssl.SSLContext:
+    def tls_context(
+        self, cert_type: str, ec_twin: str | None = None, *, haproxy: bool = False
+    ) -> ssl.SSLContext:
         """A server context presenting this node's *presented* certificate of ``cert_type``; with
         ``ec_twin`` (a type this node carries) also that EC certificate, to a client that offers
-        only ECDSA suites: RSA preferred, as CUCM's "All Ciphers RSA Preferred" default (PA12)."""
+        only ECDSA suites: RSA preferred, as CUCM's "All Ciphers RSA Preferred" default (PA12).
+        With ``haproxy``: what Cisco HAProxy presents, which can lag behind from 14SU1."""
         with self.cluster.lock:
             self.cluster.advance()
             types = [cert_type] + ([ec_twin] if ec_twin and ec_twin in self.identities else [])
-            idents = [self.identities[t] for t in types]
-            fp = ",".join(pki.fingerprint(i.presented) for i in idents)
-            cache_key = ",".join(types)
+            presented = []
+            for t in types:
+                ident = self.identities[t]
+                cert, key = ident.presented, ident.presented_key
+                if haproxy and ident.haproxy is not None:
+                    cert, key = ident.haproxy
+                presented.append((t, cert, key))
+            fp = ",".join(pki.fingerprint(cert) for _, cert, _ in presented)
+            cache_key = ",".join(types) + ("@haproxy" if haproxy else "")
             cached = self._ctx_cache.get(cache_key)
             if cached and cached[0] == fp:
                 return cached[1]
-            parts = [
-                (i.presented_key, [i.presented, *self.cluster.chain_for(self, t, i.presented)])
-                for t, i in zip(types, idents, strict=True)
-            ]
+            parts = [(key, [cert, *self.cluster.chain_for(self, t, cert)]) for t, cert, key in presented]
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         if len(parts) > 1:

@@ -101,8 +101,15 @@ def test_init_check_plan_run_against_a_running_simulator(tmp_path: Path, simulat
 
     plan = cucm_renew("plan", "--type", "capf", cwd=work)
     assert plan.returncode == 0, plan.stderr
-    assert "CAPF: on publisher nodes" in plan.stdout and "phone_impact_serial" in plan.stdout
-    assert "cluster sim: cucm-pub.example.com" in plan.stdout and "exclusion phone-impact" in plan.stdout
+    assert "CAPF: on publisher nodes" in plan.stdout and "exclusion outage" in plan.stdout
+    assert "cluster sim: cucm-pub.example.com" in plan.stdout
+    # The release is read from the simulated cluster (14SU3), and the restarts follow it, node by node.
+    assert "restarts on sim (14SU3)" in plan.stdout
+    order = [line.strip() for line in plan.stdout.splitlines() if line.startswith("    cucm-")]
+    assert order[0].startswith("cucm-pub.example.com: Cisco Certificate Authority Proxy Function")
+    assert order[1].startswith(
+        "cucm-sub1.example.com: "
+    ) and "after the CTL update: also Cisco CallManager" in (plan.stdout)
 
     state = work / "state"
     run = cucm_renew("--state-dir", str(state), "run", "--type", "tomcat", "--type", "ipsec", cwd=work)

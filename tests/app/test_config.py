@@ -279,3 +279,24 @@ def test_command_ca_env_mistakes(
     exc = error(folder, text)
     assert key in str(exc) and words in str(exc), str(exc)
     assert "inline-secret" not in str(exc)
+
+
+def test_version_optional_and_phone_settings(folder: Path) -> None:
+    cluster = load_config(write(folder, GOOD)).cluster("lab")
+    # No version: read from the cluster before anything else; phones as the release does.
+    assert cluster.version is None and cluster.axl_version is None
+    assert cluster.max_phones_missing == 0 and cluster.phone_interaction is None
+    given = GOOD.replace(
+        'ca = "lab"', 'ca = "lab"\nversion = "12.5"\nmax_phones_missing = 3\nphone_interaction = "manual"'
+    )
+    cluster = load_config(write(folder, given)).cluster("lab")
+    assert cluster.version == "12.5" and not cluster.rest and cluster.axl_version == "12.5"
+    assert cluster.max_phones_missing == 3 and cluster.phone_interaction == "manual"
+    for setting, words in (
+        ('phone_interaction = "sometimes"', ["clusters.lab.phone_interaction", '"automatic"', '"manual"']),
+        ("max_phones_missing = -1", ["clusters.lab.max_phones_missing", ">= 0"]),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            load_config(write(folder, GOOD.replace('ca = "lab"', f'ca = "lab"\n{setting}')))
+        for word in words:
+            assert word in str(caught.value)

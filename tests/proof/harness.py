@@ -98,6 +98,11 @@ class ProofLab:
                 assert old in text, text
                 text = text.replace(old, f'password_env = "{var}"')
                 (self.folder / f"{CLUSTER}-{kind}.password").unlink()
+            if self.sim.cluster.phone_interaction == "manual":
+                # The cluster's enterprise parameter, as its administrator would write it.
+                text = text.replace(
+                    'phone_reset = "pools"\n', 'phone_reset = "pools"\nphone_interaction = "manual"\n', 1
+                )
             self.config_path.write_text(text)
             lab_folder = self.folder / "lab-ca"
             self.sim.trust_ca(LocalCA(lab_folder, name="lab").root_pem)

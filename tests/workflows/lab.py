@@ -70,6 +70,11 @@ class Lab:
             text = simulator_config(self.sim.json_path, self.config_path)
         text = text.replace('ca = "lab"', f'ca = "{self.ca_choice}"')
         text = text.replace("[ca.lab]", self.extra_config + "\n[ca.lab]") if self.extra_config else text
+        if self.sim.cluster.phone_interaction == "manual":
+            # The cluster's enterprise parameter, as its administrator would write it in the file.
+            text = text.replace(
+                'phone_reset = "pools"\n', 'phone_reset = "pools"\nphone_interaction = "manual"\n', 1
+            )
         text = self.edit_config(text) if self.edit_config is not None else text
         self.config_path.write_text(text)
         self.config: Config = load_config(self.config_path)

@@ -42,7 +42,10 @@ def test_full_campaign_on_a_four_node_mixed_mode_cluster(tmp_path: Path) -> None
         assert state["ctl_updates"] == before["ctl_updates"] + 2
         # Every phone came back, none stranded by an ITL mismatch or a stale CTL.
         assert state["phones"] == {"total": 300, "registered": 300, "itl_mismatched": 0, "ctl_failed": 0}
-        assert state["phone_resets"] >= 3 * 300
+        # 14SU3: CUCM resets the phones itself on each CallManager, CAPF and TVS upload (Phone
+        # Interaction on Certificate Update); the tool finds none it missed and resets none again.
+        assert state["phone_resets"] == 0
+        assert {r["type"] for r in state["automatic_phone_resets"]} == {"CAPF", "CallManager", "TVS"}
 
         # TVS waited for CallManager, said so in status, and only started uploading after it was done.
         cm_done = next(e.ts for e in lab.events_of("CallManager") if e.to_state == "done")
@@ -50,19 +53,22 @@ def test_full_campaign_on_a_four_node_mixed_mode_cluster(tmp_path: Path) -> None
         assert tvs_upload >= cm_done
         tvs_reasons = [v.waiting_reason for v in seen if v.definition == "TVS"]
         assert any("CallManager" in r for r in tvs_reasons), set(tvs_reasons)
-        # One phone-impacting type at a time: the phone sections never overlap.
+        # One outage at a time per cluster: the types' outage sections never overlap.
         sections = []
-        for t in ("CAPF", "CallManager", "TVS"):
+        for t in CERT_TYPES:
+            (outage,) = [e for e in lab.definitions[t].exclusion if e.group == "outage"]
             ev = lab.events_of(t)
-            start = next(e.ts for e in ev if e.to_state == "ctl_updated")
-            end = next(e.ts for e in ev if e.to_state == "verified")
+            start = next(e.ts for e in ev if e.to_state == outage.from_state)
+            end = next(e.ts for e in ev if e.to_state in (outage.until, "done"))
             sections.append((start, end))
         sections.sort()
         assert all(a[1] <= b[0] for a, b in itertools.pairwise(sections)), sections
 
         # Restart order as the simulator recorded it: publisher first, one node at a time, each
-        # running again (its new start time) before the next node's restart.
-        for service in ("Cisco Tomcat", "Cisco CallManager"):
+        # running again (its new start time) before the next node's restart. (CallManager restarts
+        # twice per node here, after each CTL update: tests/workflows/test_e2e_releases.py splits
+        # them by run.)
+        for service in ("Cisco Tomcat",):
             restarts = sim_restarts(state, [service])
             order = [node for _, node, _ in restarts]
             assert order[0] == "cucm-pub.example.com", order

@@ -12,8 +12,22 @@ from tests.workflows.lab import Lab
 PHONES = 60
 
 
+def manual(lab: Lab, reset: str = "pools") -> None:
+    """The cluster resets no phone itself (Phone Interaction on Certificate Update off), so the
+    tool resets them all: what these tests are about."""
+    text = lab.config_path.read_text()
+    assert 'phone_reset = "pools"\n' in text  # what init writes for the simulator
+    assert 'phone_interaction = "manual"' in text  # the Lab mirrors the simulator's setting
+    text = text.replace('phone_reset = "pools"\n', f'phone_reset = "{reset}"\n', 1)
+    lab.config_path.write_text(text)
+    lab.close_engine()
+    lab.config = load_config(lab.config_path)
+    lab.open_engine()
+
+
 def test_pools_reset_once_each_and_phones_in_no_pool_by_name(tmp_path: Path) -> None:
-    with Lab(tmp_path, nodes=3, phones=PHONES) as lab:
+    with Lab(tmp_path, nodes=3, phones=PHONES, phone_interaction="manual") as lab:
+        manual(lab)
         outside = lab.sim.cluster.phones.names[:5]
         with lab.sim.cluster.lock:
             for name in outside:
@@ -47,13 +61,8 @@ def test_pools_reset_once_each_and_phones_in_no_pool_by_name(tmp_path: Path) -> 
 
 
 def test_configured_per_phone_reset_never_resets_a_pool(tmp_path: Path) -> None:
-    with Lab(tmp_path, nodes=3, phones=PHONES) as lab:
-        text = lab.config_path.read_text()
-        assert 'phone_reset = "pools"\n' in text  # what init writes for the simulator
-        lab.config_path.write_text(text.replace('phone_reset = "pools"\n', 'phone_reset = "phones"\n', 1))
-        lab.close_engine()
-        lab.config = load_config(lab.config_path)
-        lab.open_engine()
+    with Lab(tmp_path, nodes=3, phones=PHONES, phone_interaction="manual") as lab:
+        manual(lab, "phones")
         (run_id,) = lab.start(["CallManager"])
         lab.drive()
         assert lab.engine is not None

@@ -15,18 +15,18 @@ from workflows.registry import DEFINITIONS_DIR, build_registry, check_guard_stat
 def test_the_shipped_guards_name_only_states_the_definitions_have() -> None:
     definitions = load_checked_definitions(build_registry())
     states = {s for d in definitions.values() for s in d.states}
-    assert states >= guards.IN_FLIGHT and states >= guards.PHONE_IMPACT
+    assert states >= guards.IN_FLIGHT and states >= guards.HELD - {"paused", "failed"}
 
 
 def test_a_misspelt_state_is_an_error_at_load() -> None:
     definitions = load_definitions(DEFINITIONS_DIR, build_registry())
-    named = {**guards.NAMED_STATES, "PHONE_IMPACT": guards.PHONE_IMPACT | {"restartd"}}
-    with pytest.raises(DefinitionError, match=r"NAMED_STATES\['PHONE_IMPACT'\]: names state\(s\) restartd"):
+    named = {**guards.NAMED_STATES, "IN_FLIGHT": guards.IN_FLIGHT | {"restartd"}}
+    with pytest.raises(DefinitionError, match=r"NAMED_STATES\['IN_FLIGHT'\]: names state\(s\) restartd"):
         check_guard_states(definitions, named)
 
 
 def test_states_missing_from_every_loaded_definition_are_refused(tmp_path: Path) -> None:
-    # tomcat alone skips the CTL and phone states that PHONE_IMPACT names.
+    # tomcat alone skips the CTL and phone states that IN_FLIGHT names.
     for name in ("base.yaml", "tomcat.yaml"):
         shutil.copy(DEFINITIONS_DIR / name, tmp_path / name)
     with pytest.raises(DefinitionError, match="phones_reregistered") as caught:

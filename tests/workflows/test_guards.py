@@ -10,6 +10,7 @@ import pytest
 
 from engine.api import GuardInput, PeerRun
 from workflows import guards
+from workflows.registry import build_registry, load_checked_definitions
 from workflows.timestamps import iso
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
@@ -20,24 +21,19 @@ PARAMS = {
     "CAPF": {
         "unit": "CAPF",
         "roles": ["publisher"],
-        "ctl_update": True,
         "phone_reset": True,
-        "phone_impact_peers": ["CallManager", "TVS"],
     },
     "CallManager": {
         "unit": "CallManager",
         "roles": ["publisher", "subscriber"],
-        "ctl_update": True,
         "phone_reset": True,
         "itl_signers": {"not_beside": ["TVS"]},
-        "phone_impact_peers": ["CAPF", "TVS"],
     },
     "TVS": {
         "unit": "TVS",
         "roles": ["publisher", "subscriber"],
         "phone_reset": True,
         "itl_signers": {"finish_first": ["CallManager"]},
-        "phone_impact_peers": ["CAPF", "CallManager"],
     },
 }
 
@@ -110,23 +106,39 @@ def test_callmanager_waits_only_for_tvs_in_flight() -> None:
     assert allowed and "does not sign" in reason
 
 
-def test_phone_impact_one_type_at_a_time() -> None:
-    busy = [PeerRun("cm-1", "CallManager", "phones_reregistered")]
-    assert_refused(guards.phone_impact_serial(gi("CAPF", peers=busy)), "cm-1", "one phone-impacting type")
-    assert guards.phone_impact_serial(gi("CAPF", peers=[PeerRun("cm-1", "CallManager", "awaiting_ca")]))[0]
-    assert guards.phone_impact_serial(gi("tomcat", peers=busy))[0]
-    # A run never waits for itself.
-    me = [PeerRun("CAPF-1", "CAPF", "restarted")]
-    assert guards.phone_impact_serial(gi("CAPF", peers=me))[0]
+def test_one_outage_at_a_time_per_cluster_from_the_first_disruptive_action() -> None:
+    # The exclusion group `outage` replaces the phone-impact guard: every type holds it from its
+    # first action that can interrupt service until it is verified.
+    definitions = load_checked_definitions(build_registry())
+    outage = {
+        name: (e.from_state, e.until)
+        for name, d in definitions.items()
+        for e in d.exclusion
+        if e.group == "outage"
+    }
+    assert outage == {
+        "tomcat": ("restarted", "sso_reenabled"),
+        "ipsec": ("restarted", "done"),
+        "CAPF": ("leaf_uploaded", "done"),
+        "CallManager": ("leaf_uploaded", "done"),
+        "TVS": ("leaf_uploaded", "done"),
+    }
+    assert "phone_impact_serial" not in build_registry().guards
 
 
 def test_ctl_before_restart_in_mixed_mode() -> None:
     assert_refused(
-        guards.ctl_before_restart(gi("CallManager", {"security_mode": "mixed"})), "mixed mode", "CTL"
+        guards.ctl_before_restart(gi("CallManager", {"security_mode": "mixed", "release": "15"})),
+        "mixed mode",
+        "CTL",
+    )
+    assert_refused(
+        guards.ctl_before_restart(gi("CAPF", {"security_mode": "mixed", "release": "12.5"})), "CTL"
     )
     assert guards.ctl_before_restart(gi("CallManager", {"security_mode": "mixed", "ctl_updated": True}))[0]
     assert guards.ctl_before_restart(gi("CallManager", {"security_mode": "non-secure"}))[0]
-    assert guards.ctl_before_restart(gi("TVS", {"security_mode": "mixed"}))[0]
+    assert guards.ctl_before_restart(gi("TVS", {"security_mode": "mixed", "release": "14SU2"}))[0]
+    assert guards.ctl_before_restart(gi("tomcat", {"security_mode": "mixed", "release": "14SU2"}))[0]
 
 
 def test_chain_trusted_before_leaf() -> None:

@@ -11,6 +11,7 @@ from engine.api import StepContext
 from workflows import context
 from workflows.context import ROLE_RANK
 from workflows.deps import RunDeps
+from workflows.releases import Release, ReleaseRules, rules
 
 NODE_WORKERS = 8
 T = TypeVar("T")
@@ -23,6 +24,31 @@ def deps(ctx: StepContext) -> RunDeps:
 def unit(ctx: StepContext) -> str:
     """CUCM's name for the certificate type (certmgr service, CLI unit)."""
     return str(ctx.params.get("unit") or ctx.definition)
+
+
+AUTOMATIC_RESET_TYPES = frozenset({"CallManager", "TVS", "CAPF"})
+"""Types whose identity upload CUCM 14+ answers by resetting phones itself (RN14, SG14)."""
+
+
+def release_rules(ctx: StepContext) -> ReleaseRules:
+    """The rules of the release the expiry step recorded (read from CUCM for an older run)."""
+    recorded = context.view(ctx.context).get("release")
+    return rules(recorded or Release.parse(deps(ctx).cucm.version()))
+
+
+def automatic_phone_reset(ctx: StepContext) -> bool:
+    """Whether CUCM resets the phones itself when this type's identity is uploaded: the release
+    has "Phone Interaction on Certificate Update" and the cluster is not configured ``manual``."""
+    if unit(ctx) not in AUTOMATIC_RESET_TYPES or not ctx.params.get("phone_reset"):
+        return False
+    return release_rules(ctx).phone_interaction_on_certificate_update and (
+        deps(ctx).phone_interaction != "manual"
+    )
+
+
+def cluster_nodes(ctx: StepContext) -> dict[str, str]:
+    """Every node of the cluster and its role, publisher first (older runs: the type's nodes)."""
+    return dict(context.view(ctx.context).get("cluster_nodes") or context.node_roles(ctx.context))
 
 
 def targets(ctx: StepContext) -> list[str]:

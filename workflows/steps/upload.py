@@ -11,8 +11,9 @@ from workflows.context import view
 from workflows.preflight import PreflightError
 
 from .certificate import check_signed
-from .common import deps, each_node, node_map, sha256_text, targets, unit
+from .common import automatic_phone_reset, deps, each_node, node_map, sha256_text, targets, unit
 from .errors import classified
+from .phones import baseline_output
 
 
 def upload_trust(ctx: StepContext) -> Outcome:
@@ -62,6 +63,9 @@ def upload_leaf(ctx: StepContext) -> Outcome:
     issued = node_map(ctx, "issued")
     csrs = node_map(ctx, "csr")
     uploaded = node_map(ctx, "uploaded")
+    # Where CUCM resets phones itself on this upload, the upload is the first action that touches
+    # them: count them before it.
+    baseline = baseline_output(ctx, "upload") if automatic_phone_reset(ctx) else {}
 
     def one(node: str) -> str:
         info = issued[node]
@@ -102,7 +106,7 @@ def upload_leaf(ctx: StepContext) -> Outcome:
     except _NodeRefused as exc:
         return Outcome.fail(str(exc), retryable=False)
     return Outcome.advance(
-        output={"uploaded": uploaded},
+        output={**baseline, "uploaded": uploaded},
         evidence={
             "uploaded": {n: {"serial": issued[n]["serial"], "sha256": uploaded[n]} for n in targets(ctx)}
         },

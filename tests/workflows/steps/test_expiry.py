@@ -34,3 +34,14 @@ def test_roles_force_and_only_nodes(lab: Lab) -> None:
     lab.run(ctx)
     assert ctx.context["targets"] == [SUB]
     assert lab.fake.calls_to("identity_certificate")[-1].node == SUB
+
+
+def test_the_release_is_read_from_the_cluster_and_a_configured_one_must_match(lab: Lab) -> None:
+    ctx = lab.ctx("tomcat", "expiry_check")
+    lab.run(ctx)
+    assert ctx.context["release"] == "14SU3" and ctx.context["release_version"] == lab.fake.release
+    assert list(ctx.context["cluster_nodes"]) == [PUB, SUB, IMP]
+    assert lab.run(lab.ctx("tomcat", "expiry_check", configured_version="14")).kind == "advance"
+    outcome = lab.run(lab.ctx("tomcat", "expiry_check", configured_version="12.5"))
+    assert outcome.kind == "fail" and not outcome.retryable
+    assert "12.5" in outcome.reason and lab.fake.release in outcome.reason and "14SU3" in outcome.reason

@@ -11,6 +11,8 @@ PHONES = [f"SEP{i:012X}" for i in range(5)]
 
 
 def watching(lab: Lab, **deps: Any) -> StepContextDouble:
+    # The tool resets the phones itself unless a test says CUCM does (14+ automatic).
+    deps.setdefault("phone_interaction", "manual")
     context = lab.context_at("CallManager", "sso_disabled", force=True)
     ctx = lab.ctx("CallManager", "phones_reregistered", context, **deps)
     ctx.params = {**ctx.params, "reset_batch": 2}
@@ -128,3 +130,58 @@ def test_missing_phones_are_reported_to_an_operator(lab: Lab) -> None:
     ctx = lab.ctx("CallManager", "phones_missing", {"phones": {"missing": PHONES[:2], "missing_count": 7}})
     outcome = lab.run(ctx)
     assert outcome.kind == "gate" and "7 phone(s)" in outcome.reason and PHONES[0] in outcome.reason
+
+
+def test_a_phone_back_with_its_baseline_timestamp_is_not_counted(lab: Lab) -> None:
+    lab.fake.add_phones(PHONES[:2])
+    ctx = watching(lab)
+    lab.run(ctx)  # baseline, then every phone reset
+    lab.fake.phones[PHONES[0]].stuck = True
+    stamp = ctx.context["baseline"]["stamps"][PHONES[0]]
+    # RisPort still shows the registration from before the change (a phone a stale CTL keeps
+    # off would look so while RIS lags): it is not back.
+    lab.fake.phones[PHONES[0]].status, lab.fake.phones[PHONES[0]].timestamp = "Registered", stamp
+    lab.run(ctx)
+    outcome = lab.run(ctx)
+    assert outcome.kind == "wait" and "1/2" in outcome.reason and PHONES[0] in outcome.reason
+
+
+def test_automatic_reset_each_phone_once_and_baseline_before_the_upload(lab: Lab) -> None:
+    # 14+: CUCM resets the phones of each node whose CallManager identity is uploaded.
+    lab.fake.add_phones(PHONES[:3], node=SUB)
+    lab.fake.add_phones(PHONES[3:], node=PUB)
+    context = lab.context_at("CallManager", "leaf_uploaded", force=True)
+    before = {n: p.timestamp for n, p in lab.fake.phones.items()}
+    only_sub = {**context, "targets": [SUB]}  # the publisher's upload is left out: CUCM resets none there
+    upload = lab.ctx("CallManager", "leaf_uploaded", only_sub)
+    assert lab.run(upload).kind == "advance"
+    assert upload.context["baseline"]["before"] == "upload"
+    assert upload.context["baseline"]["stamps"] == before  # taken before CUCM's reset
+    assert [lab.fake.phones[n].automatic_resets for n in PHONES] == [1, 1, 1, 0, 0]
+    ctx = lab.ctx("CallManager", "phones_reregistered", upload.context)
+    outcome = lab.run(ctx)
+    assert outcome.kind == "wait" and "Phone Interaction on Certificate Update" in outcome.reason
+    outcome = lab.run(ctx)  # after the grace: only the phones CUCM did not reset
+    assert reset_by_name(lab) == PHONES[3:]
+    lab.settle(ctx)
+    assert ctx.context["phones"]["automatic"] is True
+    assert [lab.fake.phones[n].resets + lab.fake.phones[n].automatic_resets for n in PHONES] == [1] * 5
+
+
+def test_missing_phones_within_the_tolerance_are_reported_not_gated(lab: Lab) -> None:
+    ctx = lab.ctx(
+        "CallManager",
+        "phones_missing",
+        {"phones": {"missing": PHONES[:1], "missing_count": 1}},
+        max_phones_missing=1,
+    )
+    outcome = lab.run(ctx)
+    assert outcome.kind == "advance" and PHONES[0] in outcome.reason
+    assert outcome.evidence["phones_missing"] == PHONES[:1]
+    beyond = lab.ctx("CallManager", "phones_missing", {"phones": {"missing": PHONES[:2], "missing_count": 2}})
+    gated = lab.run(beyond)
+    assert (
+        gated.kind == "gate"
+        and "utils itl reset localkey" in gated.reason
+        and "max_phones_missing = 0" in gated.reason
+    )
