@@ -139,8 +139,11 @@ def self_signed(
     subject: Subject,
     not_before: dt.datetime,
     not_after: dt.datetime,
+    alt_names: Sequence[str] = (),
 ) -> x509.Certificate:
-    """A CUCM-style self-signed identity: CA:TRUE (as CUCM 14 does), SAN = the node's FQDN."""
+    """A CUCM-style self-signed identity: CA:TRUE (as CUCM 14 does), SAN = the node's FQDN, then
+    ``alt_names`` (what an earlier renewal or `set web-security`'s alternatehostname added)."""
+    sans = list(dict.fromkeys([common_name, *alt_names]))
     name = subject.name(common_name)
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     builder = (
@@ -154,7 +157,7 @@ def self_signed(
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(_key_usage(cert_type, ca=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage(list(EXTENDED_KEY_USAGE.get(cert_type, ()))), critical=False)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in sans]), critical=False)
         .add_extension(ski, critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
     )

@@ -84,6 +84,8 @@ class CertificateStore:
         self.bundle_listeners: list[Callable[[], None]] = []
         # Called, under the lock, when a node's installed identity changes (upload or regeneration).
         self.identity_listeners: list[Callable[[Node, str], None]] = []
+        # Called, under the lock, when CUCM has made a CSR.
+        self.csr_listeners: list[Callable[[Node, str], None]] = []
 
     def create_identities(self, expiry_days: dict[str, float], itl_recovery: bool = False) -> None:
         """Self-signed identities for every node, each in every node's matching trust store; with
@@ -102,6 +104,7 @@ class CertificateStore:
                     self.subject,
                     now - dt.timedelta(days=365),
                     now + dt.timedelta(days=days),
+                    node.extra_sans,
                 )
                 node.identities[t] = Identity(cert, key, cert, key)
                 node.trust[f"{t}-trust"] = {}
@@ -220,6 +223,8 @@ class CertificateStore:
             ident = node.identities[cert_type]
             ident.csr, ident.csr_key = csr, key
             self.record.csr_generated(node.name, cert_type)
+            for listener in list(self.csr_listeners):
+                listener(node, cert_type)
         return csr
 
     def regenerate(self, node: Node, cert_type: str, days: float | None = None) -> x509.Certificate:

@@ -29,6 +29,7 @@ from simulator.cluster.certificates import CertificateStore, default_expiry_days
 from simulator.cluster.clock import Clock
 from simulator.cluster.node import Node
 from simulator.cluster.phones import DEVICE_POOL_FORMAT, PhoneControl, PhoneTable
+from simulator.cluster.platform import PlatformState
 from simulator.cluster.record import Record, iso
 from simulator.cluster.services import PRESENTED_BY, Service, ServiceControl
 
@@ -70,6 +71,8 @@ class Cluster:
         processnode_names: str = "fqdn",
         ris_lag: float = 0.0,
         phone_interaction: str = "automatic",
+        extra_sans: Mapping[str, Sequence[str]] | None = None,
+        platform: PlatformState | None = None,
     ) -> None:
         """``device_pool`` names each CallManager node's device pool (``{short}``: the node's short
         name, ``{name}``: its FQDN); a phone belongs to its home node's pool. ``None``: phones belong
@@ -79,7 +82,9 @@ class Cluster:
         RisPort70 trails the phones' real state. ``phone_interaction``: the 14+ enterprise parameter
         "Phone Interaction on Certificate Update", ``automatic`` (CUCM's default: CUCM resets phones
         when a CallManager, TVS, CAPF or ITLRecovery identity changes) or ``manual``; ignored below
-        14."""
+        14. ``extra_sans``: per node (short name or FQDN), DNS names its current certificates carry
+        besides its FQDN. ``platform``: replication, network cluster, CTL, licensing and the
+        mid-run triggers (``platform.PlatformState``; default: healthy)."""
         if nodes < 1:
             raise ValueError("a cluster needs at least one CUCM node (the publisher): use nodes >= 1")
         if not 0 <= phones <= 40000:
@@ -123,11 +128,19 @@ class Cluster:
             self.nodes.append(Node(self, name, role, len(self.nodes), wanted))
         if off:
             raise ValueError(f"deactivated: no node named {', '.join(sorted(off))}")
+        extra = dict(extra_sans or {})
+        for n in self.nodes:
+            n.extra_sans = list(extra.pop(n.name, [])) + list(extra.pop(n.short, []))
+        if extra:
+            raise ValueError(f"extra_sans: no node named {', '.join(sorted(extra))}")
+        self.platform = platform or PlatformState()
+        self.platform.check_nodes(self.nodes)
         self.store = CertificateStore(self.nodes, self.subject, self.record, self.lock)
         self.store.create_identities(
             expiry_days or default_expiry_days(), itl_recovery=self.release >= (12, 0)
         )
         self.store.identity_listeners.append(self._identity_changed)
+        self.store.csr_listeners.append(lambda node, t: self.platform.fire("csr", self._administrator))
         # Called, under the lock, when a service starts to stop and once it is Started again.
         self.service_listeners: list[Callable[[Node, Service], None]] = []
         self.service_control = ServiceControl(
@@ -156,7 +169,15 @@ class Cluster:
         """The enterprise parameter exists (14 and later) and says to reset phones automatically."""
         return self.release >= (14, 0) and self.phone_interaction == "automatic"
 
+    def _administrator(self, action: str) -> None:
+        """What an administrator does on the side during a run (the platform's triggers)."""
+        if action == "sso":
+            self.sso_enabled = True
+        elif action == "drs":
+            self.drs_running = "backup"
+
     def _identity_changed(self, node: Node, cert_type: str) -> None:
+        self.platform.fire("identity", self._administrator)
         if cert_type in PHONE_INTERACTION_TYPES and self.phone_interaction_applies:
             self.phone_control.reset_automatically(node, cert_type)
 
