@@ -8,6 +8,7 @@ platform (OS administrator) user. A refusal answers 400 with ``{"status", "messa
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import requests
@@ -87,16 +88,21 @@ class CertMgr:
             headers["Content-Type"] = "application/json"
         return self.http.call(operation, method, f"{BASE}/{path}", handle, headers=headers, **kwargs)
 
-    def generate_csr(self, service: str) -> str:
+    def generate_csr(
+        self, service: str, common_name: str | None = None, alt_names: Sequence[str] = ()
+    ) -> str:
         ecdsa = service.endswith("-ECDSA")
-        body = {
+        body: dict[str, Any] = {
             "service": service,
             "distribution": "this-server",
-            "commonName": self.node,
+            "commonName": common_name or self.node,
             "keyType": "ec" if ecdsa else "rsa",
             "keyLength": 384 if ecdsa else self.key_length,
             "hashAlgorithm": "sha256",
         }
+        if alt_names:
+            # Part 1 §1 (S4): altNames lists every SAN, the common name included.
+            body["altNames"] = list(dict.fromkeys([common_name or self.node, *alt_names]))
         payload = self._json(f"generate CSR for {service}", "POST", "csr", json=body)
         csr = payload.get("csr") if isinstance(payload, dict) else None
         if not isinstance(csr, str) or "BEGIN CERTIFICATE REQUEST" not in csr:
