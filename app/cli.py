@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.cucm.port import CucmError
+from adapters.cucm.port import CucmError, CucmPort
 from app import manualca, metrics
 from app.campaign import latest_runs, select, start_campaign
 from app.config import Config, ConfigError, canonical_type
@@ -31,7 +31,7 @@ from engine.commands import Submission, SubmissionsRefused
 from engine.daemon import PeriodicJob
 from engine.definition import human_duration, parse_duration
 from engine.views import RunView
-from workflows import certkit, preflight
+from workflows import certkit, preflight, readiness
 from workflows.cert_types import CERT_TYPES
 from workflows.registry import DEFINITIONS_DIR, build_registry, check_guard_states
 from workflows.renewal import RenewalPolicy, renewal_due
@@ -120,6 +120,11 @@ def _cmd_check(args: argparse.Namespace, env: Env) -> int:
             lines.append(
                 f"cluster {cluster}: CUCM {version}, {mode} mode, renew before {cc.renew_before_days:g} days"
             )
+            checks = _readiness(port, adapters, cluster, types)
+            failed = failed or any(c.failed for c in checks)
+            report += [{"cluster": cluster, **c.as_dict()} for c in checks]
+            lines.append("  pre-checks:")
+            lines += [f"    {c.level.upper():<5} {c.name:<16} {c.message}" for c in checks]
             for t in types:
                 roles = set(defs[t].params.get("roles") or [])
                 for node in port.nodes():
@@ -147,6 +152,20 @@ def _cmd_check(args: argparse.Namespace, env: Env) -> int:
         env.context.close()
     env.out(report, "\n".join(lines))
     return 1 if failed else 0
+
+
+def _readiness(port: CucmPort, adapters: Any, cluster: str, types: Sequence[str]) -> list[readiness.Check]:
+    """The pre-checks of :mod:`workflows.readiness`; the CA chain is checked for a CA that says its
+    chain and leaf lifetime up front (the local CA)."""
+    chain: Sequence[str] | None = None
+    days: float | None = None
+    for t in types:
+        ca = adapters.ca(cluster, t)
+        if getattr(ca, "chain_pems", None) and getattr(ca, "validity", None):
+            chain, days = list(ca.chain_pems), ca.validity.total_seconds() / 86400
+            break
+    facts = readiness.gather(port, types=types, ca_chain_pems=chain, leaf_days=days)
+    return readiness.run_checks(facts, datetime.now(UTC))
 
 
 # --------------------------------------------------------------------------- plan

@@ -559,7 +559,7 @@ def _ctl_name(name: object) -> str:
     parts = []
     for attr in name:
         short = attr.rfc4514_attribute_name
-        parts.append(f"{keys.get(short, short.lower())}={attr.value}")
+        parts.append(f"{keys.get(short, short.lower())}={attr.value!s}")
     return ";".join(parts)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.workflows.lab import REPO, stop_process
+from workflows import readiness
 
 
 def cucm_renew(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -79,6 +80,10 @@ def test_init_check_plan_run_against_a_running_simulator(tmp_path: Path, simulat
     check = cucm_renew("check", "--json", cwd=work)
     assert check.returncode == 0, check.stderr
     report = json.loads(check.stdout)
+    prechecks = [r for r in report if "check" in r]
+    assert [r["check"] for r in prechecks] == list(readiness.CHECKS)
+    assert not [r for r in prechecks if r["level"] == "fail"], prechecks
+    report = [r for r in report if "type" in r]
     tomcat = [r for r in report if r["type"] == "tomcat"]
     assert {r["node"] for r in tomcat} == {
         "cucm-pub.example.com",
