@@ -31,6 +31,7 @@ branch is raised by ``certkit.parse_bundle`` and named here too)::
     ├── CertificateOfAnotherNode
     ├── PublicKeyMismatch                "CSR Public Key and Certificate Public Key Do Not Match"
     ├── SanMismatch                      "CSR SAN and Certificate SAN Does Not Match"
+    ├── NameLost                         a name of the node's current certificate is missing
     ├── CertificateExpired
     ├── CertificateNotYetValid
     ├── WrongKeyUsage
@@ -106,6 +107,7 @@ __all__ = [
     "InvalidCsr",
     "KeyNotAllowed",
     "MissingIntermediate",
+    "NameLost",
     "NodeCertificateMissing",
     "NotACertificateAuthority",
     "PreflightError",
@@ -183,6 +185,10 @@ class PublicKeyMismatch(PreflightError):
 
 class SanMismatch(PreflightError):
     prevents = f'CUCM refusing the upload with "{SAN_MISMATCH_ERROR}"'
+
+
+class NameLost(PreflightError):
+    """The certificate lacks a name the node's current certificate carries (workflows.names)."""
 
 
 class CertificateExpired(PreflightError):
@@ -334,8 +340,12 @@ def validate(
     trusted_roots: Sequence[x509.Certificate],
     now: datetime,
     client_auth_waived: bool = False,
+    keep_names: Sequence[str] = (),
 ) -> ValidatedCertificate:
     """Check ``leaf`` (signed from ``csr_pem`` for ``cert_type``) and its ``chain`` (any order).
+
+    ``keep_names``: the names of the node's current certificate the configuration does not let go
+    (the CSR step's ``names.keep``); the leaf must carry each.
 
     ``trusted_roots``: certificates already in the node's ``<type>-trust`` store; a chain may end
     at any of them. ``now``: the current time (a naive value is taken as UTC).
@@ -346,7 +356,9 @@ def validate(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _validate(cert_type, csr_pem, leaf, chain, trusted_roots, _utc(now), client_auth_waived)
+            return _validate(
+                cert_type, csr_pem, leaf, chain, trusted_roots, _utc(now), client_auth_waived, keep_names
+            )
     except DECODE_ERRORS as exc:
         # Only a certificate that did not come through parse_bundle can get here.
         raise UnreadableCertificate(
@@ -362,6 +374,7 @@ def preflight(
     trusted_roots: Sequence[x509.Certificate],
     now: datetime,
     client_auth_waived: bool = False,
+    keep_names: Sequence[str] = (),
 ) -> ValidatedCertificate:
     """Parse every ``(name, data)`` file, put the certificates in order, validate them."""
     certs = [cert for name, data in files for cert in parse_bundle(data, source=name)]
@@ -374,6 +387,7 @@ def preflight(
         trusted_roots=trusted_roots,
         now=now,
         client_auth_waived=client_auth_waived,
+        keep_names=keep_names,
     )
 
 
@@ -405,6 +419,7 @@ def _validate(
     trusted_roots: Sequence[x509.Certificate],
     now: datetime,
     client_auth_waived: bool = False,
+    keep_names: Sequence[str] = (),
 ) -> ValidatedCertificate:
     profile = profile_for(cert_type)
     if profile is None:
@@ -438,6 +453,7 @@ def _validate(
             "a certificate issued from an older CSR can never be uploaded)",
         )
     _checksubject_alt_names(leaf, csr, what)
+    _check_names_kept(leaf, keep_names, what)
     _check_validity(leaf, now, what, CertificateNotYetValid, CertificateExpired)
     _check_usages(leaf, profile.cert_type, what, client_auth_waived)
 
@@ -536,6 +552,21 @@ def _checksubject_alt_names(leaf: x509.Certificate, csr: x509.CertificateSigning
         "have the CA copy the CSR's SANs exactly, adding none (e.g. openssl `copy_extensions = copy`, "
         "or a CA template that does not add the CN or IP addresses); to add names, put them in the CSR",
     )
+
+
+def _check_names_kept(leaf: x509.Certificate, keep: Sequence[str], what: str) -> None:
+    from workflows.names import lost_names
+
+    lost = lost_names(leaf, keep)
+    if lost:
+        raise NameLost(
+            f"{what} lacks {', '.join(lost)}, which the node's current certificate carries. CUCM would "
+            "accept it, and clients that reach the node by that name (Jabber, MRA, SIP trunks, SSO) "
+            "would then fail their TLS name check",
+            "have the CA sign a CSR that carries every name of the current certificate (a new run "
+            "makes one), or, if the name may go, add it to drop_names in the cluster's configuration "
+            "and start a new run",
+        )
 
 
 def _check_validity(
