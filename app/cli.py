@@ -31,7 +31,7 @@ from engine.commands import Submission, SubmissionsRefused
 from engine.daemon import PeriodicJob
 from engine.definition import human_duration, parse_duration
 from engine.views import RunView
-from workflows import certkit, preflight, readiness
+from workflows import certkit, names, preflight, readiness
 from workflows.cert_types import CERT_TYPES
 from workflows.registry import DEFINITIONS_DIR, build_registry, check_guard_states
 from workflows.renewal import RenewalPolicy, renewal_due
@@ -221,6 +221,8 @@ def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
         )
         for cname, ns in nodes.items():
             lines.append(f"  cluster {cname}: {', '.join(ns)}")
+            entry.setdefault("names", {})[cname] = shown = _plan_names(env, config, cname, t, ns)
+            lines += [f"    {n}: {text}" for n, text in _names_text(shown).items()]
         for s in steps:
             guards = f"   then, if {' and '.join(s['guards'])} allow" if s["guards"] else ""
             lines.append(f"  {s['state']:<20} {s['step'] or '(gate)':<22}{guards}")
@@ -228,6 +230,37 @@ def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
             lines.append(f"  exclusion {e['group']}: from {e['from']} until {e['until']}")
     env.out(plan, "\n".join(lines))
     return 0
+
+
+def _plan_names(
+    env: Env, config: Config | None, cluster: str, cert_type: str, nodes: Sequence[str]
+) -> dict[str, Any]:
+    """The exact names each node's CSR will carry (:mod:`workflows.names`), read from its current
+    certificate; an error in place of the names when the node cannot be read."""
+    if config is None:
+        return {}
+    out: dict[str, Any] = {}
+    try:
+        port = env.context.adapters.cucm(cluster)
+        policy = config.cluster(cluster).names_policy()
+        for node in nodes:
+            current = certkit.load_cert(port.identity_certificate(node, cert_type))
+            out[node] = names.csr_names(node, cert_type, current, policy).as_json()
+    except CucmError as exc:
+        out = {n: out.get(n, {"error": str(exc)}) for n in nodes}
+    return out
+
+
+def _names_text(shown: dict[str, Any]) -> dict[str, str]:
+    text = {}
+    for node, n in shown.items():
+        if "error" in n:
+            text[node] = f"names not read: {n['error']}"
+            continue
+        subject = ", ".join(f"{k}={v}" for k, v in n["subject"].items())
+        dropped = f"; let go: {', '.join(n['dropped'])}" if n["dropped"] else ""
+        text[node] = f"CN={n['common_name']}; SAN {', '.join(n['alt_names'])}; {subject}{dropped}"
+    return text
 
 
 # --------------------------------------------------------------------------- run

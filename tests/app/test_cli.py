@@ -98,6 +98,10 @@ def test_init_check_plan_run_against_a_running_simulator(tmp_path: Path, simulat
     assert plan.returncode == 0, plan.stderr
     assert "CAPF: on publisher nodes" in plan.stdout and "phone_impact_serial" in plan.stdout
     assert "cluster sim: cucm-pub.example.com" in plan.stdout and "exclusion phone-impact" in plan.stdout
+    assert (
+        "    cucm-pub.example.com: CN=cucm-pub.example.com; SAN cucm-pub.example.com; "
+        "OU=Voice, O=Example Org, L=Paris, ST=IDF, C=FR"
+    ) in plan.stdout
 
     state = work / "state"
     run = cucm_renew("--state-dir", str(state), "run", "--type", "tomcat", "--type", "ipsec", cwd=work)
