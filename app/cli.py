@@ -31,7 +31,7 @@ from engine.commands import Submission, SubmissionsRefused
 from engine.daemon import PeriodicJob
 from engine.definition import human_duration, parse_duration
 from engine.views import RunView
-from workflows import certkit, names, preflight, readiness
+from workflows import certkit, names, preflight, readiness, wayback
 from workflows.cert_types import CERT_TYPES
 from workflows.registry import DEFINITIONS_DIR, build_registry, check_guard_states
 from workflows.renewal import RenewalPolicy, renewal_due
@@ -530,7 +530,43 @@ def _cmd_export_csrs(args: argparse.Namespace, env: Env) -> int:
     return 0
 
 
+def _configure_rollback_plan(p: argparse.ArgumentParser) -> None:
+    add_config_option(p)
+    p.add_argument("run", metavar="RUN", help="the run (its id, as `status` shows it)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _way_back(env: Env, run: RunView) -> wayback.WayBack:
+    cluster = str(run.context.get("cluster") or "")
+    try:
+        version = env.context.config.cluster(cluster).version
+    except (ConfigError, KeyError):
+        version = "14"  # the plan still names the commands; restarts follow 14's table then
+    return wayback.way_back(run.context, run.definition, version)
+
+
+def _cmd_rollback_plan(args: argparse.Namespace, env: Env) -> int:
+    found = env.engine.status(args.run)
+    if not found:
+        raise UsageError(f"no run {args.run!r}: `cucm-renew status` lists them")
+    run = found[0]
+    plan = _way_back(env, run)
+    env.out({"run": run.id, "type": run.definition, **plan.as_json()}, plan.text(run.id))
+    return 0
+
+
 def _status_notes(env: Env, runs: Sequence[RunView]) -> str:
+    # A failed or held run says what it changed and the way back, as `rollback-plan` does.
+    backs = [
+        f"run {r.id} ({r.definition}, {r.status}):\n" + _way_back(env, r).text(r.id)
+        for r in runs
+        if r.status in ("failed", "paused") and r.context.get("csr")
+    ]
+    csrs = _csr_notes(env, runs)
+    return "\n\n".join(t for t in (*backs, csrs) if t)
+
+
+def _csr_notes(env: Env, runs: Sequence[RunView]) -> str:
     shown = {r.id for r in runs}
     rows = [c for c in manualca.csrs_of(env.engine.store.runs(include_final=False)) if c.waiting]
     rows = [c for c in rows if c.run_id in shown]
@@ -633,6 +669,12 @@ def build_app() -> App[AppContext]:
                 "give waiting runs the certificates a manual CA signed, matched by key (pre-flight first)",
                 _configure_submit_cert,
                 _cmd_submit_cert,
+            ),
+            Command(
+                "rollback-plan",
+                "what a run has changed so far and the documented commands that undo it",
+                _configure_rollback_plan,
+                _cmd_rollback_plan,
             ),
             Command(
                 "export-csrs",
