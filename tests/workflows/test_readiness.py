@@ -181,3 +181,21 @@ def test_each_simulated_condition_fails_its_check(sim, flags, check, words):
          platform.ctl, platform.license) = saved  # fmt: skip
     assert result.failed, result
     assert words in result.message
+
+
+def test_check_prints_the_prechecks_and_fails_when_one_fails(tmp_path: Path) -> None:
+    from tests.workflows.lab import Lab
+
+    platform = PlatformState()
+    platform.set_replication("cucm-sub1", 4)
+    with Lab(tmp_path, nodes=2, phones=4, platform=platform) as lab:
+        out = lab.cli("check", "--type", "tomcat")
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert "  pre-checks:" in out.stdout
+        assert (
+            "FAIL  replication      database replication is not healthy: cucm-sub1 is (4) Setup Failed"
+            in out.stdout
+        )
+        assert "OK    drs" in out.stdout
+        platform.set_replication("cucm-sub1", 2)
+        assert lab.cli("check", "--type", "tomcat").returncode == 0
