@@ -66,6 +66,9 @@ def start_campaign(
                 # Recorded with the run, so the waiver is in its audit trail and every pre-flight
                 # of this run (steps and submit-cert alike) applies the same rule.
                 context["client_auth_waived"] = True
+            if cc.extra_names or cc.drop_names:
+                # With the run, as the waiver is: its CSRs and its pre-flight follow the same names.
+                context["names_policy"] = cc.names_policy()
             # A run in progress is resumed, never doubled by a second one.
             run_id, new = engine.start_unless_running(t, cluster, context)
             if new:

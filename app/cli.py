@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.cucm.port import CucmError
+from adapters.cucm.port import CucmError, CucmPort
 from app import discover, inventory, manualca, metrics
 from app.campaign import latest_runs, select, start_campaign
 from app.config import Config, ConfigError, canonical_type
@@ -36,7 +36,7 @@ from engine.errors import DaemonBusy
 from engine.files import FileRefused, read_small_file
 from engine.logging import configure_logging
 from engine.views import RunView
-from workflows import certkit, preflight
+from workflows import certkit, names, preflight, readiness, wayback
 from workflows.cert_types import CERT_TYPES
 from workflows.registry import DEFINITIONS_DIR, build_registry, check_guard_states
 from workflows.releases import Release, ReleaseError, differs
@@ -241,6 +241,11 @@ def _cmd_check(args: argparse.Namespace, env: Env) -> int:
                 f"cluster {cluster}: CUCM {version} (release {release}), {mode} mode, "
                 f"renew before {cc.renew_before_days:g} days"
             )
+            checks = _readiness(port, adapters, cluster, types)
+            failed = failed or any(c.failed for c in checks)
+            report += [{"cluster": cluster, **c.as_dict()} for c in checks]
+            lines.append("  pre-checks:")
+            lines += [f"    {c.level.upper():<5} {c.name:<16} {c.message}" for c in checks]
             for t in types:
                 roles = set(defs[t].params.get("roles") or [])
                 for node in port.nodes():
@@ -280,6 +285,20 @@ def _cmd_check(args: argparse.Namespace, env: Env) -> int:
         env.context.close()
     env.out(report, "\n".join(lines))
     return 1 if failed else 0
+
+
+def _readiness(port: CucmPort, adapters: Any, cluster: str, types: Sequence[str]) -> list[readiness.Check]:
+    """The pre-checks of :mod:`workflows.readiness`; the CA chain is checked for a CA that says its
+    chain and leaf lifetime up front (the local CA)."""
+    chain: Sequence[str] | None = None
+    days: float | None = None
+    for t in types:
+        ca = adapters.ca(cluster, t)
+        if getattr(ca, "chain_pems", None) and getattr(ca, "validity", None):
+            chain, days = list(ca.chain_pems), ca.validity.total_seconds() / 86400
+            break
+    facts = readiness.gather(port, types=types, ca_chain_pems=chain, leaf_days=days)
+    return readiness.run_checks(facts, datetime.now(UTC))
 
 
 # --------------------------------------------------------------------------- plan
@@ -378,6 +397,8 @@ def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
         lines.append(f"{t}: on {', '.join(d.params.get('roles') or [])} nodes")
         for cname, ns in nodes.items():
             lines.append(f"  cluster {cname}: {', '.join(ns)}")
+            entry.setdefault("names", {})[cname] = shown = _plan_names(env, config, cname, t, ns)
+            lines += [f"    {n}: {text}" for n, text in _names_text(shown).items()]
         for where, order in restarts.items():
             lines.append(f"  restarts on {where} ({order['release']}), one node at a time, where activated:")
             for node, services in order["nodes"]:
@@ -394,6 +415,37 @@ def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
             lines.append(f"  exclusion {e['group']}: from {e['from']} until {e['until']}")
     env.out(plan, "\n".join(lines))
     return 0
+
+
+def _plan_names(
+    env: Env, config: Config | None, cluster: str, cert_type: str, nodes: Sequence[str]
+) -> dict[str, Any]:
+    """The exact names each node's CSR will carry (:mod:`workflows.names`), read from its current
+    certificate; an error in place of the names when the node cannot be read."""
+    if config is None:
+        return {}
+    out: dict[str, Any] = {}
+    try:
+        port = env.context.adapters.cucm(cluster)
+        policy = config.cluster(cluster).names_policy()
+        for node in nodes:
+            current = certkit.load_cert(port.identity_certificate(node, cert_type))
+            out[node] = names.csr_names(node, cert_type, current, policy).as_json()
+    except CucmError as exc:
+        out = {n: out.get(n, {"error": str(exc)}) for n in nodes}
+    return out
+
+
+def _names_text(shown: dict[str, Any]) -> dict[str, str]:
+    text = {}
+    for node, n in shown.items():
+        if "error" in n:
+            text[node] = f"names not read: {n['error']}"
+            continue
+        subject = ", ".join(f"{k}={v}" for k, v in n["subject"].items())
+        dropped = f"; let go: {', '.join(n['dropped'])}" if n["dropped"] else ""
+        text[node] = f"CN={n['common_name']}; SAN {', '.join(n['alt_names'])}; {subject}{dropped}"
+    return text
 
 
 # --------------------------------------------------------------------------- run
@@ -799,7 +851,47 @@ def _cmd_export_csrs(args: argparse.Namespace, env: Env) -> int:
     return 0
 
 
+def _configure_rollback_plan(p: argparse.ArgumentParser) -> None:
+    add_config_option(p)
+    p.add_argument("run", metavar="RUN", help="the run (its id, as `status` shows it)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _way_back(env: Env, run: RunView) -> wayback.WayBack:
+    # The release the run read from the cluster; else the configured one; else 14's table (the
+    # plan still names the commands, the restart lists are then 14's).
+    version = str(run.context.get("release") or "")
+    if not version:
+        cluster = str(run.context.get("cluster") or "")
+        try:
+            version = env.context.config.cluster(cluster).version or "14"
+        except (ConfigError, KeyError):
+            version = "14"
+    return wayback.way_back(run.context, run.definition, version)
+
+
+def _cmd_rollback_plan(args: argparse.Namespace, env: Env) -> int:
+    found = env.engine.status(args.run)
+    if not found:
+        raise UsageError(f"no run {args.run!r}: `cucm-renew status` lists them")
+    run = found[0]
+    plan = _way_back(env, run)
+    env.out({"run": run.id, "type": run.definition, **plan.as_json()}, plan.text(run.id))
+    return 0
+
+
 def _status_notes(env: Env, runs: Sequence[RunView]) -> str:
+    # A failed or held run says what it changed and the way back, as `rollback-plan` does.
+    backs = [
+        f"run {r.id} ({r.definition}, {r.status}):\n" + _way_back(env, r).text(r.id)
+        for r in runs
+        if r.status in ("failed", "paused") and r.context.get("csr")
+    ]
+    csrs = _csr_notes(env, runs)
+    return "\n\n".join(t for t in (*backs, csrs) if t)
+
+
+def _csr_notes(env: Env, runs: Sequence[RunView]) -> str:
     shown = {r.id for r in runs}
     rows = [c for c in manualca.csrs_of(env.engine.store.runs(include_final=False)) if c.waiting]
     rows = [c for c in rows if c.run_id in shown]
@@ -905,6 +997,12 @@ def build_app() -> App[AppContext]:
                 "give waiting runs the certificates a manual CA signed, matched by key (pre-flight first)",
                 _configure_submit_cert,
                 _cmd_submit_cert,
+            ),
+            Command(
+                "rollback-plan",
+                "what a run has changed so far and the documented commands that undo it",
+                _configure_rollback_plan,
+                _cmd_rollback_plan,
             ),
             Command(
                 "export-csrs",

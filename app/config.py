@@ -171,6 +171,16 @@ class ClusterConfig:
     """``false``: tomcat certificates without clientAuth are accepted (an ACME CA's), giving up
     tomcat's TLS client uses (see :data:`adapters.ca.profiles.TOMCAT_CLIENT_USES`)."""
 
+    extra_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Names every CSR of a node (key: its name or short name) or of a type (key: the type) carries
+    besides those of the current certificate (``*``: every CSR)."""
+    drop_names: tuple[str, ...] = ()
+    """Names of the current certificates that the renewed ones may lose."""
+
+    def names_policy(self) -> dict[str, Any]:
+        """What the CSR step and pre-flight read from the run's context (``names_policy``)."""
+        return {"extra": {k: list(v) for k, v in self.extra_names.items()}, "drop": list(self.drop_names)}
+
     def client_auth_waived(self, cert_type: str) -> bool:
         """Whether pre-flight accepts ``cert_type`` certificates without clientAuth here."""
         profile = profile_for(cert_type)
@@ -417,6 +427,8 @@ _CLUSTER = Schema(
         "notify": TEXTS,
         "max_phones_missing": INTEGER,
         "phone_interaction": TEXT,
+        "extra_names": TABLE,
+        "drop_names": TEXTS,
     },
     required=("ca_bundle", "known_hosts", "ca"),
     kind=TABLE,
@@ -664,6 +676,25 @@ class _Reader:
         )
 
 
+def _extra_names(r: _Reader, table: Mapping[str, Any], where: str) -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for key, names in dict(table.get("extra_names", {})).items():
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise r.fail(
+                f"{where}.extra_names.{key}",
+                "must be a list of DNS names",
+                f'write {key} = ["jabber.example.com"]',
+            )
+        if any("*" in n for n in names):
+            raise r.fail(
+                f"{where}.extra_names.{key}",
+                "a wildcard name",
+                "CUCM refuses wildcard certificates: list each name",
+            )
+        out[str(key)] = tuple(n.lower() for n in names)
+    return out
+
+
 def _check_client_auth(r: _Reader, where: str, cluster: ClusterConfig, cas: Mapping[str, CaConfig]) -> None:
     """A type whose certificate needs clientAuth may not go to an ACME CA that drops it: refused
     here, before any run, rather than by the pre-flight once the CA has signed."""
@@ -855,6 +886,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             notify=_cluster_notify(r, table, where, notify),
             max_phones_missing=missing_ok,
             phone_interaction=interaction,
+            extra_names=_extra_names(r, table, where),
+            drop_names=tuple(str(n).lower() for n in table.get("drop_names", [])),
         )
         _check_client_auth(r, where, clusters[name], cas)
         notice = _waiver_notice(where, clusters[name])

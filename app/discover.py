@@ -307,9 +307,9 @@ class _Discoverer:
             self.say(
                 f"AXL  CUCM {version}, {'mixed' if mode == 1 else 'non-secure'} mode, {len(rows)} node(s)"
             )
-            members = {}
+            members: dict[str, str] = {}  # address -> FQDN
             if any(is_address(r["name"]) for r in rows):
-                members = {m["ip"]: m for m in cluster.network_cluster()}
+                members = {m.ip: m.fqdn for m in cluster.network_cluster()}
                 self.say(f"CLI  show network cluster: {len(members)} member(s)")
         finally:
             cluster.close()
@@ -332,8 +332,7 @@ class _Discoverer:
                 if listed != pub_name:
                     publisher.processnode = listed
                 continue
-            member = members.get(listed, {})
-            fqdn = member.get("fqdn") or listed
+            fqdn = members.get(listed) or listed
             if is_address(fqdn):
                 fqdn = ""
             address = self.address_of(fqdn, listed if is_address(listed) else "") if fqdn else listed

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 
 from simulator import pki, sql
 from simulator.cluster import Cluster, CucmError, Node
+from simulator.cluster.platform import REPLICATION_TEXTS
 from simulator.releases import release
 
 PROMPT = "admin:"
@@ -59,7 +60,6 @@ class CliSession:
             return
         handlers: list[tuple[tuple[str, ...], Callable[[list[str]], Iterator[str]]]] = [
             (("show", "version", "active"), self._show_version),
-            (("show", "network", "cluster"), self._show_network_cluster),
             (("show", "csr", "list", "own"), self._show_csr_list),
             (("show", "csr", "own"), self._show_csr),
             (("show", "cert", "list"), self._show_cert_list),
@@ -74,6 +74,12 @@ class CliSession:
             (("utils", "sso"), self._sso),
             (("utils", "disaster_recovery", "status"), self._drs_status),
             (("utils", "itl", "reset", "localkey"), self._itl_reset),
+            (("utils", "dbreplication", "runtimestate"), self._replication_runtimestate),
+            (("utils", "dbreplication", "status"), self._replication_status),
+            (("show", "network", "cluster"), self._network_cluster),
+            (("show", "ctl"), self._show_ctl),
+            (("show", "license", "all"), self._show_license),
+            (("show", "license", "summary"), self._show_license),
             (("run", "sql"), self._run_sql),
         ]
         for prefix, handler in handlers:
@@ -91,25 +97,6 @@ class CliSession:
             f"\nActive Master Version: {self.cluster.version}\n"
             "Active Version Installed Software Options:\nNo Installed Software Options Found.\n"
         )
-
-    def _show_network_cluster(self, args: list[str]) -> Iterator[str]:
-        # Each member by the address CUCM knows it at, FQDN, hostname, roles; the publisher adds
-        # its processnode entries (CUCM nodes only, as Cisco's example shows them).
-        since = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(self.cluster.clock.cucm_wall(time.time())))
-        lines = []
-        for n in self.cluster.nodes:
-            role = "Publisher" if n.role == "publisher" else "Subscriber"
-            product = "cups" if n.role == "imp" else "callmanager"
-            db = "DBPub" if n.role == "publisher" or (n.role == "imp" and n is self._first_imp()) else "DBSub"
-            tail = "authenticated" if n.role == "publisher" else f"authenticated using TCP since {since}"
-            lines.append(f"{n.lan_ip} {n.name} {n.short} {role} {product} {db} {tail}")
-        if self.node.role == "publisher":
-            lines += ["", "Server Table (processnode) Entries", "-" * 34]
-            lines += [n.processnode_name for n in self.cluster.nodes if n.role != "imp"]
-        yield "\n".join(lines) + "\n"
-
-    def _first_imp(self) -> object:
-        return next((n for n in self.cluster.nodes if n.role == "imp"), None)
 
     def _show_csr_list(self, args: list[str]) -> Iterator[str]:
         with self.cluster.lock:
@@ -333,11 +320,26 @@ class CliSession:
             return
         running = self.cluster.drs_running
         if running == kind:
-            yield f"Status: {kind.capitalize()} is in progress\nPercentage Complete: 40\n"
+            # The running shape a public parser reads (ANS): Status, Tar Filename, Storage Location,
+            # Operation, Percentage Complete, then one row per server and component [I].
+            stamp = time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime(self.cluster.cucm_wall(time.time())))
+            rows = "".join(
+                f"{'CUCM':<12}{n.short:<16}{'PLATFORM':<20}{'Active':<12}"
+                f"{time.strftime('%a %b %d %H:%M:%S UTC %Y', time.gmtime())}  "
+                f"{stamp}_{n.short}_cucm_platform.log\n"
+                for n in self.cluster.nodes
+                if n.role != "imp"
+            )
+            yield (
+                f"Status: RUNNING :{kind.capitalize()} in progress, please wait...\n"
+                f"Tar Filename: {stamp}.tar\nStorage Location: NETWORK\nOperation: {kind}\n"
+                f"Percentage Complete: 40\n{rows}"
+            )
         elif running:
-            yield f"Status: A {running} is in progress\n"
+            yield f"Status: RUNNING :A {running} is in progress\n"
         else:
-            yield f"Status: SUCCESS :{kind.capitalize()} Completed...\n"
+            # Idle, as a real 15.0 publisher prints it (CTM) [I].
+            yield f"drfCliMsg: No {kind} status available\n"
 
     def _itl_reset(self, args: list[str]) -> Iterator[str]:
         self.cluster.itl_reset(self.node)
@@ -353,6 +355,216 @@ class CliSession:
             yield f"{FAILED}\n{exc}\n"
             return
         yield sql.format_table(columns, rows)
+
+    # ------------------------------------------------------------------ readiness (part 2 §7)
+    def _replication_runtimestate(self, args: list[str]) -> Iterator[str]:
+        """PCD14/T215013's shape: a summary, then one row per CUCM node with its Replicate_State."""
+        if self.node.role == "imp":
+            yield f"{FAILED}\nCommand not supported on this node\n"  # [U]: IM&P has its own
+            return
+        platform = self.cluster.platform
+        members = [n for n in self.cluster.nodes if n.role != "imp"]
+        if len(members) == 1:
+            yield (
+                "Runtime state cannot be performed on a cluster with a single active node; "
+                "aborting operation\n"
+            )
+            return
+        wall = self.cluster.cucm_wall(time.time())
+        broken = any(platform.replication_code(n) != 2 for n in members)
+        lines = [
+            "",
+            f"Server Time: {time.strftime('%a %b %d %H:%M:%S UTC %Y', time.gmtime(wall))}",
+            "",
+            "Cluster Replication State: BROADCAST SYNC ended at: "
+            + time.strftime("%Y-%m-%d-%H-%M", time.gmtime(wall - 86400)),
+            "     Sync Result: SYNC COMPLETED on 753 tables out of 753",
+            "     Sync Status: " + ("Errors were found" if broken else "All Tables are in sync"),
+            "",
+            f"DB Version: ccm{self.cluster.version.split('-')[0].replace('.', '_')}",
+            "",
+            "Repltimeout set to: 300s",
+            "PROCESS option set to: 1",
+            "",
+            f"Cluster Detailed View from {self.node.short} ({len(members)} Servers):",
+            "",
+            f"{'':43}PING      DB/RPC/   REPL.    Replication    REPLICATION SETUP",
+            f"{'SERVER-NAME':<25}{'IP ADDRESS':<18}(msec)    DbMon?    QUEUE    Group ID       "
+            "(RTMT) & Details",
+            f"{'-----------':<25}{'----------':<18}------    -------   -----    -----------    "
+            "------------------",
+        ]
+        for i, n in enumerate(reversed(members)):
+            code = platform.replication_code(n)
+            rpc = "Y/Y/Y" if code == 2 else "Y/N/N"
+            queue = "0" if code == 2 else "312"
+            lines.append(
+                f"{n.short:<25}{n.lan_ip:<18}{0.016 + 0.05 * i:<10.3f}{rpc:<10}{queue:<9}"
+                f"{f'(g_{len(members) + 1 - i})':<15}{REPLICATION_TEXTS[code]}"
+            )
+        yield "\n".join(lines) + "\n"
+
+    def _replication_status(self, args: list[str]) -> Iterator[str]:
+        members = [n for n in self.cluster.nodes if n.role != "imp"]
+        broken = any(self.cluster.platform.replication_code(n) != 2 for n in members)
+        wall = time.strftime("%Y-%m-%d-%H-%M", time.gmtime(self.cluster.cucm_wall(time.time())))
+        yield (
+            f"\nReplication status command started at: {wall}\n"
+            "Replication status command COMPLETED 681 tables checked out of 681\n"
+            # The mismatch wording is [I]; the clean one is T215013's.
+            + ("Errors or Mismatches Were Found!!!\n" if broken else "No Errors or Mismatches found.\n")
+            + "\nUse 'file view activelog cm/trace/dbl/sdi/ReplicationStatus."
+            f"{wall}.out' to see the details\n"
+        )
+
+    def _network_cluster(self, args: list[str]) -> Iterator[str]:
+        """T215013's shape: IP, FQDN, host, role, product, DB role, authentication; then, on the
+        publisher only, the processnode entries."""
+        platform = self.cluster.platform
+        lines = []
+        imp_pub = next((n for n in self.cluster.nodes if n.role == "imp"), None)
+        for n in self.cluster.nodes:
+            if n.short in platform.missing_from_cluster:
+                continue
+            role = "Publisher" if n.role == "publisher" else "Subscriber"
+            product = "cups" if n.role == "imp" else "callmanager"
+            db = "DBPub" if n.role == "publisher" or n is imp_pub else "DBSub"
+            if n.short in platform.unauthenticated:
+                auth = "not authenticated"  # the wording of a failed peer is [U]
+            elif n is self.node:
+                auth = "authenticated"
+            else:
+                auth = "authenticated using TCP since Mon Jul 1 13:44:09 2019"
+            lines.append(f"{n.lan_ip} {n.name} {n.short} {role} {product} {db} {auth}")
+        if self.node.role == "publisher":
+            lines += ["", "Server Table (processnode) Entries", "----------------------------------"]
+            lines += [n.processnode_name for n in self.cluster.nodes if n.role != "imp"]
+        yield "\n".join(lines) + "\n"
+
+    def _show_ctl(self, args: list[str]) -> Iterator[str]:
+        """T118893's shapes: no CTL, or records with the signer marked; the token's or the
+        cluster's own key (tokenless: CallManager up to 11.5, ITLRecovery from 12.0 [I])."""
+        kind = self.cluster.platform.ctl
+        if not self.cluster.mixed_mode and kind != "token":
+            kind = "none"
+        if kind == "none":
+            yield (
+                "Length of CTL file: 0\nCTL File not found . Please run CTLClient plugin or run the CLI - "
+                "utils ctl.. to generate the CTL file.\nError parsing the CTL File.\n"
+            )
+            return
+        pub = self.cluster.publisher
+        records = []
+        if kind == "token":
+            signer = 'cn="SAST-ADN008580ef ";ou=IPCBU;o="Cisco Systems'
+            records.append(
+                (
+                    signer,
+                    "System Administrator Security Token",
+                    "cn=Cisco Manufacturing CA;o=Cisco Systems",
+                    "83:E9:08:00:00:00:55:45:AF:31",
+                    True,
+                )
+            )
+            records.append(('cn="SAST-ADN00854b1b ";ou=IPCBU;o="Cisco Systems',
+                            "System Administrator Security Token",
+                            "cn=Cisco Manufacturing CA;o=Cisco Systems", "41:AC:2B:00:00:00:55:4F:6A:0B",
+                            False))  # fmt: skip
+        else:
+            unit = "ITLRecovery" if self.cluster.release >= (12, 0) else "CallManager"
+            cert = pub.identities[unit].installed
+            subject = _ctl_name(cert.subject)
+            serial = format(cert.serial_number, "X")
+            records.append((subject, "System Administrator Security Token", subject, serial, True))
+        for n in self.cluster.nodes:
+            if n.role == "imp":
+                continue
+            cert = n.identities["CallManager"].installed
+            records.append((_ctl_name(cert.subject), "CCM+TFTP", _ctl_name(cert.issuer),
+                            format(cert.serial_number, "X"), False))  # fmt: skip
+        capf = pub.identities["CAPF"].installed
+        records.append((_ctl_name(capf.subject), "CAPF", _ctl_name(capf.issuer),
+                        format(capf.serial_number, "X"), False))  # fmt: skip
+        out = [
+            "The checksum value of the CTL file:",
+            "0c05655de63fe2a98e6c1a0a7d0b8f1d(MD5)",
+            "8f1d0a7d0b8e6c1a2a98e63fe0c05655de4f7a1b(SHA1)",
+            "",
+            "Length of CTL file: 4947",
+            "The CTL File was last modified on Fri Mar 06 19:45:13 UTC 2015",
+            "",
+            "Parse CTL File",
+            "----------------",
+            "",
+            "Version:        1.2",
+            "HeaderLength:   336 (BYTES)",
+            "",
+        ]
+        for i, (subject, function, issuer, serial, signed) in enumerate(records, 1):
+            out += [
+                f"CTL Record #:{i}",
+                "----",
+                "BYTEPOS TAG             LENGTH  VALUE",
+                "-------  ---             ------  -----",
+                "1       RECORDLENGTH    2       1186",
+                "2       DNSNAME         16      ",
+                f"3       SUBJECTNAME     {len(subject):<8}{subject}",
+                f"4       FUNCTION        2       {function}",
+                f"5       ISSUERNAME      {len(issuer):<8}{issuer}",
+                f"6       SERIALNUMBER    {len(serial) // 2:<8}{serial}",
+                "7       PUBLICKEY       140",
+                "8       CERTIFICATE     902     (SEE BELOW)",
+                "9       IPADDRESS       4       ",
+                "",
+            ]
+            if signed:
+                out += ["This etoken was used to sign the CTL file.", ""]
+        out.append("The CTL file was verified successfully.")
+        yield "\n".join(out) + "\n"
+
+    def _show_license(self, args: list[str]) -> Iterator[str]:
+        """T212915's registration block; the Smart License Manager runs on the publisher only, and
+        the command prints nothing elsewhere (T212915)."""
+        if self.node.role != "publisher" or self.cluster.release < (12, 0):
+            yield "\n"
+            return
+        kind = self.cluster.platform.license
+        registered = kind != "unregistered"
+        lines = ["Smart Licensing Status", "======================", "", "Smart Licensing is ENABLED", ""]
+        lines += ["Registration:", f"  Status: {'REGISTERED' if registered else 'UNREGISTERED'}"]
+        if registered:
+            lines += ["  Smart Account: Example Org", "  Virtual Account: UC"]
+        lines.append(
+            "  Export-Controlled Functionality: " + ("Allowed" if kind == "export" else "Not Allowed")
+        )
+        if registered:
+            lines += ["  Initial Registration: SUCCEEDED on Jan 10 10:12:40 2024 UTC"]
+        lines += ["", "License Authorization:"]
+        lines.append(
+            "  Status: AUTHORIZED on Jan 10 10:13:01 2024 UTC" if registered else "  Status: EVAL MODE"
+        )
+        if self.cluster.mixed_mode and kind != "export":
+            # SCG125-SL's banner for mixed mode without an export-controlled registration.
+            lines += [
+                "",
+                "The system is currently running Mixed mode. To continue running Mixed mode, please ensure "
+                "Smart Licensing registration is completed using the Registration Token received from the "
+                "Smart/Virtual Account that has Allow export-controlled functionality checked.",
+            ]
+        yield "\n".join(lines) + "\n"
+
+
+def _ctl_name(name: object) -> str:
+    """A DN as `show ctl` prints it: ``cn=...;ou=...;o=...`` (lower-case keys, `;`-separated)."""
+    from cryptography import x509
+
+    assert isinstance(name, x509.Name)
+    keys = {"CN": "cn", "OU": "ou", "O": "o", "L": "l", "ST": "st", "C": "c"}
+    parts = []
+    for attr in name:
+        short = attr.rfc4514_attribute_name
+        parts.append(f"{keys.get(short, short.lower())}={attr.value!s}")
+    return ";".join(parts)
 
 
 def sql_safe(text: str) -> str:

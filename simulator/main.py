@@ -9,7 +9,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from simulator import network, releases
+from simulator import network, pki, releases
+from simulator.cluster.platform import PlatformState, parse_trigger
 from simulator.faults import Faults, FaultSpecError
 
 
@@ -93,6 +94,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the HTTPS Ciphers enterprise parameter: rsa (CUCM's default) or all (8443 also presents "
         "tomcat-ECDSA)",
     )
+    parser.add_argument(
+        "--replication-broken",
+        action="append",
+        default=[],
+        metavar="NODE[:CODE]",
+        help="the node's Replicate_State in `utils dbreplication runtimestate` (default code 4, "
+        "Setup Failed; 2 is healthy) (repeatable)",
+    )
+    parser.add_argument(
+        "--cluster-missing", action="append", default=[], metavar="NODE",
+        help="leave the node out of `show network cluster` (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cluster-unauthenticated", action="append", default=[], metavar="NODE",
+        help="show the node not authenticated in `show network cluster` (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ctl",
+        choices=("tokenless", "token", "none"),
+        default="tokenless",
+        help="how the CTL is signed in mixed mode (`show ctl`; default tokenless)",
+    )
+    parser.add_argument(
+        "--license",
+        choices=("export", "no-export", "unregistered"),
+        default="export",
+        help="Smart Licensing: export-controlled functionality allowed (default), not, or unregistered",
+    )
+    parser.add_argument(
+        "--trigger",
+        action="append",
+        default=[],
+        metavar="EVENT:ACTION",
+        help="on the first csr|identity, an administrator re-enables sso or starts a drs backup, "
+        "e.g. csr:sso, identity:drs (repeatable)",
+    )
+    parser.add_argument(
+        "--extra-san",
+        action="append",
+        default=[],
+        metavar="NODE:NAME",
+        help="a DNS name the node's current certificates carry besides its FQDN (repeatable)",
+    )
+    parser.add_argument(
+        "--subject",
+        default=None,
+        metavar="OU=..,O=..,L=..,ST=..,C=..",
+        help="the subject fields of every certificate and CSR (`set web-security`)",
+    )
     parser.add_argument("--dir", required=True, metavar="DIR", help="where simulator.json and key files go")
 
 
@@ -120,6 +170,38 @@ def _check(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _conditions(
+    args: argparse.Namespace,
+) -> tuple[PlatformState, dict[str, list[str]], pki.Subject | None]:
+    platform = PlatformState()
+    for entry in args.replication_broken:
+        node, _, code = entry.partition(":")
+        if code and not code.isdigit():
+            raise ValueError(f"--replication-broken {entry}: CODE is a number 0-4")
+        platform.set_replication(node, int(code or 4))
+    platform.missing_from_cluster = set(args.cluster_missing)
+    platform.unauthenticated = set(args.cluster_unauthenticated)
+    platform.set_ctl(args.ctl)
+    platform.set_license(args.license)
+    for entry in args.trigger:
+        platform.add_trigger(*parse_trigger(entry))
+    extra: dict[str, list[str]] = {}
+    for entry in args.extra_san:
+        node, _, name = entry.partition(":")
+        if not node or not name:
+            raise ValueError(f"--extra-san {entry}: write NODE:NAME, e.g. cucm-pub:example.com")
+        extra.setdefault(node, []).append(name)
+    subject = None
+    if args.subject:
+        fields = dict(part.split("=", 1) for part in args.subject.split(",") if "=" in part)
+        keys = {"OU": "unit", "O": "organization", "L": "locality", "ST": "state", "C": "country"}
+        unknown = set(fields) - set(keys)
+        if unknown:
+            raise ValueError(f"--subject: unknown field(s) {', '.join(sorted(unknown))}: use OU, O, L, ST, C")
+        subject = pki.Subject(**{keys[k]: v for k, v in fields.items()})
+    return platform, extra, subject
+
+
 def run(args: argparse.Namespace) -> int:
     from simulator.runtime import SimulatedCluster
 
@@ -131,6 +213,11 @@ def run(args: argparse.Namespace) -> int:
         faults = Faults.parse(args.faults)
     except FaultSpecError as exc:
         print(f"error: --faults: {exc}", file=sys.stderr)
+        return 2
+    try:
+        platform, extra_sans, subject = _conditions(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     deactivated: dict[str, list[str]] = {}
     for entry in args.deactivate:
@@ -158,6 +245,9 @@ def run(args: argparse.Namespace) -> int:
             federation=args.federation,
             itl_recovery_days=args.itl_recovery_days,
             https_ciphers=args.https_ciphers,
+            extra_sans=extra_sans,
+            subject=subject,
+            platform=platform,
         )
     except ValueError as exc:
         print(

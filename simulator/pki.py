@@ -191,9 +191,12 @@ def self_signed(
     not_before: dt.datetime,
     not_after: dt.datetime,
     san: str | None = None,
+    alt_names: Sequence[str] = (),
 ) -> x509.Certificate:
-    """A CUCM-style self-signed identity: CA:TRUE (as CUCM 14 does), SAN = the node's FQDN
-    (``san``; by default the common name)."""
+    """A CUCM-style self-signed identity: CA:TRUE (as CUCM 14 does), SAN = the node's FQDN (``san``;
+    by default the common name), then ``alt_names`` (what an earlier renewal or `set web-security`'s
+    alternatehostname added)."""
+    sans = list(dict.fromkeys([san or common_name, *alt_names]))
     name = subject.name(common_name)
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     builder = (
@@ -209,7 +212,7 @@ def self_signed(
         .add_extension(
             x509.ExtendedKeyUsage(list(EXTENDED_KEY_USAGE.get(rsa_twin(cert_type), ()))), critical=False
         )
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(san or common_name)]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in sans]), critical=False)
         .add_extension(ski, critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
     )

@@ -28,6 +28,7 @@ from cryptography import x509
 from simulator import network, pki, releases
 from simulator.cli import PROMPT, CliSession
 from simulator.cluster import DEVICE_POOL_FORMAT, Cluster, Node
+from simulator.cluster.platform import PlatformState, parse_trigger
 from simulator.faults import Faults
 from simulator.https import NodeHTTPSServer
 from simulator.info import Account, NodeInfo, SimulatorInfo
@@ -69,6 +70,9 @@ class SimulatedCluster:
         federation: list[str] | tuple[str, ...] = (),
         itl_recovery_days: float | None = None,
         https_ciphers: str = "rsa",
+        extra_sans: dict[str, list[str]] | None = None,
+        subject: pki.Subject | None = None,
+        platform: PlatformState | None = None,
     ) -> None:
         """``version``: a release name of simulator.releases (``14SU2``) or a full version string.
         ``https_ports``/``ssh_ports`` (by node name or short name) force the port of 8443 / 22,
@@ -104,6 +108,9 @@ class SimulatedCluster:
             federation=federation,
             itl_recovery_days=itl_recovery_days,
             https_ciphers=https_ciphers,
+            extra_sans=extra_sans,
+            subject=subject,
+            platform=platform,
         )
         for node_short, service, factor in self.faults.slow:
             self.cluster.service_control.slow_restarts[(node_short, service)] = factor
@@ -296,9 +303,28 @@ class SimulatedCluster:
             self.cluster.add_bundle_ca(cert)
 
     def set_flags(self, flags: dict[str, Any]) -> None:
-        """Change cluster-wide conditions a test needs (not CUCM): drs_running, sso_enabled."""
+        """Change cluster-wide conditions a test needs (not CUCM): drs_running, sso_enabled,
+        replication ({node: code}), missing_from_cluster / unauthenticated ([node]), ctl, license,
+        trigger ("EVENT:ACTION", see simulator.cluster.platform)."""
+        platform = self.cluster.platform
         with self.cluster.lock:
             for key, value in flags.items():
+                if key == "replication":
+                    for node, code in dict(value).items():
+                        platform.set_replication(self.cluster.node(node).short, int(code))
+                    continue
+                if key in ("missing_from_cluster", "unauthenticated"):
+                    setattr(platform, key, {self.cluster.node(n).short for n in value})
+                    continue
+                if key == "ctl":
+                    platform.set_ctl(str(value))
+                    continue
+                if key == "license":
+                    platform.set_license(str(value))
+                    continue
+                if key == "trigger":
+                    platform.add_trigger(*parse_trigger(str(value)))
+                    continue
                 if key == "drs_running":
                     if value not in (None, "backup", "restore"):
                         raise ValueError("drs_running must be null, 'backup' or 'restore'")
@@ -306,7 +332,10 @@ class SimulatedCluster:
                 elif key == "sso_enabled":
                     self.cluster.sso_enabled = bool(value)
                 else:
-                    raise ValueError(f"unknown flag {key!r}: use drs_running or sso_enabled")
+                    raise ValueError(
+                        f"unknown flag {key!r}: use drs_running, sso_enabled, replication, "
+                        "missing_from_cluster, unauthenticated, ctl, license or trigger"
+                    )
 
     def cli_http(self, node: Node, session_id: str | None, line: str | None) -> dict[str, Any]:
         """One CLI line for a remote shell (`simulator.cli_shell`); sessions keep pending prompts."""

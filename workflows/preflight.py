@@ -33,6 +33,7 @@ branch is raised by ``certkit.parse_bundle`` and named here too)::
     ├── PublicKeyMismatch                "CSR Public Key and Certificate Public Key Do Not Match"
     ├── SanMismatch                      "CSR SAN and Certificate SAN Does Not Match"
     ├── MultiServerNodeMissing           a multi-server certificate that leaves a node of the cluster out
+    ├── NameLost                         a name of the node's current certificate is missing
     ├── CertificateExpired
     ├── CertificateNotYetValid
     ├── WrongKeyUsage
@@ -109,6 +110,7 @@ __all__ = [
     "KeyNotAllowed",
     "MissingIntermediate",
     "MultiServerNodeMissing",
+    "NameLost",
     "NodeCertificateMissing",
     "NotACertificateAuthority",
     "PreflightError",
@@ -202,6 +204,10 @@ class PublicKeyMismatch(PreflightError):
 
 class SanMismatch(PreflightError):
     prevents = f'CUCM refusing the upload with "{SAN_MISMATCH_ERROR}"'
+
+
+class NameLost(PreflightError):
+    """The certificate lacks a name the node's current certificate carries (workflows.names)."""
 
 
 class CertificateExpired(PreflightError):
@@ -360,8 +366,12 @@ def validate(
     now: datetime,
     client_auth_waived: bool = False,
     multi_server_nodes: Sequence[str] = (),
+    keep_names: Sequence[str] = (),
 ) -> ValidatedCertificate:
     """Check ``leaf`` (signed from ``csr_pem`` for ``cert_type``) and its ``chain`` (any order).
+
+    ``keep_names``: the names of the node's current certificate the configuration does not let go
+    (the CSR step's ``names.keep``); the leaf must carry each.
 
     ``trusted_roots``: certificates already in the node's ``<type>-trust`` store; a chain may end
     at any of them. ``now``: the current time (a naive value is taken as UTC).
@@ -383,6 +393,7 @@ def validate(
                 _utc(now),
                 client_auth_waived,
                 multi_server_nodes,
+                keep_names,
             )
     except DECODE_ERRORS as exc:
         # Only a certificate that did not come through parse_bundle can get here.
@@ -400,6 +411,7 @@ def preflight(
     now: datetime,
     client_auth_waived: bool = False,
     multi_server_nodes: Sequence[str] = (),
+    keep_names: Sequence[str] = (),
 ) -> ValidatedCertificate:
     """Parse every ``(name, data)`` file, put the certificates in order, validate them."""
     certs = [cert for name, data in files for cert in parse_bundle(data, source=name)]
@@ -413,6 +425,7 @@ def preflight(
         now=now,
         client_auth_waived=client_auth_waived,
         multi_server_nodes=multi_server_nodes,
+        keep_names=keep_names,
     )
 
 
@@ -452,6 +465,7 @@ def _validate(
     now: datetime,
     client_auth_waived: bool = False,
     multi_server_nodes: Sequence[str] = (),
+    keep_names: Sequence[str] = (),
 ) -> ValidatedCertificate:
     profile = profile_for(cert_type)
     if profile is None:
@@ -486,6 +500,7 @@ def _validate(
         )
     _checksubject_alt_names(leaf, csr, what)
     _check_multi_server(leaf, multi_server_nodes, what)
+    _check_names_kept(leaf, keep_names, what)
     _check_validity(leaf, now, what, CertificateNotYetValid, CertificateExpired)
     _check_usages(leaf, profile.cert_type, what, client_auth_waived)
 
@@ -607,6 +622,21 @@ def _check_multi_server(leaf: x509.Certificate, nodes: Sequence[str], what: str)
             "the cluster now: CUCM would install it on the other nodes only",
             "generate a new multi-server CSR on the publisher (it names every node present) and have it "
             "signed; a certificate covers only the nodes present when its CSR was made",
+        )
+
+
+def _check_names_kept(leaf: x509.Certificate, keep: Sequence[str], what: str) -> None:
+    from workflows.names import lost_names
+
+    lost = lost_names(leaf, keep)
+    if lost:
+        raise NameLost(
+            f"{what} lacks {', '.join(lost)}, which the node's current certificate carries. CUCM would "
+            "accept it, and clients that reach the node by that name (Jabber, MRA, SIP trunks, SSO) "
+            "would then fail their TLS name check",
+            "have the CA sign a CSR that carries every name of the current certificate (a new run "
+            "makes one), or, if the name may go, add it to drop_names in the cluster's configuration "
+            "and start a new run",
         )
 
 

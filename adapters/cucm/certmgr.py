@@ -8,6 +8,7 @@ platform (OS administrator) user. A refusal answers 400 with ``{"status", "messa
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import requests
@@ -94,7 +95,14 @@ class CertMgr:
             headers["Content-Type"] = "application/json"
         return self.http.call(operation, method, f"{BASE}/{path}", handle, headers=headers, **kwargs)
 
-    def generate_csr(self, service: str, *, multi_server: bool = False) -> str:
+    def generate_csr(
+        self,
+        service: str,
+        common_name: str | None = None,
+        alt_names: Sequence[str] = (),
+        *,
+        multi_server: bool = False,
+    ) -> str:
         ecdsa = service.endswith("-ECDSA")
         length = self.ec_key_length if ecdsa else self.key_length
         body: dict[str, Any] = {
@@ -107,7 +115,12 @@ class CertMgr:
         }
         if not multi_server:
             # A multi-server CSR's CN is CUCM's own (<host>-ms.<domain>): left for CUCM to fill.
-            body["commonName"] = self.node
+            body["commonName"] = common_name or self.node
+        if alt_names:
+            # Part 1 §1 (S4): altNames lists every SAN, the common name included.
+            body["altNames"] = list(
+                dict.fromkeys([*([] if multi_server else [common_name or self.node]), *alt_names])
+            )
         payload = self._json(f"generate CSR for {service}", "POST", "csr", json=body)
         csr = payload.get("csr") if isinstance(payload, dict) else None
         if not isinstance(csr, str) or "BEGIN CERTIFICATE REQUEST" not in csr:

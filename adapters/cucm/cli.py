@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from adapters.cucm.port import ClusterMember, CtlStatus, LicenseStatus, ReplicationRow, ReplicationState
+
 PEM_BLOCK = re.compile(
     r"-----BEGIN (?P<kind>CERTIFICATE|CERTIFICATE REQUEST|NEW CERTIFICATE REQUEST)-----"
     r"[A-Za-z0-9+/=\s]+?-----END (?P=kind)-----"
@@ -104,26 +106,101 @@ def trust_files(output: str, store: str) -> list[str]:
     return files
 
 
-# `show network cluster`: "IP FQDN hostname Publisher|Subscriber callmanager|cups DBPub|DBSub
-# authenticated ..." per node; the publisher then lists its processnode entries under a header.
-_MEMBER = re.compile(
-    r"^\s*(?P<ip>[0-9a-fA-F.:]+)\s+(?P<fqdn>\S+)\s+(?P<host>\S+)\s+(?P<role>Publisher|Subscriber)\s+"
-    r"(?P<product>\S+)\s+(?P<db>\S+)",
+# --------------------------------------------------------------------------- readiness (part 2 §7)
+
+_REPLICATION_ROW = re.compile(
+    r"^(?P<server>\S+)\s+(?P<ip>\d{1,3}(?:\.\d{1,3}){3}|[0-9a-fA-F:]+:[0-9a-fA-F:]*)\s+.*?"
+    r"\((?P<code>\d)\)\s*(?P<text>[A-Za-z][A-Za-z ]*?)\s*$"
+)
+
+
+def replication_state(output: str) -> ReplicationState | None:
+    """``utils dbreplication runtimestate``: each server's row and Replicate_State code (PCD14's
+    "REPLICATION SETUP (RTMT) & Details" column). ``None`` when the output is not that command's."""
+    rows = []
+    in_table = False
+    for line in output.splitlines():
+        if line.strip().startswith("SERVER-NAME"):
+            in_table = True
+            continue
+        if not in_table or not line.strip() or line.strip().startswith("---"):
+            continue
+        match = _REPLICATION_ROW.match(line.strip())
+        if match:
+            code = int(match["code"])
+            rows.append(ReplicationRow(match["server"], match["ip"], code, f"({code}) {match['text']}"))
+    if rows:
+        return ReplicationState(tuple(rows))
+    lowered = output.lower()
+    for marker in ("single active node", "cisco db is not running", "not running"):
+        if marker in lowered:
+            return ReplicationState((), note=error_text(output) if marker != "single active node" else
+                                    " ".join(output.split()))  # fmt: skip
+    return None
+
+
+_NETWORK_LINE = re.compile(
+    r"^(?P<ip>\d{1,3}(?:\.\d{1,3}){3})\s+(?P<fqdn>\S+)\s+(?P<host>\S+)\s+(?P<role>Publisher|Subscriber)"
+    r"\s+(?P<product>\S+)\s+(?P<db>\S+)(?:\s+(?P<auth>.*))?$",
     re.IGNORECASE,
 )
 
 
-def network_cluster(output: str) -> list[dict[str, str]]:
-    """The members `show network cluster` lists: ``ip``, ``fqdn``, ``host``, ``role``, ``product``
-    (``callmanager``/``cups``), ``db`` (``DBPub``/``DBSub``). The processnode block is skipped."""
+def network_cluster(output: str) -> list[ClusterMember]:
+    """``show network cluster``: one member per node line (T215013); the processnode table the
+    publisher adds after them is not a member list and is skipped."""
     members = []
     for line in output.splitlines():
-        if "Server Table" in line:
-            break
-        match = _MEMBER.match(line)
-        if match:
-            members.append({k: match.group(k) for k in ("ip", "fqdn", "host", "role", "product", "db")})
+        match = _NETWORK_LINE.match(line.strip())
+        if not match:
+            continue
+        auth = (match["auth"] or "").lower()
+        authenticated = bool(re.match(r"authenticated\b", auth))
+        members.append(
+            ClusterMember(
+                ip=match["ip"],
+                fqdn=match["fqdn"],
+                host=match["host"],
+                role=match["role"],
+                product=match["product"],
+                db_role=match["db"],
+                authenticated=authenticated,
+            )
+        )
     return members
+
+
+def ctl_status(output: str) -> CtlStatus | None:
+    """``show ctl`` (T118893): no CTL (``Length of CTL file: 0`` / ``CTL File not found``), or the
+    SUBJECTNAME of the record marked ``This etoken was used to sign the CTL file.``; a hardware
+    token is a ``SAST-ADN`` subject issued by ``Cisco Manufacturing CA``. ``None``: not recognised."""
+    if re.search(r"Length of CTL file:\s*0\b", output) or "CTL File not found" in output:
+        return CtlStatus(present=False)
+    marker = "This etoken was used to sign the CTL file."
+    if marker not in output:
+        return None
+    record = output.split(marker, 1)[0].rsplit("CTL Record", 1)[-1]
+    subject = re.search(r"SUBJECTNAME\s+\d+\s+(.+)", record)
+    issuer = re.search(r"ISSUERNAME\s+\d+\s+(.+)", record)
+    signer = subject.group(1).strip() if subject else ""
+    token = "SAST-ADN" in signer.upper() or bool(issuer and "Cisco Manufacturing CA" in issuer.group(1))
+    return CtlStatus(present=True, signer=signer, token=token)
+
+
+def license_status(output: str) -> LicenseStatus:
+    """``show license all`` / ``show license summary`` (T212915): the Registration block's
+    ``Status:`` and ``Export-Controlled Functionality:``. Subscribers and releases without Smart
+    Licensing print nothing: both values are then ``None``."""
+    registration = output.split("Registration:", 1)[1] if "Registration:" in output else ""
+    block = registration.split("License Authorization:", 1)[0]
+    status = re.search(r"Status:\s*(\S+)", block)
+    export = re.search(r"Export-Controlled Functionality:\s*(.+)", output, re.IGNORECASE)
+    registered = None if status is None else status.group(1).upper() == "REGISTERED"
+    allowed = None
+    if export is not None:
+        value = export.group(1).strip().lower()
+        allowed = value.startswith("allowed")
+    return LicenseStatus(registered, allowed, status.group(1) if status else "")
 
 
 def own_units(output: str) -> list[str]:

@@ -15,12 +15,13 @@ AXL, ControlCenterServices and RisPort70. They are kept out of ``repr``, logs an
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import socket
 import ssl
 import stat
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -33,12 +34,16 @@ from adapters.cucm.ccs import ControlCenter
 from adapters.cucm.certmgr import CertMgr
 from adapters.cucm.http import NodeHttp
 from adapters.cucm.port import (
+    ClusterMember,
+    CtlStatus,
     CucmError,
     CucmPort,
     CucmRejected,
     CucmUnreachable,
+    LicenseStatus,
     NodeRef,
     PhoneState,
+    ReplicationState,
     Role,
     ServiceStatus,
     TlsVerificationError,
@@ -296,8 +301,13 @@ class Cluster:
         configured = {n.name: n for n in self.config.nodes}
         publisher = self.config.publisher
         found: dict[str, NodeRef] = {publisher.name: publisher}
-        for listed, role in self._axl().process_nodes():
-            name = self.config.processnode_names.get(listed, listed)
+        process_nodes = self._axl().process_nodes()
+        by_ip = self._names_by_address(process_nodes)
+        for reported, role in process_nodes:
+            # A server defined by its address in System > Server: the node is still its FQDN, the
+            # name its certificates carry and TLS is verified against (the configuration's
+            # `processnode` first, else what `show network cluster` says).
+            name = self.config.processnode_names.get(reported) or by_ip.get(reported, reported)
             if name in found:
                 continue
             found[name] = configured.get(name) or NodeRef(
@@ -311,6 +321,22 @@ class Cluster:
             found.setdefault(ref.name, ref)
         self._nodes = list(found.values())
         return list(self._nodes)
+
+    def _names_by_address(self, process_nodes: Sequence[tuple[str, str]]) -> dict[str, str]:
+        """Processnode names that are IP addresses -> the node's FQDN: a configured node reached
+        at that address, else what `show network cluster` on the publisher says."""
+        addresses = [name for name, _ in process_nodes if _is_address(name)]
+        if not addresses:
+            return {}
+        known = {ref.address: ref.name for ref in self.config.nodes if _is_address(ref.address)}
+        if any(a not in known for a in addresses):
+            configured = {ref.name for ref in self.config.nodes}
+            for member in self.network_cluster():
+                if member.ip not in known:
+                    fqdn = member.fqdn
+                    short = next((c for c in configured if c.split(".")[0] == member.host), None)
+                    known[member.ip] = fqdn if fqdn in configured or short is None else short
+        return {a: known[a] for a in addresses if a in known}
 
     def node(self, name: str) -> NodeRef:
         for ref in self._nodes or self.config.nodes:
@@ -335,11 +361,6 @@ class Cluster:
     def process_node_table(self) -> list[dict[str, str]]:
         """AXL's processnode rows as they are (names unmapped): what discovery starts from."""
         return self._axl().process_node_table()
-
-    def network_cluster(self) -> list[dict[str, str]]:
-        """`show network cluster` on the publisher: each member's IP, FQDN, hostname and roles."""
-        publisher = self.config.publisher.name
-        return cli.network_cluster(self._cli_for(publisher).run("show network cluster"))
 
     def cli_version(self) -> str:
         """``show version active`` on the publisher: the release without AXL (whose schema version
@@ -402,9 +423,20 @@ class Cluster:
                 found[unit] = pems[0]
         return found
 
-    def generate_csr(self, node: str, cert_type: str, *, multi_server: bool = False) -> str:
+    def generate_csr(
+        self,
+        node: str,
+        cert_type: str,
+        *,
+        multi_server: bool = False,
+        common_name: str | None = None,
+        alt_names: Sequence[str] = (),
+        include_ou: bool | None = None,
+    ) -> str:
         if self.config.use_rest:
-            return self._certmgr(node).generate_csr(cert_type, multi_server=multi_server)
+            return self._certmgr(node).generate_csr(
+                cert_type, common_name, alt_names, multi_server=multi_server
+            )
         if multi_server:
             raise CucmRejected(
                 f"a multi-server CSR for {cert_type} on {node}: `set csr gen` takes only the unit "
@@ -413,9 +445,11 @@ class Cluster:
                 cucm_message="",
                 node=node,
             )
+        # `set csr gen` takes only the unit (CLI-set): names cannot be passed below 14.
         session = self._cli_for(node)
+        ou = self.config.csr_include_ou if include_ou is None else include_ou
         answers = [
-            Answer(cli.INCLUDE_OU, "yes" if self.config.csr_include_ou else "no"),
+            Answer(cli.INCLUDE_OU, "yes" if ou else "no"),
             Answer(YES_NO, "yes"),  # "a CSR exists, overwrite?": the caller decided to regenerate
         ]
         output = session.run(f"set csr gen {cert_type}", answers=answers)
@@ -504,6 +538,51 @@ class Cluster:
             if state:
                 return True
         return False
+
+    # ----------------------------------------------------------------- readiness
+
+    def _publisher_cli(self, command: str) -> str:
+        return self._cli_for(self.config.publisher.name).run(command)
+
+    def _unreadable(self, command: str, output: str) -> CucmRejected:
+        publisher = self.config.publisher.name
+        return CucmRejected(
+            f"`{command}` on {publisher}: unrecognised output: {cli.error_text(output)}",
+            cucm_message=cli.error_text(output),
+            node=publisher,
+        )
+
+    def replication_state(self) -> ReplicationState:
+        command = "utils dbreplication runtimestate"
+        output = self._publisher_cli(command)
+        state = cli.replication_state(output)
+        if state is None:
+            raise self._unreadable(command, output)
+        return state
+
+    def network_cluster(self) -> list[ClusterMember]:
+        command = "show network cluster"
+        output = self._publisher_cli(command)
+        members = cli.network_cluster(output)
+        if not members:
+            raise self._unreadable(command, output)
+        return members
+
+    def ctl_status(self) -> CtlStatus:
+        output = self._publisher_cli("show ctl")
+        status = cli.ctl_status(output)
+        if status is None:
+            raise self._unreadable("show ctl", output)
+        return status
+
+    def license_status(self) -> LicenseStatus:
+        return cli.license_status(self._publisher_cli("show license all"))
+
+    def itl_recovery_certificate(self) -> str | None:
+        # Whether certmgr REST lists ITLRecovery is unknown (part 2 §3): the CLI is used always.
+        output = self._publisher_cli("show cert own ITLRecovery")
+        pems = cli.pem_blocks(output)
+        return pems[0] if pems else None
 
     def ctl_update(self) -> str:
         publisher = self.config.publisher.name
@@ -647,6 +726,14 @@ def _san_names(leaf_pem: str) -> list[str]:
     except (ValueError, x509.ExtensionNotFound):
         return []
     return [str(n) for n in ext.get_values_for_type(x509.DNSName)]
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _conforms(cluster: Cluster) -> CucmPort:

@@ -71,12 +71,17 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID
 
 from adapters.cucm.port import (
+    ClusterMember,
+    CtlStatus,
     CucmError,
     CucmPort,
     CucmRejected,
     CucmUnreachable,
+    LicenseStatus,
     NodeRef,
     PhoneState,
+    ReplicationRow,
+    ReplicationState,
     Role,
     ServiceStatus,
     UnknownNode,
@@ -349,6 +354,12 @@ class FakeCucm:
         self.mixed_mode = mixed_mode
         self.sso = False
         self.backup = False
+        # Readiness, healthy by default; tests set them (see the Readiness methods).
+        self.replication: ReplicationState | None = None
+        self.cluster_members: list[ClusterMember] | None = None
+        self.ctl = CtlStatus(present=mixed_mode, signer="cn=ITLRECOVERY_pub" if mixed_mode else "")
+        self.license = LicenseStatus(registered=True, export_allowed=True, status="REGISTERED")
+        self.itl_recovery: str | None = None
         self.reregister_after = reregister_after
         self._csr_keys = csr_keys
         self.phones: dict[str, FakePhone] = {}
@@ -524,8 +535,20 @@ class FakeCucm:
             pems = [_pem(c) for c in self._node(node).trust[_store(cert_type)]]
         return pems
 
-    def generate_csr(self, node: str, cert_type: str, *, multi_server: bool = False) -> str:
-        with self._call("generate_csr", node, cert_type=cert_type, multi_server=multi_server):
+    def generate_csr(
+        self,
+        node: str,
+        cert_type: str,
+        *,
+        multi_server: bool = False,
+        common_name: str | None = None,
+        alt_names: Sequence[str] = (),
+        include_ou: bool | None = None,
+    ) -> str:
+        args: dict[str, Any] = {"cert_type": cert_type, "multi_server": multi_server}
+        if common_name is not None or alt_names:
+            args.update(common_name=common_name, alt_names=list(alt_names))
+        with self._call("generate_csr", node, **args):
             ident = self._identity(node, cert_type)
             key: PrivateKey = (
                 ec.generate_private_key(ec.SECP256R1())
@@ -556,9 +579,9 @@ class FakeCucm:
                 )
                 host, _, domain = node.partition(".")
                 suffix = "-EC-ms" if cert_type.endswith("-ECDSA") else "-ms"
-                ident.csr = _csr(key, f"{host}{suffix}.{domain}", cert_type, sans=names)
+                ident.csr = _csr(key, f"{host}{suffix}.{domain}", cert_type, alt_names=names, cn_in_san=False)
             else:
-                ident.csr = _csr(key, node, cert_type)
+                ident.csr = _csr(key, node, cert_type, common_name, alt_names)
             ident.csr_nodes = names
             pem = ident.csr.public_bytes(Encoding.PEM).decode()
         return pem
@@ -772,6 +795,48 @@ class FakeCucm:
             self.ctl_updates += 1
         return "Updating CTL file\nThe CTL file was successfully updated\n"
 
+    # ------------------------------------------------------------------ Readiness
+
+    def replication_state(self) -> ReplicationState:
+        with self._call("replication_state"):
+            state = self.replication or ReplicationState(
+                tuple(ReplicationRow(n.split(".")[0], "", 2, "(2) Setup Completed") for n in self._nodes)
+            )
+        return state
+
+    def network_cluster(self) -> list[ClusterMember]:
+        with self._call("network_cluster"):
+            members = self.cluster_members
+            if members is None:
+                members = [
+                    ClusterMember(
+                        ip=f"192.0.2.{10 + i}",
+                        fqdn=name,
+                        host=name.split(".")[0],
+                        role="Publisher" if node.ref.role == "publisher" else "Subscriber",
+                        product="cups" if node.ref.role == "imp" else "callmanager",
+                        db_role="DBPub" if node.ref.role == "publisher" else "DBSub",
+                        authenticated=True,
+                    )
+                    for i, (name, node) in enumerate(self._nodes.items())
+                ]
+        return list(members)
+
+    def ctl_status(self) -> CtlStatus:
+        with self._call("ctl_status"):
+            status = self.ctl
+        return status
+
+    def license_status(self) -> LicenseStatus:
+        with self._call("license_status"):
+            status = self.license
+        return status
+
+    def itl_recovery_certificate(self) -> str | None:
+        with self._call("itl_recovery_certificate"):
+            pem = self.itl_recovery
+        return pem
+
     # ------------------------------------------------------------------ Tls
 
     def presented_certificate(self, node: str, port: int, *, key_type: str = "any") -> bytes:
@@ -929,12 +994,21 @@ def _self_signed(node: str, cert_type: str, now: datetime, days: float) -> x509.
 
 
 def _csr(
-    key: PrivateKey, node: str, cert_type: str, *, sans: Sequence[str] = ()
+    key: PrivateKey,
+    node: str,
+    cert_type: str,
+    common_name: str | None = None,
+    alt_names: Sequence[str] = (),
+    *,
+    cn_in_san: bool = True,
 ) -> x509.CertificateSigningRequest:
+    # A multi-server CSR's SAN lists the nodes, not its own "-ms" common name.
+    cn = common_name or node
+    sans = list(dict.fromkeys([cn, *alt_names])) if cn_in_san else list(alt_names)
     return (
         x509.CertificateSigningRequestBuilder()
-        .subject_name(_name(node, cert_type))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in sans or [node]]), critical=False)
+        .subject_name(_name(cn, cert_type))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in sans]), critical=False)
         .sign(key, hashes.SHA256())
     )
 

@@ -13,6 +13,7 @@ The port is made of one small protocol per role, each documented by what it prom
     Services       restart, status and start time
     Phones         resets by name or device pool, registration
     Platform       SSO and DRS status, the CTL update (platform CLI)
+    Readiness      replication, `show network cluster`, CTL signer, licensing, ITLRecovery (CLI)
     Tls            the certificate a node presents on a port
 
 Nodes are named by their ``name`` (the FQDN that is the CN/SAN of their certificates), never by
@@ -43,7 +44,7 @@ Messages never contain credentials; they name the node, the operation and the fi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
@@ -100,6 +101,60 @@ class PhoneState:
     status: str
     node: str
     timestamp: int | None = None
+
+
+@dataclass(frozen=True)
+class ReplicationRow:
+    """One server of ``utils dbreplication runtimestate``: ``state`` is CUCM's Replicate_State
+    (2 = Setup Completed, the only healthy value; 0, 1, 3, 4 otherwise, PCD14); ``text`` the
+    column verbatim, e.g. ``(2) Setup Completed``."""
+
+    server: str
+    ip: str
+    state: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ReplicationState:
+    """``utils dbreplication runtimestate`` on the publisher: one row per CUCM server, or ``note``
+    when CUCM printed no table (a single-node cluster, Cisco DB down)."""
+
+    rows: tuple[ReplicationRow, ...]
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ClusterMember:
+    """One line of ``show network cluster``: ``authenticated`` is whether CUCM says so."""
+
+    ip: str
+    fqdn: str
+    host: str
+    role: str
+    product: str
+    db_role: str
+    authenticated: bool
+
+
+@dataclass(frozen=True)
+class CtlStatus:
+    """``show ctl``: ``present`` (a CTL file exists), ``signer`` (the SUBJECTNAME of the record that
+    signed it) and ``token`` (that signer is a hardware ``SAST-ADN`` eToken, not the cluster's key)."""
+
+    present: bool
+    signer: str = ""
+    token: bool = False
+
+
+@dataclass(frozen=True)
+class LicenseStatus:
+    """``show license all`` on the publisher: ``registered`` and ``export_allowed`` are ``None``
+    when the output does not say (no Smart Licensing: releases before 12.0)."""
+
+    registered: bool | None
+    export_allowed: bool | None
+    status: str = ""
 
 
 # --------------------------------------------------------------------------- errors
@@ -206,14 +261,27 @@ class Certificates(Protocol):
         """The PEMs in the node's ``<cert_type>-trust`` store."""
         ...
 
-    def generate_csr(self, node: str, cert_type: str, *, multi_server: bool = False) -> str:
+    def generate_csr(
+        self,
+        node: str,
+        cert_type: str,
+        *,
+        multi_server: bool = False,
+        common_name: str | None = None,
+        alt_names: Sequence[str] = (),
+        include_ou: bool | None = None,
+    ) -> str:
         """Make CUCM generate a new key pair and CSR for the type on the node; returns the CSR PEM.
 
         Replaces any previous CSR for that node and type (one CSR per node and type). An ``-ECDSA``
         type gets an EC key (the configured curve, P-256 or P-384, hashed at least as strongly).
         ``multi_server``: a Multi-server(SAN) CSR naming every node of the type's scope, made on the
         publisher (cup-xmpp types: the IM&P publisher); REST only, the CLI has no such option
-        (:class:`CucmRejected`). REST ``POST csr`` on 14+, CLI ``set csr gen`` below.
+        (:class:`CucmRejected`). REST ``POST csr`` on 14+ sends ``common_name`` (default: the node's
+        name) and ``alt_names`` (``commonName``, ``altNames``). CLI ``set csr gen`` below takes
+        neither: CUCM makes the CN and SAN from the node's hostname and the subject from ``set
+        web-security``, so callers check the CSR for the names they need. ``include_ou`` answers
+        14SU1+'s ``Include OU in CSR`` question (default: the configuration's ``csr_include_ou``).
         """
         ...
 
@@ -359,6 +427,36 @@ class Platform(Protocol):
 
 
 @runtime_checkable
+class Readiness(Protocol):
+    """What a UC engineer reads before touching a cluster (reference part 2 §7), over the platform
+    CLI on the publisher. All reads, safe to repeat. Raise :class:`CucmUnreachable`,
+    :class:`CucmAuthError`, :class:`HostKeyMismatch`, and :class:`CucmRejected` when the output is an
+    error or cannot be read.
+    """
+
+    def replication_state(self) -> ReplicationState:
+        """``utils dbreplication runtimestate`` (it reports the last ``utils dbreplication status``)."""
+        ...
+
+    def network_cluster(self) -> list[ClusterMember]:
+        """``show network cluster``: the nodes the publisher knows, and whether each authenticated."""
+        ...
+
+    def ctl_status(self) -> CtlStatus:
+        """``show ctl``: whether a CTL exists and whether a hardware token signed it."""
+        ...
+
+    def license_status(self) -> LicenseStatus:
+        """``show license all``: Smart Licensing registration and export-controlled functionality."""
+        ...
+
+    def itl_recovery_certificate(self) -> str | None:
+        """The publisher's ITLRecovery certificate, PEM (``show cert own ITLRecovery``), or ``None``
+        when the cluster has none (before 12.0)."""
+        ...
+
+
+@runtime_checkable
 class Tls(Protocol):
     """What a node presents to a TLS client: the proof that a new certificate is in service."""
 
@@ -375,7 +473,7 @@ class Tls(Protocol):
 
 
 @runtime_checkable
-class CucmPort(ClusterInfo, Certificates, Services, Phones, Platform, Tls, Protocol):
+class CucmPort(ClusterInfo, Certificates, Services, Phones, Platform, Readiness, Tls, Protocol):
     """One CUCM cluster: every role above. Every method raises only :class:`CucmError` subclasses.
 
     Reads are safe to repeat. Writes (``generate_csr``, ``upload_*``, ``ctl_update``,

@@ -160,6 +160,8 @@ class CertificateStore:
         self.itl_recovery_days = ITL_RECOVERY_DAYS
         # Whether certmgr REST and the CLI take a multi-server upload (not from 14SU2: SG14).
         self.multi_server_upload_api = True
+        # Called, under the lock, when CUCM has made a CSR.
+        self.csr_listeners: list[Callable[[Node, str], None]] = []
 
     def create_identities(self, expiry_days: dict[str, float], itl_recovery: bool = False) -> None:
         """Self-signed identities for every node, each in every node's matching trust store; with
@@ -213,6 +215,7 @@ class CertificateStore:
                 now - dt.timedelta(days=365),
                 now + dt.timedelta(days=days),
                 san=node.name,
+                alt_names=node.extra_sans,
             )
             node.identities[t] = Identity(cert, key, cert, key)
             node.trust.setdefault(trust_store(t), {})
@@ -365,6 +368,8 @@ class CertificateStore:
             ident = node.identities[cert_type]
             ident.csr, ident.csr_key, ident.csr_nodes = csr, key, nodes
             self.record.csr_generated(node.name, cert_type)
+            for listener in list(self.csr_listeners):
+                listener(node, cert_type)
         return csr
 
     def multi_server_home(self, scope: str) -> Node:

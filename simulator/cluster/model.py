@@ -29,6 +29,7 @@ from simulator.cluster.certificates import CertificateStore, default_expiry_days
 from simulator.cluster.clock import Clock
 from simulator.cluster.node import Node
 from simulator.cluster.phones import DEVICE_POOL_FORMAT, PhoneControl, PhoneTable
+from simulator.cluster.platform import PlatformState
 from simulator.cluster.record import Record, iso
 from simulator.cluster.services import PRESENTED_BY, Service, ServiceControl
 from simulator.releases import multi_server_upload_by_api
@@ -81,6 +82,8 @@ class Cluster:
         federation: Sequence[str] = (),
         itl_recovery_days: float | None = None,
         https_ciphers: str = "rsa",
+        extra_sans: Mapping[str, Sequence[str]] | None = None,
+        platform: PlatformState | None = None,
     ) -> None:
         """``device_pool`` names each CallManager node's device pool (``{short}``: the node's short
         name, ``{name}``: its FQDN); a phone belongs to its home node's pool. ``None``: phones belong
@@ -95,7 +98,10 @@ class Cluster:
         the publisher's ITLRecovery validity, left and on regeneration (default 20 years; SG14-DS
         says 5, configurable to 20). ``https_ciphers``: the ``HTTPS Ciphers`` enterprise parameter,
         ``rsa`` (CUCM's default: RSA ciphers only) or ``all`` (EC and RSA: 8443 also presents
-        tomcat-ECDSA)."""
+        tomcat-ECDSA).
+        ``extra_sans``: per node (short name or FQDN), DNS names its current certificates carry
+        besides its FQDN. ``platform``: replication, network cluster, CTL, licensing and the
+        mid-run triggers (``platform.PlatformState``; default: healthy)."""
         if nodes < 1:
             raise ValueError("a cluster needs at least one CUCM node (the publisher): use nodes >= 1")
         if not 0 <= phones <= 40000:
@@ -153,6 +159,13 @@ class Cluster:
             self.nodes.append(Node(self, name, role, len(self.nodes), wanted, on))
         if off:
             raise ValueError(f"deactivated: no node named {', '.join(sorted(off))}")
+        extra = dict(extra_sans or {})
+        for n in self.nodes:
+            n.extra_sans = list(extra.pop(n.name, [])) + list(extra.pop(n.short, []))
+        if extra:
+            raise ValueError(f"extra_sans: no node named {', '.join(sorted(extra))}")
+        self.platform = platform or PlatformState()
+        self.platform.check_nodes(self.nodes)
         self.store = CertificateStore(self.nodes, self.subject, self.record, self.lock)
         if itl_recovery_days is not None:
             self.store.itl_recovery_days = float(itl_recovery_days)
@@ -162,6 +175,7 @@ class Cluster:
             days.setdefault("ITLRecovery", float(itl_recovery_days))
         self.store.create_identities(days, itl_recovery=self.release >= (12, 0))
         self.store.identity_listeners.append(self._identity_changed)
+        self.store.csr_listeners.append(lambda node, t: self.platform.fire("csr", self._administrator))
         # Called, under the lock, when a service starts to stop and once it is Started again.
         self.service_listeners: list[Callable[[Node, Service], None]] = []
         self.service_control = ServiceControl(
@@ -190,6 +204,13 @@ class Cluster:
         """The enterprise parameter exists (14 and later) and says to reset phones automatically."""
         return self.release >= (14, 0) and self.phone_interaction == "automatic"
 
+    def _administrator(self, action: str) -> None:
+        """What an administrator does on the side during a run (the platform's triggers)."""
+        if action == "sso":
+            self.sso_enabled = True
+        elif action == "drs":
+            self.drs_running = "backup"
+
     def _identity_changed(self, node: Node, cert_type: str) -> None:
         if cert_type == "CallManager" and self.callmanager_applies_at_once:
             ident = node.identities[cert_type]
@@ -197,6 +218,7 @@ class Cluster:
                 ident.haproxy = (ident.presented, ident.presented_key)
             if self.store.present_installed(node, [cert_type]):
                 self.phone_control.presented_changed([cert_type])
+        self.platform.fire("identity", self._administrator)
         if cert_type in PHONE_INTERACTION_TYPES and self.phone_interaction_applies:
             self.phone_control.reset_automatically(node, cert_type)
 

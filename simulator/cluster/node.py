@@ -42,6 +42,9 @@ class Node:
         # The address CUCM itself knows the node by (System > Server), distinct per node unlike
         # ``address``, which is where the simulator listens [M: documentation range].
         self.lan_ip = f"192.0.2.{10 + index}"
+        # DNS names beyond the FQDN that the node's current certificates carry (a parent domain for
+        # Jabber/MRA, an alias a SIP trunk uses): a renewal must not lose them.
+        self.extra_sans: list[str] = []
         self._ctx_cache: dict[str, tuple[str, ssl.SSLContext]] = {}
 
     @property

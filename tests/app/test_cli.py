@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.workflows.lab import REPO, stop_process
+from workflows import readiness
 
 
 def cucm_renew(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -79,7 +80,10 @@ def test_init_check_plan_run_against_a_running_simulator(tmp_path: Path, simulat
     check = cucm_renew("check", "--json", cwd=work)
     assert check.returncode == 0, check.stderr
     everything = json.loads(check.stdout)
-    report = [r for r in everything if not r.get("watch")]
+    prechecks = [r for r in everything if "check" in r]
+    assert [r["check"] for r in prechecks] == list(readiness.CHECKS)
+    assert not [r for r in prechecks if r["level"] == "fail"], prechecks
+    report = [r for r in everything if "type" in r and not r.get("watch")]
     tomcat = [r for r in report if r["type"] == "tomcat"]
     assert {r["node"] for r in tomcat} == {
         "cucm-pub.example.com",
@@ -105,11 +109,20 @@ def test_init_check_plan_run_against_a_running_simulator(tmp_path: Path, simulat
     assert "cluster sim: cucm-pub.example.com" in plan.stdout
     # The release is read from the simulated cluster (14SU3), and the restarts follow it, node by node.
     assert "restarts on sim (14SU3)" in plan.stdout
-    order = [line.strip() for line in plan.stdout.splitlines() if line.startswith("    cucm-")]
+    order = [
+        line.strip()
+        for line in plan.stdout.splitlines()
+        if line.startswith("    cucm-") and "CN=" not in line
+    ]
     assert order[0].startswith("cucm-pub.example.com: Cisco Certificate Authority Proxy Function")
     assert order[1].startswith(
         "cucm-sub1.example.com: "
     ) and "after the CTL update: also Cisco CallManager" in (plan.stdout)
+    # The names each CSR will carry, node by node.
+    assert (
+        "    cucm-pub.example.com: CN=cucm-pub.example.com; SAN cucm-pub.example.com; "
+        "OU=Voice, O=Example Org, L=Paris, ST=IDF, C=FR"
+    ) in plan.stdout
 
     state = work / "state"
     run = cucm_renew("--state-dir", str(state), "run", "--type", "tomcat", "--type", "ipsec", cwd=work)

@@ -170,7 +170,7 @@ def test_discovered_configuration_passes_check_and_run(tmp_path: Path, names: st
         check = cucm_renew("check", "--json", "--config", str(work / "cucm-renew.toml"), cwd=work, env=env)
         outputs += [check.stdout, check.stderr]
         assert check.returncode == 0, check.stdout + check.stderr
-        tomcat = {r["node"] for r in json.loads(check.stdout) if r["type"] == "tomcat"}
+        tomcat = {r["node"] for r in json.loads(check.stdout) if r.get("type") == "tomcat"}
         assert tomcat == {n["name"] for n in nodes}
 
         run = cucm_renew("run", "--type", "tomcat", cwd=work, env=env)

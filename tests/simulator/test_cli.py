@@ -55,10 +55,13 @@ def test_service_list_and_status_commands(sim):
     assert "Cisco DHCP Monitor Service[STOPPED]  Service Not Activated" in out
     assert "Cisco Certificate Authority Proxy Function[STARTED]" in out
     assert "Certificate Authority Proxy" not in cli(sim, "cucm-sub1", "utils service list")
-    assert cli(sim, "cucm-pub", "utils disaster_recovery status backup").startswith("Status: SUCCESS")
+    idle = cli(sim, "cucm-pub", "utils disaster_recovery status backup")
+    assert idle == "drfCliMsg: No backup status available\n"
     sim.set_flags({"drs_running": "backup"})
     try:
-        assert "Backup is in progress" in cli(sim, "cucm-pub", "utils disaster_recovery status backup")
+        running = cli(sim, "cucm-pub", "utils disaster_recovery status backup")
+        assert running.startswith("Status: RUNNING :Backup in progress")
+        assert "Operation: backup\nPercentage Complete: 40\n" in running
     finally:
         sim.set_flags({"drs_running": None})
 

@@ -33,6 +33,7 @@ def _run(case: dict[str, Any]) -> preflight.ValidatedCertificate:
         trusted_roots=trusted,
         now=NOW,
         multi_server_nodes=case.get("multi_server_nodes", ()),
+        keep_names=case.get("keep_names", ()),
     )
 
 

@@ -19,6 +19,7 @@ def check_signed(
     trusted_pems: Sequence[str],
     now: datetime | None,
     client_auth_waived: bool = False,
+    keep_names: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run every pre-flight check; return what the run records about the certificate.
 
@@ -39,6 +40,7 @@ def check_signed(
         trusted_roots=roots,
         now=now or datetime.now(UTC),
         client_auth_waived=client_auth_waived,
+        keep_names=keep_names,
     )
     leaf = validated.leaf_pem
     # Issuers from the root down: CUCM wants the root in the trust store first, then intermediates.
@@ -58,3 +60,10 @@ def check_signed(
 
 def summary_for_audit(info: Mapping[str, Any]) -> dict[str, Any]:
     return {k: info[k] for k in ("serial", "sha256", "not_after", "chain_sha256") if k in info}
+
+
+def kept_names(csr_record: Mapping[str, Any]) -> list[str]:
+    """The names the CSR step recorded the signed certificate must keep (none for a run recorded
+    before names were kept)."""
+    names = csr_record.get("names") if isinstance(csr_record, Mapping) else None
+    return [str(n) for n in (names or {}).get("keep") or []]

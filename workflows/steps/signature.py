@@ -25,7 +25,7 @@ from workflows.context import targets as context_targets
 from workflows.context import view
 from workflows.preflight import PreflightError
 
-from .certificate import check_signed, summary_for_audit
+from .certificate import check_signed, kept_names, summary_for_audit
 from .common import deps, names, node_map, sha256_text, targets, unit
 from .errors import classified
 
@@ -102,6 +102,7 @@ def request_signature(ctx: StepContext) -> Outcome:
                     trusted_pems=trusted,
                     now=ctx.now(),
                     client_auth_waived=bool(view(ctx.context).get("client_auth_waived")),
+                    keep_names=kept_names(csrs[node]),
                 )
             except PreflightError as exc:
                 return Outcome.fail(
@@ -171,6 +172,7 @@ def signed_certificate(run_context: Mapping[str, Any], key: str, data: Any) -> A
             trusted_pems=list((stored.get("trust_snapshot") or {}).get(key) or []),
             now=None,
             client_auth_waived=bool(stored.get("client_auth_waived")),
+            keep_names=kept_names(csr),
         )
     except PreflightError as exc:
         raise SubmitRejected(f"{key}: {exc}") from exc

@@ -142,6 +142,9 @@ def test_ecdsa_twin_is_presented_to_an_ecdsa_client(
     rest.upload_identity(SUB, "CallManager-ECDSA", issued.leaf_pem, list(issued.chain_pems))
     rest.restart_service(SUB, "Cisco CallManager")
     assert sim.cluster.wait_started(sim.cluster.node("cucm-sub1"), "Cisco CallManager", 30)
+    # From 14SU1 HAProxy (6971) takes what is installed only on its own restart (SG14).
+    rest.restart_service(SUB, "Cisco HAProxy")
+    assert sim.cluster.wait_started(sim.cluster.node("cucm-sub1"), "Cisco HAProxy", 30)
     leaf = x509.load_pem_x509_certificate(issued.leaf_pem.encode())
     assert x509.load_der_x509_certificate(rest.presented_certificate(SUB, 5061, key_type="ec")) == leaf
     # Without the ECDSA view the port shows what CUCM prefers: the RSA CallManager certificate.

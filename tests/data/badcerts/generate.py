@@ -155,6 +155,7 @@ def main() -> None:
         leaf: x509.Certificate | None = None,
         trust_to_upload: int | None = None,
         multi_server_nodes: Sequence[str] = (),
+        keep_names: Sequence[str] = (),
     ) -> None:
         entry: dict[str, object] = {
             "name": case_name,
@@ -171,6 +172,8 @@ def main() -> None:
             entry["trust_to_upload"] = trust_to_upload
         if multi_server_nodes:
             entry["multi_server_nodes"] = list(multi_server_nodes)
+        if keep_names:
+            entry["keep_names"] = list(keep_names)
         cases.append(entry)
 
     # ---------------------------------------------------------------- CAs
@@ -359,6 +362,13 @@ def main() -> None:
         "does not name cucm-sub2.example.com",
         csr_file="csr/pub-tomcat-ms.csr",
         multi_server_nodes=[*ms_nodes, "cucm-sub2.example.com"],
+    )
+    case(
+        "a name the current certificate carries, lost",
+        ["certs/ok-full-chain.pem"],
+        "NameLost",
+        "lacks jabber.example.com",
+        keep_names=["cucm-pub.example.com", "jabber.example.com"],
     )
 
     # ---------------------------------------------------------------- relation to the CSR
