@@ -100,7 +100,7 @@ class Moves:
         run.last_error = ""
         sdef = defn.states[dest]
         if sdef.final:
-            self.runtime.release_all(tx, run)
+            self.runtime.release_all(tx, run, now)
             run.status = "final"
             run.next_wake_at = None
         elif sdef.gate is not None:
@@ -248,7 +248,7 @@ class Moves:
         self.enter(tx, run, target, trigger="timeout", actor=actor, reason=reason)
 
     def abort(self, tx: Tx, run: RunRow, reason: str, *, actor: str) -> None:
-        self.runtime.release_all(tx, run)
+        self.runtime.release_all(tx, run, self.clock())
         tx.append_event(
             ts=iso(self.clock()),
             run=run,

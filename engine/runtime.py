@@ -204,8 +204,20 @@ class Runtime:
             if inside and holder is None and self._enters(excl, source, dest):
                 tx.take_lease(excl.group, run.scope, run.id, now)
             elif not inside and holder == run.id:
-                tx.release_lease(excl.group, run.scope, run.id)
+                self._release(tx, excl.group, run, now)
 
-    def release_all(self, tx: Tx, run: RunRow) -> None:
+    def release_all(self, tx: Tx, run: RunRow, now: float) -> None:
         for excl in self.definitions[run.definition].exclusion:
-            tx.release_lease(excl.group, run.scope, run.id)
+            self._release(tx, excl.group, run, now)
+
+    def _release(self, tx: Tx, group: str, run: RunRow, now: float) -> None:
+        """Release ``run``'s lease on ``group`` and make the runs waiting for it due now, in the
+        same transaction: a waiter learns of the release when it happens, not at its next poll."""
+        if not tx.release_lease(group, run.scope, run.id):
+            return
+        waiters = [
+            run_id
+            for run_id, definition in tx.lease_waiters(run.scope, run.id)
+            if (defn := self.definitions.get(definition)) and any(e.group == group for e in defn.exclusion)
+        ]
+        tx.wake(waiters, now)

@@ -54,6 +54,14 @@ class Scheduler:
         """When the loop last went round (monotonic): a watchdog's proof that it is not stuck."""
         self._seen: tuple[int, int] | None = None
         """(data_version, max rev) read just before the last :meth:`load`."""
+        store.on_woken(self._woken)
+
+    def _woken(self, run_ids: list[str]) -> None:
+        """A commit made these runs due now (a lease they wait for was released): work them now
+        rather than at their next poll. One in a worker's hands is re-read when it lets go."""
+        now = self.clock()
+        for run_id in run_ids:
+            self.schedule(run_id, now)
 
     def load(self) -> None:
         """Resume: every active run goes on the heap at its stored wake time."""

@@ -17,7 +17,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -304,6 +304,8 @@ class Tx:
         self._dirty: dict[str, str] = {}
         self._rev: int | None = None
         self.events: list[EventRow] = []
+        self.woken: list[str] = []
+        """Runs this transaction made due at once (lease waiters whose lease was released)."""
 
     def execute(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         return self._conn.execute(sql, args)
@@ -472,8 +474,37 @@ class Tx:
             (group, scope, run_id, now),
         )
 
-    def release_lease(self, group: str, scope: str, run_id: str) -> None:
-        self.execute("DELETE FROM leases WHERE grp = ? AND scope = ? AND run = ?", (group, scope, run_id))
+    def release_lease(self, group: str, scope: str, run_id: str) -> bool:
+        """Release the lease if ``run_id`` holds it; return whether it did."""
+        cur = self.execute(
+            "DELETE FROM leases WHERE grp = ? AND scope = ? AND run = ?", (group, scope, run_id)
+        )
+        return cur.rowcount > 0
+
+    def lease_waiters(self, scope: str, exclude: str) -> list[tuple[str, str]]:
+        """``(id, definition)`` of the active runs in ``scope`` waiting on a lease."""
+        rows = self.execute(
+            "SELECT id, definition FROM runs WHERE status = 'active' AND scope = ? "
+            "AND waiting_kind = 'lease' AND id != ?",
+            (scope, exclude),
+        ).fetchall()
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def wake(self, run_ids: list[str], now: float) -> None:
+        """Make ``run_ids`` due at ``now`` (not later than they were), as a change of their row:
+        a new revision, so another process's scheduler sees it too and a tick of one of them that
+        read the row before is not committed over it."""
+        if not run_ids:
+            return
+        rev = self.next_rev()
+        for run_id in run_ids:
+            cur = self.execute(
+                "UPDATE runs SET next_wake_at = ?, rev = ? WHERE id = ? AND status = 'active' "
+                "AND (next_wake_at IS NULL OR next_wake_at > ?)",
+                (now, rev, run_id, now),
+            )
+            if cur.rowcount:
+                self.woken.append(run_id)
 
     def peers(self, scope: str, exclude: str) -> list[tuple[str, str, str]]:
         rows = self.execute(
@@ -512,6 +543,7 @@ class Store:
         self.anchor: Anchor | None = None
         self.key: bytes | None = None
         self._lock = threading.RLock()
+        self._on_woken: list[Callable[[list[str]], None]] = []
         if read_only:
             self._conn = self._open_read_only(busy_timeout)
         else:
@@ -670,10 +702,16 @@ class Store:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.close()
 
+    def on_woken(self, callback: Callable[[list[str]], None]) -> None:
+        """Call ``callback`` with the runs a committed transaction made due at once (see
+        :meth:`Tx.wake`), after the commit and outside the store's lock."""
+        self._on_woken.append(callback)
+
     @contextlib.contextmanager
     def tx(self) -> Iterator[Tx]:
         """A ``BEGIN IMMEDIATE`` transaction. Exceptions from the body roll back and propagate;
         SQLite errors become :class:`StoreFatal`."""
+        woken: list[str] = []
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -709,6 +747,12 @@ class Store:
                     get_logger().warning(
                         "audit checkpoint not written", log=str(self.anchor.paths.log), error=exc.strerror
                     )
+            woken = tx.woken
+        # Outside the lock: a listener (the scheduler) takes its own lock, which it also holds
+        # while reading the store.
+        if woken:
+            for callback in self._on_woken:
+                callback(woken)
 
     def _rollback(self) -> None:
         with contextlib.suppress(sqlite3.Error):

@@ -190,10 +190,11 @@ def baseline_output(ctx: StepContext, before: str) -> dict[str, Any]:
     return {"baseline": baseline}
 
 
-def sweep_for(cucm: Any, wanted: list[str]) -> dict[str, Any]:
-    """RisPort states of ``wanted``: asked by name for a few, else one sweep of every phone (a
-    thousand names per request costs more requests than the pages of the whole cluster)."""
-    if len(wanted) <= 200:
+def sweep_for(cucm: Any, wanted: list[str], *, of: int | None = None) -> dict[str, Any]:
+    """RisPort states of ``wanted``: asked by name (a thousand names a request) for a few, or when
+    that takes fewer requests than paging the whole cluster of ``of`` phones (unknown: it cannot
+    take more), else one sweep of every phone."""
+    if len(wanted) <= 200 or of is None or math.ceil(len(wanted) / 1000) < math.ceil(of / 1000):
         return dict(cucm.registered_phones(wanted))
     every = cucm.registered_phones()
     return {n: every[n] for n in wanted if n in every}
@@ -244,15 +245,15 @@ def watch_phones(ctx: StepContext) -> Outcome:
                 output={**output, "phones": state},
             )
         # The phones as they are just before the reset: a resumed reset judges by these stamps.
-        now_stamps = ctx.effect(
-            publisher,
-            "phone_stamps_before_reset",
-            lambda: {
-                n: s.timestamp
-                for n, s in sweep_for(cucm, expected).items()
-                if s.status == REGISTERED and s.timestamp is not None
-            },
-        )
+        swept: dict[str, Any] = {}
+
+        def stamps_now() -> dict[str, int]:
+            swept.update(sweep_for(cucm, expected, of=len(expected)))
+            return {
+                n: s.timestamp for n, s in swept.items() if s.status == REGISTERED and s.timestamp is not None
+            }
+
+        now_stamps = ctx.effect(publisher, "phone_stamps_before_reset", stamps_now)
         if automatic:
             # Only phones still showing their baseline registration were missed by CUCM's reset.
             to_reset = [n for n in expected if n in now_stamps and now_stamps[n] == stamps.get(n)]
@@ -286,8 +287,21 @@ def watch_phones(ctx: StepContext) -> Outcome:
                 output={**output, "phones": state},
             )
 
-    seen = cucm.registered_phones()
-    missing = [n for n in expected if not back(seen, n, stamps)]
+        # Nothing was reset (CUCM's own reset reached every phone): the sweep just taken is as new
+        # as another would be.
+        seen = swept
+    else:
+        seen = {}
+    candidates = expected
+    still = list(state.get("missing") or [])
+    if not seen and state.get("sweeps") and 0 < int(state.get("missing_count", 0)) <= len(still):
+        # Every other phone was seen back since the change: only those still missing are asked
+        # for, in as few requests as their names take.
+        candidates = still
+        seen = sweep_for(cucm, still, of=len(expected))
+    elif not seen:
+        seen = cucm.registered_phones()
+    missing = [n for n in candidates if not back(seen, n, stamps)]
     state["sweeps"] = int(state.get("sweeps", 0)) + 1
     state["registered"] = len(expected) - len(missing)
     state["missing_count"] = len(missing)

@@ -6,6 +6,7 @@ from typing import Any
 
 from engine.testing import StepContextDouble
 from tests.workflows.steps.conftest import PUB, SUB, Lab
+from workflows.steps.phones import sweep_for
 
 PHONES = [f"SEP{i:012X}" for i in range(5)]
 
@@ -185,3 +186,47 @@ def test_missing_phones_within_the_tolerance_are_reported_not_gated(lab: Lab) ->
         and "utils itl reset localkey" in gated.reason
         and "max_phones_missing = 0" in gated.reason
     )
+
+
+def test_after_cucms_own_reset_one_sweep_finds_every_phone_back(lab: Lab) -> None:
+    # 14+: CUCM reset every phone on the upload and they are all back by the end of the grace. The
+    # sweep that looks for phones CUCM missed also shows them back: no second sweep.
+    lab.fake.add_phones(PHONES, node=SUB)
+    context = lab.context_at("CallManager", "leaf_uploaded", force=True)
+    upload = lab.ctx("CallManager", "leaf_uploaded", {**context, "targets": [SUB]})
+    assert lab.run(upload).kind == "advance"
+    ctx = lab.ctx("CallManager", "phones_reregistered", upload.context)
+    assert lab.run(ctx).kind == "wait"  # the grace
+    lab.fake.registered_phones()  # the phones register again meanwhile
+    lab.fake.forget_calls()
+    outcome = lab.run(ctx)
+    assert outcome.kind == "advance" and outcome.evidence["phones_registered"] == len(PHONES)
+    assert reset_by_name(lab) == []
+    assert len(lab.fake.calls_to("registered_phones")) == 1
+
+
+def test_later_sweeps_ask_only_for_the_phones_still_missing(lab: Lab) -> None:
+    lab.fake.add_phones(PHONES)
+    ctx = watching(lab)
+    lab.run(ctx)  # baseline, then every phone reset
+    lab.fake.phones[PHONES[2]].stuck = True
+    lab.run(ctx)
+    outcome = lab.run(ctx)
+    assert outcome.kind == "wait" and "4/5" in outcome.reason
+    lab.fake.phones[PHONES[2]].stuck = False
+    lab.fake.forget_calls()
+    lab.run(ctx)
+    outcome = lab.run(ctx)
+    assert outcome.kind == "advance" and outcome.evidence["phones_registered"] == len(PHONES)
+    assert [c.args["names"] for c in lab.fake.calls_to("registered_phones")] == [[PHONES[2]], [PHONES[2]]]
+
+
+def test_many_phones_are_asked_by_name_when_that_takes_fewer_requests(lab: Lab) -> None:
+    names = [f"SEP{i:012X}" for i in range(1500)]
+    lab.fake.add_phones(names)
+    wanted = names[:1200]  # two requests by name
+    for of, by_name in ((None, True), (1500, False), (2500, True)):
+        lab.fake.forget_calls()
+        assert sorted(sweep_for(lab.fake, wanted, of=of)) == wanted
+        asked = lab.fake.calls_to("registered_phones")[0].args["names"]
+        assert (asked == wanted) if by_name else asked is None, of
