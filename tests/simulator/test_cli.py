@@ -142,7 +142,7 @@ def test_interactive_shell_renews_via_cli(sim):
     ident = sim.node("cucm-sub1").identities["CallManager"]
     # Installed at once; presented at once only from 14SU1 (RN14), else after a restart.
     assert ident.installed == leaf
-    assert (ident.presented == leaf) == sim.callmanager_applies_at_once
+    assert (ident.presented == leaf) == sim.cluster.callmanager_applies_at_once
 
 
 def test_exec_channel_and_exit_status(sim):
