@@ -50,7 +50,7 @@ def crash_through(lab: Lab, run_id: str, every: int) -> list[str]:
 
 
 def test_tomcat_with_every_second_effect_interrupted(tmp_path: Path) -> None:
-    with Lab(tmp_path, nodes=2) as lab:
+    with Lab(tmp_path, nodes=2, time_scale=500.0) as lab:  # x500: see the CAPF test below
         (run_id,) = lab.start(["tomcat"])
         interrupted = crash_through(lab, run_id, every=2)
         assert lab.engine is not None
@@ -76,7 +76,11 @@ def test_capf_in_mixed_mode_with_every_second_effect_interrupted(tmp_path: Path)
     pub = NODES[0]
     # The tool resets the phones (Phone Interaction on Certificate Update off): its resets are what
     # is interrupted here.
-    with Lab(tmp_path, nodes=2, phones=30, mixed_mode=True, phone_interaction="manual") as lab:
+    # x500, not the default x2000: a restart state times out after 4 h of cluster time, and a
+    # kill-and-resume every second effect on a loaded machine must not eat that in real seconds.
+    with Lab(
+        tmp_path, nodes=2, phones=30, mixed_mode=True, phone_interaction="manual", time_scale=500.0
+    ) as lab:
         before = lab.sim.state()
         (run_id,) = lab.start(["CAPF"])
         interrupted = crash_through(lab, run_id, every=2)
