@@ -873,6 +873,7 @@ def build_app() -> App[AppContext]:
         close=lambda context: context.close(),
         audit_settings=lambda context: context.audit_settings(),
         description="Renew CA-signed certificates on CUCM clusters, end to end.",
+        scope_word="cluster",
         daemon_options=_configure_daemon,
         daemon_jobs=_daemon_jobs,
         daemon_services=_daemon_services,
