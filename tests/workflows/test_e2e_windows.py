@@ -110,3 +110,23 @@ def test_approval_and_a_hold_stop_the_outage_until_the_operator_lets_it_go(tmp_p
         triggers = [(e["trigger"], e["run"]) for e in scoped if e["trigger"] in ("hold", "release")]
         assert triggers == [("hold", ""), ("release", "")]
         assert lab.cli("audit", "verify").returncode == 0
+
+
+def test_plan_reads_the_cluster_nodes_restarts_phones_estimate_and_next_window(tmp_path: Path) -> None:
+    settings = 'timezone = "Europe/Paris"\nwindows = ["Sun 02:00-06:00"]\napproval = true'
+    with Lab(tmp_path, nodes=3, phones=30, edit_config=cluster_settings(settings)) as lab:
+        shown = lab.cli("plan", "--type", "CallManager", "--json")
+        assert shown.returncode == 0, shown.stderr
+        (entry,) = json.loads(shown.stdout)
+        live = entry["clusters"][lab.cluster]
+        nodes = [n["node"] for n in live["nodes"]]
+        assert nodes[0] == "cucm-pub.example.com" and len(nodes) == 3
+        assert all(n["csr_names"] == [n["node"]] for n in live["nodes"])
+        # Publisher first, one node at a time: every restart names its node and service.
+        order = [node for node, _ in live["restarts"]]
+        assert order == sorted(order, key=lambda n: n != "cucm-pub.example.com")
+        assert sum(live["phones"].values()) == 30
+        assert live["estimate"]["seconds"] > 0 and live["estimate"]["phones"] == 30
+        assert live["next_window"]["local"].startswith("Sun ") and live["approval"] is True
+        text = lab.cli("plan", "--type", "CallManager")
+        assert "estimated outage:" in text.stdout and "next window that fits: Sun " in text.stdout
