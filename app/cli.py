@@ -389,8 +389,6 @@ def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
         lines.append(f"{t}: on {', '.join(d.params.get('roles') or [])} nodes")
         for cname, ns in nodes.items():
             lines.append(f"  cluster {cname}: {', '.join(ns)}")
-        for cname, p in clusters.items():
-            lines.extend(_live_lines(cname, p))
         for where, order in restarts.items():
             lines.append(f"  restarts on {where} ({order['release']}), one node at a time, where activated:")
             for node, services in order["nodes"]:
@@ -405,6 +403,8 @@ def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
             lines.append(f"  {s['state']:<20} {s['step'] or '(gate)':<22}{guards}")
         for e in exclusion:
             lines.append(f"  exclusion {e['group']}: from {e['from']} until {e['until']}")
+        for cname, p in clusters.items():
+            lines.extend(_live_lines(cname, p))
     env.out(plan, "\n".join(lines))
     return 0
 
