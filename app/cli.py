@@ -25,8 +25,8 @@ from app.config import Config, ConfigError, canonical_type
 from app.context import AppContext
 from app.initconfig import example_config, simulator_config
 from app.notify import notifications
-from app.present import LiveView, WindowLeft, format_table, held_text, no_window, printer, summary_rows
-from app.wiring import bundle_fingerprints, tls_bundle
+from app.present import LiveView, WindowLeft, format_table, held_text, printer, summary_rows
+from app.wiring import bundle_fingerprints, restart_history, tls_bundle
 from engine.cli import App, CliEnv, Command, UsageError
 from engine.cli import main as engine_main
 from engine.commands import Refusal, Submission, SubmissionsRefused
@@ -35,6 +35,7 @@ from engine.definition import human_duration, parse_duration
 from engine.errors import DaemonBusy
 from engine.files import FileRefused, read_small_file
 from engine.logging import configure_logging
+from engine.store import HoldRow, Store, StoreFatal
 from engine.views import RunView
 from workflows import certkit, names, preflight, readiness, wayback
 from workflows.cert_types import CERT_TYPES
@@ -43,7 +44,9 @@ from workflows.releases import Release, ReleaseError, differs
 from workflows.releases import rules as releases_rules
 from workflows.renewal import RenewalPolicy, renewal_due
 from workflows.steps.restart import planned_restarts
-from workflows.timestamps import iso
+from workflows.steps.window import plan_outage
+from workflows.timestamps import instant, iso
+from workflows.windows import human
 
 PROG = "cucm-renew"
 CERT_FILE_LIMIT = manualca.CERT_FILE_LIMIT
@@ -346,12 +349,18 @@ def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
         if args.cluster:
             raise
         config = None
+    types = [canonical_type(t, key="--type") for t in (args.types or [])] or list(CERT_TYPES)
+    live: dict[tuple[str, str], dict[str, Any]] = {}
     try:
         releases = _cluster_releases(env, config, list(args.cluster or (config.clusters if config else [])))
+        if config is not None:
+            for cname, found in releases.items():
+                for t in types:
+                    if t in config.cluster(cname).types:
+                        live[(cname, t)] = _live_plan(env, config, cname, t, found)
     finally:
         if config is not None:
             env.context.close()
-    types = [canonical_type(t, key="--type") for t in (args.types or [])] or list(CERT_TYPES)
     plan: list[dict[str, Any]] = []
     lines: list[str] = []
     for t in sorted(types, key=lambda x: defs[x].params.get("campaign_position", 99)):
@@ -384,6 +393,7 @@ def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
             every = [("publisher", "publisher"), ("subscriber", "subscriber"), ("imp", "imp")]
             restarts = {f"CUCM {r}": _restart_order(r, t, every) for r in PLAN_RELEASES}
         exclusion = [{"group": e.group, "from": e.from_state, "until": e.until} for e in d.exclusion]
+        clusters = {c: p for (c, pt), p in live.items() if pt == t}
         entry: dict[str, Any] = {
             "type": t,
             "steps": steps,
@@ -392,6 +402,7 @@ def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
             "roles": d.params.get("roles"),
             "exclusion": exclusion,
             "nodes": nodes,
+            "clusters": clusters,
         }
         plan.append(entry)
         lines.append(f"{t}: on {', '.join(d.params.get('roles') or [])} nodes")
@@ -413,6 +424,8 @@ def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
             lines.append(f"  {s['state']:<20} {s['step'] or '(gate)':<22}{guards}")
         for e in exclusion:
             lines.append(f"  exclusion {e['group']}: from {e['from']} until {e['until']}")
+        for cname, p in clusters.items():
+            lines.extend(_live_lines(cname, p))
     env.out(plan, "\n".join(lines))
     return 0
 
@@ -446,6 +459,89 @@ def _names_text(shown: dict[str, Any]) -> dict[str, str]:
         dropped = f"; let go: {', '.join(n['dropped'])}" if n["dropped"] else ""
         text[node] = f"CN={n['common_name']}; SAN {', '.join(n['alt_names'])}; {subject}{dropped}"
     return text
+
+
+def _live_plan(env: Env, config: Config, cluster: str, cert_type: str, release: str) -> dict[str, Any]:
+    """What ``cert_type``'s renewal does on ``cluster`` as it is now (read from it): the nodes and
+    the names their CSRs carry, the restarts in order where each service runs, the registered
+    phones per CallManager node, the estimated outage and the next change window that fits."""
+    cl = config.cluster(cluster)
+    roles = set(env.definitions[cert_type].params.get("roles") or [])
+    resets = bool(env.definitions[cert_type].params.get("phone_reset"))
+    port = env.context.adapters.cucm(cluster)
+    out: dict[str, Any] = {"release": release, "approval": cl.approval}
+    try:
+        found = [n for n in port.nodes() if n.role in roles]
+        out["nodes"] = [{"node": n.name, "role": n.role, "csr_names": [n.name]} for n in found]
+        history = restart_history(env.state_dir, cluster, config.time_scale)
+        everyone = [(n.name, n.role) for n in port.nodes()]
+        estimate, left, phones = plan_outage(
+            port, release, cert_type, everyone, history, resets_phones=resets
+        )
+    except CucmError as exc:
+        out["error"] = str(exc)
+        return out
+    out.update(
+        restarts=[[r.node, r.service] for r in estimate.restarts],
+        not_restarted=[list(x) for x in left],
+        phones=phones,
+        estimate=estimate.as_dict(),
+    )
+    now = datetime.now(UTC)
+    windows = cl.windows
+    if windows is None or not windows.configured:
+        out["next_window"] = {"start": iso(now), "local": "any time (no change window configured)"}
+    else:
+        fit = windows.next_fitting(now, estimate.seconds)
+        out["windows"] = windows.describe()
+        out["next_window"] = (
+            {"start": iso(fit.start), "end": iso(fit.end), "local": windows.local(fit.start)}
+            if fit
+            else {"start": None, "local": f"none within a year is {human(estimate.seconds)} long"}
+        )
+    holds = (
+        [h for h in env.engine.holds() if h.scope == cluster]
+        if (env.state_dir / "engine.db").exists()
+        else []
+    )
+    if holds:
+        out["hold"] = {"reason": holds[0].reason, "actor": holds[0].actor, "since": iso(holds[0].since)}
+    return out
+
+
+def _holds(state_dir: Path) -> list[HoldRow]:
+    """The holds in the state folder, read without creating one (plan writes nothing)."""
+    try:
+        store = Store(state_dir, read_only=True)
+    except StoreFatal:
+        return []
+    try:
+        return store.holds()
+    finally:
+        store.close()
+
+
+def _live_lines(cluster: str, p: dict[str, Any]) -> list[str]:
+    lines = [f"  on cluster {cluster} now (release {p['release']}):"]
+    if "error" in p:
+        return [*lines, f"    cannot read it: {p['error']}"]
+    for n in p["nodes"]:
+        lines.append(f"    {n['node']} ({n['role']}): CSR for {', '.join(n['csr_names'])}")
+    lines.append("    restarts, in order, one at a time:")
+    for cost in p["estimate"]["restarts"]:
+        lines.append(f"      {cost['node']}: {cost['service']} (~{human(cost['seconds'])}, {cost['source']})")
+    for node, service, why in p["not_restarted"]:
+        lines.append(f"      {node}: not {service} ({why})")
+    if p["phones"]:
+        per = ", ".join(f"{node} {count}" for node, count in sorted(p["phones"].items()))
+        lines.append(f"    phones registered: {per}")
+    lines.append(f"    estimated outage: {human(p['estimate']['seconds'])}")
+    lines.append(f"    next window that fits: {p['next_window']['local']}")
+    if p.get("approval"):
+        lines.append("    approval: each run stops before its outage until `cucm-renew approve RUN`")
+    if p.get("hold"):
+        lines.append(f"    ON HOLD since {p['hold']['since']} by {p['hold']['actor']}: {p['hold']['reason']}")
+    return lines
 
 
 # --------------------------------------------------------------------------- run
@@ -524,8 +620,43 @@ def logs_above(view: LiveView, env: Env) -> Iterator[None]:
 
 
 def window_left(env: Env) -> WindowLeft:
-    """Time left in each run's change window: none until clusters have windows."""
-    return no_window
+    """Time left in the change window of a run in its outage (none before it starts, after it
+    ends, or where the cluster has no window)."""
+
+    def left(run: RunView) -> float | None:
+        w: Any = run.context.get("window") or {}
+        slot = w.get("slot")
+        if not slot or not w.get("entered_at") or w.get("reported_at"):
+            return None
+        return (instant(str(slot["end"])) - datetime.now(UTC)).total_seconds()
+
+    return left
+
+
+def window_note(run: RunView) -> str:
+    """A run's outage as ``status`` shows it: the estimate, the window waited for or in, approval."""
+    w: Any = run.context.get("window") or {}
+    e = w.get("estimate")
+    if not e:
+        return ""
+    parts = [
+        f"estimated outage {human(float(e.get('seconds', 0)))} ({len(e.get('restarts') or [])} restart(s), "
+        f"{e.get('phones', 0)} phone(s))"
+    ]
+    if w.get("reported_at"):
+        parts.append("outage over")
+    elif w.get("entered_at"):
+        slot = w.get("slot")
+        parts.append(
+            f"in its outage since {w['entered_at']}" + (f", window ends {slot['end']}" if slot else "")
+        )
+    elif w.get("target"):
+        parts.append(f"next window {w['target']['start']} to {w['target']['end']}")
+    if w.get("approved_at"):
+        parts.append(f"approved {w['approved_at']}")
+    elif w.get("approval_requested"):
+        parts.append("waiting for approval")
+    return f"  {run.id}: " + "; ".join(parts)
 
 
 # --------------------------------------------------------------------------- status --watch
@@ -887,8 +1018,10 @@ def _status_notes(env: Env, runs: Sequence[RunView]) -> str:
         for r in runs
         if r.status in ("failed", "paused") and r.context.get("csr")
     ]
+    outages = [note for r in runs if r.status != "final" and (note := window_note(r))]
     csrs = _csr_notes(env, runs)
-    return "\n\n".join(t for t in (*backs, csrs) if t)
+    text = "\n".join(["Outages (change windows, approval):", *outages]) if outages else ""
+    return "\n\n".join(t for t in (*backs, text, csrs) if t)
 
 
 def _csr_notes(env: Env, runs: Sequence[RunView]) -> str:
@@ -965,6 +1098,7 @@ def build_app() -> App[AppContext]:
         close=lambda context: context.close(),
         audit_settings=lambda context: context.audit_settings(),
         description="Renew CA-signed certificates on CUCM clusters, end to end.",
+        scope_word="cluster",
         daemon_options=_configure_daemon,
         daemon_jobs=_daemon_jobs,
         daemon_services=_daemon_services,

@@ -23,6 +23,7 @@ from engine.files import FileRefused, check_regular_file, read_small_file, read_
 from engine.logging import get_logger, register_secret
 from engine.schema import ANY, BOOLEAN, INTEGER, LIST, NUMBER, TABLE, TEXT, TEXTS, Schema, SchemaError
 from workflows.cert_types import CERT_TYPES
+from workflows.windows import WindowError, Windows, parse_windows
 
 DEFAULT_FILE = "cucm-renew.toml"
 ENV_VAR = "CUCM_RENEW_CONFIG"
@@ -192,6 +193,11 @@ class ClusterConfig:
     phone_interaction: str | None = None
     """``automatic`` or ``manual``: the cluster's enterprise parameter "Phone Interaction on
     Certificate Update" (14+). Unset: the release's default (automatic from 14)."""
+    windows: Windows | None = None
+    """``timezone``, ``windows`` and ``blackout``: when an outage may start (see
+    :mod:`workflows.windows`). ``None``: any time."""
+    approval: bool = False
+    """``approval = true``: each run stops before its outage until ``cucm-renew approve RUN``."""
 
     @property
     def rest(self) -> bool:
@@ -429,6 +435,10 @@ _CLUSTER = Schema(
         "phone_interaction": TEXT,
         "extra_names": TABLE,
         "drop_names": TEXTS,
+        "timezone": TEXT,
+        "windows": LIST,
+        "blackout": LIST,
+        "approval": BOOLEAN,
     },
     required=("ca_bundle", "known_hosts", "ca"),
     kind=TABLE,
@@ -811,6 +821,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             raise r.fail(
                 f"{where}.max_phones_missing", "must be a whole number >= 0", "e.g. max_phones_missing = 0"
             )
+        windows = _windows(r, table, where)
         phone_reset = table.get("phone_reset", "phones")
         if phone_reset not in PHONE_RESET_METHODS:
             raise r.fail(
@@ -888,6 +899,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             phone_interaction=interaction,
             extra_names=_extra_names(r, table, where),
             drop_names=tuple(str(n).lower() for n in table.get("drop_names", [])),
+            windows=windows,
+            approval=bool(table.get("approval", False)),
         )
         _check_client_auth(r, where, clusters[name], cas)
         notice = _waiver_notice(where, clusters[name])
@@ -900,6 +913,22 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
     if "syslog" in audit_raw:
         audit["syslog"] = bool(audit_raw["syslog"])
     return Config(path, renew, types, per_minute, time_scale, clusters, cas, tuple(notices), notify, audit)
+
+
+def _windows(r: _Reader, table: Mapping[str, Any], where: str) -> Windows | None:
+    """A cluster's ``timezone``, ``windows`` and ``blackout``; ``None`` when it names none."""
+    if not any(k in table for k in ("timezone", "windows", "blackout")):
+        return None
+    for key in ("windows", "blackout"):
+        if not all(isinstance(v, str) for v in table.get(key, [])):
+            raise r.fail(f"{where}.{key}", "must be a list of strings", 'e.g. windows = ["Sat 01:00-05:00"]')
+    try:
+        return parse_windows(
+            table.get("windows", []), table.get("blackout", []), table.get("timezone", "UTC")
+        )
+    except WindowError as exc:
+        key = "timezone" if "time zone" in str(exc) else "blackout" if "blackout" in str(exc) else "windows"
+        raise r.fail(f"{where}.{key}", str(exc), "correct it, or remove it") from None
 
 
 def _notify(r: _Reader, raw: Any, where: str) -> NotifyConfig:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,10 @@ from adapters.cucm.cluster import Credentials, build_cluster
 from adapters.cucm.port import CucmPort, NodeRef
 from app.config import AcmeConfig, CaConfig, ClusterConfig, Config, ConfigError
 from engine.files import read_small_text
+from engine.store import Store, StoreFatal
 from workflows.certkit import fingerprints, pem_blocks
 from workflows.deps import RunDeps
+from workflows.estimate import measured_restarts
 
 PHONE_RESETS_PER_SECOND = 10
 """AXL doDeviceReset pace: the TFTP servers must serve every reset phone its configuration."""
@@ -174,6 +178,47 @@ def build_ca(config: Config, ca: CaConfig, state_dir: Path | None = None) -> CaP
     return CommandCA(ca.argv, timeout=ca.timeout, name=ca.name, env=env)
 
 
+class ScaledClock:
+    """The cluster's clock in a time-scaled lab: from ``start`` (default: now) it runs ``scale``
+    times faster than the wall clock, as the simulated cluster's own clock does, so a change
+    window hours away opens after hours of the cluster's time. ``shift`` moves it (tests)."""
+
+    def __init__(
+        self, scale: float, start: datetime | None = None, wall: Callable[[], float] = time.time
+    ) -> None:
+        self.scale = scale
+        self._wall = wall
+        self._origin = wall()
+        self._start = (start or datetime.now(UTC)).timestamp()
+        self._shift = 0.0
+
+    def __call__(self) -> datetime:
+        return datetime.fromtimestamp(
+            self._start + self._shift + (self._wall() - self._origin) * self.scale, UTC
+        )
+
+    def at(self, wall: float) -> datetime:
+        """The cluster's time when the wall clock read ``wall``."""
+        elapsed = (wall - self._origin) * self.scale
+        return datetime.fromtimestamp(self._start + self._shift + elapsed, UTC)
+
+    def shift(self, seconds: float) -> None:
+        self._shift += seconds
+
+
+def restart_history(state_dir: Path, cluster: str, scale: float = 1.0) -> dict[str, float]:
+    """What the cluster's earlier runs measured of each restart (``node|service`` -> CUCM
+    seconds), read from the state folder; none when it holds no database yet."""
+    try:
+        store = Store(state_dir, read_only=True)
+    except StoreFatal:
+        return {}
+    try:
+        return measured_restarts((r.context for r in store.runs() if r.scope == cluster), scale)
+    finally:
+        store.close()
+
+
 class Adapters:
     """One CUCM port per cluster and one CA adapter per configured CA, built on first use and
     shared by every run (they hold connection pools)."""
@@ -184,9 +229,14 @@ class Adapters:
         *,
         ca_override: Callable[[str, str], CaPort | None] | None = None,
         state_dir: Path | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        """``clock``: the clusters' clock for change windows (default: the engine's; a
+        time-scaled configuration gets a :class:`ScaledClock`). ``state_dir``: where earlier runs'
+        restart times are read from."""
         self.config = config
         self.state_dir = state_dir
+        self.clock = clock if clock is not None or config.time_scale == 1 else ScaledClock(config.time_scale)
         self._lock = threading.Lock()
         self._cucm: dict[str, CucmPort] = {}
         self._ca: dict[str, CaPort] = {}
@@ -227,6 +277,14 @@ class Adapters:
         with self._lock:
             # Re-read at every step: an operator may add a CA to the bundle while a run waits.
             bundle = tls_bundle(self.config, self.config.cluster(run.scope), self._roots)
+        cluster = self.config.cluster(run.scope)
+        state_dir = self.state_dir
+        history = None
+        if state_dir is not None:
+
+            def history() -> dict[str, float]:
+                return restart_history(state_dir, run.scope, self.config.time_scale)
+
         return RunDeps(
             cucm=cucm,
             ca=self.ca(run.scope, run.definition),
@@ -237,6 +295,10 @@ class Adapters:
             max_phones_missing=self.config.cluster(run.scope).max_phones_missing,
             tls_anchors=bundle_fingerprints(bundle),
             tls_bundle=str(bundle),
+            windows=cluster.windows,
+            approval=cluster.approval,
+            clock=self.clock,
+            restart_history=history,
         )
 
     def close(self) -> None:

@@ -202,6 +202,17 @@ class PeerRun:
 
 
 @dataclass(frozen=True)
+class ScopeHold:
+    """An operator's hold on a scope (``hold SCOPE --reason``), standing until ``release``. The
+    engine only records it; the application's guards decide what it stops."""
+
+    scope: str
+    reason: str
+    actor: str
+    since: datetime
+
+
+@dataclass(frozen=True)
 class GuardInput:
     run_id: str
     definition: str
@@ -214,6 +225,8 @@ class GuardInput:
     """The run's context with the pending outcome's ``output`` already merged in."""
     peers: Sequence[PeerRun]
     now: datetime
+    hold: ScopeHold | None = None
+    """The hold on the run's scope, if an operator put one."""
 
 
 GuardResult: TypeAlias = tuple[bool, str]

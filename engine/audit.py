@@ -305,10 +305,25 @@ def _verify_runs(
     store: Store, rows: list[dict[str, Any]], final_states: Mapping[str, Collection[str]] | None
 ) -> tuple[int | None, str] | None:
     """Each run's state and status are what its last event says; a run without events, or events
-    of a run that is not there, are edits of the runs table."""
+    of a run that is not there, are edits of the runs table. Each scope on hold is where its last
+    hold or release event left it."""
     last_event: dict[str, dict[str, Any]] = {}
+    held: dict[str, dict[str, Any]] = {}
     for row in rows:
+        if not row["run"]:
+            # An event about a scope (hold, release), not a run.
+            held[str(row["scope"])] = row
+            continue
         last_event[str(row["run"])] = row
+    holds = {h.scope for h in store.holds()}
+    for scope in sorted(holds | set(held)):
+        event = held.get(scope)
+        on_hold = event is not None and event["trigger"] == "hold"
+        if on_hold != (scope in holds):
+            seq = int(event["seq"]) if event is not None else None
+            said = f"its last event (seq {seq}) is a {event['trigger']}" if event else "no event holds it"
+            now = "on hold" if scope in holds else "not on hold"
+            return seq, f"scope {scope} is {now} but {said}: the holds table was edited"
     runs = {run.id: run for run in store.runs()}
     for run_id, run in runs.items():
         event = last_event.get(run_id)

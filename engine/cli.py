@@ -1,7 +1,8 @@
 """The generic command line an application extends with its own subcommands.
 
 ``main(App(...))`` gives every application the operator surface: ``status``, ``approve``,
-``advance``, ``retry``, ``abort``, ``submit``, ``audit export|verify``, ``graph`` and ``daemon``.
+``advance``, ``retry``, ``abort``, ``submit``, ``hold``, ``release``, ``audit export|verify``,
+``graph`` and ``daemon``.
 Exit codes: 0 ok, 1 failed, 2 usage.
 """
 
@@ -91,6 +92,8 @@ class App(Generic[C]):
     check_definitions: Callable[[Mapping[str, Definition]], None] = lambda definitions: None
     """The application's own checks of the loaded definitions (e.g. that the state names its guards
     compare against exist); raises DefinitionError. Runs once, as the definitions are loaded."""
+    scope_word: str = "scope"
+    """What the application calls a scope (``hold`` and ``release`` name it so)."""
     audit_settings: Callable[[C], Mapping[str, Any]] = lambda context: {}
     """Where the application's configuration puts the audit key and checkpoint log (``key``,
     ``log``, ``syslog``); the command line and the environment take precedence."""
@@ -193,6 +196,15 @@ def format_status(runs: Sequence[RunView], *, detail: bool = False) -> str:
     return "\n".join(lines)
 
 
+def format_holds(holds: Sequence[Any], word: str = "scope") -> str:
+    """One line per scope on hold, with who put it there, since when and why."""
+    return "\n".join(
+        f"{word} {h.scope} ON HOLD since {iso(h.since)} by {h.actor}: {h.reason} "
+        f"(`release {h.scope}` lifts it)"
+        for h in holds
+    )
+
+
 def _read_submission(path: str) -> JSON:
     try:
         text = read_small_text(path, "--file")
@@ -212,8 +224,26 @@ def _cmd_status(args: argparse.Namespace, env: CliEnv[Any]) -> int:
         return int(code)
     runs = env.engine.status(args.run)
     text = format_status(runs, detail=args.run is not None)
+    holds = [h for h in env.engine.holds() if args.run is None or any(r.scope == h.scope for r in runs)]
+    if holds:
+        text = format_holds(holds, env.app.scope_word) + "\n" + text
     notes = env.app.status_notes(env, runs) if not env.json else ""
     env.out([r.as_dict() for r in runs], text + ("\n" + notes if notes else ""))
+    return 0
+
+
+def _cmd_hold(args: argparse.Namespace, env: CliEnv[Any]) -> int:
+    hold = env.engine.hold(args.scope, args.reason)
+    data = {"scope": hold.scope, "reason": hold.reason, "actor": hold.actor, "since": iso(hold.since)}
+    env.out(data, f"{env.app.scope_word} {hold.scope} on hold: {hold.reason}")
+    return 0
+
+
+def _cmd_release(args: argparse.Namespace, env: CliEnv[Any]) -> int:
+    hold = env.engine.release(args.scope, reason=args.reason)
+    data = {"scope": hold.scope, "released": True, "held_since": iso(hold.since), "held_by": hold.actor}
+    since = iso(hold.since)
+    env.out(data, f"{env.app.scope_word} {hold.scope} released (on hold since {since} by {hold.actor})")
     return 0
 
 
@@ -356,6 +386,15 @@ def build_parser(app: App[C]) -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--key", required=True)
     p.add_argument("--file", required=True)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    word = app.scope_word
+    p = add("hold", f"stop what the guards stop on a held {word} until `release`", _cmd_hold)
+    p.add_argument("scope", metavar=word.upper())
+    p.add_argument("--reason", required=True, metavar="TEXT")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = add("release", f"lift the hold on a {word}", _cmd_release)
+    p.add_argument("scope", metavar=word.upper())
+    p.add_argument("--reason", default="", metavar="TEXT")
     p.add_argument("--json", action="store_true", help="print JSON")
     p = add("audit", "export or verify the audit trail", _cmd_audit, read_only=True)
     audit = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")

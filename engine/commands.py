@@ -1,4 +1,5 @@
-"""The operator commands: approve, advance, retry, abort, submit and submit_many.
+"""The operator commands: approve, advance, retry, abort, submit and submit_many on runs; hold and
+release on a scope.
 
 Each command is one transaction recorded in the ``commands`` table and the audit with its actor; a
 command that does not apply raises :class:`~engine.errors.CommandError` and changes nothing. The
@@ -19,8 +20,8 @@ from engine.errors import CommandError
 from engine.moves import Moves
 from engine.runtime import Refused
 from engine.scheduler import Scheduler
-from engine.store import RunRow, Store, Tx
-from engine.views import EventFeed, RunView, missing_state, view
+from engine.store import HoldRow, RunRow, Store, Tx
+from engine.views import EventFeed, RunView, iso, missing_state, view
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,62 @@ class Commands:
         for run in touched.values():
             self.scheduler.schedule(run.id, run.next_wake_at if run.status == "active" else None)
         return [view(run, self.store.progress(run.id)) for run in touched.values()], refusals
+
+    # ------------------------------------------------------------------ scope holds
+
+    def hold(self, scope: str, reason: str, actor: str | None = None) -> HoldRow:
+        """Put ``scope`` on hold until :meth:`release`. The engine records it (a ``holds`` row, a
+        ``commands`` row and an audit event, in one transaction) and hands it to every guard of
+        that scope's runs (:attr:`engine.api.GuardInput.hold`); the guards decide what it stops."""
+        who = actor or self.actor
+        if not reason.strip():
+            raise CommandError("hold needs --reason: say why (it is shown by status and goes into the audit)")
+        now = self.clock()
+        with self.store.tx() as tx:
+            current = tx.get_hold(scope)
+            if current is not None:
+                raise CommandError(
+                    f"{scope} is already on hold (by {current.actor} since {iso(current.since)}: "
+                    f"{current.reason}): release it first to change the reason"
+                )
+            hold = HoldRow(scope, reason, who, now)
+            tx.put_hold(hold)
+            tx.append_scope_event(
+                ts=iso(now), scope=scope, trigger="hold", actor=who, reason=reason, evidence={"scope": scope}
+            )
+            tx.record_command(now, "", "hold", {"scope": scope, "reason": reason}, who)
+            events = list(tx.events)
+        self.feed.emit(events)
+        return hold
+
+    def release(self, scope: str, actor: str | None = None, reason: str = "") -> HoldRow:
+        """Lift the hold on ``scope``; the scope's runs waiting on a guard look again at once."""
+        who = actor or self.actor
+        now = self.clock()
+        with self.store.tx() as tx:
+            current = tx.get_hold(scope)
+            if current is None:
+                raise CommandError(f"{scope} is not on hold: nothing to release (`status` lists the holds)")
+            tx.delete_hold(scope)
+            tx.append_scope_event(
+                ts=iso(now),
+                scope=scope,
+                trigger="release",
+                actor=who,
+                reason=reason or f"hold by {current.actor} released",
+                evidence={"scope": scope, "held_since": iso(current.since), "held_for": current.reason},
+            )
+            tx.record_command(now, "", "release", {"scope": scope, "reason": reason}, who)
+            woken = [r for r in tx.active_in_scope(scope) if r.waiting_kind == "guard"]
+            for run in woken:
+                # A guard may have refused because of the hold: its next look is now, not a poll away.
+                run.next_wake_at = now
+                tx.update_run(run, stored_status=run.status)
+            events = list(tx.events)
+        self.feed.emit(events)
+        for run in woken:
+            self.scheduler.schedule(run.id, run.next_wake_at)
+        return current
 
     # ------------------------------------------------------------------ shared
 

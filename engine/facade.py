@@ -38,7 +38,7 @@ from engine.logging import get_logger
 from engine.moves import Moves
 from engine.runtime import Runtime
 from engine.scheduler import Scheduler
-from engine.store import EventRow, RunRow, Store
+from engine.store import EventRow, HoldRow, RunRow, Store
 from engine.tick import Ticker
 from engine.views import EventFeed, EventView, RunView, view
 
@@ -304,3 +304,15 @@ class Engine:
         """Several submissions in one transaction: all or none, or with ``partial`` the ones that
         pass; ``dry_run`` only checks (see :meth:`engine.commands.Commands.submit_many`)."""
         return self.commands.submit_many(submissions, actor, partial=partial, dry_run=dry_run)
+
+    def hold(self, scope: str, reason: str, actor: str | None = None) -> HoldRow:
+        """Put ``scope`` on hold: its runs' guards see it until :meth:`release`."""
+        return self.commands.hold(scope, reason, actor)
+
+    def release(self, scope: str, actor: str | None = None, reason: str = "") -> HoldRow:
+        """Lift the hold on ``scope``; returns the hold that stood."""
+        return self.commands.release(scope, actor, reason)
+
+    def holds(self) -> list[HoldRow]:
+        """Every scope on hold."""
+        return self.store.holds()

@@ -25,7 +25,7 @@ from typing import Any
 
 from transitions import Machine
 
-from engine.api import JSON, GuardInput, PeerRun, Registry
+from engine.api import JSON, GuardInput, PeerRun, Registry, ScopeHold
 from engine.definition import Definition, ExclusionDef
 from engine.store import RunRow, Tx
 
@@ -57,6 +57,8 @@ class _Attempt:
     refusal: Refused | None = None
     """The first condition that refused, whose reason the run then waits on."""
     peers: list[PeerRun] | None = None
+    hold: ScopeHold | None = None
+    hold_read: bool = False
 
     def refuse(self, refusal: Refused) -> None:
         if self.refusal is None:
@@ -148,6 +150,12 @@ class Runtime:
             run = attempt.run
             if attempt.peers is None:  # a query: once per attempt, however many guards run
                 attempt.peers = [PeerRun(p[0], p[1], p[2]) for p in attempt.tx.peers(run.scope, run.id)]
+            if not attempt.hold_read:
+                attempt.hold_read = True
+                row = attempt.tx.get_hold(run.scope)
+                if row is not None:
+                    since = datetime.fromtimestamp(row.since, UTC)
+                    attempt.hold = ScopeHold(row.scope, row.reason, row.actor, since)
             data = GuardInput(
                 run_id=run.id,
                 definition=run.definition,
@@ -159,6 +167,7 @@ class Runtime:
                 context=attempt.context,
                 peers=attempt.peers,
                 now=datetime.fromtimestamp(attempt.now, UTC),
+                hold=attempt.hold,
             )
             allowed, reason = self.registry.guards[name](data)
             if not allowed:

@@ -113,6 +113,15 @@ _MIGRATIONS: list[str] = [
     """
     ALTER TABLE events ADD COLUMN mac TEXT;
     """,
+    # Holds an operator puts on a scope (engine/commands.py): one per scope, until released.
+    """
+    CREATE TABLE holds (
+        scope TEXT PRIMARY KEY,
+        reason TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        since REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]
 
 
@@ -178,6 +187,16 @@ class EventRow:
             "prev_hash": self.prev_hash,
             "hash": self.hash,
         }
+
+
+@dataclass(frozen=True)
+class HoldRow:
+    """An operator's hold on a scope: what the application's guards stop while it stands."""
+
+    scope: str
+    reason: str
+    actor: str
+    since: float
 
 
 @dataclass(frozen=True)
@@ -513,6 +532,44 @@ class Tx:
             (scope, exclude),
         ).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
+
+    def get_hold(self, scope: str) -> HoldRow | None:
+        sql = "SELECT scope, reason, actor, since FROM holds WHERE scope = ?"
+        row = self.execute(sql, (scope,)).fetchone()
+        return HoldRow(row[0], row[1], row[2], row[3]) if row else None
+
+    def put_hold(self, hold: HoldRow) -> None:
+        self.execute(
+            "INSERT INTO holds (scope, reason, actor, since) VALUES (?, ?, ?, ?)",
+            (hold.scope, hold.reason, hold.actor, hold.since),
+        )
+
+    def delete_hold(self, scope: str) -> None:
+        self.execute("DELETE FROM holds WHERE scope = ?", (scope,))
+
+    def active_in_scope(self, scope: str) -> list[RunRow]:
+        rows = self.execute(
+            f"SELECT {_RUN_COLS} FROM runs WHERE scope = ? AND status = 'active'",  # noqa: S608
+            (scope,),
+        ).fetchall()
+        return [_run_from(r) for r in rows]
+
+    def append_scope_event(
+        self, *, ts: str, scope: str, trigger: str, actor: str, reason: str, evidence: Mapping[str, JSON]
+    ) -> EventRow:
+        """An event about a scope rather than a run (a hold, its release): in the same chain, with
+        an empty run and definition."""
+        placeholder = RunRow("", "", scope, "", "", {}, {}, 0.0, 0.0)
+        return self.append_event(
+            ts=ts,
+            run=placeholder,
+            from_state=None,
+            to_state=None,
+            trigger=trigger,
+            actor=actor,
+            reason=reason,
+            evidence=evidence,
+        )
 
     def record_command(self, ts: float, run: str, kind: str, args: Mapping[str, JSON], actor: str) -> None:
         self.execute(
@@ -873,6 +930,13 @@ class Store:
             r[0]: r[1]
             for r in self._query("SELECT node, text FROM progress WHERE run = ? ORDER BY node", (run,))
         }
+
+    def holds(self) -> list[HoldRow]:
+        """Every scope on hold (none in a read-only database older than holds)."""
+        if not self._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'holds'"):
+            return []
+        rows = self._query("SELECT scope, reason, actor, since FROM holds ORDER BY scope")
+        return [HoldRow(r[0], r[1], r[2], r[3]) for r in rows]
 
     def lease_holders(self) -> dict[tuple[str, str], str]:
         return {(r[0], r[1]): r[2] for r in self._query("SELECT grp, scope, run FROM leases")}

@@ -148,6 +148,9 @@ class RunContext(TypedDict, total=False):
     baseline: PhoneBaseline
     phones: PhonesState
     verified: dict[str, Presented]
+    # window_before_upload / window_before_restart, outage_reported (workflows.steps.window)
+    window: dict[str, Any]
+    """The outage's estimate, approval, the change window waited for and entered, its report."""
 
 
 def view(context: Mapping[str, Any]) -> RunContext:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from adapters.ca.port import CaPort
 from adapters.cucm.port import CucmPort
+from workflows.windows import Windows
 
 
 @dataclass
@@ -32,3 +35,13 @@ class RunDeps:
     ``manual``: the tool resets them; ``None``: as the release does by default."""
     max_phones_missing: int = 0
     """Phones of the baseline that may stay unregistered before a run stops at a gate."""
+    windows: Windows | None = None
+    """The cluster's change windows and blackout dates; ``None``: the outage may start any time."""
+    approval: bool = False
+    """Whether an operator approves each run before its outage (``approve RUN``)."""
+    clock: Callable[[], datetime] | None = None
+    """The cluster's clock for the change windows; ``None``: the engine's (a time-scaled lab gives
+    one running as fast as its cluster)."""
+    restart_history: Callable[[], Mapping[str, float]] | None = None
+    """``node|service`` -> seconds this cluster's last measured restart of it took (CUCM seconds),
+    read from earlier runs when an outage is estimated."""

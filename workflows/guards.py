@@ -26,12 +26,15 @@ IN_FLIGHT = frozenset(
     {
         "trust_uploaded",
         "backup_idle",
+        "window_before_upload",
         "leaf_uploaded",
+        "window_before_restart",
         "ctl_updated",
         "restarted",
         "phones_reregistered",
         "phones_missing",
         "verified",
+        "outage_reported",
         "sso_reenabled",
     }
 )
@@ -178,6 +181,16 @@ def restart_order(g: GuardInput) -> GuardResult:
     return True, f"{len(restarts)} restart(s), publisher first, one at a time"
 
 
+def no_hold_on_cluster(g: GuardInput) -> GuardResult:
+    """No new outage on a cluster an operator put on hold (``cucm-renew hold CLUSTER``)."""
+    if g.hold is not None:
+        return False, (
+            f"cluster {g.scope} is on hold since {g.hold.since:%Y-%m-%d %H:%M} UTC by {g.hold.actor}: "
+            f"{g.hold.reason}; no outage starts until `cucm-renew release {g.scope}`"
+        )
+    return True, f"cluster {g.scope} is not on hold"
+
+
 GUARDS: dict[str, Callable[[GuardInput], GuardResult]] = {
     "applies_to_nodes": applies_to_nodes,
     "sso_off_for_tomcat": sso_off_for_tomcat,
@@ -188,6 +201,7 @@ GUARDS: dict[str, Callable[[GuardInput], GuardResult]] = {
     "no_backup_for_ipsec": no_backup_for_ipsec,
     "ctl_before_restart": ctl_before_restart,
     "restart_order": restart_order,
+    "no_hold_on_cluster": no_hold_on_cluster,
 }
 
 

@@ -10,7 +10,7 @@ from engine.definition import Definition, DefinitionError, load_definitions
 from engine.definition.model import HELD_STATES
 from workflows import guards
 from workflows.cert_types import CERT_TYPES
-from workflows.steps import csr, ctl, drs, expiry, phones, restart, signature, sso, upload, verify
+from workflows.steps import csr, ctl, drs, expiry, phones, restart, signature, sso, upload, verify, window
 
 __all__ = [
     "CERT_TYPES",
@@ -25,7 +25,7 @@ DEFINITIONS_DIR = Path(__file__).resolve().parent
 
 def build_registry() -> Registry:
     registry = Registry()
-    for module in (expiry, sso, csr, signature, upload, drs, ctl, restart, phones, verify):
+    for module in (expiry, sso, csr, signature, upload, drs, ctl, restart, phones, verify, window):
         module.register(registry)
     guards.register(registry)
     return registry

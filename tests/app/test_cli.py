@@ -127,7 +127,7 @@ def test_init_check_plan_run_against_a_running_simulator(tmp_path: Path, simulat
     state = work / "state"
     run = cucm_renew("--state-dir", str(state), "run", "--type", "tomcat", "--type", "ipsec", cwd=work)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "tomcat" in run.stdout and "leaf_uploaded -> restarted" in run.stdout
+    assert "tomcat" in run.stdout and "window_before_restart -> restarted" in run.stdout
     table = run.stdout[run.stdout.index("old expiry") :]
     assert table.count(" done") == 6 and " no " not in table
     status = cucm_renew("--state-dir", str(state), "status", "--json", cwd=work)

@@ -300,3 +300,47 @@ def test_version_optional_and_phone_settings(folder: Path) -> None:
             load_config(write(folder, GOOD.replace('ca = "lab"', f'ca = "lab"\n{setting}')))
         for word in words:
             assert word in str(caught.value)
+
+
+WINDOWED = """ca_per_type = { Tomcat = "desk" }
+timezone = "Europe/Paris"
+windows = ["Sat 01:00-05:00"]
+blackout = ["2026-12-25"]
+approval = true"""
+
+
+def test_change_windows_and_approval_per_cluster(folder: Path) -> None:
+    cluster = load_config(write(folder, GOOD.replace('ca_per_type = { Tomcat = "desk" }', WINDOWED))).cluster(
+        "lab"
+    )
+    assert cluster.approval is True and cluster.windows is not None
+    assert cluster.windows.describe() == "Sat 01:00-05:00; never on 2026-12-25 (Europe/Paris)"
+    plain = load_config(write(folder, GOOD)).cluster("lab")
+    assert plain.windows is None and plain.approval is False
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "words"),
+    [
+        (
+            'timezone = "Europe/Paris"',
+            'timezone = "Europe/Pariss"',
+            "clusters.lab.timezone",
+            "unknown time zone",
+        ),
+        (
+            'windows = ["Sat 01:00-05:00"]',
+            'windows = ["Saturday night"]',
+            "clusters.lab.windows",
+            "Sat 01:00-05:00",
+        ),
+        ('blackout = ["2026-12-25"]', 'blackout = ["25/12"]', "clusters.lab.blackout", "YYYY-MM-DD"),
+        ('windows = ["Sat 01:00-05:00"]', "windows = [1]", "clusters.lab.windows", "list of strings"),
+    ],
+)
+def test_a_window_that_cannot_be_read_names_its_key(
+    folder: Path, old: str, new: str, key: str, words: str
+) -> None:
+    text = GOOD.replace('ca_per_type = { Tomcat = "desk" }', WINDOWED.replace(old, new))
+    problem = error(folder, text)
+    assert problem.key == key and words in str(problem)

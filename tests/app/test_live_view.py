@@ -185,4 +185,4 @@ def test_status_watch_on_a_terminal_and_on_a_pipe_and_the_event_log_at_info(tmp_
         )
         assert "no run in progress" in piped
         # --log-level info keeps the event log: every transition, a wait's self-transitions too.
-        assert "leaf_uploaded -> restarted" in logged and "restarted -> restarted" in logged
+        assert "window_before_restart -> restarted" in logged and "restarted -> restarted" in logged

@@ -15,7 +15,7 @@ from engine.store import RunRow, Store, StoreFatal, event_hash
 def test_schema_version_and_pragmas(tmp_path: Path) -> None:
     store = Store(tmp_path / "s")
     conn = sqlite3.connect(store.path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
     store.close()
