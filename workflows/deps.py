@@ -16,6 +16,9 @@ class RunDeps:
     ca: CaPort
     risport_per_minute: float = 15.0
     """RisPort70's allowed rate; sweeps are spaced so that it is never exceeded."""
+    risport_lag: float = 30.0
+    """How far (CUCM seconds) RisPort70 may trail reality; nothing is concluded from a phone not
+    having moved until that long after the action that should have moved it."""
     phone_reset: str = "phones"
     """``pools``: reset phones by device pool (names for phones in none); ``phones``: each by name."""
     tls_anchors: frozenset[str] = frozenset()
