@@ -244,7 +244,7 @@ def lose_the_first_replies(lab: ProofLab) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("ris_lag", [0.0, 4.0, 60.0])
+@pytest.mark.parametrize("ris_lag", [4.0, 60.0])
 def test_lost_replies_and_a_lagging_risport_never_do_anything_twice(tmp_path: Path, ris_lag: float) -> None:
     """Every type through 20% lost replies on every mutating endpoint, with RisPort70 trailing by
     ``ris_lag`` CUCM seconds (scaled like everything else): each run completes, and nothing is done
