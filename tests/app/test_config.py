@@ -300,3 +300,12 @@ def test_version_optional_and_phone_settings(folder: Path) -> None:
             load_config(write(folder, GOOD.replace('ca = "lab"', f'ca = "lab"\n{setting}')))
         for word in words:
             assert word in str(caught.value)
+
+
+def test_risport_lag_per_cluster(folder: Path) -> None:
+    assert load_config(write(folder, GOOD)).cluster("lab").risport_lag == 30.0
+    given = GOOD.replace('ca = "lab"', 'ca = "lab"\nrisport_lag = 90')
+    assert load_config(write(folder, given)).cluster("lab").risport_lag == 90.0
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(folder, GOOD.replace('ca = "lab"', 'ca = "lab"\nrisport_lag = -1')))
+    assert "clusters.lab.risport_lag" in str(caught.value) and ">= 0" in str(caught.value)
