@@ -52,7 +52,9 @@ def risport_lag(ctx: StepContext) -> float:
 def _settled(ctx: StepContext, effect: Effect, what: str) -> None:
     """Raise :class:`RisLagging` until RisPort must show a reset sent no later than ``effect``'s
     intent (``risport_lag`` bounds how long after a reset RisPort shows the phone leave)."""
-    remaining = risport_lag(ctx) - (ctx.now() - effect.recorded_at).total_seconds()
+    # The journal's times are the wall clock's; the lag is in CUCM seconds.
+    elapsed = (ctx.now() - effect.recorded_at).total_seconds() * float(getattr(deps(ctx), "time_scale", 1.0))
+    remaining = risport_lag(ctx) - elapsed
     if remaining > 0:
         raise RisLagging(
             remaining,

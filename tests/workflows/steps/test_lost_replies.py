@@ -160,3 +160,23 @@ def test_automatic_reset_grace_is_at_least_the_lag(lab: Lab) -> None:
     outcome = lab.run(ctx)
     assert ctx.context["phones"]["automatic"]
     assert outcome.kind == "wait" and outcome.wake_in == 90.0
+
+
+def test_the_lag_is_measured_in_cucm_seconds_on_a_scaled_clock(lab: Lab) -> None:
+    """Against the simulator the journal's wall-clock times run ``time_scale`` times slower than
+    CUCM's: one wall second at x60 is a minute, past a 30 s lag."""
+    lab.fake.add_phones(PHONES, pool="DP-A")
+    now = [fixed_clock()]
+    ctx = watching(lab, phone_reset="pools", risport_lag=30.0, time_scale=60.0)
+    ctx.clock = lambda: now[0]
+    stamps = {n: s.timestamp for n, s in lab.fake.registered_phones().items()}
+    ctx.record_output(PUB, "phone_baseline", {"names": PHONES, "stamps": stamps, "at": "then"})
+    ctx.record_output(PUB, "phone_stamps_before_reset", stamps)
+    ctx.context = {**ctx.context, "phones": {"grace_waited": True}}
+    ctx.record_intent(f"{PUB}#pool-DP-A", "phone_reset", {"device_pool": "DP-A", "count": 5})
+    now[0] += timedelta(seconds=0.25)  # 15 CUCM seconds
+    outcome = lab.run(ctx)
+    assert outcome.kind == "wait" and outcome.wake_in == pytest.approx(15.0)
+    now[0] += timedelta(seconds=0.5)  # 45 CUCM seconds in all
+    lab.run(ctx)
+    assert calls_on(lab, "reset_device_pools") == 1
