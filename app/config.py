@@ -187,6 +187,11 @@ class ClusterConfig:
         profile = profile_for(cert_type)
         return not self.tomcat_client_auth and profile is not None and bool(profile.waivable)
 
+    risport_lag: float = 30.0
+    """CUCM seconds RisPort70 may trail reality on this cluster (the RIS Data Collector gathers
+    asynchronously), including the moment a reset phone takes to drop its registration: the phone
+    steps wait that long before concluding from RisPort that a phone did
+    not move (a reset whose answer was lost, phones CUCM's automatic reset missed)."""
     max_phones_missing: int = 0
     """Phones registered before a change that may stay unregistered after it before the run stops
     at a gate naming them (they are reported either way)."""
@@ -439,6 +444,7 @@ _CLUSTER = Schema(
         "windows": LIST,
         "blackout": LIST,
         "approval": BOOLEAN,
+        "risport_lag": NUMBER,
     },
     required=("ca_bundle", "known_hosts", "ca"),
     kind=TABLE,
@@ -901,6 +907,7 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             drop_names=tuple(str(n).lower() for n in table.get("drop_names", [])),
             windows=windows,
             approval=bool(table.get("approval", False)),
+            risport_lag=r.number(table, "risport_lag", where, 30.0, minimum=0),
         )
         _check_client_auth(r, where, clusters[name], cas)
         notice = _waiver_notice(where, clusters[name])

@@ -289,6 +289,8 @@ class Adapters:
             cucm=cucm,
             ca=self.ca(run.scope, run.definition),
             risport_per_minute=self.config.risport_per_minute,
+            risport_lag=self.config.cluster(run.scope).risport_lag,
+            time_scale=self.config.time_scale,
             phone_reset=self.config.cluster(run.scope).phone_reset,
             configured_version=self.config.cluster(run.scope).version,
             phone_interaction=self.config.cluster(run.scope).phone_interaction,

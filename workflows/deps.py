@@ -19,6 +19,12 @@ class RunDeps:
     ca: CaPort
     risport_per_minute: float = 15.0
     """RisPort70's allowed rate; sweeps are spaced so that it is never exceeded."""
+    risport_lag: float = 30.0
+    """How far (CUCM seconds) RisPort70 may trail reality; nothing is concluded from a phone not
+    having moved until that long after the action that should have moved it."""
+    time_scale: float = 1.0
+    """CUCM seconds per wall second (above 1 only against the simulator): the engine's clock is the
+    wall clock, so a duration measured on it is multiplied by this to be compared with CUCM's."""
     phone_reset: str = "phones"
     """``pools``: reset phones by device pool (names for phones in none); ``phones``: each by name."""
     tls_anchors: frozenset[str] = frozenset()

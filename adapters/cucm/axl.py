@@ -26,6 +26,11 @@ DEVICE_POOLS_SQL = (
 )
 
 
+# The AXL operations used here that change something; every other one only reads and may be asked
+# again after a lost answer.
+AXL_EFFECTS = frozenset({"doDeviceReset", "resetDevicePool"})
+
+
 def namespace(version: str) -> str:
     return f"http://www.cisco.com/AXL/API/{version}"
 
@@ -53,6 +58,7 @@ class Axl:
             f"CUCM:DB ver={self.schema_version} {operation}",
             envelope(body, {"ns": self.ns}),
             handle,
+            idempotent=operation not in AXL_EFFECTS,
         )
 
     def _request(self, operation: str) -> ET.Element:

@@ -81,6 +81,7 @@ class ControlCenter:
             "soapGetServiceStatus",
             envelope(body, {"soap": AST_NS}),
             handle,
+            idempotent=True,
         )
 
     def control(self, service: str, control: str = "Restart") -> ServiceStatus:

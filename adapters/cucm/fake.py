@@ -42,7 +42,7 @@ What it models, as far as the steps rely on it:
 
 It can be unkind: :meth:`FakeCucm.unreachable`, :meth:`FakeCucm.reject` and :meth:`FakeCucm.fail_next`
 make the next call of an operation fail before it acts; :meth:`FakeCucm.lose_reply` lets it act
-and then raises :class:`CucmUnreachable`, as when CUCM did the work but the answer never came back.
+and then raises :class:`CucmOutcomeUnknown`, as when CUCM did the work but the answer never came back.
 Every call is recorded in :attr:`FakeCucm.calls`, failed ones included, so a test can assert what
 was sent.
 
@@ -74,6 +74,7 @@ from adapters.cucm.port import (
     ClusterMember,
     CtlStatus,
     CucmError,
+    CucmOutcomeUnknown,
     CucmPort,
     CucmRejected,
     CucmUnreachable,
@@ -482,9 +483,10 @@ class FakeCucm:
         self.fail_next(op, error, node=node)
 
     def lose_reply(self, op: str, *, node: str | None = None) -> None:
-        """The next call of ``op`` is carried out, then its reply is lost: :class:`CucmUnreachable`."""
+        """The next call of ``op`` is carried out, then its reply is lost: :class:`CucmOutcomeUnknown`
+        (what the adapters raise once a request with effects was sent and no answer came)."""
         where = node or self.publisher
-        error = CucmUnreachable(f"{op} on {where}: connection reset while reading the reply", node=where)
+        error = CucmOutcomeUnknown(f"{op} on {where}: connection reset while reading the reply", node=where)
         self.fail_next(op, error, node=node, reply_lost=True)
 
     def calls_to(self, op: str) -> list[Call]:

@@ -26,9 +26,16 @@ travel as PEM text; CSRs as PEM text.
 Errors, all raised from the methods below (never a bare ``requests``/``paramiko`` exception)::
 
     CucmError                      base: anything the adapter could not do
-    ├── CucmUnreachable            transient: connection refused/reset, timeout, HTTP 5xx, SSH
-    │                              transport down. Already retried (bounded); the caller may retry later.
-    │   └── CucmThrottled          RisPort70's rate-limit fault, still present after backing off
+    ├── CucmUnreachable            transient: the request never reached CUCM (connection refused,
+    │                              connect timeout, TLS handshake failure, name resolution), or a read
+    │                              failed (5xx, lost answer). Already retried (bounded); the caller may
+    │                              retry later.
+    │   ├── CucmThrottled          RisPort70's (or AXL's) rate-limit fault, still present after backing off
+    │   └── CucmOutcomeUnknown     a request with effects was sent and no answer came back (read
+    │                              timeout, connection closed or reset, HTTP 5xx, SSH channel lost):
+    │                              CUCM may have carried it out. Never resent by the adapter; the
+    │                              caller reads CUCM (the matching read of each write) before sending
+    │                              it again.
     ├── CucmRejected               permanent: CUCM refused the request (HTTP 4xx other than 401,
     │                              SOAP fault, CLI error line). ``.cucm_message`` holds CUCM's text
     │                              verbatim (e.g. "CA Certificate is Not Available in the Trust-Store").
@@ -174,6 +181,13 @@ class CucmUnreachable(CucmError):
 
 class CucmThrottled(CucmUnreachable):
     """RisPort70 kept answering its rate-limit fault after the adapter backed off."""
+
+
+class CucmOutcomeUnknown(CucmUnreachable):
+    """A request with effects reached the wire and its answer did not come back: CUCM may or may
+    not have carried it out. The adapter never resends it (a resend is a second CSR, a second
+    restart, a second reset); the journaled effect reconciles by reading CUCM first. Transient for
+    the step: once CUCM has been read, deciding to send again is safe."""
 
 
 class CucmRejected(CucmError):

@@ -2,7 +2,10 @@
 
 Only :class:`~adapters.cucm.port.CucmUnreachable` (and its :class:`CucmThrottled` child) is retried:
 a rejection, an authentication failure or a TLS/host-key problem will not heal by repeating, and
-repeating a refused upload could only make CUCM's state harder to reason about.
+repeating a refused upload could only make CUCM's state harder to reason about. Never
+:class:`~adapters.cucm.port.CucmOutcomeUnknown`: a request with effects that may have been carried
+out is not sent again blindly (the callers raise it only for such requests; reads that lost their
+answer stay plain :class:`CucmUnreachable` and are repeated).
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import structlog
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from adapters.cucm.port import CucmThrottled, CucmUnreachable
+from adapters.cucm.port import CucmOutcomeUnknown, CucmThrottled, CucmUnreachable
 
 T = TypeVar("T")
 
@@ -59,7 +62,8 @@ class RetryPolicy:
 
 
 def call_with_retry(policy: RetryPolicy, operation: str, node: str | None, fn: Callable[[], T]) -> T:
-    """Run ``fn``, retrying :class:`CucmUnreachable` per ``policy``; re-raise the last error."""
+    """Run ``fn``, retrying :class:`CucmUnreachable` per ``policy`` (never
+    :class:`CucmOutcomeUnknown`); re-raise the last error."""
 
     def wait(state: RetryCallState) -> float:
         outcome = state.outcome
@@ -87,13 +91,18 @@ def call_with_retry(policy: RetryPolicy, operation: str, node: str | None, fn: C
         )
 
     retrying = Retrying(
-        retry=retry_if_exception_type(CucmUnreachable),
+        retry=retry_if_exception(retryable),
         stop=stop_after_attempt(policy.attempts),
         wait=wait,
         before_sleep=before_sleep,
         reraise=True,
     )
     return retrying(fn)
+
+
+def retryable(error: BaseException) -> bool:
+    """Transient and safe to repeat: unreachable, unless a request with effects may have landed."""
+    return isinstance(error, CucmUnreachable) and not isinstance(error, CucmOutcomeUnknown)
 
 
 class SlidingWindowLimiter:

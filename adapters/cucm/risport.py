@@ -154,6 +154,7 @@ class RisPort:
             parse_page,
             before_attempt=take_slot,
             on_throttle=lambda: COUNTERS.throttle(self.http.node.name),
+            idempotent=True,
         )
 
     def sweep(

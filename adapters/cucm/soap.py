@@ -133,8 +133,12 @@ def soap_post(
     *,
     before_attempt: Callable[[], None] | None = None,
     on_throttle: Callable[[], None] | None = None,
+    idempotent: bool = False,
 ) -> T:
     """POST an envelope through a :class:`~adapters.cucm.http.NodeHttp` and map the answer.
+
+    ``idempotent``: the operation only reads (selectCmDevice, getServiceStatus, an SQL query), so a
+    lost answer may be asked again; otherwise it is never resent once sent (see ``NodeHttp.call``).
 
     Faults are permanent (:class:`CucmRejected`, the fault string verbatim) except the throttle
     faults (:class:`CucmThrottled`, retried after a back-off). 401 is :class:`CucmAuthError`; other
@@ -182,7 +186,14 @@ def soap_post(
 
     headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{soap_action}"'}
     return http.call(
-        operation, "POST", path_, read, before_attempt=before_attempt, data=body, headers=headers
+        operation,
+        "POST",
+        path_,
+        read,
+        before_attempt=before_attempt,
+        idempotent=idempotent,
+        data=body,
+        headers=headers,
     )
 
 

@@ -6,6 +6,11 @@ an interactive shell the command runs on an exec channel instead (no prompt; rea
 
 Host keys are checked against the cluster's known_hosts file only (never the user's), with
 paramiko's ``RejectPolicy``: an unknown or changed key is refused as :class:`HostKeyMismatch`.
+
+A command that changes something (``set csr gen``, ``set cert import``, ``utils service restart``,
+``utils ctl update``...) is retried only when the failure came before it was sent (no connection,
+no shell); once it is sent, a lost channel is :class:`CucmOutcomeUnknown` and it is not run again.
+Reads (``show``, status and list commands) are retried as before.
 """
 
 from __future__ import annotations
@@ -20,7 +25,14 @@ from pathlib import Path
 import paramiko
 import structlog
 
-from adapters.cucm.port import CucmAuthError, CucmError, CucmUnreachable, HostKeyMismatch, NodeRef
+from adapters.cucm.port import (
+    CucmAuthError,
+    CucmError,
+    CucmOutcomeUnknown,
+    CucmUnreachable,
+    HostKeyMismatch,
+    NodeRef,
+)
 from adapters.cucm.retry import RetryPolicy, call_with_retry
 
 log = structlog.get_logger("adapters.cucm")
@@ -43,6 +55,25 @@ class Answer:
 PAGER = Answer(re.compile(r"options:\s*q=quit,\s*n=next.*:\s*$", re.IGNORECASE), "n")
 
 YES_NO = re.compile(r"\(\s*yes\s*\|\s*no\s*\)\s*\??\s*:?\s*$", re.IGNORECASE)
+
+
+READ_ONLY_COMMANDS = (
+    "show ",
+    "utils service list",
+    "utils sso status",
+    "utils disaster_recovery status",
+    "utils dbreplication status",
+    "utils ntp status",
+    "file list",
+    "run sql select",
+)
+"""The CLI commands the adapters run that only read: repeated after a lost answer. Anything else
+may change the node and is never sent twice by the adapter."""
+
+
+def read_only(command: str) -> bool:
+    text = " ".join(command.split()).lower()
+    return any(text == p.strip() or text.startswith(p) for p in READ_ONLY_COMMANDS)
 
 
 def clean(raw: str) -> str:
@@ -106,6 +137,7 @@ class CliSession:
         self._client: paramiko.SSHClient | None = None
         self._shell: paramiko.Channel | None = None
         self._shell_refused = False
+        self._sent = False
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -224,16 +256,27 @@ class CliSession:
         """Run one CLI command and return its output (without the echo and the final prompt).
 
         ``answers`` reply to interactive questions; ``paste`` is sent at the paste prompt, followed by
-        an empty line. Transport failures reconnect and retry per the policy.
+        an empty line. Transport failures before the command is sent reconnect and retry per the
+        policy; after it is sent, only a read (:func:`read_only`) is retried, and a command with
+        effects raises :class:`CucmOutcomeUnknown`.
         """
+        reads = read_only(command)
 
         def attempt() -> str:
             with self._lock:
+                self._sent = False
                 try:
                     return self._run_once(command, [*answers, PAGER], paste, timeout or self.command_timeout)
-                except CucmError:
+                except CucmError as error:
                     # The shell may be mid-command: never reuse it.
                     self._drop()
+                    # Sent and then no prompt, or the channel lost: the command may have run.
+                    if self._sent and not reads:
+                        raise CucmOutcomeUnknown(
+                            f"{error}. `{command}` was sent, so {self.node.name} may have carried it "
+                            f"out: not run again; the node is read before it is.",
+                            node=self.node.name,
+                        ) from error
                     raise
 
         return call_with_retry(self.policy, f"CLI {command}", self.node.name, attempt)
@@ -245,11 +288,13 @@ class CliSession:
             shell = self._open_shell(client)
             if shell is not None:
                 _drain(shell)
+                self._sent = True
                 shell.sendall((command + "\n").encode())
                 raw = self._read_until(shell, command, answers, paste, timeout, prompt=True)
                 return strip_echo_and_prompt(raw, command)
             channel = client.get_transport().open_session()  # type: ignore[union-attr]
             channel.settimeout(0.2)
+            self._sent = True
             channel.exec_command(command)
             return self._read_until(channel, command, answers, paste, timeout, prompt=False).strip()
         except (OSError, EOFError, paramiko.SSHException) as error:

@@ -344,3 +344,12 @@ def test_a_window_that_cannot_be_read_names_its_key(
     text = GOOD.replace('ca_per_type = { Tomcat = "desk" }', WINDOWED.replace(old, new))
     problem = error(folder, text)
     assert problem.key == key and words in str(problem)
+
+
+def test_risport_lag_per_cluster(folder: Path) -> None:
+    assert load_config(write(folder, GOOD)).cluster("lab").risport_lag == 30.0
+    given = GOOD.replace('ca = "lab"', 'ca = "lab"\nrisport_lag = 90')
+    assert load_config(write(folder, given)).cluster("lab").risport_lag == 90.0
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(folder, GOOD.replace('ca = "lab"', 'ca = "lab"\nrisport_lag = -1')))
+    assert "clusters.lab.risport_lag" in str(caught.value) and ">= 0" in str(caught.value)

@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -59,9 +60,11 @@ class ProofLab:
         credentials: dict[str, dict[str, str]] | None = None,
         ca: str = "lab",
         password_env: Mapping[str, str] | None = None,
+        risport_lag: float | None = None,
         **sim_options: Any,
     ) -> None:
         self.folder = folder
+        self.risport_lag = risport_lag
         self.sim = SimulatedCluster(
             folder / "sim",
             nodes=nodes,
@@ -103,6 +106,14 @@ class ProofLab:
                 text = text.replace(
                     'phone_reset = "pools"\n', 'phone_reset = "pools"\nphone_interaction = "manual"\n', 1
                 )
+            if self.risport_lag is not None:
+                # How far the operator says RisPort may trail on this cluster (CUCM seconds).
+                text = text.replace(
+                    'phone_reset = "pools"\n',
+                    f'phone_reset = "pools"\nrisport_lag = {self.risport_lag:g}\n',
+                    1,
+                )
+                assert f"risport_lag = {self.risport_lag:g}" in text, text
             self.config_path.write_text(text)
             lab_folder = self.folder / "lab-ca"
             self.sim.trust_ca(LocalCA(lab_folder, name="lab").root_pem)
@@ -243,6 +254,60 @@ def outcome_shape(state: Mapping[str, Any], cert_type: str, run: Any) -> dict[st
         "presented_is_issued": sorted(
             n for n in issued if state["presented"][n][cert_type] == issued[n]["sha256"]
         ),
+    }
+
+
+def issued_by_the_lab_ca(lab: ProofLab) -> list[str]:
+    """SHA-256 of every leaf the lab's local CA issued, one file per request it signed."""
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    found = []
+    for path in sorted((lab.folder / "lab-ca" / "issued").glob("*.pem")):
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+        found.append(hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest())
+    return found
+
+
+def assert_exactly_once(lab: ProofLab, runs: list[Any]) -> dict[str, int]:
+    """What "carried out, reply lost" and kills must never cause, over every finished run: per node
+    and type exactly one CSR; no service restarted more often than the runs' plans restart it (once
+    per intent); each phone reset at most once per phase; each CA certificate issued once per CSR
+    and the one issued is the one presented. Returns the counts, for the report."""
+    state = lab.sim.state()
+    planned: Counter[tuple[str, str]] = Counter()
+    resetting = 0
+    for run in runs:
+        assert run.state == "done", (run.definition, run.state, run.last_error)
+        for node in run.context["targets"]:
+            assert state["csrs_generated"][node][run.definition] == 1, (
+                node,
+                run.definition,
+                state["csrs_generated"],
+            )
+            assert state["presented"][node][run.definition] == run.context["issued"][node]["sha256"]
+        for record in run.context.get("restarts") or []:
+            if not record.get("skipped"):
+                planned[(record["node"], record["service"])] += 1
+        resetting += bool((run.context.get("phones") or {}).get("reset"))
+    restarts = restart_counts(state)
+    assert restarts == dict(planned), f"restarts {restarts} against the plans' {dict(planned)}"
+    phones = lab.sim.cluster.phones.count
+    assert state["phone_resets"] <= phones * resetting, (state["phone_resets"], phones, resetting)
+    for pool, times in state["device_pool_resets"].items():
+        assert len(times) <= resetting, (pool, times)
+    issued = issued_by_the_lab_ca(lab)
+    csrs = sum(sum(by_type.values()) for by_type in state["csrs_generated"].values())
+    assert len(issued) == len(set(issued)) == csrs, (len(issued), csrs)
+    assert {r.context["issued"][n]["sha256"] for r in runs for n in r.context["targets"]} == set(issued)
+    return {
+        "lost_replies": len(state["lost_replies"]),
+        "csrs": csrs,
+        "restarts": sum(restarts.values()),
+        "phone_resets": state["phone_resets"],
+        "ca_issued": len(issued),
     }
 
 

@@ -28,7 +28,14 @@ from typing import Any
 import pytest
 
 from engine.crashpoints import POINTS
-from tests.proof.harness import ProofLab, assert_audit_sound, outcome_shape, restart_counts, role_nodes
+from tests.proof.harness import (
+    ProofLab,
+    assert_audit_sound,
+    assert_exactly_once,
+    outcome_shape,
+    restart_counts,
+    role_nodes,
+)
 
 TYPES = ["tomcat", "ipsec", "CAPF", "CallManager", "TVS"]
 # The engine's boundaries: before the intent is recorded; after the intent, before the side effect;
@@ -49,6 +56,9 @@ LAB = {
 # at x2000 is most of `restarted`'s 4 h timeout (7.2 s). The soak kills far more often in one state,
 # so its clusters run at x300 (48 s).
 SOAK_LAB = {**LAB, "time_scale": 300.0}
+# Lost answers (the seed is the round's) and RisPort70 trailing by a few seconds, within the bound
+# the configuration gives.
+LOSSY = {"ris_lag": 5.0, "risport_lag": 15.0}
 
 
 @dataclass
@@ -58,6 +68,8 @@ class Tally:
     finished_early: int = 0
     states_at_kill: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
+    lost: Counter[str] = field(default_factory=Counter)
+    """Answers the cluster did not send, by endpoint (lossy rounds)."""
 
 
 @dataclass(frozen=True)
@@ -225,13 +237,19 @@ def attempt(lab: ProofLab, cert_type: str, trial: str | float, tally: Tally) -> 
     return f"{trial}: exit {proc.returncode}, the run is {where} {err[-1500:]}{out[-1500:]}"
 
 
-def crash_round(tmp: Path, cert_type: str, ref: Reference, tally: Tally, *, soak: bool) -> str | None:
+def crash_round(
+    tmp: Path, cert_type: str, ref: Reference, tally: Tally, *, soak: bool, lossy: bool = False
+) -> str | None:
     """One cluster, one run of ``cert_type`` killed again and again; None when it ends exactly as
-    the uninterrupted reference, else what differs."""
+    the uninterrupted reference, else what differs. ``lossy``: the cluster also loses the answers
+    of 20% of the requests it carries out, and RisPort70 lags (:data:`LOSSY`)."""
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     where = f"{cert_type}, seed {seed}"
-    with ProofLab(tmp, **(SOAK_LAB if soak else LAB)) as lab:  # type: ignore[arg-type]
+    options: dict[str, Any] = {**(SOAK_LAB if soak else LAB)}
+    if lossy:
+        options.update(LOSSY, faults=f"lost=0.2,seed={seed}")
+    with ProofLab(tmp, **options) as lab:
         for trial in schedule(cert_type, rng, ref, soak=soak):
             if finished(lab, cert_type):
                 break  # a second `run` would start a new run of a type already renewed
@@ -249,10 +267,13 @@ def crash_round(tmp: Path, cert_type: str, ref: Reference, tally: Tally, *, soak
                 return f"{where}: the last run ended {run.status} in {held}: {run.last_error}"
         run = lab.run_of(cert_type)
         tally.outcomes[run.state] += 1
+        tally.lost.update(r["endpoint"] for r in lab.sim.state()["lost_replies"])
         try:
             check_outcome(lab, cert_type, run, ref.outcome, where)
+            if lossy:
+                assert_exactly_once(lab, [run])
         except AssertionError as exc:
-            return str(exc)
+            return f"{where}: {exc}"
     return None
 
 
@@ -347,6 +368,34 @@ def test_crash_soak(tmp_path: Path, cert_type: str) -> None:
     assert problems == [], problems
 
 
+LOSSY_SOAK_KILLS_PER_TYPE = 20  # five types: at least 100 kills, each cluster losing answers
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("cert_type", TYPES)
+def test_crash_soak_with_lost_replies_and_risport_lag(tmp_path: Path, cert_type: str) -> None:
+    """Kills at random, on clusters that carry out one request in five without answering it and
+    whose RisPort70 lags: every run still ends as an uninterrupted run on a kind cluster does."""
+    ref = reference(tmp_path, cert_type, soak=True)
+    tally = Tally()
+    problems: list[str] = []
+    rounds = 0
+    while tally.kills < LOSSY_SOAK_KILLS_PER_TYPE:
+        rounds += 1
+        problem = crash_round(tmp_path / f"round-{rounds}", cert_type, ref, tally, soak=True, lossy=True)
+        if problem:
+            problems.append(problem)
+    print(
+        f"\nlossy soak {cert_type}: {tally.kills} kills in {rounds} rounds, kills by state "
+        f"{dict(tally.states_at_kill)}, {tally.finished_early} processes finished before their crash "
+        f"point, final states {dict(tally.outcomes)}, lost answers {dict(tally.lost)}, "
+        f"{len(problems)} rounds differing"
+    )
+    for p in problems:
+        print(f"  {p[:400]}")
+    assert problems == [], problems
+
+
 # ---------------------------------------------------------------------- targeted windows
 
 
@@ -433,3 +482,28 @@ def test_phone_reset_interrupted_before_axl_was_called_still_resets_every_phone_
         assert lab.run_of("CallManager").state == "done"
         phones = lab.sim.cluster.phones.count
         assert lab.sim.state()["phone_resets"] == phones, "phones were left without their reset"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("ris_lag", "time_scale"), [(0.0, 2000.0), (180.0, 30.0)])
+def test_pool_reset_killed_after_cucm_accepted_it_is_not_repeated_while_risport_lags(
+    tmp_path: Path, ris_lag: float, time_scale: float
+) -> None:
+    """Killed right after CUCM accepted the pool reset, with RisPort70 trailing by ``ris_lag`` CUCM
+    seconds: the resumed run finds every phone still showing its old registration, which proves
+    nothing until the configured lag has passed; it must wait, see the reset, and not reset the pool
+    again. At x30 three minutes of lag are six seconds of wall time, longer than a process takes to
+    start again and resume, so the resumed run does look while RisPort still lags (a few seconds
+    and a minute of lag are the fault suite's)."""
+    spec = "effect.after_action@CAPF/phones_reregistered/*#pool-*/phone_reset:1"
+    lab_options = {**LAB, "time_scale": time_scale}
+    with ProofLab(tmp_path, ris_lag=ris_lag, risport_lag=ris_lag + 10, **lab_options) as lab:  # type: ignore[arg-type]
+        crash_at(lab, "CAPF", spec)
+        phones = lab.sim.cluster.phones.count
+        assert lab.sim.state()["phone_resets"] == phones
+        final = lab.cli("run", "--type", "CAPF")
+        assert final.returncode == 0, final.stderr[-2000:]
+        run = lab.run_of("CAPF")
+        assert run.state == "done", (run.state, run.last_error)
+        assert lab.sim.state()["phone_resets"] == phones, "the pool was reset again for one intent"
+        assert [len(t) for t in lab.sim.state()["device_pool_resets"].values()] == [1]

@@ -21,7 +21,7 @@ import pytest
 from adapters.cucm.retry import RetryPolicy
 from app.config import load_config
 from app.wiring import Adapters
-from tests.proof.harness import ProofLab, assert_audit_sound, definitions
+from tests.proof.harness import ProofLab, assert_audit_sound, assert_exactly_once, definitions
 
 ALL_TYPES = ["tomcat", "ipsec", "CAPF", "CallManager", "TVS"]
 
@@ -222,3 +222,59 @@ def test_run_returns_when_a_failed_run_holds_up_a_chain_of_lease_waiters(tmp_pat
         runs = {r.definition: r for r in lab.runs()}
         assert runs["CAPF"].status == "failed"
         assert "CAPF" in done.stdout and "failed" in done.stdout
+
+
+LOSSY = "lost=0.2,seed={seed}"
+"""Every mutating endpoint (certmgr REST, AXL, ControlCenterServices, the CLI over SSH) carries out
+one request in five and loses its answer."""
+
+
+def lose_the_first_replies(lab: ProofLab) -> None:
+    """Whatever the draws, the first request with effects on each endpoint loses its answer (a
+    draw taken by a request without effects is answered normally); then the configured rate."""
+    draw = lab.sim.faults.lose_reply
+    record = lab.sim.cluster.record
+
+    def first_then_drawn(node: str, endpoint: str) -> bool:
+        if not any(r["endpoint"] == endpoint for r in record.lost_replies):
+            return True
+        return draw(node, endpoint)
+
+    lab.sim.faults.lose_reply = first_then_drawn  # type: ignore[method-assign]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ris_lag", [4.0, 60.0])
+def test_lost_replies_and_a_lagging_risport_never_do_anything_twice(tmp_path: Path, ris_lag: float) -> None:
+    """Every type through 20% lost replies on every mutating endpoint, with RisPort70 trailing by
+    ``ris_lag`` CUCM seconds (scaled like everything else): each run completes, and nothing is done
+    twice for one intent (see ``assert_exactly_once``). The configured ``risport_lag`` covers it."""
+    seed = random.randrange(1 << 20)
+    with ProofLab(
+        tmp_path,
+        nodes=2,
+        imp=1,
+        phones=40,
+        faults=LOSSY.format(seed=seed),
+        time_scale=300.0,
+        ris_lag=ris_lag,
+        risport_lag=ris_lag + 10,
+        phone_interaction="manual",
+    ) as lab:
+        lose_the_first_replies(lab)
+        done = lab.cli("--log-level", "warning", "run")
+        assert done.returncode == 0, f"seed {seed}: {done.stdout[-3000:]}{done.stderr[-3000:]}"
+        runs = lab.runs()
+        assert sorted(r.definition for r in runs) == sorted(ALL_TYPES)
+        counts = assert_exactly_once(lab, runs)
+        lost = Counter(r["endpoint"] for r in lab.sim.state()["lost_replies"])
+        print(f"\nlost replies (seed {seed}, RisPort lag {ris_lag:g} s): {dict(lost)}; {counts}")
+        # Answers were lost on REST, SOAP (AXL and ControlCenterServices) and the CLI alike.
+        assert all(lost[endpoint] for endpoint in ("rest", "axl", "ccs", "ssh")), (seed, lost)
+        # No request with effects was resent by an adapter.
+        resent = [
+            e for e in log_lines(done.stderr) if e.get("event") == "cucm.retry" and "OutcomeUnknown" in str(e)
+        ]
+        assert resent == []
+        assert_engine_retries_within_bounds(lab)
+        assert_audit_sound(lab)

@@ -20,7 +20,9 @@ def generate_csrs(ctx: StepContext) -> Outcome:
     A CSR that went to a CA is never regenerated: CUCM keeps one CSR per node and type, and a new
     one would make the certificate the CA is signing unusable. If the process died between asking
     CUCM and recording the answer, the CSR CUCM now holds is adopted: it is the one an upload will
-    be checked against.
+    be checked against. Only a CSR other than the one CUCM held before the request counts: the
+    intent journals that one's SHA-256, so a request that never landed (its answer lost, or the
+    process killed before it left) is sent again rather than an old CSR adopted.
 
     Names (:mod:`workflows.names`): the CN is the node's FQDN and the SANs those of the current
     certificate plus the configured extra names, sent as ``commonName``/``altNames`` (REST, 14+).
@@ -37,9 +39,18 @@ def generate_csrs(ctx: StepContext) -> Outcome:
         current = load_cert(cucm.identity_certificate(node, kind))
         wanted = names_policy.csr_names(node, kind, current, policy)
 
-        def reconcile(_effect: Effect) -> Any:
+        def reconcile(effect: Effect) -> Any:
             pem = cucm.current_csr(node, kind)
-            return {"pem": pem, "adopted": True} if pem else None
+            if not pem:
+                return None
+            # An intent journaled before the previous CSR was recorded in it adopts any CSR.
+            if "before_sha256" in effect.intent and sha256_text(pem) == effect.intent["before_sha256"]:
+                return None
+            return {"pem": pem, "adopted": True}
+
+        def held() -> str | None:
+            pem = cucm.current_csr(node, kind)
+            return sha256_text(pem) if pem else None
 
         def generate() -> Any:
             pem = cucm.generate_csr(
@@ -55,7 +66,12 @@ def generate_csrs(ctx: StepContext) -> Outcome:
             node,
             "generate_csr",
             generate,
-            intent={"unit": kind, "common_name": wanted.common_name, "alt_names": list(wanted.alt_names)},
+            intent={
+                "unit": kind,
+                "before_sha256": held(),
+                "common_name": wanted.common_name,
+                "alt_names": list(wanted.alt_names),
+            },
             reconcile=reconcile,
         )
         pem = str(result["pem"])

@@ -9,6 +9,14 @@ did not move after a grace period; elsewhere it resets them all. Phones are rese
 (AXL ``resetDevicePool``, one request per pool) unless the cluster is configured with
 ``phone_reset = "phones"``; a phone in no pool is reset by name (``doDeviceReset``, throttled, in
 batches). Sweeps are spaced so RisPort70's rate limit is never reached.
+
+RisPort70 trails reality (the RIS Data Collector gathers asynchronously) by up to the cluster's
+``risport_lag``: a phone reset a moment ago may still show its old registration. So nothing is
+concluded from a phone *not* having moved until that long after the action that should have moved
+it: the look for phones CUCM's automatic reset missed, the stamps taken before the tool's own reset,
+and the reconcile of a reset whose answer was lost or whose process died, all wait out the lag
+first. A phone that *did* move is conclusive at once (RisPort never shows a change that did not
+happen).
 """
 
 from __future__ import annotations
@@ -26,6 +34,33 @@ from .common import automatic_phone_reset, deps, names
 from .errors import classified
 
 REGISTERED = "Registered"
+
+
+class RisLagging(Exception):
+    """A reset may have happened that RisPort cannot show yet: look again in ``seconds``."""
+
+    def __init__(self, seconds: float, what: str) -> None:
+        super().__init__(what)
+        self.seconds = seconds
+
+
+def risport_lag(ctx: StepContext) -> float:
+    """How far (CUCM seconds) RisPort70 may trail reality on this cluster."""
+    return max(0.0, float(getattr(deps(ctx), "risport_lag", 0.0)))
+
+
+def _settled(ctx: StepContext, effect: Effect, what: str) -> None:
+    """Raise :class:`RisLagging` until RisPort must show a reset sent no later than ``effect``'s
+    intent (``risport_lag`` bounds how long after a reset RisPort shows the phone leave)."""
+    # The journal's times are the wall clock's; the lag is in CUCM seconds.
+    elapsed = (ctx.now() - effect.recorded_at).total_seconds() * float(getattr(deps(ctx), "time_scale", 1.0))
+    remaining = risport_lag(ctx) - elapsed
+    if remaining > 0:
+        raise RisLagging(
+            remaining,
+            f"{what}: its answer never came and RisPort does not show it yet; RisPort may trail by "
+            f"{risport_lag(ctx):.0f} s, so looking again before resetting anything",
+        )
 
 
 def _publisher(ctx: StepContext) -> str:
@@ -92,10 +127,13 @@ def _reset(ctx: StepContext, publisher: str, expected: list[str], stamps: dict[s
     for pool, (count, members) in pools.items():
 
         def reconcile(
-            _effect: Effect, pool: str = pool, count: int = count, members: list[str] = members
+            effect: Effect, pool: str = pool, count: int = count, members: list[str] = members
         ) -> Any:
             if not stamps:
                 return {"accepted": count, "unconfirmed": True}
+            if len(_untouched(cucm, members, stamps)) < len(members):
+                return {"accepted": count}
+            _settled(ctx, effect, f"the reset of device pool {pool}")
             if len(_untouched(cucm, members, stamps)) < len(members):
                 return {"accepted": count}
             return {"accepted": count if cucm.reset_device_pools([pool]) else 0, "reset_on_resume": count}
@@ -140,10 +178,13 @@ def _reset_in_batches(
     for start in range(0, len(expected), size):
         batch = expected[start : start + size]
 
-        def reconcile(_effect: Effect, batch: list[str] = batch) -> Any:
+        def reconcile(effect: Effect, batch: list[str] = batch) -> Any:
             if not stamps:
                 return {"accepted": len(batch), "unconfirmed": True}
             untouched = _untouched(cucm, batch, stamps)
+            if untouched:
+                _settled(ctx, effect, f"the reset of {len(batch)} phone(s) ({names(batch)})")
+                untouched = _untouched(cucm, untouched, stamps)
             redone = cucm.reset_phones(untouched) if untouched else 0
             return {"accepted": len(batch) - len(untouched) + redone, "reset_on_resume": len(untouched)}
 
@@ -236,12 +277,22 @@ def watch_phones(ctx: StepContext) -> Outcome:
     if not state.get("reset_at"):
         if automatic and not state.get("grace_waited"):
             # CUCM resets the phones itself on the upload; RisPort shows it only once each phone has
-            # dropped its registration, so give it time before looking for phones it missed.
+            # dropped its registration and RIS has caught up, so give it time before looking for
+            # phones it missed.
             state.update(PhonesState(automatic=True, grace_waited=True))
             return Outcome.wait(
-                float(ctx.params.get("automatic_reset_grace", 60)),
+                max(float(ctx.params.get("automatic_reset_grace", 60)), risport_lag(ctx)),
                 "CUCM resets the phones itself (Phone Interaction on Certificate Update): waiting "
                 "before looking for phones it did not reset",
+                output={**output, "phones": state},
+            )
+        if not automatic and risport_lag(ctx) > 0 and not state.get("grace_waited"):
+            # The stamps a resumed reset is judged by must show what the restarts before did.
+            state.update(PhonesState(grace_waited=True))
+            return Outcome.wait(
+                risport_lag(ctx),
+                f"RisPort may trail by {risport_lag(ctx):.0f} s: waiting for it to show the phones "
+                "as they are before resetting them",
                 output={**output, "phones": state},
             )
         # The phones as they are just before the reset: a resumed reset judges by these stamps.
@@ -259,13 +310,16 @@ def watch_phones(ctx: StepContext) -> Outcome:
             to_reset = [n for n in expected if n in now_stamps and now_stamps[n] == stamps.get(n)]
         else:
             to_reset = expected
-        reset: dict[str, Any] = (
-            # A run whose baseline has no TimeStamps (an older version's) cannot judge a resumed
-            # batch by them: it counts as done, unconfirmed.
-            _reset(ctx, publisher, to_reset, dict(now_stamps) if stamps else {})
-            if to_reset
-            else {"accepted": 0, "unconfirmed": 0, "pools": 0, "at": iso(ctx.now())}
-        )
+        try:
+            reset: dict[str, Any] = (
+                # A run whose baseline has no TimeStamps (an older version's) cannot judge a resumed
+                # batch by them: it counts as done, unconfirmed.
+                _reset(ctx, publisher, to_reset, dict(now_stamps) if stamps else {})
+                if to_reset
+                else {"accepted": 0, "unconfirmed": 0, "pools": 0, "at": iso(ctx.now())}
+            )
+        except RisLagging as lagging:
+            return Outcome.wait(lagging.seconds, str(lagging), output={**output, "phones": state})
         state.update(
             PhonesState(
                 baseline=len(expected),

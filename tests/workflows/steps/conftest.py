@@ -69,6 +69,8 @@ class Lab:
         **deps: Any,
     ) -> StepContextDouble:
         start = {"cluster": "lab", "cert_type": cert_type, "force": False, "renew_before_days": 30}
+        # The fake's RisPort shows every change at once; the lag's tests give one.
+        deps.setdefault("risport_lag", 0.0)
         return StepContextDouble(
             definition=cert_type,
             scope="lab",
