@@ -14,6 +14,7 @@ from typing import Any
 
 from adapters.cucm.port import CucmError, CucmPort
 from workflows import certkit
+from workflows.itl_recovery import ITL_RECOVERY_GUIDANCE
 from workflows.renewal import RenewalPolicy, renewal_due
 from workflows.timestamps import iso
 
@@ -21,15 +22,6 @@ ITL_RECOVERY = "ITLRecovery"
 ITL_RECOVERY_NOTICE_DAYS = 365.0
 """Planning an ITLRecovery window (a DRS backup, phone resets in batches, a second reset) takes
 longer than a renewal: it is reported this many days ahead, or the cluster's renewal margin if larger."""
-
-ITL_RECOVERY_GUIDANCE = (
-    "ITLRecovery signs the ITL and CTL files phones trust; cucm-renew never regenerates it. Before it "
-    "expires, plan a window (SG14): export ITLRecovery.p12 (`file get tftp ITLRecovery.p12`) and take a "
-    "DRS backup; on the publisher run `set cert regen ITLRecovery`, then `utils itl reset localkey` "
-    "(mixed mode: check `show ctl`, then `utils ctl reset localkey`), reset the phones in batches and "
-    "confirm they register, restart Cisco Tftp (mixed mode: `utils ctl update CTLFile`), and reset the "
-    "phones again. Never together with CallManager or TVS work."
-)
 
 
 def watch(

@@ -8,6 +8,7 @@ from engine.api import Effect, Outcome, Registry, StepContext
 
 from .common import deps, each_node, node_map, sha256_text, targets, unit
 from .errors import classified
+from .multi import multi_server, own_nodes
 
 
 def generate_csrs(ctx: StepContext) -> Outcome:
@@ -20,6 +21,7 @@ def generate_csrs(ctx: StepContext) -> Outcome:
     """
     cucm = deps(ctx).cucm
     kind = unit(ctx)
+    multi = multi_server(ctx)
     csrs = node_map(ctx, "csr")
     sent = node_map(ctx, "ca")
 
@@ -29,19 +31,27 @@ def generate_csrs(ctx: StepContext) -> Outcome:
             return {"pem": pem, "adopted": True} if pem else None
 
         def generate() -> Any:
-            return {"pem": cucm.generate_csr(node, kind)}
+            return {"pem": cucm.generate_csr(node, kind, multi_server=multi)}
 
-        result = ctx.effect(node, "generate_csr", generate, intent={"unit": kind}, reconcile=reconcile)
+        intent: dict[str, Any] = {"unit": kind, **({"multi_server": True} if multi else {})}
+        result = ctx.effect(node, "generate_csr", generate, intent=intent, reconcile=reconcile)
         pem = str(result["pem"])
         made = {"pem": pem, "sha256": sha256_text(pem)}
         ctx.progress(node, f"CSR generated ({made['sha256'][:12]})")
         return made
 
-    csrs.update(each_node([n for n in targets(ctx) if not (n in csrs and n in sent)], one))
+    csrs.update(each_node([n for n in own_nodes(ctx) if not (n in csrs and n in sent)], one))
+    if multi:
+        # One CSR names every node: each node's entry is the signer's.
+        csrs.update({n: csrs[own_nodes(ctx)[0]] for n in targets(ctx)})
     return Outcome.advance(
         output={"csr": csrs},
         evidence={"csr_sha256": {n: csrs[n]["sha256"] for n in targets(ctx)}},
-        reason=f"{len(targets(ctx))} CSR(s) generated",
+        reason=(
+            f"one multi-server CSR on {own_nodes(ctx)[0]} naming {len(targets(ctx))} node(s)"
+            if multi
+            else f"{len(targets(ctx))} CSR(s) generated"
+        ),
     )
 
 
