@@ -4,14 +4,34 @@ ITLRecovery gate. Real engine, adapters and simulator; a few runs cover several 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from app.present import summary_rows
+from engine.views import RunView
 from tests.workflows.lab import Lab, sim_restarts
 from workflows.cert_types import IMP_TYPES
 
 IMP = ["imp1.example.com", "imp2.example.com"]
+DEADLINE = 90.0
+
+
+def _drive(lab: Lab) -> list[RunView]:
+    """``_drive(lab)`` with a deadline: a run that waits forever fails the test instead of hanging it."""
+    assert lab.engine is not None
+    stop = threading.Event()
+    timer = threading.Timer(DEADLINE, stop.set)
+    timer.start()
+    try:
+        lab.engine.run_until_quiet(stop=stop, on_event=lab.record)
+    finally:
+        timer.cancel()
+    going = [(v.definition, v.state, v.waiting_reason) for v in lab.views() if v.status == "active"]
+    assert not stop.is_set(), f"runs still going after {DEADLINE:g} s: {going}"
+    return lab.views()
+
+
 CUCM = ["cucm-pub.example.com", "cucm-sub1.example.com"]
 
 
@@ -38,7 +58,7 @@ def test_imp_types_and_ec_twins_renew_on_their_nodes_with_their_restarts(tmp_pat
     ) as lab:
         before = lab.sim.state()
         lab.start(types)
-        views = lab.drive()
+        views = _drive(lab)
         state = lab.sim.state()
         by_type = {v.definition: v for v in views}
         assert {t: v.state for t, v in by_type.items()} == dict.fromkeys(types, "done"), {
@@ -106,3 +126,101 @@ def test_imp_types_and_ec_twins_renew_on_their_nodes_with_their_restarts(tmp_pat
         assert [n for _, n, _ in sim_restarts(state, ["Cisco XCP Router"])] == [*IMP, *IMP]
         assert state["uploads_rejected"] == []
         assert state["phones"]["registered"] == state["phones"]["total"]
+
+
+def test_multi_server_through_the_api_and_the_itl_recovery_gate(tmp_path: Path) -> None:
+    """14SU1 takes multi-server uploads through certmgr: one CSR on the publisher, one upload, every
+    node presents the one certificate. CallManager waits at the ITLRecovery gate, changing nothing,
+    until the operator approves."""
+    types = ["tomcat", "CallManager"]
+    distribution = 'distribution = { tomcat = "multi-server", CallManager = "multi-server" }'
+    with Lab(
+        tmp_path,
+        nodes=2,
+        imp=1,
+        phones=10,
+        version="14SU1",
+        itl_recovery_days=40,
+        edit_config=_types_config(types, distribution),
+    ) as lab:
+        before = lab.sim.state()
+        lab.start(types)
+        views = {v.definition: v for v in _drive(lab)}
+        assert views["tomcat"].state == "done", views["tomcat"].waiting_reason
+        held = views["CallManager"]
+        assert held.status == "paused" and held.held_from == "expiry_check", held
+        assert "ITLRecovery" in held.waiting_reason and "itl_recovery_min_days = 90" in held.waiting_reason
+        assert "set cert regen ITLRecovery" in held.waiting_reason
+        # Nothing of CallManager changed on CUCM while it waited.
+        assert not any("CallManager" in by_type for by_type in lab.sim.state()["csrs_generated"].values())
+
+        tomcat = views["tomcat"].context
+        every = ["cucm-pub.example.com", "cucm-sub1.example.com", "imp1.example.com"]
+        assert tomcat["targets"] == every
+        assert tomcat["multi_server_upload"]["node"] == "cucm-pub.example.com"
+        assert sorted(tomcat["multi_server_upload"]["servers"]) == sorted(every)
+        assert {tomcat["issued"][n]["sha256"] for n in every} == {tomcat["uploaded"]["imp1.example.com"]}
+        state = lab.sim.state()
+        tomcat_csrs = {n: c["tomcat"] for n, c in state["csrs_generated"].items() if "tomcat" in c}
+        assert tomcat_csrs == {"cucm-pub.example.com": 1}
+        for node in every:
+            assert state["presented"][node]["tomcat"] == tomcat["issued"][node]["sha256"]
+        # Restarted on every node, publisher first.
+        order = [n for _, n, _ in sim_restarts(state, ["Cisco Tomcat"])]
+        assert order == every
+
+        lab.engine.approve(held.id, reason="ITLRecovery window booked for next month")
+        callmanager = next(v for v in _drive(lab) if v.definition == "CallManager")
+        assert callmanager.state == "done", (callmanager.waiting_reason, callmanager.last_error)
+        assert callmanager.context["itl_recovery"]["approved"] is True
+        cm = ["cucm-pub.example.com", "cucm-sub1.example.com"]
+        assert callmanager.context["targets"] == cm
+        assert sorted(callmanager.context["multi_server_upload"]["servers"]) == cm
+        state = lab.sim.state()
+        for node in cm:
+            assert state["presented"][node]["CallManager"] == callmanager.context["issued"][node]["sha256"]
+            assert state["presented"][node]["CallManager"] != before["presented"][node]["CallManager"]
+        assert state["uploads_rejected"] == []
+
+
+def test_multi_server_from_14su2_stops_for_the_gui_upload_then_reads_every_node_back(
+    tmp_path: Path,
+) -> None:
+    types = ["cup-xmpp"]
+    with Lab(
+        tmp_path,
+        nodes=1,
+        imp=2,
+        phones=0,
+        version="14SU3",
+        expiry_days={"cup-xmpp": 20.0},
+        edit_config=_types_config(types, 'distribution = { cup-xmpp = "multi-server" }'),
+    ) as lab:
+        (run_id,) = lab.start(types)
+        view = _drive(lab)[0]
+        assert view.status == "paused" and view.held_from == "leaf_uploaded", view
+        assert "OS Administration" in view.waiting_reason and "imp1.example.com" in view.waiting_reason
+        # The CSR was made once, on the IM&P publisher, naming both IM&P nodes.
+        csrs = {n: c["cup-xmpp"] for n, c in lab.sim.state()["csrs_generated"].items() if "cup-xmpp" in c}
+        assert csrs == {"imp1.example.com": 1}
+
+        # Approving before the GUI upload reads the nodes and stops again.
+        lab.engine.approve(run_id, reason="too early")
+        view = _drive(lab)[0]
+        assert view.status == "paused" and view.held_from == "leaf_uploaded"
+        assert "imp2.example.com" in view.waiting_reason
+
+        # The operator uploads in OS Administration (the simulator's stand-in for the GUI).
+        issued = view.context["issued"]["imp1.example.com"]
+        leaf_chain = [issued["leaf_pem"], *reversed(issued["chain_pems"])]
+        sim_node = lab.sim.node("imp1.example.com")
+        _, servers = lab.sim.cluster.upload_identity_to(sim_node, "cup-xmpp", leaf_chain, via="gui")
+        assert sorted(servers) == IMP
+        lab.engine.approve(run_id, reason="uploaded in OS Administration")
+        view = _drive(lab)[0]
+        assert view.state == "done", (view.waiting_reason, view.last_error)
+        assert view.context["multi_server_upload"]["via"] == "gui"
+        state = lab.sim.state()
+        for node in IMP:
+            assert state["presented"][node]["cup-xmpp"] == issued["sha256"]
+            assert view.context["verified"][node]["ports"] == ["5222"]
