@@ -243,6 +243,20 @@ def _cmd_check(args: argparse.Namespace, env: Env) -> int:
             )
             for t in types:
                 roles = set(defs[t].params.get("roles") or [])
+                since = defs[t].params.get("since")
+                if since and release < Release.parse(str(since)):
+                    report.append({"cluster": cluster, "type": t, "skipped": f"renewed from {since}"})
+                    lines.append(f"  {t:<12} not renewed on {release} (from {since})")
+                    continue
+                if cc.multi_server(t):
+                    scope = [n for n in port.nodes() if n.role in roles]
+                    upload = releases_rules(release).multi_server_upload
+                    more, more_lines, broken = inventory.multi_server_caveats(
+                        port, cluster, t, scope, upload, str(release)
+                    )
+                    report += more
+                    lines += more_lines
+                    failed = failed or broken
                 for node in port.nodes():
                     if node.role not in roles:
                         continue
@@ -272,7 +286,15 @@ def _cmd_check(args: argparse.Namespace, env: Env) -> int:
             if not args.types:
                 # Every other certificate the nodes carry, and ITLRecovery with Cisco's guidance.
                 covered = {t: set(defs[t].params.get("roles") or []) for t in types}
-                more, more_lines, broken = inventory.watch(port, cluster, covered, now, cc.renew_before_days)
+                signs_itl = any(defs[t].params.get("itl_signers") for t in types)
+                more, more_lines, broken = inventory.watch(
+                    port,
+                    cluster,
+                    covered,
+                    now,
+                    cc.renew_before_days,
+                    itl_gate_days=cc.itl_recovery_min_days if signs_itl else None,
+                )
                 report += more
                 lines += more_lines
                 failed = failed or broken

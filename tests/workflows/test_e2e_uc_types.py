@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from adapters.cucm.port import NodeRef
+from app import inventory
 from app.present import summary_rows
 from engine.views import RunView
 from tests.workflows.lab import Lab, sim_restarts
@@ -169,6 +171,20 @@ def test_multi_server_through_the_api_and_the_itl_recovery_gate(tmp_path: Path) 
         order = [n for _, n, _ in sim_restarts(state, ["Cisco Tomcat"])]
         assert order == every
 
+        # check: the multi-server certificate names every configured node; a node added since
+        # (one more in the configuration) is named as needing a new one.
+        assert lab.adapters is not None
+        port = lab.adapters.cucm(lab.cluster)
+        scope = port.nodes()
+        _, said, _ = inventory.multi_server_caveats(port, "sim", "tomcat", scope, "api", "14SU1")
+        assert "names all 3 node(s)" in said[0], said
+        added = NodeRef("cucm-sub9.example.com", "127.0.0.9", 8443, 22, "subscriber")
+        entries, said, _ = inventory.multi_server_caveats(
+            port, "sim", "tomcat", [*scope, added], "api", "14SU1"
+        )
+        assert entries[0]["uncovered"] == ["cucm-sub9.example.com"] and "does not name" in said[0]
+
+        assert lab.engine is not None
         lab.engine.approve(held.id, reason="ITLRecovery window booked for next month")
         callmanager = next(v for v in _drive(lab) if v.definition == "CallManager")
         assert callmanager.state == "done", (callmanager.waiting_reason, callmanager.last_error)
@@ -205,6 +221,7 @@ def test_multi_server_from_14su2_stops_for_the_gui_upload_then_reads_every_node_
         assert csrs == {"imp1.example.com": 1}
 
         # Approving before the GUI upload reads the nodes and stops again.
+        assert lab.engine is not None
         lab.engine.approve(run_id, reason="too early")
         view = _drive(lab)[0]
         assert view.status == "paused" and view.held_from == "leaf_uploaded"
