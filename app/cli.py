@@ -841,7 +841,7 @@ def _status_notes(env: Env, runs: Sequence[RunView]) -> str:
 
 def _configure_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phones", type=int, default=2000)
-    p.add_argument("--time-scale", type=float, default=600.0)
+    p.add_argument("--time-scale", type=float, default=1200.0)
 
 
 def _cmd_demo(args: argparse.Namespace, env: Env) -> int:
@@ -903,7 +903,10 @@ def build_app() -> App[AppContext]:
         status_command=_status_command,
         commands=[
             Command(
-                "demo", "renew all five types on an embedded simulated cluster", _configure_demo, _cmd_demo
+                "demo",
+                "renew every type on an embedded simulated cluster with IM&P nodes",
+                _configure_demo,
+                _cmd_demo,
             ),
             Command("init", "write a commented configuration file", _configure_init, _cmd_init),
             Command(
