@@ -59,9 +59,12 @@ class ProofLab:
         credentials: dict[str, dict[str, str]] | None = None,
         ca: str = "lab",
         password_env: Mapping[str, str] | None = None,
+        config_extra: str = "",
         **sim_options: Any,
     ) -> None:
+        """``config_extra``: lines added to the cluster's table (``types``, ``distribution``)."""
         self.folder = folder
+        self.config_extra = config_extra
         self.sim = SimulatedCluster(
             folder / "sim",
             nodes=nodes,
@@ -103,6 +106,9 @@ class ProofLab:
                 text = text.replace(
                     'phone_reset = "pools"\n', 'phone_reset = "pools"\nphone_interaction = "manual"\n', 1
                 )
+            if self.config_extra:
+                anchor = 'phone_reset = "pools"\n'
+                text = text.replace(anchor, f"{anchor}{self.config_extra}\n", 1)
             self.config_path.write_text(text)
             lab_folder = self.folder / "lab-ca"
             self.sim.trust_ca(LocalCA(lab_folder, name="lab").root_pem)

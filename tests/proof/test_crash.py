@@ -28,9 +28,15 @@ from typing import Any
 import pytest
 
 from engine.crashpoints import POINTS
+from simulator.cluster.certificates import default_expiry_days
 from tests.proof.harness import ProofLab, assert_audit_sound, outcome_shape, restart_counts, role_nodes
+from workflows.cert_types import ALL_TYPES
 
 TYPES = ["tomcat", "ipsec", "CAPF", "CallManager", "TVS"]
+# The matrix also covers an IM&P type, an EC twin and a multi-server certificate (one CSR and one
+# upload on the publisher, CUCM distributing it): a case is a type, or a type + its distribution.
+MULTI = "+multi-server"
+CASES = [*TYPES, "cup", "CallManager-ECDSA", f"tomcat{MULTI}"]
 # The engine's boundaries: before the intent is recorded; after the intent, before the side effect;
 # after the side effect, before its outcome commits; after the commit (effects, then transitions).
 EFFECT_POINTS = [p for p in POINTS if p.startswith("effect.")]
@@ -49,6 +55,25 @@ LAB = {
 # at x2000 is most of `restarted`'s 4 h timeout (7.2 s). The soak kills far more often in one state,
 # so its clusters run at x300 (48 s).
 SOAK_LAB = {**LAB, "time_scale": 300.0}
+# Every identity due, the EC twins and IM&P types included (the simulator's own default leaves
+# those years away).
+LAB["expiry_days"] = {**dict.fromkeys(ALL_TYPES, 20.0), **default_expiry_days()}
+
+
+def split(case: str) -> tuple[str, bool]:
+    """The certificate type of a case, and whether it is renewed multi-server."""
+    return case.removesuffix(MULTI), case.endswith(MULTI)
+
+
+def lab_options(case: str, *, soak: bool = False) -> dict[str, Any]:
+    cert_type, multi = split(case)
+    extra = f"types = [{', '.join(repr(t).replace(chr(39), chr(34)) for t in ALL_TYPES)}]"
+    options: dict[str, Any] = {**(SOAK_LAB if soak else LAB), "config_extra": extra}
+    if multi:
+        # 14SU1: the last release whose API takes a multi-server upload (from 14SU2 it is the GUI's).
+        extra += f'\ndistribution = {{ {cert_type} = "multi-server" }}'
+        options.update(config_extra=extra, version="14SU1")
+    return options
 
 
 @dataclass
@@ -75,10 +100,11 @@ class Reference:
 _REFERENCES: dict[tuple[str, bool], Reference] = {}
 
 
-def reference(tmp: Path, cert_type: str, *, soak: bool = False) -> Reference:
-    key = (cert_type, soak)
+def reference(tmp: Path, case: str, *, soak: bool = False) -> Reference:
+    key = (case, soak)
+    cert_type, _ = split(case)
     if key not in _REFERENCES:
-        with ProofLab(tmp / f"ref-{cert_type}", **(SOAK_LAB if soak else LAB)) as lab:  # type: ignore[arg-type]
+        with ProofLab(tmp / f"ref-{case}", **lab_options(case, soak=soak)) as lab:
             done = lab.cli("run", "--type", cert_type)
             assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
             run = lab.run_of(cert_type)
@@ -110,12 +136,13 @@ def effect_spec(point: str, cert_type: str, effect: dict[str, Any], effects: lis
     return f"{point}@{'/'.join(fields)}:{n}"
 
 
-def named_kills(ref: Reference, cert_type: str) -> list[str]:
+def named_kills(ref: Reference, case: str) -> list[str]:
     """One kill per crash point, each naming an effect (or a state's commit) of the reference run, in
     distinct states taken in the run's order, so each is reached by the process it is armed in
     whatever the previous kills interrupted. Shifted per type, so kills land in different states
     and effects across types."""
-    offset = TYPES.index(cert_type)
+    offset = CASES.index(case)
+    cert_type, _ = split(case)
     by_state: dict[str, list[dict[str, Any]]] = {}
     for e in ref.effects:
         by_state.setdefault(e["state"], []).append(e)
@@ -140,7 +167,7 @@ def named_kills(ref: Reference, cert_type: str) -> list[str]:
     return [spec for _, spec in sorted(kills)]
 
 
-def schedule(cert_type: str, rng: random.Random, ref: Reference, *, soak: bool) -> list[str | float]:
+def schedule(case: str, rng: random.Random, ref: Reference, *, soak: bool) -> list[str | float]:
     """Crash specifications and random instants (seconds), in the order tried."""
     if soak:
         # Unnamed N-th arrivals, shuffled with random instants: kills at random, not targeted ones.
@@ -148,7 +175,7 @@ def schedule(cert_type: str, rng: random.Random, ref: Reference, *, soak: bool) 
         items += [rng.uniform(0.5, 4.0) for _ in range(20)]
         rng.shuffle(items)
         return items
-    return [*named_kills(ref, cert_type), rng.uniform(0.8, 3.0), rng.uniform(0.8, 3.0)]
+    return [*named_kills(ref, case), rng.uniform(0.8, 3.0), rng.uniform(0.8, 3.0)]
 
 
 def finished(lab: ProofLab, cert_type: str) -> bool:
@@ -225,14 +252,15 @@ def attempt(lab: ProofLab, cert_type: str, trial: str | float, tally: Tally) -> 
     return f"{trial}: exit {proc.returncode}, the run is {where} {err[-1500:]}{out[-1500:]}"
 
 
-def crash_round(tmp: Path, cert_type: str, ref: Reference, tally: Tally, *, soak: bool) -> str | None:
-    """One cluster, one run of ``cert_type`` killed again and again; None when it ends exactly as
-    the uninterrupted reference, else what differs."""
+def crash_round(tmp: Path, case: str, ref: Reference, tally: Tally, *, soak: bool) -> str | None:
+    """One cluster, one run of the case's type killed again and again; None when it ends exactly
+    as the uninterrupted reference, else what differs."""
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    where = f"{cert_type}, seed {seed}"
-    with ProofLab(tmp, **(SOAK_LAB if soak else LAB)) as lab:  # type: ignore[arg-type]
-        for trial in schedule(cert_type, rng, ref, soak=soak):
+    cert_type, multi = split(case)
+    where = f"{case}, seed {seed}"
+    with ProofLab(tmp, **lab_options(case, soak=soak)) as lab:
+        for trial in schedule(case, rng, ref, soak=soak):
             if finished(lab, cert_type):
                 break  # a second `run` would start a new run of a type already renewed
             problem = attempt(lab, cert_type, trial, tally)
@@ -250,13 +278,15 @@ def crash_round(tmp: Path, cert_type: str, ref: Reference, tally: Tally, *, soak
         run = lab.run_of(cert_type)
         tally.outcomes[run.state] += 1
         try:
-            check_outcome(lab, cert_type, run, ref.outcome, where)
+            check_outcome(lab, cert_type, run, ref.outcome, where, multi=multi)
         except AssertionError as exc:
             return str(exc)
     return None
 
 
-def check_outcome(lab: ProofLab, cert_type: str, run: Any, expected: dict[str, Any], where: str) -> None:
+def check_outcome(
+    lab: ProofLab, cert_type: str, run: Any, expected: dict[str, Any], where: str, *, multi: bool = False
+) -> None:
     state = lab.sim.state()
     got = outcome_shape(state, cert_type, run)
     assert run.state == "done", where
@@ -268,13 +298,25 @@ def check_outcome(lab: ProofLab, cert_type: str, run: Any, expected: dict[str, A
     assert not differs, f"{where}: differs from an uninterrupted run in (got, uninterrupted): {differs}"
     targets = role_nodes(lab.sim, cert_type)
     assert got["targets"] == sorted(targets)
-    # Exactly one CSR per node and type; one accepted leaf per node; presented == issued.
-    assert all(state["csrs_generated"][n][cert_type] == 1 for n in targets), where
-    assert got["identity_uploads"] == sorted(targets), where
+    if multi:
+        # One multi-server CSR, on the publisher; CUCM installed the one upload once on every node.
+        csrs = {n: c.get(cert_type, 0) for n, c in state["csrs_generated"].items() if c.get(cert_type)}
+        assert csrs == {targets[0]: 1}, (where, csrs)
+        assert got["identity_uploads"] == sorted(targets), where
+        assert len({run.context["issued"][n]["sha256"] for n in targets}) == 1, where
+    else:
+        # Exactly one CSR per node and type; one accepted leaf per node; presented == issued.
+        assert all(state["csrs_generated"][n][cert_type] == 1 for n in targets), where
+        assert got["identity_uploads"] == sorted(targets), where
     assert got["presented_is_issued"] == sorted(targets) == got["verified"], where
     # No service restarted twice, no phone reset twice.
     assert set(got["restarts"].values()) == {1}, f"{where}: restarts {got['restarts']}"
-    phone_reset = bool(lab.sim.cluster.phones.count) and cert_type in ("CAPF", "CallManager", "TVS")
+    phone_reset = bool(lab.sim.cluster.phones.count) and cert_type in (
+        "CAPF",
+        "CallManager",
+        "CallManager-ECDSA",
+        "TVS",
+    )
     assert state["phone_resets"] == (lab.sim.cluster.phones.count if phone_reset else 0), (
         f"{where}: {state['phone_resets']} phone resets"
     )
@@ -285,11 +327,11 @@ def check_outcome(lab: ProofLab, cert_type: str, run: Any, expected: dict[str, A
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cert_type", TYPES)
-def test_crash_matrix(tmp_path: Path, cert_type: str) -> None:
-    ref = reference(tmp_path, cert_type)
+@pytest.mark.parametrize("case", CASES)
+def test_crash_matrix(tmp_path: Path, case: str) -> None:
+    ref = reference(tmp_path, case)
     tally = Tally()
-    problem = crash_round(tmp_path / "crash", cert_type, ref, tally, soak=False)
+    problem = crash_round(tmp_path / "crash", case, ref, tally, soak=False)
     assert problem is None, problem
     # Every named kill happened where it was aimed (`attempt` checks each), in distinct states; a
     # transition's commit moves the run on, so two of them may share the state after.
@@ -433,3 +475,22 @@ def test_phone_reset_interrupted_before_axl_was_called_still_resets_every_phone_
         assert lab.run_of("CallManager").state == "done"
         phones = lab.sim.cluster.phones.count
         assert lab.sim.state()["phone_resets"] == phones, "phones were left without their reset"
+
+
+@pytest.mark.slow
+def test_multi_server_upload_interrupted_before_its_outcome_commits_is_not_repeated(tmp_path: Path) -> None:
+    """Killed after CUCM took the multi-server certificate and distributed it, before the upload
+    was recorded: the restarted run finds it on every node and does not upload it again."""
+    case = f"tomcat{MULTI}"
+    ref = reference(tmp_path, case)
+    spec = effect_spec("effect.after_action", "tomcat", the_effect(ref, "upload_multi_server"), ref.effects)
+    with ProofLab(tmp_path / "crash", **lab_options(case)) as lab:
+        crash_at(lab, "tomcat", spec)
+        every = role_nodes(lab.sim, "tomcat")
+        uploads = [u for u in lab.sim.state()["uploads_accepted"] if u["type"] == "tomcat"]
+        assert sorted(u["node"] for u in uploads if u["kind"] == "identity") == sorted(every)
+        final = lab.cli("run", "--type", "tomcat")
+        assert final.returncode == 0, final.stderr[-2000:]
+        assert lab.run_of("tomcat").state == "done"
+        uploads = [u for u in lab.sim.state()["uploads_accepted"] if u["type"] == "tomcat"]
+        assert sorted(u["node"] for u in uploads if u["kind"] == "identity") == sorted(every), uploads
