@@ -15,6 +15,9 @@ from engine.definition import Definition
 from engine.facade import Engine
 from engine.views import RunView
 
+ITL_SIGNERS = frozenset({"CallManager", "CallManager-ECDSA", "TVS"})
+"""Types whose runs check ITLRecovery before they change anything (workflows.steps.expiry)."""
+
 Selection = list[tuple[str, list[str]]]
 """(cluster, [certificate types]) in the order the configuration lists the clusters."""
 
@@ -62,6 +65,11 @@ def start_campaign(
                 "force": force,
                 "renew_before_days": cc.renew_before_days,
             }
+            if cc.multi_server(t):
+                # Recorded with the run: a run started single-server stays so if the file changes.
+                context["distribution"] = "multi-server"
+            if t in ITL_SIGNERS:
+                context["itl_recovery_min_days"] = cc.itl_recovery_min_days
             if cc.client_auth_waived(t):
                 # Recorded with the run, so the waiver is in its audit trail and every pre-flight
                 # of this run (steps and submit-cert alike) applies the same rule.

@@ -251,6 +251,20 @@ def _cmd_check(args: argparse.Namespace, env: Env) -> int:
             lines += [f"    {c.level.upper():<5} {c.name:<16} {c.message}" for c in checks]
             for t in types:
                 roles = set(defs[t].params.get("roles") or [])
+                since = defs[t].params.get("since")
+                if since and release < Release.parse(str(since)):
+                    report.append({"cluster": cluster, "type": t, "skipped": f"renewed from {since}"})
+                    lines.append(f"  {t:<12} not renewed on {release} (from {since})")
+                    continue
+                if cc.multi_server(t):
+                    scope = [n for n in port.nodes() if n.role in roles]
+                    upload = releases_rules(release).multi_server_upload
+                    more, more_lines, broken = inventory.multi_server_caveats(
+                        port, cluster, t, scope, upload, str(release)
+                    )
+                    report += more
+                    lines += more_lines
+                    failed = failed or broken
                 for node in port.nodes():
                     if node.role not in roles:
                         continue
@@ -280,7 +294,15 @@ def _cmd_check(args: argparse.Namespace, env: Env) -> int:
             if not args.types:
                 # Every other certificate the nodes carry, and ITLRecovery with Cisco's guidance.
                 covered = {t: set(defs[t].params.get("roles") or []) for t in types}
-                more, more_lines, broken = inventory.watch(port, cluster, covered, now, cc.renew_before_days)
+                signs_itl = any(defs[t].params.get("itl_signers") for t in types)
+                more, more_lines, broken = inventory.watch(
+                    port,
+                    cluster,
+                    covered,
+                    now,
+                    cc.renew_before_days,
+                    itl_gate_days=cc.itl_recovery_min_days if signs_itl else None,
+                )
                 report += more
                 lines += more_lines
                 failed = failed or broken
@@ -1044,7 +1066,7 @@ def _csr_notes(env: Env, runs: Sequence[RunView]) -> str:
 
 def _configure_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phones", type=int, default=2000)
-    p.add_argument("--time-scale", type=float, default=600.0)
+    p.add_argument("--time-scale", type=float, default=1200.0)
 
 
 def _cmd_demo(args: argparse.Namespace, env: Env) -> int:
@@ -1107,7 +1129,10 @@ def build_app() -> App[AppContext]:
         status_command=_status_command,
         commands=[
             Command(
-                "demo", "renew all five types on an embedded simulated cluster", _configure_demo, _cmd_demo
+                "demo",
+                "renew every type on an embedded simulated cluster with IM&P nodes",
+                _configure_demo,
+                _cmd_demo,
             ),
             Command("init", "write a commented configuration file", _configure_init, _cmd_init),
             Command(

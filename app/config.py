@@ -22,7 +22,8 @@ from adapters.ca.profiles import profile_for
 from engine.files import FileRefused, check_regular_file, read_small_file, read_small_text
 from engine.logging import get_logger, register_secret
 from engine.schema import ANY, BOOLEAN, INTEGER, LIST, NUMBER, TABLE, TEXT, TEXTS, Schema, SchemaError
-from workflows.cert_types import CERT_TYPES
+from workflows.cert_types import ALL_TYPES, CERT_TYPES, MULTI_SERVER_TYPES
+from workflows.itl_recovery import DEFAULT_ITL_RECOVERY_MIN_DAYS
 from workflows.windows import WindowError, Windows, parse_windows
 
 DEFAULT_FILE = "cucm-renew.toml"
@@ -38,6 +39,9 @@ EAB_ALGORITHMS = ("HS256", "HS384", "HS512")
 ROLES = ("publisher", "subscriber", "imp")
 PHONE_RESET_METHODS = ("pools", "phones")
 PHONE_INTERACTIONS = ("automatic", "manual")
+DISTRIBUTIONS = ("single-server", "multi-server")
+"""``distribution`` per type: one certificate per node (CUCM's default), or one multi-server (SAN)
+certificate naming every node of the type's scope."""
 
 
 class ConfigError(SchemaError):
@@ -203,6 +207,15 @@ class ClusterConfig:
     :mod:`workflows.windows`). ``None``: any time."""
     approval: bool = False
     """``approval = true``: each run stops before its outage until ``cucm-renew approve RUN``."""
+    distribution: Mapping[str, str] = field(default_factory=dict)
+    """Per type, ``multi-server`` or ``single-server`` (the top level's ``distribution`` with this
+    cluster's over it); a type not named is single-server."""
+    itl_recovery_min_days: float = DEFAULT_ITL_RECOVERY_MIN_DAYS
+    """CallManager, CallManager-ECDSA and TVS runs stop at a gate when the publisher's ITLRecovery
+    expires within this many days (see :mod:`workflows.itl_recovery` for the default's reason)."""
+
+    def multi_server(self, cert_type: str) -> bool:
+        return self.distribution.get(cert_type) == "multi-server"
 
     @property
     def rest(self) -> bool:
@@ -286,10 +299,10 @@ class Config:
 
 def canonical_type(name: str, *, file: Path | str = "command line", key: str = "type") -> str:
     """``callmanager`` -> ``CallManager``; unknown names are refused with the list of known ones."""
-    for known in CERT_TYPES:
+    for known in ALL_TYPES:
         if known.lower() == name.lower():
             return known
-    raise ConfigError(file, key, f"unknown certificate type {name!r}", f"use one of: {', '.join(CERT_TYPES)}")
+    raise ConfigError(file, key, f"unknown certificate type {name!r}", f"use one of: {', '.join(ALL_TYPES)}")
 
 
 def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -338,6 +351,8 @@ _TOP = Schema(
         "clusters": TABLE,
         "notify": TABLE,
         "audit": TABLE,
+        "distribution": TABLE,
+        "itl_recovery_min_days": NUMBER,
     },
     kind=TABLE,
 )
@@ -445,6 +460,8 @@ _CLUSTER = Schema(
         "blackout": LIST,
         "approval": BOOLEAN,
         "risport_lag": NUMBER,
+        "distribution": TABLE,
+        "itl_recovery_min_days": NUMBER,
     },
     required=("ca_bundle", "known_hosts", "ca"),
     kind=TABLE,
@@ -762,6 +779,8 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
     types = r.types(raw, "types", "", CERT_TYPES)
     time_scale = r.number(raw, "time_scale", "", 1.0, minimum=1.0)
     risport = r.table(raw.get("risport", {}), _RISPORT, "risport")
+    distribution = _distribution(r, raw.get("distribution", {}), "distribution", {})
+    itl_min = r.number(raw, "itl_recovery_min_days", "", DEFAULT_ITL_RECOVERY_MIN_DAYS, minimum=0)
     per_minute = r.number(risport, "requests_per_minute", "risport", 15, minimum=0.1)
 
     cas: dict[str, CaConfig] = {}
@@ -908,6 +927,10 @@ def parse_config(raw: Mapping[str, Any], path: Path) -> Config:
             windows=windows,
             approval=bool(table.get("approval", False)),
             risport_lag=r.number(table, "risport_lag", where, 30.0, minimum=0),
+            distribution=_distribution(
+                r, table.get("distribution", {}), f"{where}.distribution", distribution
+            ),
+            itl_recovery_min_days=r.number(table, "itl_recovery_min_days", where, itl_min, minimum=0),
         )
         _check_client_auth(r, where, clusters[name], cas)
         notice = _waiver_notice(where, clusters[name])
@@ -936,6 +959,29 @@ def _windows(r: _Reader, table: Mapping[str, Any], where: str) -> Windows | None
     except WindowError as exc:
         key = "timezone" if "time zone" in str(exc) else "blackout" if "blackout" in str(exc) else "windows"
         raise r.fail(f"{where}.{key}", str(exc), "correct it, or remove it") from None
+
+
+def _distribution(r: _Reader, raw: Any, where: str, inherited: Mapping[str, str]) -> dict[str, str]:
+    """``distribution = { tomcat = "multi-server" }``: per type, over what ``inherited`` says."""
+    if not isinstance(raw, Mapping):
+        raise r.fail(
+            where, "must be a table of type = distribution", 'e.g. distribution = { tomcat = "multi-server" }'
+        )
+    out = dict(inherited)
+    for key, value in raw.items():
+        cert_type = canonical_type(str(key), file=r.path, key=f"{where}.{key}")
+        if value not in DISTRIBUTIONS:
+            raise r.fail(
+                f"{where}.{key}", f"unknown distribution {value!r}", f"use one of: {', '.join(DISTRIBUTIONS)}"
+            )
+        if value == "multi-server" and cert_type not in MULTI_SERVER_TYPES:
+            raise r.fail(
+                f"{where}.{key}",
+                f"CUCM makes no CA-signed multi-server certificate for {cert_type}",
+                f"multi-server is for {', '.join(sorted(MULTI_SERVER_TYPES))} (CUCM reference part 2 §4a)",
+            )
+        out[cert_type] = str(value)
+    return out
 
 
 def _notify(r: _Reader, raw: Any, where: str) -> NotifyConfig:

@@ -1,9 +1,12 @@
 """``cucm-renew demo``: the whole product on an embedded, time-scaled cluster.
 
-A simulated cluster (publisher, two subscribers, one IM&P node, 2,000 phones, mixed mode) and a
-local CA in a temporary folder; the configuration is written exactly as ``cucm-renew init
---from-simulator`` writes it, and the five types are renewed by the real engine through the real
-adapters (HTTPS, SSH, SOAP), in campaign order, with every guard in force.
+A simulated cluster (publisher, two subscribers, two IM&P nodes with XMPP federation on the first,
+2,000 phones, mixed mode) and a local CA in a temporary folder; the configuration is written as
+``cucm-renew init --from-simulator`` writes it, with every type in ``types`` and tomcat
+multi-server, and every type is renewed by the real engine through the real adapters (HTTPS, SSH,
+SOAP), in campaign order, with every guard in force. The release takes multi-server uploads in OS
+Administration only, so the tomcat run stops at its gate and the demo plays the operator: it
+uploads through the simulator's stand-in for the GUI, then approves.
 """
 
 from __future__ import annotations
@@ -25,12 +28,12 @@ from app.wiring import Adapters
 from engine.facade import Engine
 from engine.logging import configure_logging
 from simulator.runtime import SimulatedCluster
-from workflows.cert_types import CERT_TYPES
+from workflows.cert_types import ALL_TYPES
 from workflows.registry import build_registry, load_checked_definitions
 from workflows.releases import Release
 
 
-def run_demo(*, phones: int = 2000, time_scale: float = 600.0, out: TextIO | None = None) -> int:
+def run_demo(*, phones: int = 2000, time_scale: float = 1200.0, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     configure_logging("error")
     # The simulated nodes' SSH servers log every client hang-up; they are not the demo's news.
@@ -44,16 +47,30 @@ def run_demo(*, phones: int = 2000, time_scale: float = 600.0, out: TextIO | Non
 
 def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started: float) -> bool:
     out.write(
-        f"starting a simulated cluster: publisher, 2 subscribers, 1 IM&P node, {phones} phones, "
-        f"mixed mode, time x{time_scale:g}\n"
+        f"starting a simulated cluster: publisher, 2 subscribers, 2 IM&P nodes (federation on imp1), "
+        f"{phones} phones, mixed mode, time x{time_scale:g}\n"
     )
     out.flush()
+    # Every identity within its renewal margin, so that each type has work to show.
+    expiring = {t: 20.0 + (i % 9) for i, t in enumerate(ALL_TYPES)}
     sim = SimulatedCluster(
-        folder / "simulator", nodes=3, imp=1, phones=phones, mixed_mode=True, time_scale=time_scale
+        folder / "simulator",
+        nodes=3,
+        imp=2,
+        federation=["imp1"],
+        phones=phones,
+        mixed_mode=True,
+        time_scale=time_scale,
+        expiry_days=expiring,
     ).start()
     try:
         config_path = folder / "cucm-renew.toml"
-        config_path.write_text(simulator_config(sim.json_path, config_path), encoding="utf-8")
+        anchor = 'phone_reset = "pools"\n'
+        every = ", ".join(f'"{t}"' for t in ALL_TYPES)
+        text = simulator_config(sim.json_path, config_path).replace(
+            anchor, f'{anchor}types = [{every}]\ndistribution = {{ tomcat = "multi-server" }}\n', 1
+        )
+        config_path.write_text(text, encoding="utf-8")
         config = load_config(config_path)
         lab = config.cas["lab"]
         assert lab.folder is not None
@@ -74,9 +91,7 @@ def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started:
         engine = Engine(state, definitions, registry, adapters.deps, time_scale=config.time_scale)
         try:
             cluster = next(iter(config.clusters))
-            start_campaign(
-                engine, config, [(cluster, list(CERT_TYPES))], force=False, definitions=definitions
-            )
+            start_campaign(engine, config, [(cluster, list(ALL_TYPES))], force=False, definitions=definitions)
             show = printer(out)
             events: list[Any] = []
 
@@ -85,8 +100,10 @@ def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started:
                 show(event)
 
             engine.run_until_quiet(on_event=record)
+            while _play_gui_upload(engine, sim, out):
+                engine.run_until_quiet(on_event=record)
             views = [engine.status(r.id)[0] for r in engine.find_runs(include_final=True)]
-            views.sort(key=lambda v: CERT_TYPES.index(v.definition))
+            views.sort(key=lambda v: ALL_TYPES.index(v.definition))
             audit = folder / "audit.jsonl"
             with audit.open("w", encoding="utf-8") as fh:
                 exported = engine.export_audit(fh, "jsonl")
@@ -103,7 +120,7 @@ def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started:
     phone_wait = sum(w["reset"] + w["reregistration"] for w in waits.values())
     out.write(
         f"waiting: {restarts:.1f} s on service restarts (all types), {phone_wait:.1f} s on phone resets "
-        f"and re-registration (CAPF, CallManager, TVS, one after the other)\n"
+        f"and re-registration (CAPF, CallManager, CallManager-ECDSA, TVS, one after the other)\n"
     )
     phones_state = counters.get("phones") or {}
     out.write(
@@ -120,6 +137,27 @@ def _demo(folder: Path, *, phones: int, time_scale: float, out: TextIO, started:
             if v.state != "done":
                 out.write(f"{v.id}: {v.state} {v.waiting_reason or v.last_error}\n")
     return ok
+
+
+def _play_gui_upload(engine: Engine, sim: SimulatedCluster, out: TextIO) -> bool:
+    """The operator's part at a multi-server gate: upload in OS Administration (the simulator's
+    stand-in for the GUI), then approve. Returns whether there was one to play."""
+    for run in engine.find_runs():
+        view = engine.status(run.id)[0]
+        upload = "OS Administration only" in (view.waiting_reason or "")
+        if view.status != "paused" or view.held_from != "leaf_uploaded" or not upload:
+            continue
+        node = view.context["targets"][0]
+        issued = view.context["issued"][node]
+        texts = [issued["leaf_pem"], *reversed(issued["chain_pems"])]
+        _, servers = sim.cluster.upload_identity_to(sim.node(node), view.definition, texts, via="gui")
+        out.write(
+            f"operator: {view.definition} multi-server certificate uploaded on {node} in OS Administration "
+            f"(installed on {len(servers)} nodes); approving {view.id}\n"
+        )
+        engine.approve(view.id, reason="uploaded in OS Administration")
+        return True
+    return False
 
 
 def _ts(value: str) -> float:

@@ -12,8 +12,12 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from adapters.cucm.port import CucmError, CucmPort
+from cryptography import x509
+
+from adapters.cucm.port import CucmError, CucmPort, NodeRef
 from workflows import certkit
+from workflows.cert_types import ALL_TYPES
+from workflows.itl_recovery import ITL_RECOVERY_GUIDANCE
 from workflows.renewal import RenewalPolicy, renewal_due
 from workflows.timestamps import iso
 
@@ -22,15 +26,6 @@ ITL_RECOVERY_NOTICE_DAYS = 365.0
 """Planning an ITLRecovery window (a DRS backup, phone resets in batches, a second reset) takes
 longer than a renewal: it is reported this many days ahead, or the cluster's renewal margin if larger."""
 
-ITL_RECOVERY_GUIDANCE = (
-    "ITLRecovery signs the ITL and CTL files phones trust; cucm-renew never regenerates it. Before it "
-    "expires, plan a window (SG14): export ITLRecovery.p12 (`file get tftp ITLRecovery.p12`) and take a "
-    "DRS backup; on the publisher run `set cert regen ITLRecovery`, then `utils itl reset localkey` "
-    "(mixed mode: check `show ctl`, then `utils ctl reset localkey`), reset the phones in batches and "
-    "confirm they register, restart Cisco Tftp (mixed mode: `utils ctl update CTLFile`), and reset the "
-    "phones again. Never together with CallManager or TVS work."
-)
-
 
 def watch(
     port: CucmPort,
@@ -38,9 +33,12 @@ def watch(
     covered: Mapping[str, Collection[str]],
     now: datetime,
     renew_before_days: float,
+    itl_gate_days: float | None = None,
 ) -> tuple[list[dict[str, Any]], list[str], bool]:
     """Report entries, printed lines and whether a node could not be read, for every identity the
-    nodes carry that ``covered`` (type -> the node roles `check` already reported it for) leaves out."""
+    nodes carry that ``covered`` (type -> the node roles `check` already reported it for) leaves out.
+    ``itl_gate_days``: where the cluster renews an ITL signer, the ITLRecovery days below which its
+    runs stop at a gate (said when ITLRecovery is that close)."""
     entries: list[dict[str, Any]] = []
     lines: list[str] = []
     failed = False
@@ -72,15 +70,78 @@ def watch(
                 renewed_by_tool=False,
             )
             flag = ""
-            if decision.due:
-                flag = "  PLAN A WINDOW" if itl else "  DUE (renew by hand: no workflow for this type)"
+            if decision.due and itl:
+                flag = "  PLAN A WINDOW"
+            elif decision.due and cert_type in ALL_TYPES:
+                flag = "  DUE (not in this cluster's `types`: add it to renew it)"
+            elif decision.due:
+                flag = "  DUE (renew by hand: no workflow for this type)"
             lines.append(
                 f"  {cert_type:<18} {node.name:<28} expires {cert.not_valid_after_utc:%Y-%m-%d} "
                 f"({decision.days_left:.0f} days){flag}"
             )
+            if itl and itl_gate_days is not None and decision.days_left < itl_gate_days:
+                entry["itl_gate"] = True
+                lines.append(
+                    f"    CallManager, CallManager-ECDSA and TVS runs stop at a gate: ITLRecovery expires "
+                    f"within itl_recovery_min_days = {itl_gate_days:g}"
+                )
             if itl:
                 entry["guidance"] = ITL_RECOVERY_GUIDANCE
                 if decision.due:
                     lines.append(f"    {ITL_RECOVERY_GUIDANCE}")
             entries.append(entry)
     return entries, lines, failed
+
+
+def multi_server_caveats(
+    port: CucmPort, cluster: str, cert_type: str, scope: list[NodeRef], upload: str, release: str
+) -> tuple[list[dict[str, Any]], list[str], bool]:
+    """What `check` says of a type the cluster renews multi-server: the nodes its current
+    certificate (read on the scope's publisher) does not name, which need a new multi-server
+    certificate, and, where CUCM takes the upload in OS Administration only, the gate a run stops at."""
+    if not scope:
+        return [], [], False
+    signer = scope[0].name
+    entry: dict[str, Any] = {
+        "cluster": cluster,
+        "type": cert_type,
+        "distribution": "multi-server",
+        "node": signer,
+    }
+    lines: list[str] = []
+    try:
+        cert = certkit.load_cert(port.identity_certificate(signer, cert_type))
+    except (CucmError, ValueError) as exc:
+        entry["error"] = str(exc)
+        return [entry], [f"  {cert_type:<12} multi-server: cannot read it on {signer}: {exc}"], True
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        named = {n.casefold() for n in san.get_values_for_type(x509.DNSName)}
+    except x509.ExtensionNotFound:
+        named = set()
+    uncovered = [n.name for n in scope if n.name.casefold() not in named]
+    entry["uncovered"] = uncovered
+    if len(named) <= 1:
+        lines.append(
+            f"  {cert_type:<12} multi-server: {signer} holds a single-server certificate now; the next "
+            f"renewal makes one on {signer} naming {len(scope)} node(s)"
+        )
+    elif uncovered:
+        lines.append(
+            f"  {cert_type:<12} multi-server: the certificate on {signer} does not name "
+            f"{', '.join(uncovered)} (added since its CSR): those nodes need a new multi-server "
+            "certificate (`run --force`)"
+        )
+    else:
+        lines.append(
+            f"  {cert_type:<12} multi-server: the certificate on {signer} names all {len(scope)} node(s)"
+        )
+    entry["upload"] = upload
+    if upload == "gui":
+        lines.append(
+            f"  {cert_type:<12} CUCM {release} takes multi-server uploads in OS Administration only: a run "
+            "stops at a gate before the upload, the operator uploads it there, approves, and the tool "
+            "reads every node back"
+        )
+    return [entry], lines, False

@@ -117,6 +117,11 @@ class RunContext(TypedDict, total=False):
     only_nodes: list[str]
     client_auth_waived: bool
     """The configuration waived clientAuth for this type (tomcat_client_auth = false)."""
+    distribution: str
+    """``multi-server``: one certificate naming every node of the type's scope (the configuration's
+    ``distribution``); absent: one certificate per node."""
+    itl_recovery_min_days: float
+    """CallManager, CallManager-ECDSA and TVS stop at a gate when ITLRecovery expires sooner."""
     # expiry_check
     release: str
     """The release the cluster reported (``14SU2``), whose rules every step follows."""
@@ -128,6 +133,11 @@ class RunContext(TypedDict, total=False):
     old: dict[str, CertSummary]
     targets: list[str]
     """The nodes this run renews, publisher first, then subscribers, then IM&P."""
+    not_in_use: list[str]
+    """Nodes of the type's roles where the service using it is not activated (federation)."""
+    itl_recovery: dict[str, Any]
+    """The publisher's ITLRecovery as read for an ITL signer (``not_after``, ``days_left``,
+    ``min_days``, ``gated``, ``approved``)."""
     # sso_disabled, backup_idle, ctl_updated
     sso_enabled: bool
     sso_was_enabled: bool
@@ -143,6 +153,9 @@ class RunContext(TypedDict, total=False):
     # trust_uploaded, leaf_uploaded
     trusted: dict[str, list[str]]
     uploaded: dict[str, str]
+    multi_server_upload: dict[str, Any]
+    """The multi-server upload: ``node`` it was made on, ``servers`` CUCM installed it on, ``via``
+    ``api`` or ``gui`` (the operator, 14SU2+)."""
     # restarted, phones_reregistered, verified
     restarts: list[RestartRecord]
     baseline: PhoneBaseline

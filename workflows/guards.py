@@ -65,6 +65,27 @@ def applies_to_nodes(g: GuardInput) -> GuardResult:
     return True, f"{g.definition} targets only {', '.join(sorted(roles))} nodes"
 
 
+def itl_recovery_checked(g: GuardInput) -> GuardResult:
+    """An ITL signer (CallManager, its twin, TVS) goes on only with ITLRecovery read and either far
+    enough from expiry or the operator's approval of the gate that named it."""
+    if not g.params.get("itl_signers"):
+        return True, f"{g.definition} does not sign the ITL"
+    itl = view(g.context).get("itl_recovery")
+    if not itl:
+        return False, "ITLRecovery has not been read on the publisher yet"
+    if not itl.get("found"):
+        return True, "CUCM lists no ITLRecovery: nothing to check"
+    days, minimum = float(itl.get("days_left", 0)), float(itl.get("min_days", 0))
+    if days >= minimum:
+        return True, f"ITLRecovery expires in {days:.0f} days (at least {minimum:g})"
+    if itl.get("approved"):
+        return True, f"ITLRecovery expires in {days:.0f} days: the operator approved going on"
+    return False, (
+        f"ITLRecovery expires in {days:.0f} days, under itl_recovery_min_days = {minimum:g}: regenerate "
+        "it first in its own window (cucm-renew never does), or approve the gate"
+    )
+
+
 def sso_off_for_tomcat(g: GuardInput) -> GuardResult:
     if not g.params.get("requires_sso_off"):
         return True, f"{g.definition} does not depend on single sign-on"
@@ -193,6 +214,7 @@ def no_hold_on_cluster(g: GuardInput) -> GuardResult:
 
 GUARDS: dict[str, Callable[[GuardInput], GuardResult]] = {
     "applies_to_nodes": applies_to_nodes,
+    "itl_recovery_checked": itl_recovery_checked,
     "sso_off_for_tomcat": sso_off_for_tomcat,
     "preflight_passed": preflight_passed,
     "key_usage_for_type": key_usage_for_type,

@@ -94,6 +94,11 @@ class ReleaseRules:
     ctl_update_after: frozenset[str]
     ctl_update_restarts: tuple[str, ...]
     restarts: Mapping[str, tuple[str, ...]]
+    trust_sync_restarts: Mapping[str, tuple[str, ...]]
+    """Per type, the services restarted on the IM&P publisher once a CA is added to its trust store."""
+    multi_server_upload: str
+    """``api``: a multi-server certificate is uploaded through certmgr or the CLI; ``gui``: only in
+    OS Administration (14SU2+), so the run stops at a gate for the operator."""
     verify_ports: Mapping[str, tuple[VerifyPort, ...]]
     sources: Mapping[str, str]
     """Per behaviour (``restarts.CallManager`` for per-type ones), the source of its value."""
@@ -152,6 +157,8 @@ def rules(release: Release | str) -> ReleaseRules:
         ctl_update_after=frozenset(one("ctl_update_after")),
         ctl_update_restarts=tuple(one("ctl_update_restarts")),
         restarts={t: tuple(v) for t, v in per_type("restarts").items()},
+        trust_sync_restarts={t: tuple(v) for t, v in per_type("trust_sync_restarts").items()},
+        multi_server_upload=str(one("multi_server_upload")),
         verify_ports={
             t: tuple(VerifyPort(int(p["port"]), str(p["service"])) for p in v)
             for t, v in per_type("verify_ports").items()

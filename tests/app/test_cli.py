@@ -195,10 +195,18 @@ def test_demo_renews_every_type_on_every_node_and_exports_the_audit(tmp_path: Pa
     rows = [
         line.split() for line in table if line and not line.startswith(("waiting", "phones", "audit", "done"))
     ]
-    expected = {"tomcat": 4, "ipsec": 4, "CAPF": 1, "CallManager": 3, "TVS": 3}
+    # Three CUCM nodes and two IM&P nodes, federation on the first.
+    expected = {
+        "tomcat": 5, "tomcat-ECDSA": 5, "ipsec": 5, "CAPF": 1, "CallManager": 3, "CallManager-ECDSA": 3,
+        "TVS": 3, "cup": 2, "cup-ECDSA": 2, "cup-xmpp": 2, "cup-xmpp-ECDSA": 2, "cup-xmpp-s2s": 1,
+        "cup-xmpp-s2s-ECDSA": 1,
+    }  # fmt: skip
     assert {t: sum(r[0] == t for r in rows) for t in expected} == expected, demo.stdout
     assert all(r[-2:] == ["yes", "done"] and r[3] > r[2] for r in rows), demo.stdout
     assert "phones: 2000 of 2000 registered, 0 ITL-mismatched" in demo.stdout
+    # tomcat is multi-server: one certificate (one serial) on every node, uploaded through the GUI gate.
+    assert len({r[4] for r in rows if r[0] == "tomcat"}) == 1
+    assert "operator: tomcat multi-server certificate uploaded on cucm-pub.example.com" in demo.stdout
     audit = Path(demo.stdout.split("events in ")[1].split()[0])
     events = [json.loads(line) for line in audit.read_text().splitlines()]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))

@@ -130,9 +130,9 @@ def test_inline_password_refused_without_echoing_it(folder: Path) -> None:
     [
         (
             'types = ["tomcat", "callmanager", "TVS"]',
-            'types = ["tomcat", "cup-xmpp"]',
+            'types = ["tomcat", "ITLRecovery"]',
             "types",
-            ["unknown certificate type 'cup-xmpp'", "CallManager"],
+            ["unknown certificate type 'ITLRecovery'", "CallManager"],
         ),
         ('ca = "lab"', 'ca = "corp"', "clusters.lab.ca", ["unknown CA 'corp'", "[ca.corp]"]),
         ('kind = "local"', 'kind = "vault"', "ca.lab.kind", ["unknown CA kind", "command"]),
@@ -176,7 +176,7 @@ def test_unknown_cluster_lists_the_known_ones(folder: Path) -> None:
 
 def test_canonical_type_names() -> None:
     assert canonical_type("capf") == "CAPF" and canonical_type("Tvs") == "TVS"
-    with pytest.raises(ConfigError, match="use one of: tomcat, ipsec, CAPF, CallManager, TVS"):
+    with pytest.raises(ConfigError, match="use one of: tomcat, tomcat-ECDSA, ipsec, CAPF, CallManager, "):
         canonical_type("itlrecovery")
 
 

@@ -61,10 +61,13 @@ class ProofLab:
         ca: str = "lab",
         password_env: Mapping[str, str] | None = None,
         risport_lag: float | None = None,
+        config_extra: str = "",
         **sim_options: Any,
     ) -> None:
+        """``config_extra``: lines added to the cluster's table (``types``, ``distribution``)."""
         self.folder = folder
         self.risport_lag = risport_lag
+        self.config_extra = config_extra
         self.sim = SimulatedCluster(
             folder / "sim",
             nodes=nodes,
@@ -114,6 +117,9 @@ class ProofLab:
                     1,
                 )
                 assert f"risport_lag = {self.risport_lag:g}" in text, text
+            if self.config_extra:
+                anchor = 'phone_reset = "pools"\n'
+                text = text.replace(anchor, f"{anchor}{self.config_extra}\n", 1)
             self.config_path.write_text(text)
             lab_folder = self.folder / "lab-ca"
             self.sim.trust_ca(LocalCA(lab_folder, name="lab").root_pem)

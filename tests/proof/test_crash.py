@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from engine.crashpoints import POINTS
+from simulator.cluster.certificates import default_expiry_days
 from tests.proof.harness import (
     ProofLab,
     assert_audit_sound,
@@ -36,8 +37,13 @@ from tests.proof.harness import (
     restart_counts,
     role_nodes,
 )
+from workflows.cert_types import ALL_TYPES
 
 TYPES = ["tomcat", "ipsec", "CAPF", "CallManager", "TVS"]
+# The matrix also covers an IM&P type, an EC twin and a multi-server certificate (one CSR and one
+# upload on the publisher, CUCM distributing it): a case is a type, or a type + its distribution.
+MULTI = "+multi-server"
+CASES = [*TYPES, "cup", "CallManager-ECDSA", f"tomcat{MULTI}"]
 # The engine's boundaries: before the intent is recorded; after the intent, before the side effect;
 # after the side effect, before its outcome commits; after the commit (effects, then transitions).
 EFFECT_POINTS = [p for p in POINTS if p.startswith("effect.")]
@@ -59,6 +65,26 @@ SOAK_LAB = {**LAB, "time_scale": 300.0}
 # Lost answers (the seed is the round's) and RisPort70 trailing by a few seconds, within the bound
 # the configuration gives.
 LOSSY = {"ris_lag": 5.0, "risport_lag": 15.0}
+
+# Every identity due, the EC twins and IM&P types included (the simulator's own default leaves
+# those years away).
+LAB["expiry_days"] = {**dict.fromkeys(ALL_TYPES, 20.0), **default_expiry_days()}
+
+
+def split(case: str) -> tuple[str, bool]:
+    """The certificate type of a case, and whether it is renewed multi-server."""
+    return case.removesuffix(MULTI), case.endswith(MULTI)
+
+
+def lab_options(case: str, *, soak: bool = False) -> dict[str, Any]:
+    cert_type, multi = split(case)
+    extra = f"types = [{', '.join(repr(t).replace(chr(39), chr(34)) for t in ALL_TYPES)}]"
+    options: dict[str, Any] = {**(SOAK_LAB if soak else LAB), "config_extra": extra}
+    if multi:
+        # 14SU1: the last release whose API takes a multi-server upload (from 14SU2 it is the GUI's).
+        extra += f'\ndistribution = {{ {cert_type} = "multi-server" }}'
+        options.update(config_extra=extra, version="14SU1")
+    return options
 
 
 @dataclass
@@ -87,10 +113,11 @@ class Reference:
 _REFERENCES: dict[tuple[str, bool], Reference] = {}
 
 
-def reference(tmp: Path, cert_type: str, *, soak: bool = False) -> Reference:
-    key = (cert_type, soak)
+def reference(tmp: Path, case: str, *, soak: bool = False) -> Reference:
+    key = (case, soak)
+    cert_type, _ = split(case)
     if key not in _REFERENCES:
-        with ProofLab(tmp / f"ref-{cert_type}", **(SOAK_LAB if soak else LAB)) as lab:  # type: ignore[arg-type]
+        with ProofLab(tmp / f"ref-{case}", **lab_options(case, soak=soak)) as lab:
             done = lab.cli("run", "--type", cert_type)
             assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
             run = lab.run_of(cert_type)
@@ -122,12 +149,13 @@ def effect_spec(point: str, cert_type: str, effect: dict[str, Any], effects: lis
     return f"{point}@{'/'.join(fields)}:{n}"
 
 
-def named_kills(ref: Reference, cert_type: str) -> list[str]:
+def named_kills(ref: Reference, case: str) -> list[str]:
     """One kill per crash point, each naming an effect (or a state's commit) of the reference run, in
     distinct states taken in the run's order, so each is reached by the process it is armed in
     whatever the previous kills interrupted. Shifted per type, so kills land in different states
     and effects across types."""
-    offset = TYPES.index(cert_type)
+    offset = CASES.index(case)
+    cert_type, _ = split(case)
     by_state: dict[str, list[dict[str, Any]]] = {}
     for e in ref.effects:
         by_state.setdefault(e["state"], []).append(e)
@@ -152,7 +180,7 @@ def named_kills(ref: Reference, cert_type: str) -> list[str]:
     return [spec for _, spec in sorted(kills)]
 
 
-def schedule(cert_type: str, rng: random.Random, ref: Reference, *, soak: bool) -> list[str | float]:
+def schedule(case: str, rng: random.Random, ref: Reference, *, soak: bool) -> list[str | float]:
     """Crash specifications and random instants (seconds), in the order tried."""
     if soak:
         # Unnamed N-th arrivals, shuffled with random instants: kills at random, not targeted ones.
@@ -160,7 +188,7 @@ def schedule(cert_type: str, rng: random.Random, ref: Reference, *, soak: bool) 
         items += [rng.uniform(0.5, 4.0) for _ in range(20)]
         rng.shuffle(items)
         return items
-    return [*named_kills(ref, cert_type), rng.uniform(0.8, 3.0), rng.uniform(0.8, 3.0)]
+    return [*named_kills(ref, case), rng.uniform(0.8, 3.0), rng.uniform(0.8, 3.0)]
 
 
 def finished(lab: ProofLab, cert_type: str) -> bool:
@@ -238,19 +266,20 @@ def attempt(lab: ProofLab, cert_type: str, trial: str | float, tally: Tally) -> 
 
 
 def crash_round(
-    tmp: Path, cert_type: str, ref: Reference, tally: Tally, *, soak: bool, lossy: bool = False
+    tmp: Path, case: str, ref: Reference, tally: Tally, *, soak: bool, lossy: bool = False
 ) -> str | None:
-    """One cluster, one run of ``cert_type`` killed again and again; None when it ends exactly as
-    the uninterrupted reference, else what differs. ``lossy``: the cluster also loses the answers
-    of 20% of the requests it carries out, and RisPort70 lags (:data:`LOSSY`)."""
+    """One cluster, one run of the case's type killed again and again; None when it ends exactly
+    as the uninterrupted reference, else what differs. ``lossy``: the cluster also loses the
+    answers of 20% of the requests it carries out, and RisPort70 lags (:data:`LOSSY`)."""
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    where = f"{cert_type}, seed {seed}"
-    options: dict[str, Any] = {**(SOAK_LAB if soak else LAB)}
+    cert_type, multi = split(case)
+    where = f"{case}, seed {seed}"
+    options = lab_options(case, soak=soak)
     if lossy:
         options.update(LOSSY, faults=f"lost=0.2,seed={seed}")
     with ProofLab(tmp, **options) as lab:
-        for trial in schedule(cert_type, rng, ref, soak=soak):
+        for trial in schedule(case, rng, ref, soak=soak):
             if finished(lab, cert_type):
                 break  # a second `run` would start a new run of a type already renewed
             problem = attempt(lab, cert_type, trial, tally)
@@ -269,7 +298,7 @@ def crash_round(
         tally.outcomes[run.state] += 1
         tally.lost.update(r["endpoint"] for r in lab.sim.state()["lost_replies"])
         try:
-            check_outcome(lab, cert_type, run, ref.outcome, where)
+            check_outcome(lab, cert_type, run, ref.outcome, where, multi=multi)
             if lossy:
                 assert_exactly_once(lab, [run])
         except AssertionError as exc:
@@ -277,7 +306,9 @@ def crash_round(
     return None
 
 
-def check_outcome(lab: ProofLab, cert_type: str, run: Any, expected: dict[str, Any], where: str) -> None:
+def check_outcome(
+    lab: ProofLab, cert_type: str, run: Any, expected: dict[str, Any], where: str, *, multi: bool = False
+) -> None:
     state = lab.sim.state()
     got = outcome_shape(state, cert_type, run)
     assert run.state == "done", where
@@ -289,13 +320,25 @@ def check_outcome(lab: ProofLab, cert_type: str, run: Any, expected: dict[str, A
     assert not differs, f"{where}: differs from an uninterrupted run in (got, uninterrupted): {differs}"
     targets = role_nodes(lab.sim, cert_type)
     assert got["targets"] == sorted(targets)
-    # Exactly one CSR per node and type; one accepted leaf per node; presented == issued.
-    assert all(state["csrs_generated"][n][cert_type] == 1 for n in targets), where
-    assert got["identity_uploads"] == sorted(targets), where
+    if multi:
+        # One multi-server CSR, on the publisher; CUCM installed the one upload once on every node.
+        csrs = {n: c.get(cert_type, 0) for n, c in state["csrs_generated"].items() if c.get(cert_type)}
+        assert csrs == {targets[0]: 1}, (where, csrs)
+        assert got["identity_uploads"] == sorted(targets), where
+        assert len({run.context["issued"][n]["sha256"] for n in targets}) == 1, where
+    else:
+        # Exactly one CSR per node and type; one accepted leaf per node; presented == issued.
+        assert all(state["csrs_generated"][n][cert_type] == 1 for n in targets), where
+        assert got["identity_uploads"] == sorted(targets), where
     assert got["presented_is_issued"] == sorted(targets) == got["verified"], where
     # No service restarted twice, no phone reset twice.
     assert set(got["restarts"].values()) == {1}, f"{where}: restarts {got['restarts']}"
-    phone_reset = bool(lab.sim.cluster.phones.count) and cert_type in ("CAPF", "CallManager", "TVS")
+    phone_reset = bool(lab.sim.cluster.phones.count) and cert_type in (
+        "CAPF",
+        "CallManager",
+        "CallManager-ECDSA",
+        "TVS",
+    )
     assert state["phone_resets"] == (lab.sim.cluster.phones.count if phone_reset else 0), (
         f"{where}: {state['phone_resets']} phone resets"
     )
@@ -306,11 +349,11 @@ def check_outcome(lab: ProofLab, cert_type: str, run: Any, expected: dict[str, A
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cert_type", TYPES)
-def test_crash_matrix(tmp_path: Path, cert_type: str) -> None:
-    ref = reference(tmp_path, cert_type)
+@pytest.mark.parametrize("case", CASES)
+def test_crash_matrix(tmp_path: Path, case: str) -> None:
+    ref = reference(tmp_path, case)
     tally = Tally()
-    problem = crash_round(tmp_path / "crash", cert_type, ref, tally, soak=False)
+    problem = crash_round(tmp_path / "crash", case, ref, tally, soak=False)
     assert problem is None, problem
     # Every named kill happened where it was aimed (`attempt` checks each), in distinct states; a
     # transition's commit moves the run on, so two of them may share the state after.
@@ -496,8 +539,8 @@ def test_pool_reset_killed_after_cucm_accepted_it_is_not_repeated_while_risport_
     start again and resume, so the resumed run does look while RisPort still lags (a few seconds
     and a minute of lag are the fault suite's)."""
     spec = "effect.after_action@CAPF/phones_reregistered/*#pool-*/phone_reset:1"
-    lab_options = {**LAB, "time_scale": time_scale}
-    with ProofLab(tmp_path, ris_lag=ris_lag, risport_lag=ris_lag + 10, **lab_options) as lab:  # type: ignore[arg-type]
+    options = {**LAB, "time_scale": time_scale}
+    with ProofLab(tmp_path, ris_lag=ris_lag, risport_lag=ris_lag + 10, **options) as lab:  # type: ignore[arg-type]
         crash_at(lab, "CAPF", spec)
         phones = lab.sim.cluster.phones.count
         assert lab.sim.state()["phone_resets"] == phones
@@ -507,3 +550,21 @@ def test_pool_reset_killed_after_cucm_accepted_it_is_not_repeated_while_risport_
         assert run.state == "done", (run.state, run.last_error)
         assert lab.sim.state()["phone_resets"] == phones, "the pool was reset again for one intent"
         assert [len(t) for t in lab.sim.state()["device_pool_resets"].values()] == [1]
+
+
+def test_multi_server_upload_interrupted_before_its_outcome_commits_is_not_repeated(tmp_path: Path) -> None:
+    """Killed after CUCM took the multi-server certificate and distributed it, before the upload
+    was recorded: the restarted run finds it on every node and does not upload it again."""
+    case = f"tomcat{MULTI}"
+    ref = reference(tmp_path, case)
+    spec = effect_spec("effect.after_action", "tomcat", the_effect(ref, "upload_multi_server"), ref.effects)
+    with ProofLab(tmp_path / "crash", **lab_options(case)) as lab:
+        crash_at(lab, "tomcat", spec)
+        every = role_nodes(lab.sim, "tomcat")
+        uploads = [u for u in lab.sim.state()["uploads_accepted"] if u["type"] == "tomcat"]
+        assert sorted(u["node"] for u in uploads if u["kind"] == "identity") == sorted(every)
+        final = lab.cli("run", "--type", "tomcat")
+        assert final.returncode == 0, final.stderr[-2000:]
+        assert lab.run_of("tomcat").state == "done"
+        uploads = [u for u in lab.sim.state()["uploads_accepted"] if u["type"] == "tomcat"]
+        assert sorted(u["node"] for u in uploads if u["kind"] == "identity") == sorted(every), uploads

@@ -78,7 +78,7 @@ def test_verification_ports_follow_the_release() -> None:
 
 def test_ctl_update_after_callmanager_and_capf_with_tftp_and_callmanager_restarts() -> None:
     r = rules("14SU3")
-    assert r.ctl_update_after == {"CallManager", "CAPF"}
+    assert r.ctl_update_after == {"CallManager", "CallManager-ECDSA", "CAPF"}
     assert r.ctl_update_restarts == ("Cisco Tftp", "Cisco CallManager")
 
 

@@ -20,8 +20,10 @@ def check_signed(
     now: datetime | None,
     client_auth_waived: bool = False,
     keep_names: Sequence[str] = (),
+    multi_server_nodes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run every pre-flight check; return what the run records about the certificate.
+    ``multi_server_nodes``: for a multi-server certificate, every node it must name.
 
     Raises :class:`workflows.preflight.PreflightError` (its message names CUCM's error and the fix).
     """
@@ -41,6 +43,7 @@ def check_signed(
         now=now or datetime.now(UTC),
         client_auth_waived=client_auth_waived,
         keep_names=keep_names,
+        multi_server_nodes=multi_server_nodes,
     )
     leaf = validated.leaf_pem
     # Issuers from the root down: CUCM wants the root in the trust store first, then intermediates.

@@ -12,6 +12,7 @@ from workflows.certkit import load_cert
 
 from .common import deps, each_node, node_map, sha256_text, targets, unit
 from .errors import classified
+from .multi import multi_server, own_nodes
 
 
 def generate_csrs(ctx: StepContext) -> Outcome:
@@ -31,6 +32,7 @@ def generate_csrs(ctx: StepContext) -> Outcome:
     """
     cucm = deps(ctx).cucm
     kind = unit(ctx)
+    multi = multi_server(ctx)
     csrs = node_map(ctx, "csr")
     sent = node_map(ctx, "ca")
     policy = ctx.context.get("names_policy")
@@ -53,6 +55,9 @@ def generate_csrs(ctx: StepContext) -> Outcome:
             return sha256_text(pem) if pem else None
 
         def generate() -> Any:
+            if multi:
+                # A multi-server CSR's names are CUCM's own: every node of the type's scope.
+                return {"pem": cucm.generate_csr(node, kind, multi_server=True)}
             pem = cucm.generate_csr(
                 node,
                 kind,
@@ -62,32 +67,37 @@ def generate_csrs(ctx: StepContext) -> Outcome:
             )
             return {"pem": pem}
 
-        result = ctx.effect(
-            node,
-            "generate_csr",
-            generate,
-            intent={
-                "unit": kind,
-                "before_sha256": held(),
-                "common_name": wanted.common_name,
-                "alt_names": list(wanted.alt_names),
-            },
-            reconcile=reconcile,
-        )
+        intent: dict[str, Any] = {"unit": kind, "before_sha256": held()}
+        if multi:
+            intent["multi_server"] = True
+        else:
+            intent.update(common_name=wanted.common_name, alt_names=list(wanted.alt_names))
+        result = ctx.effect(node, "generate_csr", generate, intent=intent, reconcile=reconcile)
         pem = str(result["pem"])
+        if multi:
+            made: dict[str, Any] = {"pem": pem, "sha256": sha256_text(pem)}
+            ctx.progress(node, f"multi-server CSR generated ({made['sha256'][:12]})")
+            return made
         _check_names(node, kind, pem, wanted)
-        made: dict[str, Any] = {"pem": pem, "sha256": sha256_text(pem), "names": wanted.as_json()}
+        made = {"pem": pem, "sha256": sha256_text(pem), "names": wanted.as_json()}
         ctx.progress(node, f"CSR generated ({made['sha256'][:12]}) for {', '.join(wanted.alt_names)}")
         return made
 
-    csrs.update(each_node([n for n in targets(ctx) if not (n in csrs and n in sent)], one))
+    csrs.update(each_node([n for n in own_nodes(ctx) if not (n in csrs and n in sent)], one))
+    if multi:
+        # One CSR names every node: each node's entry is the signer's.
+        csrs.update({n: csrs[own_nodes(ctx)[0]] for n in targets(ctx)})
     return Outcome.advance(
         output={"csr": csrs},
         evidence={
             "csr_sha256": {n: csrs[n]["sha256"] for n in targets(ctx)},
             "csr_names": {n: (csrs[n].get("names") or {}).get("alt_names") for n in targets(ctx)},
         },
-        reason=f"{len(targets(ctx))} CSR(s) generated",
+        reason=(
+            f"one multi-server CSR on {own_nodes(ctx)[0]} naming {len(targets(ctx))} node(s)"
+            if multi
+            else f"{len(targets(ctx))} CSR(s) generated"
+        ),
     )
 
 

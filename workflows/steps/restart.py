@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.api import Effect, Outcome, Registry, StepContext
+from workflows.certkit import fingerprint
 from workflows.context import RestartRecord, view
 from workflows.releases import rules
 from workflows.timestamps import instant, iso
@@ -36,6 +37,26 @@ def services_for(ctx: StepContext) -> list[str]:
     if view(ctx.context).get("ctl_updated"):
         services += [s for s in rules.ctl_update_restarts if s not in services]
     return services
+
+
+def trust_sync(ctx: StepContext) -> tuple[str | None, list[str]]:
+    """The IM&P publisher and the services to restart there because this run added a CA to the
+    type's trust store on an IM&P node (the chain then reaches intercluster peers, IMP125)."""
+    services = list(release_rules(ctx).trust_sync_restarts.get(unit(ctx), ()))
+    imp = next((n for n, r in cluster_nodes(ctx).items() if r == "imp"), None)
+    if not services or imp is None:
+        return None, []
+    issued = dict(view(ctx.context).get("issued") or {})
+    before = dict(view(ctx.context).get("trust_snapshot") or {})
+    roles = cluster_nodes(ctx)
+    for node, info in issued.items():
+        if roles.get(node) != "imp":
+            continue
+        had = {fingerprint(p) for p in before.get(node) or []}
+        # Read from what the run recorded, not from CUCM: after a crash the chain is there either way.
+        if set(info.get("chain_sha256") or []) - had:
+            return imp, services
+    return None, []
 
 
 def planned_restarts(
@@ -66,8 +87,10 @@ def _plan(ctx: StepContext, baseline: Mapping[str, Any]) -> list[RestartRecord]:
     cucm = deps(ctx).cucm
     plan: list[RestartRecord] = []
     homes: dict[str, str] = dict(baseline.get("nodes") or {})
+    sync_node, sync_services = trust_sync(ctx)
     for node, role in cluster_nodes(ctx).items():
-        for service in services_for(ctx):
+        extra = [s for s in sync_services if node == sync_node and s not in services_for(ctx)]
+        for service in [*services_for(ctx), *extra]:
             before = cucm.service_status(node, service)
             record = RestartRecord(node=node, role=role, service=service)
             if before.status != RUNNING:

@@ -28,6 +28,7 @@ from workflows.preflight import PreflightError
 from .certificate import check_signed, kept_names, summary_for_audit
 from .common import deps, names, node_map, sha256_text, targets, unit
 from .errors import classified
+from .multi import MULTI_SERVER, multi_server, own_nodes
 
 
 def _answer(result: Issued | Pending) -> dict[str, Any]:
@@ -57,10 +58,16 @@ def request_signature(ctx: StepContext) -> Outcome:
     sent = node_map(ctx, "ca")
     issued = node_map(ctx, "issued")
     snapshot = node_map(ctx, "trust_snapshot")
+    multi = multi_server(ctx)
+    names_all = targets(ctx) if multi else []
     waiting: list[str] = []
     reasons: list[str] = []
     wake: float | None = None
-    for node in targets(ctx):
+    if multi:
+        # Every node's trust store is read: the chain goes into each before the leaf.
+        for node in targets(ctx)[1:]:
+            snapshot[node] = [p for p in d.cucm.trust_certificates(node, kind) if is_ca(p)]
+    for node in own_nodes(ctx):
         if node in issued:
             continue
         csr_pem = str(csrs[node]["pem"])
@@ -103,6 +110,7 @@ def request_signature(ctx: StepContext) -> Outcome:
                     now=ctx.now(),
                     client_auth_waived=bool(view(ctx.context).get("client_auth_waived")),
                     keep_names=kept_names(csrs[node]),
+                    multi_server_nodes=names_all,
                 )
             except PreflightError as exc:
                 return Outcome.fail(
@@ -129,6 +137,11 @@ def request_signature(ctx: StepContext) -> Outcome:
             if hint is not None:
                 wake = float(hint) if wake is None else min(wake, float(hint))
             ctx.progress(node, "waiting for the CA")
+    if multi and not waiting:
+        # One signed certificate for the whole scope: each node's entry is the signer's.
+        first = own_nodes(ctx)[0]
+        issued.update({n: issued[first] for n in targets(ctx)})
+        sent.update({n: sent[first] for n in targets(ctx)})
     output: dict[str, JSON] = {"ca": sent, "issued": issued, "trust_snapshot": snapshot}
     if waiting:
         why = reasons[0] if reasons else f"CA {d.ca.name!r} has not signed yet"
@@ -163,6 +176,7 @@ def signed_certificate(run_context: Mapping[str, Any], key: str, data: Any) -> A
     if csr is None or not csr.get("pem"):
         raise SubmitRejected(f"no CSR is recorded for {key} yet: wait until the run is at awaiting_ca")
     kind = str(stored.get("cert_type") or "")
+    multi = stored.get("distribution") == MULTI_SERVER
     try:
         info = check_signed(
             leaf_pem=str(data["leaf_pem"]),
@@ -173,6 +187,7 @@ def signed_certificate(run_context: Mapping[str, Any], key: str, data: Any) -> A
             now=None,
             client_auth_waived=bool(stored.get("client_auth_waived")),
             keep_names=kept_names(csr),
+            multi_server_nodes=targets_ if multi else (),
         )
     except PreflightError as exc:
         raise SubmitRejected(f"{key}: {exc}") from exc

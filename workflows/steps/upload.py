@@ -11,8 +11,19 @@ from workflows.context import view
 from workflows.preflight import PreflightError
 
 from .certificate import check_signed
-from .common import automatic_phone_reset, deps, each_node, node_map, sha256_text, targets, unit
+from .common import (
+    automatic_phone_reset,
+    deps,
+    each_node,
+    names,
+    node_map,
+    release_rules,
+    sha256_text,
+    targets,
+    unit,
+)
 from .errors import classified
+from .multi import multi_server, signer
 from .phones import baseline_output
 
 
@@ -66,6 +77,8 @@ def upload_leaf(ctx: StepContext) -> Outcome:
     # Where CUCM resets phones itself on this upload, the upload is the first action that touches
     # them: count them before it.
     baseline = baseline_output(ctx, "upload") if automatic_phone_reset(ctx) else {}
+    if multi_server(ctx):
+        return _upload_multi_server(ctx, baseline)
 
     def one(node: str) -> str:
         info = issued[node]
@@ -112,6 +125,95 @@ def upload_leaf(ctx: StepContext) -> Outcome:
         },
         reason=f"{kind} certificate installed on {len(targets(ctx))} node(s)",
     )
+
+
+def _upload_multi_server(ctx: StepContext, baseline: dict[str, Any]) -> Outcome:
+    """One upload on the signer, which CUCM installs on every node the CSR named; from 14SU2 CUCM
+    takes it in OS Administration only, so the run stops at a gate and then reads every node back."""
+    cucm = deps(ctx).cucm
+    kind = unit(ctx)
+    node = signer(ctx)
+    info = node_map(ctx, "issued")[node]
+    expected = str(info["sha256"])
+    every = targets(ctx)
+
+    def installed() -> list[str]:
+        return [n for n in every if fingerprint(cucm.identity_certificate(n, kind)) == expected]
+
+    def done(servers: list[str], via: str) -> Outcome:
+        uploaded = dict.fromkeys(every, expected)
+        ctx.progress(node, f"multi-server {kind} certificate installed on {len(every)} node(s) ({via})")
+        return Outcome.advance(
+            output={
+                **baseline,
+                "uploaded": uploaded,
+                "multi_server_upload": {"node": node, "servers": servers, "via": via},
+            },
+            evidence={"uploaded": {n: {"serial": info["serial"], "sha256": expected} for n in every}},
+            reason=f"multi-server {kind} certificate uploaded on {node}, installed on {len(every)} node(s)",
+        )
+
+    if release_rules(ctx).multi_server_upload == "gui":
+        have = installed()
+        if len(have) == len(every):
+            return done(have, "gui")
+        lacking = [n for n in every if n not in have]
+        return Outcome.gate(
+            f"CUCM {release_rules(ctx).release} takes multi-server certificates in OS Administration only. "
+            f"On {node} open Cisco Unified OS Administration > Security > Certificate Management > Upload "
+            f"Certificate/Certificate chain, purpose {kind}, and upload the signed certificate (serial "
+            f"{info['serial']}, SHA-256 {expected[:16]}…; `cucm-renew status {ctx.run_id} --json` holds it "
+            f"under issued); its CA chain is already trusted. Then `cucm-renew approve {ctx.run_id}`: the "
+            f"tool reads every node back. Not installed yet on: {names(lacking)}",
+            on_approve=None,
+            output=baseline,
+            evidence={"multi_server_upload": "gui", "node": node, "lacking": lacking},
+        )
+
+    def reconcile(_e: Effect) -> Any:
+        have = installed()
+        return {"servers": have, "reconciled": True} if len(have) == len(every) else None
+
+    def act() -> Any:
+        current_csr = cucm.current_csr(node, kind)
+        if current_csr is None or sha256_text(current_csr) != node_map(ctx, "csr")[node]["sha256"]:
+            raise CsrReplaced(node, kind, ctx.run_id)
+        check_signed(
+            leaf_pem=info["leaf_pem"],
+            chain_pems=list(reversed(info["chain_pems"])),
+            csr_pem=current_csr,
+            cert_type=kind,
+            trusted_pems=cucm.trust_certificates(node, kind),
+            now=ctx.now(),
+            client_auth_waived=bool(view(ctx.context).get("client_auth_waived")),
+            multi_server_nodes=every,
+        )
+        servers = cucm.upload_multi_server_identity(
+            node, kind, info["leaf_pem"], list(reversed(info["chain_pems"]))
+        )
+        return {"servers": list(servers)}
+
+    try:
+        result = ctx.effect(
+            node, "upload_multi_server", act, intent={"sha256": expected}, reconcile=reconcile
+        )
+    except (PreflightError, CsrReplaced) as exc:
+        return Outcome.fail(f"{node}: {exc}; nothing was uploaded", retryable=False)
+    except CucmRejected as exc:
+        return Outcome.fail(
+            f"CUCM refused the multi-server {kind} certificate on {node}: {exc.cucm_message}", retryable=False
+        )
+    servers = [str(s) for s in result.get("servers") or []]
+    short = {s.split(".")[0].casefold() for s in servers} | {s.casefold() for s in servers}
+    missing = [n for n in every if n.casefold() not in short and n.split(".")[0].casefold() not in short]
+    if missing:
+        return Outcome.fail(
+            f"CUCM installed the multi-server {kind} certificate on {names(servers)} but not on "
+            f"{names(missing)}: a node added after the CSR is not covered. Generate a new multi-server CSR "
+            f"(abort run {ctx.run_id} and start again)",
+            retryable=False,
+        )
+    return done(servers, "api")
 
 
 class _NodeRefused(Exception):
