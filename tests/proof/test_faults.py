@@ -117,7 +117,9 @@ def test_a_node_down_briefly_is_retried_and_the_audit_records_the_retries(tmp_pa
 def test_a_node_down_beyond_the_retry_budget_fails_the_run_naming_it_and_retry_completes(
     tmp_path: Path,
 ) -> None:
-    outage = 32.0
+    # Long enough that the run exhausts its retry budget before the node returns, even on a loaded
+    # machine (the adapters back off in real seconds).
+    outage = 60.0
     with ProofLab(tmp_path, nodes=2, phones=0, faults=f"down=cucm-sub1@0:{outage:g}s") as lab:
         started = lab.sim.faults.started = time.monotonic()  # the outage begins with the run
         failed = lab.cli("run", "--type", "ipsec")
