@@ -28,6 +28,7 @@ import pytest
 from cryptography import x509
 
 from app.cli import main as cli_main
+from simulator.pki import Subject
 from tests.proof.harness import ProofLab
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -122,7 +123,11 @@ def _corpus_csrs(lab: ProofLab) -> None:
 @pytest.fixture(scope="module")
 def awaiting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Awaiting]:
     folder = tmp_path_factory.mktemp("badinput")
-    with ProofLab(folder, nodes=2, phones=10, ca="desk") as lab:
+    # The nodes' certificates carry the corpus's organisation, as the corpus's CSRs do: a CSR whose
+    # subject differs from the current certificate's is refused before any CA sees it.
+    with ProofLab(
+        folder, nodes=2, phones=10, ca="desk", subject=Subject(organization="Example Voice")
+    ) as lab:
         text = lab.config_path.read_text().replace(
             'ca = "desk"', 'ca = "desk"\nca_per_type = { CallManager = "lab" }'
         )

@@ -64,9 +64,10 @@ def test_show_network_cluster_members_and_not_the_processnode_block() -> None:
         "192.0.2.20\n192.0.2.30\n"
     )
     members = network_cluster(output)
-    assert [(m["ip"], m["fqdn"], m["role"], m["product"]) for m in members] == [
+    assert [(m.ip, m.fqdn, m.role, m.product) for m in members] == [
         ("192.0.2.20", "cucm-pub.example.com", "Publisher", "callmanager"),
         ("192.0.2.30", "cucm-sub1.example.com", "Subscriber", "callmanager"),
         ("192.0.2.40", "imp-pub.example.com", "Subscriber", "cups"),
     ]
+    assert all(m.authenticated for m in members)
     assert network_cluster("Executed command unsuccessfully\nInvalid command\n") == []
