@@ -167,6 +167,12 @@ class Ticker:
                     actor=self.actor,
                 )
         elif outcome.kind == "wait":
+            if outcome.output and run.attempt > 1:
+                # A checkpoint is progress: the retry budget is for consecutive failures, so a step
+                # that moves through many effects (a restart per node) is not failed by a few
+                # transient errors spread across them.
+                run.attempt = 1
+                run.last_error = ""
             run.context = {**run.context, **outcome.output}
             seconds = outcome.wake_in if outcome.wake_in is not None else sdef.poll
             self.moves.wait(tx, run, seconds, outcome.reason or "waiting", "wait", actor=self.actor)
