@@ -17,6 +17,7 @@ a named kill that the process does not reach is a failure, not a run that happen
 from __future__ import annotations
 
 import glob
+import os
 import random
 import signal
 import subprocess
@@ -271,7 +272,8 @@ def crash_round(
     """One cluster, one run of the case's type killed again and again; None when it ends exactly
     as the uninterrupted reference, else what differs. ``lossy``: the cluster also loses the
     answers of 20% of the requests it carries out, and RisPort70 lags (:data:`LOSSY`)."""
-    seed = random.randrange(1 << 30)
+    # A new schedule each round, to explore; CUCM_RENEW_CRASH_SEED replays one a report names.
+    seed = int(os.environ.get("CUCM_RENEW_CRASH_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
     cert_type, multi = split(case)
     where = f"{case}, seed {seed}"
@@ -348,7 +350,11 @@ def check_outcome(
     assert_audit_sound(lab)
 
 
-@pytest.mark.slow
+# A random schedule per round explores where a kill can land: it belongs to `make soak`, where a
+# failing round names its seed. `make test` keeps the kills that name their effect (the targeted
+# windows below, tests/engine/test_crash.py, tests/workflows/test_e2e_crash.py), which hit the
+# same effect on every run.
+@pytest.mark.soak
 @pytest.mark.parametrize("case", CASES)
 def test_crash_matrix(tmp_path: Path, case: str) -> None:
     ref = reference(tmp_path, case)
