@@ -43,7 +43,9 @@ class Outcome:
       the state change.
     * ``wait``: stay in this state and call the step again after ``wake_in`` seconds (before the
       engine's time scale is applied); ``reason`` is what ``status`` shows. The state's declared
-      ``wait.timeout`` bounds the total time spent waiting.
+      ``wait.timeout`` bounds the total time spent waiting: at the deadline (or, after the daemon
+      was stopped, as soon as it is back) the step runs once more, and only a step that would
+      still wait (or fail and be retried) times out.
     * ``gate``: hold the run for an operator (``status`` shows ``paused`` with ``reason``).
       ``approve`` then fires ``on_approve``, or re-runs the step when ``on_approve`` is ``None``.
     * ``fail``: the step failed. A retryable failure is retried per the step's retry policy; the

@@ -82,11 +82,15 @@ class Ticker:
             problem = missing_state(run.state, run.definition)
             return self._commit(run, lambda tx, r: self._hold_failed(tx, r, problem))
         timeout = sdef.wait.timeout if sdef.wait else None
-        if (
+        # A wait runs out only after a last look: the step runs once more at (or, after a stop,
+        # long past) its deadline, and times out only if it still cannot go on. A daemon stopped
+        # past a timeout must not fail a run whose condition came true meanwhile.
+        expired = (
             timeout is not None
             and run.wait_started_at is not None
             and now >= run.wait_started_at + timeout / self.time_scale
-        ):
+        )
+        if expired and sdef.step is None:
             log.info("wait timed out", run=run.id, state=run.state)
             return self._commit(run, lambda tx, r: self.moves.timeout(tx, r, actor=self.actor))
         if sdef.step is None:
@@ -113,7 +117,7 @@ class Ticker:
         except Exception as exc:
             outcome = Outcome.fail(redact_text(f"{type(exc).__name__}: {exc}"), retryable=True)
         log.debug("step done", run=run.id, step=sdef.step, outcome=outcome.kind, trigger=outcome.trigger)
-        return self._commit(run, lambda tx, r: self._apply(tx, r, defn, outcome))
+        return self._commit(run, lambda tx, r: self._apply(tx, r, defn, outcome, expired=expired))
 
     def committed(self, run_id: str) -> RunRow | None:
         """The row the last tick of ``run_id`` committed (once: it is forgotten on reading)."""
@@ -136,9 +140,20 @@ class Ticker:
     def _hold_failed(self, tx: Tx, run: RunRow, problem: str) -> None:
         self.moves.hold(tx, run, "failed", problem, trigger="fail", actor=self.actor)
 
-    def _apply(self, tx: Tx, run: RunRow, defn: Definition, outcome: Outcome) -> None:
-        """Turn a step's outcome into the move it asks for."""
+    def _apply(self, tx: Tx, run: RunRow, defn: Definition, outcome: Outcome, *, expired: bool) -> None:
+        """Turn a step's outcome into the move it asks for. Past the state's timeout (``expired``),
+        whatever would wait again — a wait, a refused guard, a retryable failure — times out, with
+        what this last look saw as the reason."""
         sdef = defn.states[run.state]
+
+        def wait_or_time_out(seconds: float, reason: str, kind: str) -> None:
+            if expired:
+                logger().info("wait timed out", run=run.id, state=run.state)
+                run.waiting_reason = reason
+                self.moves.timeout(tx, run, actor=self.actor)
+            else:
+                self.moves.wait(tx, run, seconds, reason, kind, actor=self.actor)
+
         if outcome.kind == "advance":
             trigger = outcome.trigger or "next"
             context = {**run.context, **outcome.output}
@@ -155,7 +170,7 @@ class Ticker:
                     evidence=outcome.evidence,
                 )
             elif isinstance(result, Refused):
-                self.moves.wait(tx, run, sdef.poll, result.reason, result.kind, actor=self.actor)
+                wait_or_time_out(sdef.poll, result.reason, result.kind)
             else:
                 assert isinstance(result, NoTransition)
                 self.moves.fail(
@@ -175,7 +190,7 @@ class Ticker:
                 run.last_error = ""
             run.context = {**run.context, **outcome.output}
             seconds = outcome.wake_in if outcome.wake_in is not None else sdef.poll
-            self.moves.wait(tx, run, seconds, outcome.reason or "waiting", "wait", actor=self.actor)
+            wait_or_time_out(seconds, outcome.reason or "waiting", "wait")
         elif outcome.kind == "gate":
             run.context = {**run.context, **outcome.output}
             self.moves.hold(
@@ -188,6 +203,8 @@ class Ticker:
                 on_approve=outcome.on_approve,
                 evidence=outcome.evidence,
             )
+        elif expired and outcome.retryable:
+            wait_or_time_out(sdef.poll, outcome.reason or "step failed", "retry")
         else:
             self.moves.fail(
                 tx, run, outcome.reason or "step failed", retryable=outcome.retryable, actor=self.actor

@@ -29,6 +29,13 @@ def stay(ctx: StepContext) -> Outcome:
     return Outcome.wait(600, "staying")
 
 
+@registry.step("until_file")
+def until_file(ctx: StepContext) -> Outcome:
+    if Path(str(ctx.context["flag"])).exists():
+        return Outcome.advance(reason="the flag is there")
+    return Outcome.wait(600, "no flag yet")
+
+
 @registry.step("blocking")
 def blocking(ctx: StepContext) -> Outcome:
     if "ticket" in ctx.submitted:
@@ -69,6 +76,8 @@ transitions:
   - {trigger: next, source: a, dest: b}
   - {trigger: next, source: b, dest: done}
 """
+
+UNTIL = V1.replace("step: stay,", "step: until_file,")
 
 SUBMIT = """\
 name: edge
@@ -330,3 +339,28 @@ def test_run_until_quiet_returns_behind_a_chain_of_lease_waiters(tmp_path: Path)
         engine.retry(x)
         engine.run_until_quiet()
         assert [engine.status(r)[0].state for r in (x, y, z)] == ["done", "done", "done"]
+
+
+@pytest.mark.parametrize("flag_set", [True, False])
+def test_a_timeout_passed_while_stopped_gets_a_last_look(tmp_path: Path, flag_set: bool) -> None:
+    """The daemon was stopped for two hours across a one-hour timeout. If what the step waits for
+    came true meanwhile the run goes on; if not, it times out saying what the last look saw."""
+    now = [1_800_000_000.0]
+    state, flag = tmp_path / "state", tmp_path / "flag"
+    definitions = defs(tmp_path / "until", UNTIL)
+    with Engine(state, definitions, registry, actor="op@h", clock=lambda: now[0]) as engine:
+        run_id = engine.start_run("edge", "c1", {"flag": str(flag)})
+        engine.ticker.work(run_id)
+        assert engine.status(run_id)[0].waiting_reason == "no flag yet"
+    if flag_set:
+        flag.touch()
+    now[0] += 2 * 3600
+    with Engine(state, definitions, registry, actor="op@h", clock=lambda: now[0]) as engine:
+        engine.scheduler.load()
+        engine.ticker.work(run_id)
+        run = engine.status(run_id)[0]
+        if flag_set:
+            assert run.held_from == "b" and run.waiting_reason == "approve b", run  # its gate, not a timeout
+        else:
+            assert run.status == "paused" and run.waiting_reason == "timed out after 1h in a (no flag yet)"
+        assert engine.verify_audit().ok
