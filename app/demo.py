@@ -180,7 +180,7 @@ def wait_figures(view: Any, events: list[Any]) -> dict[str, float]:
     }
     phones = ctx.get("phones") or {}
     mine = [e for e in events if e.run == view.id]
-    entered = next((_ts(e.ts) for e in mine if e.to_state == "phones_reregistered"), None)
+    entered = next((_ts(e.ts) for e in mine if e.to_state == "phones_reset"), None)
     left = next(
         (_ts(e.ts) for e in mine if e.from_state == "phones_reregistered" and e.to_state != e.from_state),
         None,

@@ -24,7 +24,7 @@ any); a qualifier with fewer fields matches on the leading ones. Patterns cannot
 ``,`` (use ``?``). With several concurrent effects the order of arrivals varies between runs, so
 ``effect.after_intent:7`` is a different effect each time; a qualifier names one::
 
-    effect.after_intent@CallManager/phones_reregistered/*/phone_reset:1
+    effect.after_intent@CallManager/phones_reset/*/phone_reset:1
     effect.after_action@TVS/restarted/cucm-pub.example.com/restart:Cisco Tftp:1
     transition.before_commit@CAPF/restarted:2
 

@@ -93,6 +93,7 @@ class PhonesState(TypedDict, total=False):
     reset_unconfirmed: int
     reset_pools: int
     reset_at: str
+    settled: bool
     sweeps: int
     registered: int
     missing_count: int
@@ -156,7 +157,7 @@ class RunContext(TypedDict, total=False):
     multi_server_upload: dict[str, Any]
     """The multi-server upload: ``node`` it was made on, ``servers`` CUCM installed it on, ``via``
     ``api`` or ``gui`` (the operator, 14SU2+)."""
-    # restarted, phones_reregistered, verified
+    # restarted, phones_reset, phones_reregistered, verified
     restarts: list[RestartRecord]
     baseline: PhoneBaseline
     phones: PhonesState

@@ -31,6 +31,7 @@ IN_FLIGHT = frozenset(
         "window_before_restart",
         "ctl_updated",
         "restarted",
+        "phones_reset",
         "phones_reregistered",
         "phones_missing",
         "verified",

@@ -371,7 +371,7 @@ def test_crash_matrix(tmp_path: Path, case: str) -> None:
 def test_named_kills_follow_the_reference_run() -> None:
     """The schedule alone, on a journal shaped like a CallManager run's: one kill per point, in
     distinct states in the run's order, trust uploads named by pattern and counted per node."""
-    path = ["expiry_check", "csr_generated", "trust_uploaded", "restarted", "phones_reregistered", "verified"]
+    path = ["expiry_check", "csr_generated", "trust_uploaded", "restarted", "phones_reset", "verified"]
     nodes = ["cucm-pub.example.com", "cucm-sub1.example.com"]
     effects = [{"state": "csr_generated", "node": n, "name": "generate_csr"} for n in nodes]
     effects += [
@@ -380,7 +380,7 @@ def test_named_kills_follow_the_reference_run() -> None:
         for n in nodes
     ]
     effects += [{"state": "restarted", "node": nodes[1], "name": "restart:Cisco Tftp"}]
-    effects += [{"state": "phones_reregistered", "node": f"{nodes[0]}#pool-DP[1]", "name": "phone_reset"}]
+    effects += [{"state": "phones_reset", "node": f"{nodes[0]}#pool-DP[1]", "name": "phone_reset"}]
     ref = Reference({}, effects, path)
     kills = named_kills(ref, "CallManager")
     assert sorted(k.split("@")[0] for k in kills) == sorted(POINTS)
@@ -544,7 +544,7 @@ def test_pool_reset_killed_after_cucm_accepted_it_is_not_repeated_while_risport_
     again. At x30 three minutes of lag are six seconds of wall time, longer than a process takes to
     start again and resume, so the resumed run does look while RisPort still lags (a few seconds
     and a minute of lag are the fault suite's)."""
-    spec = "effect.after_action@CAPF/phones_reregistered/*#pool-*/phone_reset:1"
+    spec = "effect.after_action@CAPF/phones_reset/*#pool-*/phone_reset:1"
     options = {**LAB, "time_scale": time_scale}
     with ProofLab(tmp_path, ris_lag=ris_lag, risport_lag=ris_lag + 10, **options) as lab:  # type: ignore[arg-type]
         crash_at(lab, "CAPF", spec)

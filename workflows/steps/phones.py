@@ -1,4 +1,5 @@
-"""phones_reregistered: reset every phone, then watch them register again (RisPort70).
+"""phones_reset, then phones_reregistered: reset every phone, then watch them register again
+(RisPort70).
 
 The baseline is the set of phones registered before the first action that can knock them off
 (the identity upload where CUCM resets phones itself, else the CTL update or the first restart):
@@ -256,111 +257,144 @@ def back(seen: dict[str, Any], name: str, stamps: dict[str, int], since: int | N
     return since is None or state.timestamp >= since
 
 
-def watch_phones(ctx: StepContext) -> Outcome:
-    if not ctx.params.get("phone_reset"):
-        return Outcome.advance(reason=f"{ctx.definition} does not reset phones")
-    cucm = deps(ctx).cucm
-    publisher = _publisher(ctx)
-    state = PhonesState(**(view(ctx.context).get("phones") or {}))
+def _baseline(ctx: StepContext) -> tuple[dict[str, Any], list[str], dict[str, int]]:
+    """The step output holding a baseline taken now if the run has none yet, the baseline phones
+    and their TimeStamps."""
     output: dict[str, Any] = {}
     baseline = view(ctx.context).get("baseline")
     if not baseline:
         output = baseline_output(ctx, "phone reset")
         baseline = output["baseline"]
-    expected: list[str] = list(baseline.get("names") or [])
-    stamps: dict[str, int] = dict(baseline.get("stamps") or {})
+    return output, list(baseline.get("names") or []), dict(baseline.get("stamps") or {})
+
+
+def reset_phones(ctx: StepContext) -> Outcome:
+    """phones_reset: reset every phone of the baseline (or only those CUCM's own reset missed).
+
+    A state of its own, so the wait for phones to register again (phones_reregistered, with its
+    timeout) starts once they were reset: a daemon stopped while RisPort's lag was waited out
+    resumes by resetting the phones, never by timing out on phones nobody reset."""
+    if not ctx.params.get("phone_reset"):
+        return Outcome.advance(reason=f"{ctx.definition} does not reset phones")
+    cucm = deps(ctx).cucm
+    publisher = _publisher(ctx)
+    state = PhonesState(**(view(ctx.context).get("phones") or {}))
+    output, expected, stamps = _baseline(ctx)
     if not expected:
         return Outcome.advance(
             output=output, evidence={"phones_baseline": 0}, reason="no phone was registered: nothing to reset"
         )
     automatic = automatic_phone_reset(ctx)
-    if not state.get("reset_at"):
-        if automatic and not state.get("grace_waited"):
-            # CUCM resets the phones itself on the upload; RisPort shows it only once each phone has
-            # dropped its registration and RIS has caught up, so give it time before looking for
-            # phones it missed.
-            state.update(PhonesState(automatic=True, grace_waited=True))
-            return Outcome.wait(
-                max(float(ctx.params.get("automatic_reset_grace", 60)), risport_lag(ctx)),
-                "CUCM resets the phones itself (Phone Interaction on Certificate Update): waiting "
-                "before looking for phones it did not reset",
-                output={**output, "phones": state},
-            )
-        if not automatic and risport_lag(ctx) > 0 and not state.get("grace_waited"):
-            # The stamps a resumed reset is judged by must show what the restarts before did.
-            state.update(PhonesState(grace_waited=True))
-            return Outcome.wait(
-                risport_lag(ctx),
-                f"RisPort may trail by {risport_lag(ctx):.0f} s: waiting for it to show the phones "
-                "as they are before resetting them",
-                output={**output, "phones": state},
-            )
-        # The phones as they are just before the reset: a resumed reset judges by these stamps.
-        swept: dict[str, Any] = {}
-
-        def stamps_now() -> dict[str, int]:
-            swept.update(sweep_for(cucm, expected, of=len(expected)))
-            return {
-                n: s.timestamp for n, s in swept.items() if s.status == REGISTERED and s.timestamp is not None
-            }
-
-        now_stamps = ctx.effect(publisher, "phone_stamps_before_reset", stamps_now)
-        if automatic:
-            # Only phones still showing their baseline registration were missed by CUCM's reset.
-            to_reset = [n for n in expected if n in now_stamps and now_stamps[n] == stamps.get(n)]
-        else:
-            to_reset = expected
-        try:
-            reset: dict[str, Any] = (
-                # A run whose baseline has no TimeStamps (an older version's) cannot judge a resumed
-                # batch by them: it counts as done, unconfirmed.
-                _reset(ctx, publisher, to_reset, dict(now_stamps) if stamps else {})
-                if to_reset
-                else {"accepted": 0, "unconfirmed": 0, "pools": 0, "at": iso(ctx.now())}
-            )
-        except RisLagging as lagging:
-            return Outcome.wait(lagging.seconds, str(lagging), output={**output, "phones": state})
-        state.update(
-            PhonesState(
-                baseline=len(expected),
-                automatic=automatic,
-                reset=reset["accepted"],
-                reset_unconfirmed=reset["unconfirmed"],
-                reset_pools=reset["pools"],
-                reset_at=reset["at"],
-                sweeps=0,
-            )
+    if automatic and not state.get("grace_waited"):
+        # CUCM resets the phones itself on the upload; RisPort shows it only once each phone has
+        # dropped its registration and RIS has caught up, so give it time before looking for
+        # phones it missed.
+        state.update(PhonesState(automatic=True, grace_waited=True))
+        return Outcome.wait(
+            max(float(ctx.params.get("automatic_reset_grace", 60)), risport_lag(ctx)),
+            "CUCM resets the phones itself (Phone Interaction on Certificate Update): waiting "
+            "before looking for phones it did not reset",
+            output={**output, "phones": state},
         )
-        what = "missed by CUCM's automatic reset " if automatic else ""
-        ctx.progress(publisher, f"{reset['accepted']} phone(s) {what}reset")
-        if reset["accepted"]:
-            # Phones take a moment to drop their registration; a sweep at once would see them all up.
-            return Outcome.wait(
-                float(ctx.params.get("reset_settle", 20)),
-                f"{reset['accepted']} phone(s) reset, waiting for them to re-register",
-                output={**output, "phones": state},
-            )
+    if not automatic and risport_lag(ctx) > 0 and not state.get("grace_waited"):
+        # The stamps a resumed reset is judged by must show what the restarts before did.
+        state.update(PhonesState(grace_waited=True))
+        return Outcome.wait(
+            risport_lag(ctx),
+            f"RisPort may trail by {risport_lag(ctx):.0f} s: waiting for it to show the phones "
+            "as they are before resetting them",
+            output={**output, "phones": state},
+        )
 
-        # Nothing was reset (CUCM's own reset reached every phone): the sweep just taken is as new
-        # as another would be.
-        seen = swept
+    def stamps_now() -> dict[str, int]:
+        swept = sweep_for(cucm, expected, of=len(expected))
+        return {
+            n: s.timestamp for n, s in swept.items() if s.status == REGISTERED and s.timestamp is not None
+        }
+
+    # The phones as they are just before the reset: a resumed reset judges by these stamps.
+    now_stamps = ctx.effect(publisher, "phone_stamps_before_reset", stamps_now)
+    if automatic:
+        # Only phones still showing their baseline registration were missed by CUCM's reset.
+        to_reset = [n for n in expected if n in now_stamps and now_stamps[n] == stamps.get(n)]
     else:
-        seen = {}
+        to_reset = expected
+    try:
+        reset: dict[str, Any] = (
+            # A run whose baseline has no TimeStamps (an older version's) cannot judge a resumed
+            # batch by them: it counts as done, unconfirmed.
+            _reset(ctx, publisher, to_reset, dict(now_stamps) if stamps else {})
+            if to_reset
+            else {"accepted": 0, "unconfirmed": 0, "pools": 0, "at": iso(ctx.now())}
+        )
+    except RisLagging as lagging:
+        return Outcome.wait(lagging.seconds, str(lagging), output={**output, "phones": state})
+    state.update(
+        PhonesState(
+            baseline=len(expected),
+            automatic=automatic,
+            reset=reset["accepted"],
+            reset_unconfirmed=reset["unconfirmed"],
+            reset_pools=reset["pools"],
+            reset_at=reset["at"],
+            sweeps=0,
+        )
+    )
+    if not to_reset:
+        # CUCM's own reset reached every phone: the sweep just taken is as new as another would
+        # be, so the watch starts from it rather than asking RisPort again.
+        missing = [n for n in expected if not (n in now_stamps and now_stamps[n] > stamps.get(n, -1))]
+        _record_sweep(ctx, state, len(expected), missing)
+    what = "missed by CUCM's automatic reset " if automatic else ""
+    ctx.progress(publisher, f"{reset['accepted']} phone(s) {what}reset")
+    return Outcome.advance(
+        output={**output, "phones": state},
+        evidence={
+            "phones_baseline": len(expected),
+            "phones_automatic_reset": automatic,
+            "phones_reset": reset["accepted"],
+            "phones_reset_pools": reset["pools"],
+            "phones_reset_unconfirmed": reset["unconfirmed"],
+        },
+        reason=f"{reset['accepted']} phone(s) of {len(expected)} {what}reset",
+    )
+
+
+def watch_phones(ctx: StepContext) -> Outcome:
+    """phones_reregistered: sweep RisPort70 until every phone of the baseline is back."""
+    if not ctx.params.get("phone_reset"):
+        return Outcome.advance(reason=f"{ctx.definition} does not reset phones")
+    cucm = deps(ctx).cucm
+    publisher = _publisher(ctx)
+    state = PhonesState(**(view(ctx.context).get("phones") or {}))
+    output, expected, stamps = _baseline(ctx)
+    if not expected:
+        return Outcome.advance(
+            output=output,
+            evidence={"phones_baseline": 0},
+            reason="no phone was registered: nothing to wait for",
+        )
+    if not state.get("sweeps") and state.get("reset") and not state.get("settled"):
+        # Phones take a moment to drop their registration; a sweep at once would see them all up.
+        state["settled"] = True
+        return Outcome.wait(
+            float(ctx.params.get("reset_settle", 20)),
+            f"{state.get('reset')} phone(s) reset, waiting for them to re-register",
+            output={**output, "phones": state},
+        )
     candidates = expected
     still = list(state.get("missing") or [])
-    if not seen and state.get("sweeps") and 0 < int(state.get("missing_count", 0)) <= len(still):
+    if state.get("sweeps") and not state.get("missing_count"):
+        seen, candidates = {}, []
+    elif state.get("sweeps") and 0 < int(state.get("missing_count", 0)) <= len(still):
         # Every other phone was seen back since the change: only those still missing are asked
         # for, in as few requests as their names take.
         candidates = still
         seen = sweep_for(cucm, still, of=len(expected))
-    elif not seen:
+    else:
         seen = cucm.registered_phones()
     missing = [n for n in candidates if not back(seen, n, stamps)]
-    state["sweeps"] = int(state.get("sweeps", 0)) + 1
-    state["registered"] = len(expected) - len(missing)
-    state["missing_count"] = len(missing)
-    state["missing"] = missing[:200]
-    state["last_sweep_at"] = iso(ctx.now())
+    _record_sweep(ctx, state, len(expected), missing)
     ctx.progress(publisher, f"{state['registered']}/{len(expected)} phones registered again")
     if missing:
         return Outcome.wait(
@@ -373,7 +407,7 @@ def watch_phones(ctx: StepContext) -> Outcome:
         output={**output, "phones": state},
         evidence={
             "phones_baseline": len(expected),
-            "phones_automatic_reset": automatic,
+            "phones_automatic_reset": bool(state.get("automatic")),
             "phones_reset": state.get("reset", 0),
             "phones_reset_pools": state.get("reset_pools", 0),
             "phones_reset_unconfirmed": state.get("reset_unconfirmed", 0),
@@ -384,12 +418,33 @@ def watch_phones(ctx: StepContext) -> Outcome:
     )
 
 
+def _record_sweep(ctx: StepContext, state: PhonesState, expected: int, missing: list[str]) -> None:
+    state["sweeps"] = int(state.get("sweeps", 0)) + 1
+    state["registered"] = expected - len(missing)
+    state["missing_count"] = len(missing)
+    state["missing"] = missing[:200]
+    state["last_sweep_at"] = iso(ctx.now())
+
+
 def report_missing_phones(ctx: StepContext) -> Outcome:
+    """phones_missing: the wait ran out. One last sweep decides, never the last one recorded: the
+    daemon may have been stopped past the timeout while the phones came back."""
     state = PhonesState(**(view(ctx.context).get("phones") or {}))
-    missing = list(state.get("missing") or [])
-    count = int(state.get("missing_count", len(missing)))
+    _, expected, stamps = _baseline(ctx)
+    seen = sweep_for(deps(ctx).cucm, expected, of=len(expected)) if expected else {}
+    missing = [n for n in expected if not back(seen, n, stamps)]
+    _record_sweep(ctx, state, len(expected), missing)
+    count = len(missing)
+    missing = missing[:200]
     allowed = max(0, int(deps(ctx).max_phones_missing))
     evidence = {"phones_missing": missing, "phones_missing_count": count, "max_phones_missing": allowed}
+    if not count:
+        return Outcome.advance(
+            output={"phones": state},
+            evidence={**evidence, "phones_registered": len(expected)},
+            reason=f"all {len(expected)} phones of the baseline registered again (seen on a last look "
+            "after the wait ran out)",
+        )
     if count <= allowed:
         state["tolerated"] = True
         return Outcome.advance(
@@ -411,5 +466,6 @@ def report_missing_phones(ctx: StepContext) -> Outcome:
 
 
 def register(registry: Registry) -> None:
+    registry.step("reset_phones")(classified(reset_phones))
     registry.step("watch_phones")(classified(watch_phones))
     registry.step("report_missing_phones")(classified(report_missing_phones))

@@ -87,7 +87,7 @@ def test_ctl_update(lab: Lab) -> None:
 def watching(lab: Lab, **deps: Any) -> StepContextDouble:
     deps.setdefault("phone_interaction", "manual")
     context = lab.context_at("CallManager", "sso_disabled", force=True)
-    ctx = lab.ctx("CallManager", "phones_reregistered", context, **deps)
+    ctx = lab.ctx("CallManager", "phones_reset", context, **deps)
     ctx.params = {**ctx.params, "reset_batch": 2}
     return ctx
 
@@ -154,9 +154,7 @@ def test_with_lag_the_stamps_before_the_reset_wait_for_risport(lab: Lab) -> None
 def test_automatic_reset_grace_is_at_least_the_lag(lab: Lab) -> None:
     lab.fake.add_phones(PHONES)
     context = lab.context_at("CallManager", "sso_disabled", force=True)
-    ctx = lab.ctx(
-        "CallManager", "phones_reregistered", context, phone_interaction="automatic", risport_lag=90.0
-    )
+    ctx = lab.ctx("CallManager", "phones_reset", context, phone_interaction="automatic", risport_lag=90.0)
     outcome = lab.run(ctx)
     assert ctx.context["phones"]["automatic"]
     assert outcome.kind == "wait" and outcome.wake_in == 90.0

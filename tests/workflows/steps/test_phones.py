@@ -1,4 +1,4 @@
-"""watch_phones: reset the registered phones once, then wait for them to register again."""
+"""reset_phones, watch_phones: reset the registered phones once, then wait for them to register again."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def watching(lab: Lab, **deps: Any) -> StepContextDouble:
     # The tool resets the phones itself unless a test says CUCM does (14+ automatic).
     deps.setdefault("phone_interaction", "manual")
     context = lab.context_at("CallManager", "sso_disabled", force=True)
-    ctx = lab.ctx("CallManager", "phones_reregistered", context, **deps)
+    ctx = lab.ctx("CallManager", "phones_reset", context, **deps)
     ctx.params = {**ctx.params, "reset_batch": 2}
     return ctx
 
@@ -28,7 +28,7 @@ def test_types_without_phone_reset_and_no_registered_phones(lab: Lab) -> None:
     assert lab.run(lab.ctx("tomcat", "phones_reregistered")).kind == "advance"
     lab.fake.add_phones(["SEPOFF"], registered=False)
     outcome = lab.run(watching(lab))
-    assert outcome.kind == "advance" and "nothing to reset" in outcome.reason
+    assert outcome.kind == "advance" and "no phone was registered" in outcome.reason
     assert lab.fake.calls_to("reset_phones") == []
 
 
@@ -127,10 +127,47 @@ def test_unreadable_pools_fall_back_to_names(lab: Lab) -> None:
     assert any("Access denied to devicepool" in text for _, text in ctx.progress_log)
 
 
+def timed_out(lab: Lab, stuck: list[str], **deps: Any) -> StepContextDouble:
+    """A run whose wait for the phones ran out, ``stuck`` never back, in phones_missing."""
+    lab.fake.add_phones(PHONES)
+    ctx = watching(lab, **deps)
+    lab.run(ctx)  # baseline, every phone reset
+    for name in stuck:
+        lab.fake.phones[name].stuck = True
+    lab.run(ctx)  # the first sweep: the phones are still coming back
+    lab.run(ctx)
+    ctx.state = "phones_missing"
+    return ctx
+
+
 def test_missing_phones_are_reported_to_an_operator(lab: Lab) -> None:
-    ctx = lab.ctx("CallManager", "phones_missing", {"phones": {"missing": PHONES[:2], "missing_count": 7}})
+    outcome = lab.run(timed_out(lab, PHONES[:2]))
+    assert outcome.kind == "gate" and "2 phone(s)" in outcome.reason and PHONES[0] in outcome.reason
+
+
+def test_the_report_takes_a_last_look_rather_than_the_last_sweep_recorded(lab: Lab) -> None:
+    # The daemon was stopped past the wait's timeout while the phones came back: the sweep the run
+    # recorded last says they are missing; RisPort says they are back.
+    ctx = timed_out(lab, PHONES[:2])
+    assert ctx.context["phones"]["missing"] == PHONES[:2]
+    for name in PHONES[:2]:
+        lab.fake.phones[name].stuck = False
+    lab.fake.registered_phones()  # they register again meanwhile
     outcome = lab.run(ctx)
-    assert outcome.kind == "gate" and "7 phone(s)" in outcome.reason and PHONES[0] in outcome.reason
+    assert outcome.kind == "advance" and outcome.evidence["phones_missing_count"] == 0
+    assert f"all {len(PHONES)} phones" in outcome.reason
+
+
+def test_a_timeout_before_any_reset_is_not_reported_as_every_phone_back(lab: Lab) -> None:
+    # Nothing was reset (the reset step never finished): every phone still shows its baseline
+    # registration, so every one is missing, not "0 missing".
+    lab.fake.add_phones(PHONES)
+    context = lab.context_at("CallManager", "phones_reset", force=True)
+    reset = lab.ctx("CallManager", "phones_reset", context, phone_interaction="manual", risport_lag=30.0)
+    assert lab.run(reset).kind == "wait"  # RisPort's lag waited out first: nothing reset
+    report = lab.ctx("CallManager", "phones_missing", reset.context)
+    outcome = lab.run(report)
+    assert outcome.kind == "gate" and f"{len(PHONES)} phone(s)" in outcome.reason
 
 
 def test_a_phone_back_with_its_baseline_timestamp_is_not_counted(lab: Lab) -> None:
@@ -159,7 +196,7 @@ def test_automatic_reset_each_phone_once_and_baseline_before_the_upload(lab: Lab
     assert upload.context["baseline"]["before"] == "upload"
     assert upload.context["baseline"]["stamps"] == before  # taken before CUCM's reset
     assert [lab.fake.phones[n].automatic_resets for n in PHONES] == [1, 1, 1, 0, 0]
-    ctx = lab.ctx("CallManager", "phones_reregistered", upload.context)
+    ctx = lab.ctx("CallManager", "phones_reset", upload.context)
     outcome = lab.run(ctx)
     assert outcome.kind == "wait" and "Phone Interaction on Certificate Update" in outcome.reason
     outcome = lab.run(ctx)  # after the grace: only the phones CUCM did not reset
@@ -170,21 +207,17 @@ def test_automatic_reset_each_phone_once_and_baseline_before_the_upload(lab: Lab
 
 
 def test_missing_phones_within_the_tolerance_are_reported_not_gated(lab: Lab) -> None:
-    ctx = lab.ctx(
-        "CallManager",
-        "phones_missing",
-        {"phones": {"missing": PHONES[:1], "missing_count": 1}},
-        max_phones_missing=1,
-    )
-    outcome = lab.run(ctx)
+    outcome = lab.run(timed_out(lab, PHONES[:1], max_phones_missing=1))
     assert outcome.kind == "advance" and PHONES[0] in outcome.reason
     assert outcome.evidence["phones_missing"] == PHONES[:1]
-    beyond = lab.ctx("CallManager", "phones_missing", {"phones": {"missing": PHONES[:2], "missing_count": 2}})
-    gated = lab.run(beyond)
+
+
+def test_missing_phones_beyond_the_tolerance_are_gated_with_the_way_to_fix_them(lab: Lab) -> None:
+    gated = lab.run(timed_out(lab, PHONES[:2], max_phones_missing=1))
     assert (
         gated.kind == "gate"
         and "utils itl reset localkey" in gated.reason
-        and "max_phones_missing = 0" in gated.reason
+        and "max_phones_missing = 1" in gated.reason
     )
 
 
@@ -195,7 +228,7 @@ def test_after_cucms_own_reset_one_sweep_finds_every_phone_back(lab: Lab) -> Non
     context = lab.context_at("CallManager", "leaf_uploaded", force=True)
     upload = lab.ctx("CallManager", "leaf_uploaded", {**context, "targets": [SUB]})
     assert lab.run(upload).kind == "advance"
-    ctx = lab.ctx("CallManager", "phones_reregistered", upload.context)
+    ctx = lab.ctx("CallManager", "phones_reset", upload.context)
     assert lab.run(ctx).kind == "wait"  # the grace
     lab.fake.registered_phones()  # the phones register again meanwhile
     lab.fake.forget_calls()
