@@ -21,6 +21,7 @@ import os
 import random
 import signal
 import subprocess
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -531,6 +532,40 @@ def test_phone_reset_interrupted_before_axl_was_called_still_resets_every_phone_
         assert lab.run_of("CallManager").state == "done"
         phones = lab.sim.cluster.phones.count
         assert lab.sim.state()["phone_resets"] == phones, "phones were left without their reset"
+
+
+# The waits of phones_reregistered, 45 minutes, are 1.35 s of wall time at x2000: a process kept
+# down this long resumes past them.
+PAST_THE_PHONE_WAIT = 45 * 60 / LAB["time_scale"] + 0.5  # type: ignore[operator]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "spec",
+    [
+        # While RisPort's lag is waited out before the reset: no phone has been reset yet.
+        "transition.after_commit@TVS/phones_re*:1",
+        # Once every phone was reset, while they settle: they come back while the process is down.
+        "transition.after_commit@TVS/phones_reregistered:1",
+    ],
+)
+def test_a_stop_past_the_phone_wait_neither_skips_the_reset_nor_reports_phones_missing(
+    tmp_path: Path, spec: str
+) -> None:
+    """Killed while the phones' step waits and kept down longer than the wait for the phones: the
+    resumed run resets every phone once and finds them back, instead of timing out on phones
+    nobody reset (the random matrix ended such a TVS run done with no phone reset) or reporting
+    phones missing that came back while it was down."""
+    with ProofLab(tmp_path, **LAB) as lab:  # type: ignore[arg-type]
+        crash_at(lab, "TVS", spec)
+        time.sleep(PAST_THE_PHONE_WAIT)  # the daemon is down; CUCM's clock runs on
+        final = lab.cli("run", "--type", "TVS")
+        assert final.returncode == 0, final.stderr[-2000:]
+        run = lab.run_of("TVS")
+        assert run.state == "done", (run.state, run.last_error)
+        assert lab.sim.state()["phone_resets"] == lab.sim.cluster.phones.count
+        visited = {e.to_state for e in lab.store.events() if e.run == run.id}
+        assert "phones_missing" not in visited, "phones that came back were timed out unseen"
 
 
 @pytest.mark.slow
