@@ -182,15 +182,18 @@ def named_kills(ref: Reference, case: str) -> list[str]:
     return [spec for _, spec in sorted(kills)]
 
 
-def schedule(case: str, rng: random.Random, ref: Reference, *, soak: bool) -> list[str | float]:
-    """Crash specifications and random instants (seconds), in the order tried."""
+def schedule(
+    case: str, rng: random.Random, ref: Reference, *, soak: bool, instants: int = 2
+) -> list[str | float]:
+    """Crash specifications and random instants (seconds), in the order tried: the named kills,
+    then ``instants`` kills at random moments (a soak round shuffles both)."""
     if soak:
         # Unnamed N-th arrivals, shuffled with random instants: kills at random, not targeted ones.
         items: list[str | float] = [f"{p}:{n}" for p in POINTS for n in (1, 2, 3, 4)]
         items += [rng.uniform(0.5, 4.0) for _ in range(20)]
         rng.shuffle(items)
         return items
-    return [*named_kills(ref, case), rng.uniform(0.8, 3.0), rng.uniform(0.8, 3.0)]
+    return [*named_kills(ref, case), *(rng.uniform(0.8, 3.0) for _ in range(instants))]
 
 
 def finished(lab: ProofLab, cert_type: str) -> bool:
@@ -268,7 +271,7 @@ def attempt(lab: ProofLab, cert_type: str, trial: str | float, tally: Tally) -> 
 
 
 def crash_round(
-    tmp: Path, case: str, ref: Reference, tally: Tally, *, soak: bool, lossy: bool = False
+    tmp: Path, case: str, ref: Reference, tally: Tally, *, soak: bool, lossy: bool = False, instants: int = 2
 ) -> str | None:
     """One cluster, one run of the case's type killed again and again; None when it ends exactly
     as the uninterrupted reference, else what differs. ``lossy``: the cluster also loses the
@@ -282,7 +285,7 @@ def crash_round(
     if lossy:
         options.update(LOSSY, faults=f"lost=0.2,seed={seed}")
     with ProofLab(tmp, **options) as lab:
-        for trial in schedule(case, rng, ref, soak=soak):
+        for trial in schedule(case, rng, ref, soak=soak, instants=instants):
             if finished(lab, cert_type):
                 break  # a second `run` would start a new run of a type already renewed
             problem = attempt(lab, cert_type, trial, tally)
@@ -351,10 +354,22 @@ def check_outcome(
     assert_audit_sound(lab)
 
 
-# A random schedule per round explores where a kill can land: it belongs to `make soak`, where a
-# failing round names its seed. `make test` keeps the kills that name their effect (the targeted
-# windows below, tests/engine/test_crash.py, tests/workflows/test_e2e_crash.py), which hit the
-# same effect on every run.
+@pytest.mark.parametrize("case", TYPES)
+def test_named_kill_matrix(tmp_path: Path, case: str) -> None:
+    """One kill per crash point, each at an effect or commit the reference run names: the same
+    kills on every run, so a failure names what it hit. The five CUCM types here; the IM&P, EC and
+    multi-server cases with the random matrix in `make soak` (the suite's time)."""
+    ref = reference(tmp_path, case)
+    tally = Tally()
+    problem = crash_round(tmp_path / "crash", case, ref, tally, soak=False, instants=0)
+    assert problem is None, problem
+    assert tally.named_hits == len(POINTS) == tally.kills, tally
+    assert len(tally.states_at_kill) >= len(EFFECT_POINTS), tally
+
+
+# Kills at random moments besides the named ones explore where else a kill can land: `make soak`,
+# where a failing round names its seed (CUCM_RENEW_CRASH_SEED replays its schedule; the moments
+# are wall-clock ones, so a replay lands near, not exactly, where the round's kills did).
 @pytest.mark.soak
 @pytest.mark.parametrize("case", CASES)
 def test_crash_matrix(tmp_path: Path, case: str) -> None:
