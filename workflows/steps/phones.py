@@ -268,22 +268,34 @@ def _baseline(ctx: StepContext) -> tuple[dict[str, Any], list[str], dict[str, in
     return output, list(baseline.get("names") or []), dict(baseline.get("stamps") or {})
 
 
+def _start(
+    ctx: StepContext, nothing: str
+) -> Outcome | tuple[PhonesState, dict[str, Any], list[str], dict[str, int]]:
+    """What both phone steps begin with: the run's phone state, the baseline (taken now if the run
+    has none) and its phones; or the outcome when there is nothing to do."""
+    if not ctx.params.get("phone_reset"):
+        return Outcome.advance(reason=f"{ctx.definition} does not reset phones")
+    state = PhonesState(**(view(ctx.context).get("phones") or {}))
+    output, expected, stamps = _baseline(ctx)
+    if not expected:
+        return Outcome.advance(
+            output=output, evidence={"phones_baseline": 0}, reason=f"no phone was registered: {nothing}"
+        )
+    return state, output, expected, stamps
+
+
 def reset_phones(ctx: StepContext) -> Outcome:
     """phones_reset: reset every phone of the baseline (or only those CUCM's own reset missed).
 
     A state of its own, so the wait for phones to register again (phones_reregistered, with its
     timeout) starts once they were reset: a daemon stopped while RisPort's lag was waited out
     resumes by resetting the phones, never by timing out on phones nobody reset."""
-    if not ctx.params.get("phone_reset"):
-        return Outcome.advance(reason=f"{ctx.definition} does not reset phones")
+    started = _start(ctx, "nothing to reset")
+    if isinstance(started, Outcome):
+        return started
+    state, output, expected, stamps = started
     cucm = deps(ctx).cucm
     publisher = _publisher(ctx)
-    state = PhonesState(**(view(ctx.context).get("phones") or {}))
-    output, expected, stamps = _baseline(ctx)
-    if not expected:
-        return Outcome.advance(
-            output=output, evidence={"phones_baseline": 0}, reason="no phone was registered: nothing to reset"
-        )
     automatic = automatic_phone_reset(ctx)
     if automatic and not state.get("grace_waited"):
         # CUCM resets the phones itself on the upload; RisPort shows it only once each phone has
@@ -362,18 +374,12 @@ def reset_phones(ctx: StepContext) -> Outcome:
 
 def watch_phones(ctx: StepContext) -> Outcome:
     """phones_reregistered: sweep RisPort70 until every phone of the baseline is back."""
-    if not ctx.params.get("phone_reset"):
-        return Outcome.advance(reason=f"{ctx.definition} does not reset phones")
+    started = _start(ctx, "nothing to wait for")
+    if isinstance(started, Outcome):
+        return started
+    state, output, expected, stamps = started
     cucm = deps(ctx).cucm
     publisher = _publisher(ctx)
-    state = PhonesState(**(view(ctx.context).get("phones") or {}))
-    output, expected, stamps = _baseline(ctx)
-    if not expected:
-        return Outcome.advance(
-            output=output,
-            evidence={"phones_baseline": 0},
-            reason="no phone was registered: nothing to wait for",
-        )
     if not state.get("sweeps") and state.get("reset") and not state.get("settled"):
         # Phones take a moment to drop their registration; a sweep at once would see them all up.
         state["settled"] = True
