@@ -430,7 +430,9 @@ def _cmd_plan(args: argparse.Namespace, env: Env) -> int:
         lines.append(f"{t}: on {', '.join(d.params.get('roles') or [])} nodes")
         for cname, ns in nodes.items():
             lines.append(f"  cluster {cname}: {', '.join(ns)}")
-            entry.setdefault("names", {})[cname] = shown = _plan_names(env, config, cname, t, ns)
+            # Read once: the live plan read them already where it could reach the cluster.
+            shown = live.get((cname, t), {}).get("names") or _plan_names(env, config, cname, t, ns)
+            entry.setdefault("names", {})[cname] = shown
             lines += [f"    {n}: {text}" for n, text in _names_text(shown).items()]
         for where, order in restarts.items():
             lines.append(f"  restarts on {where} ({order['release']}), one node at a time, where activated:")
@@ -471,6 +473,14 @@ def _plan_names(
     return out
 
 
+def _name_list(names_json: dict[str, Any]) -> list[str]:
+    """A node's CSR names as one list, the common name first; empty when they were not read."""
+    if "common_name" not in names_json:
+        return []
+    cn = names_json["common_name"]
+    return [cn, *(n for n in names_json["alt_names"] if n != cn)]
+
+
 def _names_text(shown: dict[str, Any]) -> dict[str, str]:
     text = {}
     for node, n in shown.items():
@@ -494,7 +504,10 @@ def _live_plan(env: Env, config: Config, cluster: str, cert_type: str, release: 
     out: dict[str, Any] = {"release": release, "approval": cl.approval}
     try:
         found = [n for n in port.nodes() if n.role in roles]
-        out["nodes"] = [{"node": n.name, "role": n.role, "csr_names": [n.name]} for n in found]
+        out["names"] = shown = _plan_names(env, config, cluster, cert_type, [n.name for n in found])
+        out["nodes"] = [
+            {"node": n.name, "role": n.role, "csr_names": _name_list(shown.get(n.name, {}))} for n in found
+        ]
         history = restart_history(env.state_dir, cluster, config.time_scale)
         everyone = [(n.name, n.role) for n in port.nodes()]
         estimate, left, phones = plan_outage(
@@ -548,7 +561,9 @@ def _live_lines(cluster: str, p: dict[str, Any]) -> list[str]:
     if "error" in p:
         return [*lines, f"    cannot read it: {p['error']}"]
     for n in p["nodes"]:
-        lines.append(f"    {n['node']} ({n['role']}): CSR for {', '.join(n['csr_names'])}")
+        lines.append(
+            f"    {n['node']} ({n['role']}): CSR for {', '.join(n['csr_names']) or 'names not read'}"
+        )
     lines.append("    restarts, in order, one at a time:")
     for cost in p["estimate"]["restarts"]:
         lines.append(f"      {cost['node']}: {cost['service']} (~{human(cost['seconds'])}, {cost['source']})")

@@ -114,14 +114,21 @@ def test_approval_and_a_hold_stop_the_outage_until_the_operator_lets_it_go(tmp_p
 
 def test_plan_reads_the_cluster_nodes_restarts_phones_estimate_and_next_window(tmp_path: Path) -> None:
     settings = 'timezone = "Europe/Paris"\nwindows = ["Sun 02:00-06:00"]\napproval = true'
-    with Lab(tmp_path, nodes=3, phones=30, edit_config=cluster_settings(settings)) as lab:
+    extra = {"cucm-pub": ["example.com"]}
+    with Lab(tmp_path, nodes=3, phones=30, extra_sans=extra, edit_config=cluster_settings(settings)) as lab:
         shown = lab.cli("plan", "--type", "CallManager", "--json")
         assert shown.returncode == 0, shown.stderr
         (entry,) = json.loads(shown.stdout)
         live = entry["clusters"][lab.cluster]
         nodes = [n["node"] for n in live["nodes"]]
         assert nodes[0] == "cucm-pub.example.com" and len(nodes) == 3
-        assert all(n["csr_names"] == [n["node"]] for n in live["nodes"])
+        # The names each CSR carries over from the node's certificate, its FQDN first.
+        names = entry["names"][lab.cluster]
+        for n in live["nodes"]:
+            carried = names[n["node"]]
+            assert n["csr_names"] == [n["node"], *(a for a in carried["alt_names"] if a != n["node"])]
+            assert carried["common_name"] == n["node"]
+        assert live["nodes"][0]["csr_names"] == ["cucm-pub.example.com", "example.com"]
         # Publisher first, one node at a time: every restart names its node and service.
         order = [node for node, _ in live["restarts"]]
         assert order == sorted(order, key=lambda n: n != "cucm-pub.example.com")
