@@ -36,7 +36,7 @@ SCHEMAS := $(or $(CUCM_SCHEMA_DIR),$(abspath $(CURDIR)/../shared/cisco-schemas))
 APT := DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0
 
 test: test-prereqs $(STAMP) $(CLIENTS_STAMP)
-	CUCM_SCHEMA_DIR="$(SCHEMAS)" CUCM_CLIENTS_PYTHON="$(abspath $(CLIENTS_VENV))/bin/python" $(BIN)/python -m pytest -n 2 --dist loadgroup
+	CUCM_SCHEMA_DIR="$(SCHEMAS)" CUCM_CLIENTS_PYTHON="$(abspath $(CLIENTS_VENV))/bin/python" $(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
 
 # As root with apt-get, missing packages are installed; otherwise make stops before any test, with
 # one line saying what to install. A missing test prerequisite is never a skipped test.
