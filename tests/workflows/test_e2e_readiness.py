@@ -151,8 +151,13 @@ def test_tomcat_on_12_5_does_not_wait_for_drs(tmp_path: Path) -> None:
     # Before 14 DRS authenticates with ipsec: a backup does not concern tomcat.
     with Lab(tmp_path, nodes=2, version="12.5") as lab:
         lab.sim.set_flags({"trigger": "identity:drs"})
-        lab.start(["tomcat"])
-        (view,) = lab.drive()
-        assert view.state == "done", (view.state, view.waiting_reason, view.last_error)
+        (run_id,) = lab.start(["tomcat"])
+        halt = lab.serve()
+        try:
+            # Served with a deadline: a run held by the job would wait, not end.
+            done = lab.until(run_id, lambda v: v.state == "done", "tomcat to finish beside the backup")
+            assert all(done.context["verified"][n]["ok"] for n in (PUB, SUB))
+        finally:
+            halt()
         assert lab.sim.state()["drs_running"] == "backup"
         assert not any("DRS" in e.reason for e in lab.events_of("tomcat") if e.trigger == "wait")
