@@ -139,10 +139,17 @@ class RunContext(TypedDict, total=False):
     itl_recovery: dict[str, Any]
     """The publisher's ITLRecovery as read for an ITL signer (``not_after``, ``days_left``,
     ``min_days``, ``gated``, ``approved``)."""
-    # sso_disabled, backup_idle, ctl_updated
+    # cluster_ready, ctl_feasible (workflows.steps.prechecks)
+    prechecks: dict[str, Any]
+    """The pre-checks read in ``state``: ``checks`` (``check``, ``level``, ``message``), ``at``."""
+    # sso_disabled, backup_idle, ctl_updated; window_before_restart and restarted read SSO and DRS again
     sso_enabled: bool
     sso_was_enabled: bool
+    sso_read: dict[str, Any]
+    """The last SSO read: ``state`` it was made in, ``enabled``."""
     backup_running: bool
+    drs_read: dict[str, Any]
+    """The last DRS read: ``state`` it was made in, ``running`` (``None``: the type does not need it)."""
     security_mode: str
     ctl_updated: bool
     # csr_generated, awaiting_ca

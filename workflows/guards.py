@@ -88,14 +88,38 @@ def itl_recovery_checked(g: GuardInput) -> GuardResult:
 
 
 def sso_off_for_tomcat(g: GuardInput) -> GuardResult:
+    """Tomcat goes on only with SAML SSO read as off in the state it leaves (before the CSR, and
+    again right before the restarts)."""
     if not g.params.get("requires_sso_off"):
         return True, f"{g.definition} does not depend on single sign-on"
-    if g.context.get("sso_enabled") is not False:
+    read = view(g.context).get("sso_read") or {}
+    if read.get("state") != g.source:
+        return False, f"single sign-on has not been read in {g.source} yet: the step reads it first"
+    if read.get("enabled") is not False:
         return False, (
             f"single sign-on is enabled on cluster {g.scope}: disable it (CM Administration > System > "
             "SAML Single Sign-On, or `utils sso disable`) before tomcat changes"
         )
     return True, "single sign-on is disabled"
+
+
+def prechecks_passed(g: GuardInput) -> GuardResult:
+    """No failed pre-check (workflows.readiness) in what the state being left read: the cluster
+    before the first change, the CTL's feasibility before the first upload."""
+    record = view(g.context).get("prechecks") or {}
+    if record.get("state") != g.source:
+        return False, f"the pre-checks have not been read in {g.source} yet: the step reads them first"
+    failed = [c for c in record.get("checks") or [] if c.get("level") == "fail"]
+    if failed:
+        what = "the first change" if g.source == "cluster_ready" else "anything is uploaded"
+        return False, (
+            f"held before {what} on cluster {g.scope}: "
+            + " | ".join(f"{c.get('check')}: {c.get('message')}" for c in failed)
+            + f" The checks run again at every poll and the run goes on once they pass (or `cucm-renew "
+            f"advance {g.run_id} --to {g.dest} --reason ...` to go on regardless)."
+        )
+    warned = [str(c.get("check")) for c in record.get("checks") or [] if c.get("level") == "warn"]
+    return True, "pre-checks passed" + (f" (warnings: {', '.join(warned)})" if warned else "")
 
 
 def preflight_passed(g: GuardInput) -> GuardResult:
@@ -157,13 +181,24 @@ def chain_trusted_before_leaf(g: GuardInput) -> GuardResult:
     return True, "the whole chain is trusted on every node"
 
 
-def no_backup_for_ipsec(g: GuardInput) -> GuardResult:
-    if not g.params.get("requires_drs_idle"):
-        return True, f"{g.definition} does not depend on DRS"
-    if g.context.get("backup_running") is not False:
+def no_drs_job(g: GuardInput) -> GuardResult:
+    """For the release table's ``drs_idle_for`` (ipsec; tomcat and tomcat-ECDSA from 14), from the
+    identity upload until the restarts are verified: no DRS backup or restore, read in the state the
+    run leaves."""
+    release = view(g.context).get("release") or "11.5"
+    if g.params.get("unit") not in rules(release).drs_idle_for:
+        return True, f"{g.definition} does not depend on DRS on CUCM {release}"
+    read = view(g.context).get("drs_read") or {}
+    if read.get("state") != g.source:
+        return False, f"whether a DRS job runs has not been read in {g.source} yet: the step reads it first"
+    if read.get("running") is not False:
+        before = {
+            "restarted": "before its first restart: nothing has been restarted yet",
+            "verified": "before its restarts are verified",
+        }.get(g.dest, "before its identity upload: nothing has been uploaded yet")
         return False, (
-            f"a DRS backup or restore is running on cluster {g.scope}: ipsec waits until it ends "
-            "(`utils disaster_recovery status backup`)"
+            f"a DRS backup or restore is running on cluster {g.scope} (`utils disaster_recovery status "
+            f"backup`): {g.definition} waits {before}, and goes on by itself once the job ends"
         )
     return True, "no DRS backup or restore running"
 
@@ -217,11 +252,12 @@ GUARDS: dict[str, Callable[[GuardInput], GuardResult]] = {
     "applies_to_nodes": applies_to_nodes,
     "itl_recovery_checked": itl_recovery_checked,
     "sso_off_for_tomcat": sso_off_for_tomcat,
+    "prechecks_passed": prechecks_passed,
     "preflight_passed": preflight_passed,
     "key_usage_for_type": key_usage_for_type,
     "itl_signers_exclusive": itl_signers_exclusive,
     "chain_trusted_before_leaf": chain_trusted_before_leaf,
-    "no_backup_for_ipsec": no_backup_for_ipsec,
+    "no_drs_job": no_drs_job,
     "ctl_before_restart": ctl_before_restart,
     "restart_order": restart_order,
     "no_hold_on_cluster": no_hold_on_cluster,

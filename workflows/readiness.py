@@ -63,6 +63,8 @@ class Facts:
     replication: ReplicationState | None = None
     members: list[ClusterMember] | None = None
     itl_recovery: x509.Certificate | None = None
+    itl_recovery_listed: bool | None = None
+    """Whether CUCM lists an ITLRecovery at all (``None``: not read)."""
     ca_chain: list[x509.Certificate] | None = None
     leaf_days: float | None = None
     phones_configured: int | None = None
@@ -143,6 +145,13 @@ def itl_recovery(facts: Facts, now: datetime, warn_days: float = ITL_RECOVERY_WA
     name = "itl-recovery"
     if facts.release < Release(12, 0):
         return Check(name, "skip", f"CUCM {facts.release}: the ITL is signed by CallManager, no ITLRecovery")
+    if facts.itl_recovery_listed is False:
+        return Check(
+            name,
+            "warn",
+            "CUCM lists no ITLRecovery certificate on the publisher (`show cert own ITLRecovery`), "
+            "which signs the ITL from 12.0: check `show itl` before renewing CallManager, TVS or CAPF.",
+        )
     if facts.itl_recovery is None:
         return _unread(name, facts, "show cert own ITLRecovery")
     left = (facts.itl_recovery.not_valid_after_utc - now).total_seconds() / 86400
@@ -240,6 +249,9 @@ def sso(facts: Facts) -> Check:
 def ctl_feasible(facts: Facts) -> Check:
     name = "ctl-feasible"
     needs = sorted(set(facts.types) & set(rules(facts.release).ctl_update_after))
+    if needs and facts.security_mode is None:
+        # An unread security mode is not a non-secure one.
+        return _unread(name, facts, "the cluster security mode")
     if facts.security_mode != 1 or not needs:
         why = "not in mixed mode" if facts.security_mode != 1 else "no type here updates the CTL"
         return Check(name, "skip", why)
@@ -287,18 +299,45 @@ CHECKS: tuple[str, ...] = (
 )
 
 
-def run_checks(facts: Facts, now: datetime) -> list[Check]:
-    """Every check, in :data:`CHECKS` order."""
-    return [
-        replication(facts),
-        network_cluster(facts),
-        itl_recovery(facts, now),
-        ca_chain(facts, now),
-        phones(facts),
-        drs(facts),
-        sso(facts),
-        ctl_feasible(facts),
-    ]
+CLUSTER_WIDE: tuple[str, ...] = ("replication", "network-cluster", "ca-chain")
+"""The checks every run makes before its first change, whatever its type."""
+
+
+def checks_for(
+    cert_type: str, release: Release, *, changes_phone_trust: bool, requires_sso_off: bool
+) -> tuple[str, ...]:
+    """The checks that concern one type's run, in :data:`CHECKS` order: the cluster-wide ones, plus
+    ITLRecovery and the phone baseline for a type that changes what phones trust (CAPF,
+    CallManager, its twin, TVS), DRS for the release table's ``drs_idle_for``, SSO for tomcat, the
+    CTL's feasibility for ``ctl_update_after``. The others would hold a run for a condition that
+    does not touch it, and each costs reads on the cluster."""
+    table = rules(release)
+    wanted = set(CLUSTER_WIDE)
+    if changes_phone_trust:
+        wanted |= {"itl-recovery", "phones"}
+    if cert_type in table.drs_idle_for:
+        wanted.add("drs")
+    if requires_sso_off:
+        wanted.add("sso")
+    if cert_type in table.ctl_update_after:
+        wanted.add("ctl-feasible")
+    return tuple(c for c in CHECKS if c in wanted)
+
+
+def run_checks(facts: Facts, now: datetime, checks: Iterable[str] = CHECKS) -> list[Check]:
+    """The named checks (default: every one), in :data:`CHECKS` order."""
+    evaluate: dict[str, Callable[[], Check]] = {
+        "replication": lambda: replication(facts),
+        "network-cluster": lambda: network_cluster(facts),
+        "itl-recovery": lambda: itl_recovery(facts, now),
+        "ca-chain": lambda: ca_chain(facts, now),
+        "phones": lambda: phones(facts),
+        "drs": lambda: drs(facts),
+        "sso": lambda: sso(facts),
+        "ctl-feasible": lambda: ctl_feasible(facts),
+    }
+    wanted = set(checks)
+    return [evaluate[name]() for name in CHECKS if name in wanted]
 
 
 # --------------------------------------------------------------------------- reading the facts
@@ -310,8 +349,11 @@ def gather(
     types: Iterable[str],
     ca_chain_pems: Sequence[str] | None = None,
     leaf_days: float | None = None,
+    checks: Iterable[str] = CHECKS,
 ) -> Facts:
-    """Read every fact the checks need; a read that fails leaves its fact ``None`` and its error."""
+    """Read the facts the named checks need (default: every one); a read that fails leaves its
+    fact ``None`` and its error."""
+    wanted = set(checks)
     release = parse_version(port.version())
     facts = Facts(port.cluster, release, port.nodes(), types=tuple(types), leaf_days=leaf_days)
     if ca_chain_pems is not None:
@@ -324,25 +366,31 @@ def gather(
             facts.errors[key] = str(exc)
             return None
 
-    mode = read("ctl-feasible", port.security_mode)
-    facts.security_mode = mode if isinstance(mode, int) else None
-    rep = read("replication", port.replication_state)
-    facts.replication = rep if isinstance(rep, ReplicationState) else None
-    members = read("network-cluster", port.network_cluster)
-    facts.members = members if isinstance(members, list) else None
-    if release >= Release(12, 0):
+    if "ctl-feasible" in wanted:
+        mode = read("ctl-feasible", port.security_mode)
+        facts.security_mode = mode if isinstance(mode, int) else None
+    if "replication" in wanted:
+        rep = read("replication", port.replication_state)
+        facts.replication = rep if isinstance(rep, ReplicationState) else None
+    if "network-cluster" in wanted:
+        members = read("network-cluster", port.network_cluster)
+        facts.members = members if isinstance(members, list) else None
+    if "itl-recovery" in wanted and release >= Release(12, 0):
         pem = read("itl-recovery", port.itl_recovery_certificate)
         facts.itl_recovery = load_cert(pem) if isinstance(pem, str) else None
-    pools = read("phones", port.device_pools)
+        if "itl-recovery" not in facts.errors:
+            facts.itl_recovery_listed = pem is not None
+    pools = read("phones", port.device_pools) if "phones" in wanted else None
     if isinstance(pools, Mapping):
         names = sorted({p for phones in pools.values() for p in phones})
         facts.phones_configured = len(names)
         states = read("phones", lambda: port.registered_phones(names) if names else {})
         if isinstance(states, Mapping):
             facts.phones_registered = sum(1 for s in states.values() if s.status == "Registered")
-    running = read("drs", port.backup_running)
-    facts.backup_running = running if isinstance(running, bool) else None
-    for node in facts.nodes:
+    if "drs" in wanted:
+        running = read("drs", port.backup_running)
+        facts.backup_running = running if isinstance(running, bool) else None
+    for node in facts.nodes if "sso" in wanted else ():
         state = read("sso", lambda n=node.name: port.sso_enabled(n))  # type: ignore[misc]
         facts.sso[node.name] = state if isinstance(state, bool) else None
     if facts.security_mode == 1:

@@ -10,7 +10,21 @@ from engine.definition import Definition, DefinitionError, load_definitions
 from engine.definition.model import HELD_STATES
 from workflows import guards
 from workflows.cert_types import CERT_TYPES
-from workflows.steps import csr, ctl, drs, expiry, phones, restart, signature, sso, upload, verify, window
+from workflows.steps import (
+    csr,
+    ctl,
+    drs,
+    expiry,
+    held,
+    phones,
+    prechecks,
+    restart,
+    signature,
+    sso,
+    upload,
+    verify,
+    window,
+)
 
 __all__ = [
     "CERT_TYPES",
@@ -25,7 +39,21 @@ DEFINITIONS_DIR = Path(__file__).resolve().parent
 
 def build_registry() -> Registry:
     registry = Registry()
-    for module in (expiry, sso, csr, signature, upload, drs, ctl, restart, phones, verify, window):
+    for module in (
+        expiry,
+        prechecks,
+        sso,
+        csr,
+        signature,
+        upload,
+        drs,
+        ctl,
+        restart,
+        phones,
+        verify,
+        window,
+        held,
+    ):
         module.register(registry)
     guards.register(registry)
     return registry

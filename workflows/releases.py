@@ -91,6 +91,8 @@ class ReleaseRules:
     tokenless_ctl_only: bool
     phone_interaction_on_certificate_update: bool
     drf_certificate: str
+    drs_idle_for: frozenset[str]
+    """Types held while a DRS backup or restore runs, from the identity upload to verification."""
     ctl_update_after: frozenset[str]
     ctl_update_restarts: tuple[str, ...]
     restarts: Mapping[str, tuple[str, ...]]
@@ -154,6 +156,7 @@ def rules(release: Release | str) -> ReleaseRules:
         tokenless_ctl_only=bool(one("tokenless_ctl_only")),
         phone_interaction_on_certificate_update=bool(one("phone_interaction_on_certificate_update")),
         drf_certificate=str(one("drf_certificate")),
+        drs_idle_for=frozenset(one("drs_idle_for")),
         ctl_update_after=frozenset(one("ctl_update_after")),
         ctl_update_restarts=tuple(one("ctl_update_restarts")),
         restarts={t: tuple(v) for t, v in per_type("restarts").items()},

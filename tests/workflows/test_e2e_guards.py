@@ -47,7 +47,8 @@ def test_tomcat_waits_for_sso_off_then_reminds_to_re_enable_it(tmp_path: Path) -
 
 def test_a_backup_holds_ipsec_and_status_says_why(tmp_path: Path) -> None:
     with Lab(tmp_path, nodes=2) as lab:
-        lab.sim.set_flags({"drs_running": "backup"})
+        # Started once the CSRs are made: the pre-checks before them found DRS idle.
+        lab.sim.set_flags({"trigger": "csr:drs"})
         before = lab.sim.state()
         (run_id,) = lab.start(["ipsec"])
         halt = lab.serve()

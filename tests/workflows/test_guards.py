@@ -18,7 +18,7 @@ NOW = datetime(2026, 11, 27, tzinfo=UTC)
 ROLES = {"pub": "publisher", "sub1": "subscriber", "sub2": "subscriber", "imp": "imp"}
 PARAMS = {
     "tomcat": {"unit": "tomcat", "roles": ["publisher", "subscriber", "imp"], "requires_sso_off": True},
-    "ipsec": {"unit": "ipsec", "roles": ["publisher", "subscriber", "imp"], "requires_drs_idle": True},
+    "ipsec": {"unit": "ipsec", "roles": ["publisher", "subscriber", "imp"]},
     "CAPF": {
         "unit": "CAPF",
         "roles": ["publisher"],
@@ -70,19 +70,64 @@ def test_capf_only_on_publisher() -> None:
     assert guards.applies_to_nodes(gi("tomcat", {"targets": ["pub", "sub1", "imp"]}))[0]
 
 
+def sso(enabled: bool | None, state: str = "s") -> dict[str, Any]:
+    return {"sso_enabled": enabled, "sso_read": {"state": state, "enabled": enabled}}
+
+
 def test_sso_must_be_off_for_tomcat_only() -> None:
-    assert_refused(guards.sso_off_for_tomcat(gi("tomcat", {"sso_enabled": True})), "single sign-on", "lab")
+    assert_refused(guards.sso_off_for_tomcat(gi("tomcat", sso(True))), "single sign-on", "lab")
     # Not yet known counts as not off: the step reads it first.
     assert not guards.sso_off_for_tomcat(gi("tomcat", {}))[0]
-    assert guards.sso_off_for_tomcat(gi("tomcat", {"sso_enabled": False}))[0]
-    allowed, reason = guards.sso_off_for_tomcat(gi("ipsec", {"sso_enabled": True}))
+    assert guards.sso_off_for_tomcat(gi("tomcat", sso(False)))[0]
+    allowed, reason = guards.sso_off_for_tomcat(gi("ipsec", sso(True)))
     assert allowed and "does not depend" in reason
 
 
-def test_no_backup_for_ipsec() -> None:
-    assert_refused(guards.no_backup_for_ipsec(gi("ipsec", {"backup_running": True})), "DRS", "ipsec waits")
-    assert guards.no_backup_for_ipsec(gi("ipsec", {"backup_running": False}))[0]
-    assert guards.no_backup_for_ipsec(gi("tomcat", {"backup_running": True}))[0]
+def test_sso_read_in_an_earlier_state_does_not_count() -> None:
+    # Off before the CSR says nothing about the moment before the restarts.
+    assert_refused(guards.sso_off_for_tomcat(gi("tomcat", sso(False, "sso_disabled"))), "not been read in s")
+
+
+def drs(running: bool | None, state: str = "s", release: str = "14SU2") -> dict[str, Any]:
+    return {"release": release, "drs_read": {"state": state, "running": running}}
+
+
+def test_no_drs_job_for_ipsec_and_for_tomcat_from_14() -> None:
+    assert_refused(guards.no_drs_job(gi("ipsec", drs(True))), "DRS", "ipsec waits", "by itself")
+    assert guards.no_drs_job(gi("ipsec", drs(False)))[0]
+    assert guards.no_drs_job(gi("ipsec", drs(False, release="12.5")))[0]
+    assert_refused(guards.no_drs_job(gi("ipsec", drs(True, release="12.5"))), "DRS")
+    assert_refused(guards.no_drs_job(gi("tomcat", drs(True))), "tomcat waits")
+    allowed, reason = guards.no_drs_job(gi("tomcat", drs(True, release="12.5")))
+    assert allowed and "does not depend on DRS on CUCM 12.5" in reason
+    assert guards.no_drs_job(gi("CAPF", drs(True)))[0]
+    # A read from the state before (the upload) does not clear the restarts.
+    assert_refused(guards.no_drs_job(gi("ipsec", drs(False, state="backup_idle"))), "not been read in s")
+
+
+def prechecks(*levels: tuple[str, str], state: str = "s") -> dict[str, Any]:
+    return {
+        "prechecks": {
+            "state": state,
+            "checks": [{"check": c, "level": lv, "message": f"{c} says fix it"} for c, lv in levels],
+        }
+    }
+
+
+def test_prechecks_hold_on_a_failure_with_its_message_not_on_a_warning() -> None:
+    assert guards.prechecks_passed(gi("CallManager", prechecks(("replication", "ok"))))[0]
+    allowed, reason = guards.prechecks_passed(gi("CallManager", prechecks(("itl-recovery", "warn"))))
+    assert allowed and "itl-recovery" in reason
+    assert_refused(
+        guards.prechecks_passed(gi("CallManager", prechecks(("replication", "fail"), ("drs", "ok")))),
+        "replication: replication says fix it",
+        "cucm-renew advance CallManager-1 --to d",
+    )
+    assert "drs" not in guards.prechecks_passed(gi("CallManager", prechecks(("replication", "fail"))))[1]
+    assert_refused(
+        guards.prechecks_passed(gi("CallManager", prechecks(state="cluster_ready"))), "not been read"
+    )
+    assert_refused(guards.prechecks_passed(gi("CallManager", {})), "not been read")
 
 
 def test_tvs_waits_for_any_callmanager_run() -> None:
