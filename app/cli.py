@@ -244,7 +244,13 @@ def _cmd_check(args: argparse.Namespace, env: Env) -> int:
                 f"cluster {cluster}: CUCM {version} (release {release}), {mode} mode, "
                 f"renew before {cc.renew_before_days:g} days"
             )
-            checks = _readiness(port, adapters, cluster, types)
+            try:
+                checks = _readiness(port, adapters, cluster, types)
+            except CucmError as exc:
+                failed = True
+                report.append({"cluster": cluster, "error": str(exc)})
+                lines.append(f"  pre-checks not read: {exc}")
+                checks = []
             failed = failed or any(c.failed for c in checks)
             report += [{"cluster": cluster, **c.as_dict()} for c in checks]
             lines.append("  pre-checks:")

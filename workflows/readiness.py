@@ -25,11 +25,14 @@ from cryptography import x509
 from adapters.cucm.port import (
     ClusterMember,
     CtlStatus,
+    CucmAuthError,
     CucmError,
     CucmPort,
+    HostKeyMismatch,
     LicenseStatus,
     NodeRef,
     ReplicationState,
+    TlsVerificationError,
 )
 from workflows.certkit import load_cert
 from workflows.releases import Release, rules
@@ -362,6 +365,10 @@ def gather(
     def read(key: str, fn: Callable[[], object]) -> object | None:
         try:
             return fn()
+        except (CucmAuthError, HostKeyMismatch, TlsVerificationError):
+            # Not a fact about the cluster's readiness: nothing read from it can be trusted until
+            # an operator acts, so the caller stops (a run fails, naming it) rather than waiting.
+            raise
         except CucmError as exc:
             facts.errors[key] = str(exc)
             return None
