@@ -216,7 +216,8 @@ def test_run_returns_when_a_failed_run_holds_up_a_chain_of_lease_waiters(tmp_pat
     slow = "slow=cucm-pub:Cisco Certificate Authority Proxy Function:1000"
     with ProofLab(tmp_path, nodes=2, phones=20, faults=slow) as lab:
         try:
-            done = lab.cli("run", "--type", "CAPF", "--type", "CallManager", "--type", "TVS", timeout=30)
+            # Generous for a loaded machine: a run that cannot tell nothing moves never returns.
+            done = lab.cli("run", "--type", "CAPF", "--type", "CallManager", "--type", "TVS", timeout=120)
         except subprocess.TimeoutExpired:
             views = [(r.definition, r.state, r.waiting_reason) for r in lab.runs()]
             pytest.fail(f"`cucm-renew run` did not return although nothing can move: {views}")
