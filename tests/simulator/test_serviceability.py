@@ -4,6 +4,8 @@ the schema embedded in its WSDL. The default service list of CUCM and IM&P nodes
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import zeep
 from lxml import etree
@@ -210,10 +212,24 @@ def test_every_ris_operation_answers_schema_valid(cluster, schema_dir):
     assert ris.called == wsdl_operations(schema_dir, RIS_WSDL)
 
 
+def settled(ccs, deadline: float = 60.0):
+    """Every service's status once none is Starting or Stopping: the tests before this one in the
+    module share its cluster and restart services, which come back at the simulator's pace."""
+    end = time.monotonic() + deadline
+    while True:
+        found = statuses(ccs)
+        moving = [n for n, i in found.items() if i["ServiceStatus"] in ("Starting", "Stopping")]
+        if not moving:
+            return found
+        if time.monotonic() > end:
+            raise AssertionError(f"services still moving after {deadline:.0f} s: {moving}")
+        time.sleep(0.2)
+
+
 def test_default_services_of_cucm_and_imp_nodes(cluster, schema_dir):
-    pub = statuses(Checked(cluster, schema_dir, CCS_WSDL, "cucm-pub"))
-    sub2 = statuses(Checked(cluster, schema_dir, CCS_WSDL, "cucm-sub2"))
-    imp = statuses(Checked(cluster, schema_dir, CCS_WSDL, "imp1"))
+    pub = settled(Checked(cluster, schema_dir, CCS_WSDL, "cucm-pub"))
+    sub2 = settled(Checked(cluster, schema_dir, CCS_WSDL, "cucm-sub2"))
+    imp = settled(Checked(cluster, schema_dir, CCS_WSDL, "imp1"))
     for name in (
         "Cisco CDR Agent",
         "Cisco HAProxy",
