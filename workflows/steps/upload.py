@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from adapters.cucm.port import CucmRejected
@@ -67,6 +68,34 @@ def upload_trust(ctx: StepContext) -> Outcome:
     )
 
 
+def _preflight_again(
+    ctx: StepContext,
+    node: str,
+    info: Mapping[str, Any],
+    csr_sha256: str,
+    *,
+    multi_server_nodes: Sequence[str] = (),
+) -> None:
+    """Right before an identity upload: the node still holds the run's CSR (else
+    :class:`CsrReplaced`), and the signed certificate passes pre-flight against what the node
+    trusts now."""
+    cucm = deps(ctx).cucm
+    kind = unit(ctx)
+    current_csr = cucm.current_csr(node, kind)
+    if current_csr is None or sha256_text(current_csr) != csr_sha256:
+        raise CsrReplaced(node, kind, ctx.run_id)
+    check_signed(
+        leaf_pem=info["leaf_pem"],
+        chain_pems=list(reversed(info["chain_pems"])),
+        csr_pem=current_csr,
+        cert_type=kind,
+        trusted_pems=cucm.trust_certificates(node, kind),
+        now=ctx.now(),
+        client_auth_waived=bool(view(ctx.context).get("client_auth_waived")),
+        multi_server_nodes=multi_server_nodes,
+    )
+
+
 def upload_leaf(ctx: StepContext) -> Outcome:
     """Pre-flight again against what the node holds now, then upload; never twice for one intent."""
     cucm = deps(ctx).cucm
@@ -89,18 +118,7 @@ def upload_leaf(ctx: StepContext) -> Outcome:
             return {"uploaded": expected} if current == expected else None
 
         def act() -> Any:
-            current_csr = cucm.current_csr(node, kind)
-            if current_csr is None or sha256_text(current_csr) != csrs[node]["sha256"]:
-                raise CsrReplaced(node, kind, ctx.run_id)
-            check_signed(
-                leaf_pem=info["leaf_pem"],
-                chain_pems=list(reversed(info["chain_pems"])),
-                csr_pem=current_csr,
-                cert_type=kind,
-                trusted_pems=cucm.trust_certificates(node, kind),
-                now=ctx.now(),
-                client_auth_waived=bool(view(ctx.context).get("client_auth_waived")),
-            )
+            _preflight_again(ctx, node, info, str(csrs[node]["sha256"]))
             # CUCM wants the issuers leaf-side first after the leaf.
             cucm.upload_identity(node, kind, info["leaf_pem"], list(reversed(info["chain_pems"])))
             return {"uploaded": info["sha256"]}
@@ -175,19 +193,7 @@ def _upload_multi_server(ctx: StepContext, baseline: dict[str, Any]) -> Outcome:
         return {"servers": have, "reconciled": True} if len(have) == len(every) else None
 
     def act() -> Any:
-        current_csr = cucm.current_csr(node, kind)
-        if current_csr is None or sha256_text(current_csr) != node_map(ctx, "csr")[node]["sha256"]:
-            raise CsrReplaced(node, kind, ctx.run_id)
-        check_signed(
-            leaf_pem=info["leaf_pem"],
-            chain_pems=list(reversed(info["chain_pems"])),
-            csr_pem=current_csr,
-            cert_type=kind,
-            trusted_pems=cucm.trust_certificates(node, kind),
-            now=ctx.now(),
-            client_auth_waived=bool(view(ctx.context).get("client_auth_waived")),
-            multi_server_nodes=every,
-        )
+        _preflight_again(ctx, node, info, str(node_map(ctx, "csr")[node]["sha256"]), multi_server_nodes=every)
         servers = cucm.upload_multi_server_identity(
             node, kind, info["leaf_pem"], list(reversed(info["chain_pems"]))
         )
