@@ -102,6 +102,15 @@ class Lab:
             outcome = self.run(ctx)
         raise AssertionError(f"{ctx.state} still waits after {ticks} ticks: {outcome.reason}")
 
+    def phones(self, **deps: Any) -> StepContextDouble:
+        """A CallManager run entering phones_reset, batches of two; the tool resets the phones
+        itself unless a test says CUCM does (14+ automatic)."""
+        deps.setdefault("phone_interaction", "manual")
+        context = self.context_at("CallManager", "sso_disabled", force=True)
+        ctx = self.ctx("CallManager", "phones_reset", context, **deps)
+        ctx.params = {**ctx.params, "reset_batch": 2}
+        return ctx
+
     def context_at(self, cert_type: str, state: str, **start: Any) -> dict[str, Any]:
         """The run's context on entering ``state``, from the steps of every state before it."""
         context: dict[str, Any] = dict(start)

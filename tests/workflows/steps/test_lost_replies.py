@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
@@ -84,18 +83,10 @@ def test_ctl_update(lab: Lab) -> None:
     assert lab.settle(ctx).kind == "advance"
 
 
-def watching(lab: Lab, **deps: Any) -> StepContextDouble:
-    deps.setdefault("phone_interaction", "manual")
-    context = lab.context_at("CallManager", "sso_disabled", force=True)
-    ctx = lab.ctx("CallManager", "phones_reset", context, **deps)
-    ctx.params = {**ctx.params, "reset_batch": 2}
-    return ctx
-
-
 def test_pool_reset(lab: Lab) -> None:
     lab.fake.add_phones(PHONES[:2], pool="DP-A")
     lab.fake.add_phones(PHONES[2:], pool="DP-B")
-    ctx = watching(lab, phone_reset="pools")
+    ctx = lab.phones(phone_reset="pools")
     lost_then_resumed(lab, ctx, "reset_device_pools")
     pools = [n for c in lab.fake.calls_to("reset_device_pools") for n in c.args["names"]]
     assert sorted(pools) == ["DP-A", "DP-B"]
@@ -103,7 +94,7 @@ def test_pool_reset(lab: Lab) -> None:
 
 def test_phone_reset_by_name(lab: Lab) -> None:
     lab.fake.add_phones(PHONES)
-    ctx = watching(lab)
+    ctx = lab.phones()
     lost_then_resumed(lab, ctx, "reset_phones")
     reset = [n for c in lab.fake.calls_to("reset_phones") for n in c.args["names"]]
     assert sorted(reset) == sorted(PHONES)  # each phone once
@@ -115,7 +106,7 @@ def test_a_reset_risport_does_not_show_yet_is_waited_for_then_sent(lab: Lab, by:
     right after the intent prove nothing; only once the lag has passed is the reset sent again."""
     lab.fake.add_phones(PHONES, pool="DP-A")
     now = [fixed_clock()]
-    ctx = watching(lab, phone_reset=by, risport_lag=30.0)
+    ctx = lab.phones(phone_reset=by, risport_lag=30.0)
     ctx.clock = lambda: now[0]
     stamps = {n: s.timestamp for n, s in lab.fake.registered_phones().items()}
     ctx.record_output(PUB, "phone_baseline", {"names": PHONES, "stamps": stamps, "at": "then"})
@@ -137,14 +128,14 @@ def test_a_reset_risport_does_not_show_yet_is_waited_for_then_sent(lab: Lab, by:
 
 def test_without_lag_the_lag_waits_cost_nothing(lab: Lab) -> None:
     lab.fake.add_phones(PHONES)
-    outcome = lab.run(watching(lab, risport_lag=0.0))
+    outcome = lab.run(lab.phones(risport_lag=0.0))
     assert outcome.kind == "wait" and "re-register" in outcome.reason
     assert calls_on(lab, "reset_phones") == 3
 
 
 def test_with_lag_the_stamps_before_the_reset_wait_for_risport(lab: Lab) -> None:
     lab.fake.add_phones(PHONES)
-    ctx = watching(lab, risport_lag=45.0)
+    ctx = lab.phones(risport_lag=45.0)
     outcome = lab.run(ctx)
     assert outcome.kind == "wait" and outcome.wake_in == 45.0 and "RisPort" in outcome.reason
     assert lab.fake.calls_to("reset_phones") == []
@@ -165,7 +156,7 @@ def test_the_lag_is_measured_in_cucm_seconds_on_a_scaled_clock(lab: Lab) -> None
     CUCM's: one wall second at x60 is a minute, past a 30 s lag."""
     lab.fake.add_phones(PHONES, pool="DP-A")
     now = [fixed_clock()]
-    ctx = watching(lab, phone_reset="pools", risport_lag=30.0, time_scale=60.0)
+    ctx = lab.phones(phone_reset="pools", risport_lag=30.0, time_scale=60.0)
     ctx.clock = lambda: now[0]
     stamps = {n: s.timestamp for n, s in lab.fake.registered_phones().items()}
     ctx.record_output(PUB, "phone_baseline", {"names": PHONES, "stamps": stamps, "at": "then"})

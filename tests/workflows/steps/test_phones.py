@@ -11,15 +11,6 @@ from workflows.steps.phones import sweep_for
 PHONES = [f"SEP{i:012X}" for i in range(5)]
 
 
-def watching(lab: Lab, **deps: Any) -> StepContextDouble:
-    # The tool resets the phones itself unless a test says CUCM does (14+ automatic).
-    deps.setdefault("phone_interaction", "manual")
-    context = lab.context_at("CallManager", "sso_disabled", force=True)
-    ctx = lab.ctx("CallManager", "phones_reset", context, **deps)
-    ctx.params = {**ctx.params, "reset_batch": 2}
-    return ctx
-
-
 def reset_by_name(lab: Lab) -> list[str]:
     return [n for c in lab.fake.calls_to("reset_phones") for n in c.args["names"]]
 
@@ -27,7 +18,7 @@ def reset_by_name(lab: Lab) -> list[str]:
 def test_types_without_phone_reset_and_no_registered_phones(lab: Lab) -> None:
     assert lab.run(lab.ctx("tomcat", "phones_reregistered")).kind == "advance"
     lab.fake.add_phones(["SEPOFF"], registered=False)
-    outcome = lab.run(watching(lab))
+    outcome = lab.run(lab.phones())
     assert outcome.kind == "advance" and "no phone was registered" in outcome.reason
     assert lab.fake.calls_to("reset_phones") == []
 
@@ -36,7 +27,7 @@ def test_resets_in_batches_then_waits_for_every_phone(lab: Lab) -> None:
     lab.fake.add_phones(PHONES[:3])
     lab.fake.add_phones(PHONES[3:], node=SUB)
     lab.fake.add_phones(["SEPDOWN"], registered=False)
-    ctx = watching(lab)
+    ctx = lab.phones()
     outcome = lab.run(ctx)
     assert outcome.kind == "wait" and outcome.wake_in == 20
     assert [c.args["names"] for c in lab.fake.calls_to("reset_phones")] == [
@@ -59,7 +50,7 @@ def test_resets_in_batches_then_waits_for_every_phone(lab: Lab) -> None:
 
 def test_sweeps_are_spaced_for_the_risport_rate(lab: Lab) -> None:
     lab.fake.add_phones(PHONES)
-    ctx = watching(lab, risport_per_minute=2.0)
+    ctx = lab.phones(risport_per_minute=2.0)
     lab.run(ctx)
     outcome = lab.run(ctx)
     assert outcome.kind == "wait" and outcome.wake_in == 30.0
@@ -67,7 +58,7 @@ def test_sweeps_are_spaced_for_the_risport_rate(lab: Lab) -> None:
 
 def test_a_batch_intent_is_reconciled_from_timestamps(lab: Lab) -> None:
     lab.fake.add_phones(PHONES)
-    ctx = watching(lab)
+    ctx = lab.phones()
     baseline = lab.fake.registered_phones()
     ctx.record_output(
         PUB,
@@ -84,7 +75,7 @@ def test_a_batch_intent_is_reconciled_from_timestamps(lab: Lab) -> None:
 
 def test_without_baseline_timestamps_a_batch_counts_as_done_unconfirmed(lab: Lab) -> None:
     lab.fake.add_phones(PHONES)
-    ctx = watching(lab)
+    ctx = lab.phones()
     ctx.record_output(PUB, "phone_baseline", {"names": PHONES, "at": "then"})
     ctx.record_intent(f"{PUB}#phones-1-2", "phone_reset", {"first": PHONES[0], "last": PHONES[1], "count": 2})
     lab.run(ctx)
@@ -96,7 +87,7 @@ def test_by_pool_with_the_phones_in_no_pool_by_name(lab: Lab) -> None:
     lab.fake.add_phones(PHONES[:2], pool="DP-A")
     lab.fake.add_phones(PHONES[2:4], pool="DP-B", node=SUB)
     lab.fake.add_phones(PHONES[4:])
-    ctx = watching(lab, phone_reset="pools")
+    ctx = lab.phones(phone_reset="pools")
     lab.run(ctx)
     assert [c.args["names"] for c in lab.fake.calls_to("reset_device_pools")] == [["DP-A"], ["DP-B"]]
     assert reset_by_name(lab) == PHONES[4:]
@@ -106,7 +97,7 @@ def test_by_pool_with_the_phones_in_no_pool_by_name(lab: Lab) -> None:
 def test_a_pool_intent_is_reset_again_only_if_no_phone_of_it_moved(lab: Lab) -> None:
     lab.fake.add_phones(PHONES[:2], pool="DP-A")
     lab.fake.add_phones(PHONES[2:], pool="DP-B")
-    ctx = watching(lab, phone_reset="pools")
+    ctx = lab.phones(phone_reset="pools")
     baseline = lab.fake.registered_phones()
     stamps = {n: s.timestamp for n, s in baseline.items()}
     ctx.record_output(PUB, "phone_baseline", {"names": PHONES, "stamps": stamps, "at": "then"})
@@ -121,7 +112,7 @@ def test_a_pool_intent_is_reset_again_only_if_no_phone_of_it_moved(lab: Lab) -> 
 def test_unreadable_pools_fall_back_to_names(lab: Lab) -> None:
     lab.fake.add_phones(PHONES[:2], pool="DP-A")
     lab.fake.reject("device_pools", "Access denied to devicepool")
-    ctx = watching(lab, phone_reset="pools")
+    ctx = lab.phones(phone_reset="pools")
     lab.run(ctx)
     assert reset_by_name(lab) == PHONES[:2]
     assert any("Access denied to devicepool" in text for _, text in ctx.progress_log)
@@ -130,7 +121,7 @@ def test_unreadable_pools_fall_back_to_names(lab: Lab) -> None:
 def timed_out(lab: Lab, stuck: list[str], **deps: Any) -> StepContextDouble:
     """A run whose wait for the phones ran out, ``stuck`` never back, in phones_missing."""
     lab.fake.add_phones(PHONES)
-    ctx = watching(lab, **deps)
+    ctx = lab.phones(**deps)
     lab.run(ctx)  # baseline, every phone reset
     for name in stuck:
         lab.fake.phones[name].stuck = True
@@ -172,7 +163,7 @@ def test_a_timeout_before_any_reset_is_not_reported_as_every_phone_back(lab: Lab
 
 def test_a_phone_back_with_its_baseline_timestamp_is_not_counted(lab: Lab) -> None:
     lab.fake.add_phones(PHONES[:2])
-    ctx = watching(lab)
+    ctx = lab.phones()
     lab.run(ctx)  # baseline, then every phone reset
     lab.fake.phones[PHONES[0]].stuck = True
     stamp = ctx.context["baseline"]["stamps"][PHONES[0]]
@@ -240,7 +231,7 @@ def test_after_cucms_own_reset_one_sweep_finds_every_phone_back(lab: Lab) -> Non
 
 def test_later_sweeps_ask_only_for_the_phones_still_missing(lab: Lab) -> None:
     lab.fake.add_phones(PHONES)
-    ctx = watching(lab)
+    ctx = lab.phones()
     lab.run(ctx)  # baseline, then every phone reset
     lab.fake.phones[PHONES[2]].stuck = True
     lab.run(ctx)
