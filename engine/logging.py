@@ -61,6 +61,12 @@ def redact_processor(
     return event_dict
 
 
+def _current_stderr(*_args: object) -> structlog.PrintLogger:
+    """A logger on ``sys.stderr`` as it is when the line is written: a stream replaced since logging
+    was configured (and perhaps closed) must not turn every later log call into an error."""
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure_logging(level: str = "info", stream: TextIO | None = None) -> None:
     """JSON lines to ``stream`` (stderr by default) at ``level``."""
     numeric = logging.getLevelName(level.upper())
@@ -76,7 +82,7 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
             structlog.processors.JSONRenderer(sort_keys=True),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(stream) if stream else _current_stderr,
         cache_logger_on_first_use=False,
     )
     global _cached

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
+import structlog
 
 from engine.facade import Engine
 from engine.logging import configure_logging, get_logger, register_secret
@@ -54,3 +58,15 @@ def test_step_errors_with_secrets_stay_out_of_logs_audit_and_state(
     assert SECRET.encode() not in engine.store.path.read_bytes()
     wal = engine.store.path.with_name(engine.store.path.name + "-wal")
     assert not wal.exists() or SECRET.encode() not in wal.read_bytes()
+
+
+def test_default_stream_is_stderr_at_write_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Configured while stderr was one stream, logging after it was replaced and closed writes to
+    the new one (a watchdog thread died of 'I/O operation on closed file' before)."""
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    configure_logging("info")
+    monkeypatch.setattr(sys, "stderr", second)
+    first.close()
+    structlog.get_logger().error("after the swap")
+    assert "after the swap" in second.getvalue()
