@@ -643,14 +643,38 @@ class Cluster:
             return 0
         axl = self._axl()
         limiter = SlidingWindowLimiter(self.config.resets_per_second, 1.0)
+        # After a failure no new reset is sent (a refusal or a lost reply would likely meet the
+        # next phones too); the ones in flight finish, then the first failure is raised. The
+        # caller's reconcile tells the phones that were reset from the rest by their RisPort trace.
+        failed = threading.Event()
 
-        def reset(name: str) -> bool:
+        def reset(name: str) -> bool | None:
+            if failed.is_set():
+                return None
             limiter.acquire()
-            return axl.reset_device(name, hard=hard)
+            if failed.is_set():  # one failed while this one waited its turn
+                return None
+            try:
+                return axl.reset_device(name, hard=hard)
+            except Exception:
+                failed.set()
+                raise
 
         with ThreadPoolExecutor(max_workers=self.config.reset_concurrency) as pool:
-            results = list(pool.map(reset, wanted))
-        accepted = sum(results)
+            futures = [pool.submit(reset, name) for name in wanted]
+        results = [future.result() for future in futures if future.exception() is None]
+        accepted = sum(1 for result in results if result)
+        errors = [error for future in futures if (error := future.exception()) is not None]
+        if errors:
+            log.warning(
+                "cucm.phones_reset_stopped",
+                cluster=self.cluster,
+                requested=len(wanted),
+                accepted=accepted,
+                failed=len(errors),
+                not_sent=sum(1 for result in results if result is None),
+            )
+            raise errors[0]
         log.info("cucm.phones_reset", cluster=self.cluster, requested=len(wanted), accepted=accepted)
         return accepted
 

@@ -382,7 +382,9 @@ class Phones(Protocol):
     def reset_phones(self, names: Iterable[str], *, hard: bool = True) -> int:
         """AXL ``doDeviceReset`` each device (throttled); returns how many CUCM accepted.
 
-        A device CUCM does not know is skipped and not counted; transport failures raise.
+        A device CUCM does not know is skipped and not counted; transport failures raise. After a
+        failure no further device is sent (those already in flight finish) and the first failure
+        is raised: which of the devices were reset is then read from RisPort, never assumed.
         """
         ...
 
