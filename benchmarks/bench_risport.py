@@ -86,8 +86,8 @@ def main() -> None:
             adapters = Adapters(config)
             try:
                 port = adapters.cucm(next(iter(config.clusters)))
-                _economy(port, counting)
-                _reaction(sim, port, counting, config.risport_per_minute)
+                baseline = _economy(port, counting)
+                _reaction(sim, port, counting, config.risport_per_minute, baseline)
             finally:
                 adapters.close()
 
@@ -99,7 +99,8 @@ def _sweep(port: Any, counting: Counting) -> tuple[dict[str, Any], int, int, flo
     return seen, counting.total() - before, counting.refused - refused_before, time.monotonic() - started
 
 
-def _economy(port: Any, counting: Counting) -> None:
+def _economy(port: Any, counting: Counting) -> dict[str, Any]:
+    """Three sweeps of the whole cluster; returns the last one's phone states."""
     goal = math.ceil(PHONES / 1000)
     figures = [_sweep(port, counting) for _ in range(3)]
     for i, (seen, requests, refused, took) in enumerate(figures, 1):
@@ -107,15 +108,18 @@ def _economy(port: Any, counting: Counting) -> None:
             f"sweep {i}: {len(seen)} phones, {requests} RisPort70 requests (goal {goal}), "
             f"{refused} throttle faults (goal 0), {took:.2f} s"
         )
+    return figures[-1][0]
 
 
-def _reaction(sim: SimulatedCluster, port: Any, counting: Counting, per_minute: float) -> None:
+def _reaction(
+    sim: SimulatedCluster, port: Any, counting: Counting, per_minute: float, baseline: dict[str, Any]
+) -> None:
     """Reset every phone, then sweep as the phones step does (workflows/steps/phones.py, through
-    its own functions): one sweep of the whole cluster, then only the phones still missing, by
-    name, with the step's interval between sweeps."""
+    its own functions): the whole cluster, then only the phones still missing, by name, with the
+    step's interval between sweeps. ``baseline``: the phone states before the reset."""
     cluster = sim.cluster
     names = list(cluster.phones.names)
-    stamps = {n: s.timestamp for n, s in port.registered_phones().items() if s.timestamp is not None}
+    stamps = {n: s.timestamp for n, s in baseline.items() if s.timestamp is not None}
     reset_at = time.monotonic()
     for name in names:
         cluster.reset_phone(name)
@@ -126,8 +130,8 @@ def _reaction(sim: SimulatedCluster, port: Any, counting: Counting, per_minute: 
     interval = 0.0
     while True:
         started = time.monotonic()
-        seen = port.registered_phones() if not sweeps else sweep_for(port, missing, of=PHONES)
-        sweeps.append((len(missing) if sweeps else PHONES, time.monotonic() - started))
+        seen = sweep_for(port, missing, of=PHONES)  # every phone missing: a sweep of the cluster
+        sweeps.append((len(missing), time.monotonic() - started))
         missing = [n for n in missing if not back(seen, n, stamps)]
         if not missing:
             noticed = time.monotonic()
